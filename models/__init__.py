@@ -1,0 +1,33 @@
+"""The shared declaration store: every channel, campaign and console reads and writes these tables."""
+
+from models.auth import ApiToken, AuditLog, Role, User
+from models.base import Base, utcnow
+from models.campaign import AttemptStatus, Campaign, CampaignStatus, OutreachAttempt, campaign_lists
+from models.conversation import Channel, Conversation, Speaker, Turn
+from models.declaration import Alert, AlertLevel, Declaration, DeclarationStatus
+from models.people import ContactList, ContactListMember, Person
+
+__all__ = [
+    "Alert",
+    "AlertLevel",
+    "ApiToken",
+    "AttemptStatus",
+    "AuditLog",
+    "Base",
+    "Campaign",
+    "CampaignStatus",
+    "Channel",
+    "ContactList",
+    "ContactListMember",
+    "Conversation",
+    "Declaration",
+    "DeclarationStatus",
+    "OutreachAttempt",
+    "Person",
+    "Role",
+    "Speaker",
+    "Turn",
+    "User",
+    "campaign_lists",
+    "utcnow",
+]

@@ -1,0 +1,80 @@
+"""Campaigns and the outreach attempts they schedule."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, ForeignKey, String, Table, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, Timestamped, enum_column
+from models.people import ContactList, Person
+
+
+class CampaignStatus(StrEnum):
+    DRAFT = "draft"
+    RUNNING = "running"
+    PAUSED = "paused"
+    CANCELED = "canceled"
+    COMPLETED = "completed"
+
+
+class AttemptStatus(StrEnum):
+    """Where one person's contact for one follow-up day stands."""
+
+    SCHEDULED = "scheduled"  # due at due_at, not yet claimed by a worker
+    CLAIMED = "claimed"  # a worker took it and is handing it to a channel
+    IN_PROGRESS = "in_progress"  # the channel reached the person; a conversation is live
+    COMPLETED = "completed"  # the person answered
+    RETRY_WAIT = "retry_wait"  # busy / no answer / machine; tried again after the spacing
+    FAILED = "failed"  # every allowed attempt of the day used up
+    CANCELED = "canceled"  # the campaign was canceled
+
+
+campaign_lists = Table(
+    "campaign_lists",
+    Base.metadata,
+    Column("campaign_id", ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True),
+    Column("contact_list_id", ForeignKey("contact_lists.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Campaign(Timestamped, Base):
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    province_code: Mapped[str | None] = mapped_column(String(8), index=True)
+    status: Mapped[CampaignStatus] = mapped_column(enum_column(CampaignStatus), default=CampaignStatus.DRAFT)
+    dialogue: Mapped[str] = mapped_column(String(64), default="health_declaration")
+    rules: Mapped[dict[str, Any]] = mapped_column(
+        JSON, default=dict, comment="channels, calling hours, retries, follow-up days, rate limits"
+    )
+    started_at: Mapped[datetime | None]
+
+    contact_lists: Mapped[list[ContactList]] = relationship(secondary=campaign_lists)
+
+
+class OutreachAttempt(Timestamped, Base):
+    """One person x campaign x follow-up day; retries within the day update the same row."""
+
+    __tablename__ = "outreach_attempts"
+    __table_args__ = (UniqueConstraint("campaign_id", "person_id", "follow_up_day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    follow_up_day: Mapped[int] = mapped_column(default=0)
+    status: Mapped[AttemptStatus] = mapped_column(
+        enum_column(AttemptStatus), default=AttemptStatus.SCHEDULED, index=True
+    )
+    due_at: Mapped[datetime] = mapped_column(index=True)
+    channel: Mapped[str | None] = mapped_column(String(16), comment="channel of the latest try")
+    tries: Mapped[int] = mapped_column(default=0)
+    provider_ref: Mapped[str | None] = mapped_column(String(64), comment="CallSid, ZNS tracking id, ...")
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+    campaign: Mapped[Campaign] = relationship()
+    person: Mapped[Person] = relationship()

@@ -1,0 +1,68 @@
+"""Conversations and their transcripts, whatever the channel."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, enum_column, utcnow
+from models.people import Person
+
+
+class Channel(StrEnum):
+    VOICE = "voice"
+    ZALO = "zalo"
+    ZNS = "zns"
+    SMS = "sms"
+    WEBCHAT = "webchat"
+
+
+class Speaker(StrEnum):
+    RESIDENT = "resident"
+    BOT = "bot"
+    AGENT = "agent"  # a human tracer who took over
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"), index=True)
+    outreach_id: Mapped[int | None] = mapped_column(ForeignKey("outreach_attempts.id", ondelete="SET NULL"))
+    channel: Mapped[Channel] = mapped_column(enum_column(Channel))
+    engine_sender_id: Mapped[str] = mapped_column(String(64), unique=True, comment="the tracker id in the engine")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+
+    person: Mapped[Person] = relationship()
+    turns: Mapped[list["Turn"]] = relationship(
+        back_populates="conversation", order_by="Turn.seq", cascade="all, delete-orphan"
+    )
+
+
+class Turn(Base):
+    """One line of the transcript."""
+
+    __tablename__ = "turns"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "seq"),
+        # Webhooks are retried by Twilio and Zalo: a turn keyed on CallSid+sequence or msg_id lands once.
+        UniqueConstraint("conversation_id", "external_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    seq: Mapped[int]
+    speaker: Mapped[Speaker] = mapped_column(enum_column(Speaker))
+    text: Mapped[str] = mapped_column(Text)
+    channel: Mapped[Channel] = mapped_column(enum_column(Channel))
+    asr_confidence: Mapped[float | None]
+    audio_ref: Mapped[str | None] = mapped_column(String(500))
+    intent: Mapped[str | None] = mapped_column(String(64))
+    external_id: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    conversation: Mapped[Conversation] = relationship(back_populates="turns")

@@ -1,0 +1,65 @@
+"""Every setting of the platform, in one place.
+
+Read from the environment (prefix ``OUTREACH_``) and from a ``.env`` file in the working directory.
+The README lists them all; ``.env.example`` shows each with its default.
+"""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OUTREACH_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{PROJECT_ROOT / 'var' / 'outreach.db'}",
+        description="SQLAlchemy URL of the declaration store (SQLite file or postgresql+psycopg://...).",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the API listens on.")
+    port: int = Field(default=8000, description="Port the API listens on.")
+    log_level: str = Field(default="info", description="Log level: debug, info, warning, error.")
+
+    engine_url: str | None = Field(
+        default=None,
+        description="URL of a running Rasa engine. When unset, `outreach serve` starts one as a child process.",
+    )
+    engine_port: int = Field(default=5005, description="Port of the engine started by `outreach serve`.")
+    engine_python: Path = Field(
+        default=PROJECT_ROOT / ".venv-engine" / "bin" / "python",
+        description="Python of the engine environment (Python 3.10 with rasa==3.6.21).",
+    )
+    engine_models_dir: Path = Field(
+        default=PROJECT_ROOT / "var" / "engine-models",
+        description="Where trained engine models are written and read (never models/, which is the store).",
+    )
+    engine_timeout_s: float = Field(default=10.0, description="Seconds to wait for one engine round trip.")
+    engine_start_timeout_s: float = Field(
+        default=180.0, description="Seconds to wait for a child engine to load its model."
+    )
+
+    scheduler_enabled: bool = Field(
+        default=True, description="Run the in-process scheduler (APScheduler) inside `outreach serve`."
+    )
+    page_size_max: int = Field(default=500, description="Largest page a list endpoint returns.")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def managed_engine_url(self) -> str:
+        return f"http://127.0.0.1:{self.engine_port}"
+
+    @property
+    def effective_engine_url(self) -> str:
+        return (self.engine_url or self.managed_engine_url).rstrip("/")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
