@@ -7,7 +7,8 @@ said and every slot value of the conversation, so the platform never needs a sec
     -> {"messages": [{"recipient_id": ..., "text": ..., "buttons": [...]}, ...], "slots": {...}}
 """
 
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from sanic import Blueprint, response

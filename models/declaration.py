@@ -2,7 +2,6 @@
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import JSON, Float, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -25,14 +24,6 @@ class AlertLevel(StrEnum):
     NONE = "none"
     WATCH = "watch"
     URGENT = "urgent"
-
-
-def _iso_datetime(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
-def _iso_date(value: date | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 class Declaration(Timestamped, Base):
@@ -66,40 +57,6 @@ class Declaration(Timestamped, Base):
 
     person: Mapped[Person] = relationship()
     conversation: Mapped[Conversation | None] = relationship()
-
-    def as_document(self) -> dict[str, Any]:
-        """The declaration exactly as ../shared/declaration.schema.json describes it."""
-        person = self.person
-        return {
-            "id": self.id,
-            "person": {
-                "phone": person.phone,
-                "full_name": person.full_name,
-                "birth_year": person.birth_year,
-                "province": person.province or person.province_code,
-                "ward": person.ward,
-            },
-            "campaign_id": self.campaign_id,
-            "conversation_id": self.conversation_id,
-            "channel": self.channel.value,
-            "follow_up_day": self.follow_up_day,
-            "status": self.status.value,
-            "identity_confirmed": self.identity_confirmed,
-            "symptoms_asked": self.symptoms_asked,
-            "symptoms": list(self.symptoms or []),
-            "temperature_c": self.temperature_c,
-            "symptom_onset": _iso_date(self.symptom_onset),
-            "contact_with_case": self.contact_with_case,
-            "test_result": self.test_result,
-            "test_date": _iso_date(self.test_date),
-            "vaccine_doses": self.vaccine_doses,
-            "at_registered_address": self.at_registered_address,
-            "needs": self.needs,
-            "callback_at": _iso_datetime(self.callback_at),
-            "alert": {"level": self.alert_level.value, "reasons": list(self.alert_reasons or [])},
-            "created_at": _iso_datetime(self.created_at),
-            "updated_at": _iso_datetime(self.updated_at),
-        }
 
 
 class Alert(Base):

@@ -102,10 +102,16 @@ class EngineProcess:
             time.sleep(0.5)
         raise EngineUnavailable(f"the engine was not ready after {timeout_s:.0f} s; see {self.log_file}")
 
-    def stop(self, grace_s: float = 15.0) -> None:
-        if not self.running():
+    def restart_if_dead(self) -> None:
+        """Bring the engine back if it died (out of memory, a crash): residents would get no replies."""
+        if self.process is None or self.running():
             return
-        assert self.process is not None
+        log.error("the engine exited with code %s; restarting it", self.process.returncode)
+        self.start()
+
+    def stop(self, grace_s: float = 15.0) -> None:
+        if self.process is None or not self.running():
+            return
         os.killpg(self.process.pid, signal.SIGTERM)
         try:
             self.process.wait(grace_s)

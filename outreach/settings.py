@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address the API listens on.")
     port: int = Field(default=8000, description="Port the API listens on.")
+    timezone: str = Field(default="Asia/Ho_Chi_Minh", description="Time zone for times given without an offset.")
     log_level: str = Field(default="info", description="Log level: debug, info, warning, error.")
 
     engine_url: str | None = Field(
@@ -44,6 +45,10 @@ class Settings(BaseSettings):
 
     scheduler_enabled: bool = Field(
         default=True, description="Run the in-process scheduler (APScheduler) inside `outreach serve`."
+    )
+    heartbeat_file: Path = Field(
+        default=PROJECT_ROOT / "var" / "scheduler.heartbeat",
+        description="Touched by the running scheduler; `outreach worker --check` reads it.",
     )
     page_size_max: int = Field(default=500, description="Largest page a list endpoint returns.")
 

@@ -1,0 +1,57 @@
+# Two commands on a fresh machine: `make run` (the platform on the embedded default) and `make test`.
+# Each installs what it lacks (tools, both Python environments, system packages, the trained model) and
+# reuses it on the next run.
+
+UV_VERSION := 0.13.8
+UV := .tools/bin/uv
+PLATFORM_STAMP := .venv/.synced
+ENGINE_STAMP := .venv-engine/.synced
+export UV_LINK_MODE := copy
+
+.PHONY: run test lint bench model engine platform system-packages engine-lock clean
+
+run: platform engine model
+	.venv/bin/outreach serve
+
+test: platform engine model system-packages
+	.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+lint: platform
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+model: platform engine
+	@.venv/bin/outreach engine train
+
+platform: $(PLATFORM_STAMP)
+engine: $(ENGINE_STAMP)
+
+$(UV):
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(PLATFORM_STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python "$$(scripts/find-python platform)"
+	touch $@
+
+$(ENGINE_STAMP): bot/engine-requirements.lock | $(UV)
+	@python=$$(scripts/find-python engine) && \
+	  { [ -x .venv-engine/bin/python ] || $(UV) venv --quiet --python "$$python" .venv-engine; }
+	$(UV) pip sync --python .venv-engine/bin/python bot/engine-requirements.lock
+	touch $@
+
+# Debian packages the tests use: a PostgreSQL 15 server and docker-compose (to validate the compose file).
+system-packages:
+	@missing=""; \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	  command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq $$missing >/dev/null; \
+	  fi
+
+engine-lock: | $(UV)
+	$(UV) pip compile --quiet --python-version 3.10 bot/engine-requirements.in -o bot/engine-requirements.lock
+
+clean:
+	rm -rf .venv .venv-engine .tools var/engine-models

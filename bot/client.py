@@ -1,0 +1,70 @@
+"""The platform's client of the dialogue engine (platform environment; talks HTTP only)."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+
+class EngineError(RuntimeError):
+    """The engine could not be reached or gave an answer the platform cannot use."""
+
+
+@dataclass(frozen=True)
+class Button:
+    title: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class BotMessage:
+    text: str
+    buttons: tuple[Button, ...] = ()
+
+
+@dataclass(frozen=True)
+class EngineReply:
+    """What one resident turn produced: the bot's messages and every slot value after the turn."""
+
+    messages: list[BotMessage]
+    slots: dict[str, Any] = field(default_factory=dict)
+
+
+def _parse_message(raw: dict[str, Any]) -> BotMessage:
+    buttons = tuple(Button(str(b.get("title", "")), str(b.get("payload", ""))) for b in raw.get("buttons") or [])
+    return BotMessage(text=str(raw.get("text") or ""), buttons=buttons)
+
+
+class EngineClient:
+    TURN_PATH = "/webhooks/turn/webhook"
+
+    def __init__(self, base_url: str, timeout_s: float = 10.0, transport: httpx.AsyncBaseTransport | None = None):
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout_s, transport=transport)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def status(self, timeout_s: float = 2.0) -> dict[str, Any]:
+        """The loaded model, or EngineError when the engine is down or has no model."""
+        try:
+            response = await self._http.get("/status", timeout=timeout_s)
+        except httpx.HTTPError as error:
+            raise EngineError(f"engine unreachable at {self.base_url}: {error.__class__.__name__}") from error
+        if response.status_code != 200:
+            raise EngineError(f"engine at {self.base_url} answered {response.status_code} (no model loaded?)")
+        return response.json()
+
+    async def turn(self, sender_id: str, text: str, metadata: dict[str, Any] | None = None) -> EngineReply:
+        """Send one resident message; one round trip returns the replies and the slots."""
+        body = {"sender": sender_id, "message": text, "metadata": metadata or {}}
+        try:
+            response = await self._http.post(self.TURN_PATH, json=body)
+            response.raise_for_status()
+            payload = response.json()
+        except (httpx.HTTPError, ValueError) as error:
+            raise EngineError(f"engine turn failed: {error}") from error
+        return EngineReply(
+            messages=[_parse_message(m) for m in payload.get("messages", [])],
+            slots=dict(payload.get("slots") or {}),
+        )

@@ -1,0 +1,187 @@
+"""`outreach`: run the platform and administer its store from the command line."""
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from models import Role, User
+from outreach import auth
+from outreach.db import make_engine, make_session_factory, session_scope, upgrade
+from outreach.engine import EngineProcess, EngineUnavailable, ensure_model
+from outreach.settings import PROJECT_ROOT, Settings, get_settings
+
+app = typer.Typer(help="Chatbot and callbot outreach for epidemic follow-up.", no_args_is_help=True)
+db_app = typer.Typer(help="The declaration store.", no_args_is_help=True)
+user_app = typer.Typer(help="Console users and their API tokens.", no_args_is_help=True)
+engine_app = typer.Typer(help="The dialogue engine (Rasa).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+app.add_typer(engine_app, name="engine")
+
+err = Console(stderr=True)
+log = logging.getLogger("outreach")
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    for chatty in ("apscheduler.executors.default", "httpx"):  # one line per job run / request otherwise
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(1)
+
+
+def _store(settings: Settings):
+    """Sessions on an up-to-date store (migrations are idempotent and cheap when nothing is pending)."""
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    return make_session_factory(engine)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="default: OUTREACH_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="default: OUTREACH_PORT")] = None,
+) -> None:
+    """Run the API and the scheduler; start the engine as a child unless OUTREACH_ENGINE_URL is set."""
+    from outreach.app import create_app
+    from outreach.scheduler import build_scheduler
+
+    settings = get_settings()
+    _configure_logging(settings)
+    db_engine = make_engine(settings.database_url)
+    upgrade(db_engine)
+    engine = None if settings.engine_url else EngineProcess(settings, PROJECT_ROOT / "var" / "log" / "engine.log")
+    try:
+        if engine:
+            engine.start()
+            threading.Thread(target=_report_engine_ready, args=(engine, settings), daemon=True).start()
+        scheduler = build_scheduler(settings, db_engine, engine) if settings.scheduler_enabled else None
+        if scheduler:
+            scheduler.start()
+        try:
+            uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
+                        log_level=settings.log_level)  # fmt: skip
+        finally:
+            if scheduler:
+                scheduler.shutdown(wait=False)
+    except EngineUnavailable as error:
+        raise _fail(str(error)) from None
+    finally:
+        if engine:
+            engine.stop()
+
+
+@app.command()
+def worker(
+    check: Annotated[bool, typer.Option("--check", help="exit 0 if a worker's scheduler ran lately, else 1")] = False,
+) -> None:
+    """Run the scheduler alone (campaign dispatch and planning), for deployments with separate API replicas."""
+    from outreach.scheduler import HEARTBEAT_INTERVAL_S, build_scheduler, heartbeat_age_s
+
+    settings = get_settings()
+    if check:
+        age = heartbeat_age_s(settings.heartbeat_file)
+        if age is None or age > 3 * HEARTBEAT_INTERVAL_S:
+            raise _fail(
+                f"no scheduler heartbeat in {settings.heartbeat_file} for the last {3 * HEARTBEAT_INTERVAL_S} s"
+            )
+        print(f"scheduler alive ({age:.0f} s since its last heartbeat)")
+        return
+    _configure_logging(settings)
+    db_engine = make_engine(settings.database_url)
+    upgrade(db_engine)
+    scheduler = build_scheduler(settings, db_engine, engine=None)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    scheduler.start()
+    log.info("worker running; Ctrl-C or SIGTERM stops it")
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        scheduler.shutdown()
+
+
+def _report_engine_ready(engine: EngineProcess, settings: Settings) -> None:
+    try:
+        engine.wait_ready(settings.engine_start_timeout_s)
+        log.info("engine ready at %s", engine.url)
+    except EngineUnavailable as error:
+        log.error("%s", error)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="target revision")] = "head") -> None:
+    """Apply the store's migrations (creates the store on first use)."""
+    settings = get_settings()
+    upgrade(make_engine(settings.database_url), revision)
+    err.print(f"store at revision {revision}: {make_engine(settings.database_url).url.render_as_string()}")
+
+
+@user_app.command("add")
+def user_add(
+    name: str,
+    role: Annotated[Role, typer.Option(help="what the user may do")],
+    province: Annotated[str | None, typer.Option(help="two-digit province code; omit for every province")] = None,
+) -> None:
+    """Create a user and print a new API token (the token alone on the last line; it is shown only once)."""
+    try:
+        with session_scope(_store(get_settings())) as session:
+            created = auth.add_user(session, name, role, province)
+    except auth.AuthError as error:
+        raise _fail(str(error)) from None
+    scope = f"province {province}" if province else "every province"
+    err.print(f"user '{name}' ({role.value}, {scope}) created; keep this token, it is not stored:")
+    print(created.token)
+
+
+@user_app.command("token")
+def user_token(name: str) -> None:
+    """Print a new API token for an existing user (older tokens stay valid until revoked)."""
+    with session_scope(_store(get_settings())) as session:
+        user = session.scalar(select(User).where(User.name == name))
+        if user is None:
+            raise _fail(f"no user named '{name}'; create one with `outreach user add`")
+        token = auth.issue_token(session, user)
+    print(token)
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """List users with their role and province."""
+    table = Table("name", "role", "province", "tokens", "created")
+    with session_scope(_store(get_settings())) as session:
+        for user in session.scalars(select(User).order_by(User.name)):
+            active = sum(1 for t in user.tokens if t.revoked_at is None)
+            table.add_row(
+                user.name,
+                user.role.value,
+                user.province_code or "all",
+                str(active),
+                f"{user.created_at:%Y-%m-%d}",
+            )
+    Console().print(table)
+
+
+@engine_app.command("train")
+def engine_train() -> None:
+    """Train the engine model if bot/ or config.yml changed since the last one (prints the model path)."""
+    settings = get_settings()
+    _configure_logging(settings)
+    try:
+        path: Path = ensure_model(settings)
+    except EngineUnavailable as error:
+        raise _fail(str(error)) from None
+    print(path)

@@ -1,0 +1,74 @@
+"""FastAPI dependencies: the store session, the engine client and the signed-in user."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.client import EngineClient
+from models import User
+from outreach.auth import CAN_READ_TRANSCRIPTS, user_for_token
+from outreach.db import session_scope
+from outreach.settings import Settings
+
+
+@dataclass
+class Platform:
+    """What the app shares between requests, built once by the app factory."""
+
+    settings: Settings
+    db_engine: Engine
+    sessions: sessionmaker[Session]
+    engine_client: EngineClient
+
+
+def get_platform(request: Request) -> Platform:
+    return request.app.state.platform
+
+
+PlatformDep = Annotated[Platform, Depends(get_platform)]
+
+
+def get_session(platform: PlatformDep) -> Iterator[Session]:
+    with session_scope(platform.sessions) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+_bearer = HTTPBearer(auto_error=False, description="An API token from `outreach user add`.")
+
+
+def current_user(
+    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> User:
+    if credentials is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "send `Authorization: Bearer <token>`; `outreach user add` makes a token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    user = user_for_token(session, credentials.credentials)
+    if user is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "this token is unknown, revoked or belongs to a disabled user",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return user
+
+
+UserDep = Annotated[User, Depends(current_user)]
+
+
+def transcript_reader(user: UserDep) -> User:
+    if user.role not in CAN_READ_TRANSCRIPTS:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"the {user.role.value} role cannot read transcripts")
+    return user
+
+
+TranscriptReaderDep = Annotated[User, Depends(transcript_reader)]

@@ -1,0 +1,111 @@
+"""Health declarations, filtered and paged, within the reader's province."""
+
+from datetime import datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import contains_eager
+
+from models import AlertLevel, Declaration, DeclarationStatus, Person
+from outreach.auth import audit, in_scope
+from outreach.deps import PlatformDep, SessionDep, UserDep
+from outreach.phones import InvalidPhone, normalize_phone
+from outreach.schemas import DeclarationOut, ErrorOut
+
+router = APIRouter(prefix="/api/v1/declarations", tags=["declarations"])
+
+
+def _phone_filter(phone: str) -> str:
+    try:
+        return normalize_phone(phone)
+    except InvalidPhone as error:
+        raise HTTPException(422, f"phone: {error}") from None
+
+
+def _aware(moment: datetime, zone: str) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(zone))
+
+
+def _page_links(request: Request, offset: int, limit: int, total: int) -> str:
+    links = []
+    if offset + limit < total:
+        links.append(f'<{request.url.include_query_params(offset=offset + limit, limit=limit)}>; rel="next"')
+    if offset > 0:
+        links.append(f'<{request.url.include_query_params(offset=max(0, offset - limit), limit=limit)}>; rel="prev"')
+    return ", ".join(links)
+
+
+@router.get(
+    "",
+    summary="List declarations",
+    description="Oldest change first, so `updated_since` can be used to sync. The total is in `X-Total-Count`, "
+    "the next and previous pages in `Link`.",
+    responses={401: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
+def list_declarations(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    user: UserDep,
+    platform: PlatformDep,
+    phone: Annotated[str | None, Query(description="any common form: 0912 345 678, 84912345678, +84...")] = None,
+    campaign_id: int | None = None,
+    status: DeclarationStatus | None = None,
+    alert_level: AlertLevel | None = None,
+    updated_since: Annotated[
+        datetime | None,
+        Query(description="ISO 8601; without an offset it is read in the platform's time zone"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[DeclarationOut]:
+    stmt = in_scope(select(Declaration).join(Declaration.person), user)
+    if phone is not None:
+        stmt = stmt.where(Person.phone == _phone_filter(phone))
+    if campaign_id is not None:
+        stmt = stmt.where(Declaration.campaign_id == campaign_id)
+    if status is not None:
+        stmt = stmt.where(Declaration.status == status)
+    if alert_level is not None:
+        stmt = stmt.where(Declaration.alert_level == alert_level)
+    if updated_since is not None:
+        stmt = stmt.where(Declaration.updated_at >= _aware(updated_since, platform.settings.timezone))
+    total = session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = session.scalars(
+        stmt.options(contains_eager(Declaration.person))
+        .order_by(Declaration.updated_at, Declaration.id)
+        .limit(min(limit, platform.settings.page_size_max))
+        .offset(offset)
+    ).all()
+    audit(
+        session,
+        user,
+        "declaration.list",
+        "declaration",
+        [d.id for d in rows],
+        request.client and request.client.host,
+    )
+    response.headers["X-Total-Count"] = str(total)
+    if links := _page_links(request, offset, limit, total or 0):
+        response.headers["Link"] = links
+    return [DeclarationOut.of(d) for d in rows]
+
+
+@router.get("/{declaration_id}", responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}})
+def get_declaration(declaration_id: int, request: Request, session: SessionDep, user: UserDep) -> DeclarationOut:
+    stmt = in_scope(select(Declaration).join(Declaration.person).where(Declaration.id == declaration_id), user)
+    declaration = session.scalar(stmt.options(contains_eager(Declaration.person)))
+    if declaration is None:
+        # The same answer for "absent" and "another province's": a scoped user learns nothing of other provinces.
+        raise HTTPException(404, f"no declaration {declaration_id} in your scope")
+    audit(
+        session,
+        user,
+        "declaration.read",
+        "declaration",
+        [declaration.id],
+        request.client and request.client.host,
+    )
+    return DeclarationOut.of(declaration)

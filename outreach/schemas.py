@@ -1,0 +1,140 @@
+"""What the API returns: the declaration exactly as ../shared/declaration.schema.json says, and transcripts."""
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from models import Conversation, Declaration, Person, Turn
+
+Symptom = Literal[
+    "fever", "cough", "shortness_of_breath", "sore_throat", "fatigue", "loss_of_taste_or_smell",
+    "runny_nose", "body_ache", "headache", "diarrhea", "chest_pain",
+]  # fmt: skip
+
+
+class PersonOut(BaseModel):
+    phone: str = Field(description="E.164", examples=["+84912345678"])
+    full_name: str | None
+    birth_year: int | None
+    province: str | None
+    ward: str | None
+
+    @classmethod
+    def of(cls, person: Person) -> "PersonOut":
+        return cls(
+            phone=person.phone,
+            full_name=person.full_name,
+            birth_year=person.birth_year,
+            province=person.province or person.province_code,
+            ward=person.ward,
+        )
+
+
+class AlertOut(BaseModel):
+    level: Literal["none", "watch", "urgent"]
+    reasons: list[str]
+
+
+class DeclarationOut(BaseModel):
+    id: int
+    person: PersonOut
+    campaign_id: int | None
+    conversation_id: int | None
+    channel: Literal["voice", "zalo", "zns", "sms", "webchat"]
+    follow_up_day: int | None = Field(description="day N of the follow-up period, 0 = first contact")
+    status: Literal["in_progress", "complete", "refused", "wrong_person", "callback_requested", "unreachable"]
+    identity_confirmed: bool | None
+    symptoms_asked: bool
+    symptoms: list[Symptom] = Field(description="empty with symptoms_asked=true means the resident has none")
+    temperature_c: float | None
+    symptom_onset: date | None
+    contact_with_case: Literal["yes", "no", "unknown"] | None
+    test_result: Literal["positive", "negative", "pending", "not_tested"] | None
+    test_date: date | None
+    vaccine_doses: int | None
+    at_registered_address: bool | None
+    needs: str | None
+    callback_at: datetime | None
+    alert: AlertOut
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, declaration: Declaration) -> "DeclarationOut":
+        d = declaration
+        return cls(
+            id=d.id,
+            person=PersonOut.of(d.person),
+            campaign_id=d.campaign_id,
+            conversation_id=d.conversation_id,
+            channel=d.channel.value,
+            follow_up_day=d.follow_up_day,
+            status=d.status.value,
+            identity_confirmed=d.identity_confirmed,
+            symptoms_asked=d.symptoms_asked,
+            symptoms=list(d.symptoms or []),
+            temperature_c=d.temperature_c,
+            symptom_onset=d.symptom_onset,
+            contact_with_case=d.contact_with_case,
+            test_result=d.test_result,
+            test_date=d.test_date,
+            vaccine_doses=d.vaccine_doses,
+            at_registered_address=d.at_registered_address,
+            needs=d.needs,
+            callback_at=d.callback_at,
+            alert=AlertOut(level=d.alert_level.value, reasons=list(d.alert_reasons or [])),
+            created_at=d.created_at,
+            updated_at=d.updated_at,
+        )
+
+
+class TurnOut(BaseModel):
+    seq: int
+    speaker: Literal["resident", "bot", "agent"]
+    text: str
+    channel: str
+    at: datetime
+    asr_confidence: float | None = Field(description="speech recognition confidence, 0-1, for spoken turns")
+    intent: str | None
+
+    @classmethod
+    def of(cls, turn: Turn) -> "TurnOut":
+        return cls(
+            seq=turn.seq,
+            speaker=turn.speaker.value,
+            text=turn.text,
+            channel=turn.channel.value,
+            at=turn.created_at,
+            asr_confidence=turn.asr_confidence,
+            intent=turn.intent,
+        )
+
+
+class ConversationOut(BaseModel):
+    id: int
+    person: PersonOut
+    channel: str
+    campaign_id: int | None
+    declaration_id: int | None
+    started_at: datetime
+    ended_at: datetime | None
+    turns: list[TurnOut]
+
+    @classmethod
+    def of(cls, conversation: Conversation, declaration_id: int | None) -> "ConversationOut":
+        return cls(
+            id=conversation.id,
+            person=PersonOut.of(conversation.person),
+            channel=conversation.channel.value,
+            campaign_id=conversation.campaign_id,
+            declaration_id=declaration_id,
+            started_at=conversation.started_at,
+            ended_at=conversation.ended_at,
+            turns=[TurnOut.of(t) for t in conversation.turns],
+        )
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(description="a stable machine-readable code")
+    message: str = Field(description="what went wrong and what to do about it")
