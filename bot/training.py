@@ -13,22 +13,22 @@ CONFIG = PROJECT_ROOT / "config.yml"
 DOMAIN = BOT_DIR / "domain.yml"
 DATA_DIR = BOT_DIR / "data"
 
-
 # Modules of bot/ that training never runs: editing them must not force a retrain.
 NOT_TRAINING_CODE = {"__init__.py", "channel.py", "client.py", "training.py"}
 
 
-def training_inputs() -> list[Path]:
+def training_inputs(root: Path = PROJECT_ROOT) -> list[Path]:
     """Every file `rasa train` reads, custom NLU code included (its changes change the model)."""
-    data = sorted(DATA_DIR.rglob("*.yml"))
-    code = sorted(p for p in BOT_DIR.rglob("*.py") if p.name not in NOT_TRAINING_CODE)
-    return [CONFIG, DOMAIN, *data, *code]
+    bot = root / "bot"
+    data = sorted((bot / "data").rglob("*.yml"))
+    code = sorted(p for p in bot.rglob("*.py") if p.name not in NOT_TRAINING_CODE)
+    return [root / "config.yml", bot / "domain.yml", *data, *code]
 
 
-def fingerprint() -> str:
+def fingerprint(root: Path = PROJECT_ROOT) -> str:
     digest = hashlib.sha256()
-    for path in training_inputs():
-        digest.update(str(path.relative_to(PROJECT_ROOT)).encode())
+    for path in training_inputs(root):
+        digest.update(str(path.relative_to(root)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 

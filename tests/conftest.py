@@ -1,0 +1,95 @@
+"""Shared fixtures: a fresh store on SQLite and on a real PostgreSQL, the real engine, the app over HTTP."""
+
+import itertools
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from outreach.app import create_app
+from outreach.db import make_engine, make_session_factory, upgrade
+from outreach.engine import EngineProcess
+from outreach.settings import PROJECT_ROOT, Settings
+from tests.support.net import free_port, serving
+from tests.support.postgres import ThrowawayPostgres
+
+SCHEMA_PATH = PROJECT_ROOT.parent / "shared" / "declaration.schema.json"
+_database_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def declaration_schema() -> dict:
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[ThrowawayPostgres]:
+    cluster = ThrowawayPostgres()
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request, tmp_path: Path) -> Iterator[str]:
+    """A new, migrated store on each backend the platform supports."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+        upgrade(make_engine(url))
+        yield url
+        return
+    cluster: ThrowawayPostgres = request.getfixturevalue("postgres")
+    name = f"test_{next(_database_numbers)}"
+    url = cluster.create_database(name)
+    engine = make_engine(url)
+    upgrade(engine)
+    yield url
+    engine.dispose()
+    cluster.drop_database(name)
+
+
+@pytest.fixture
+def sessions(store_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(store_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def engine_url(tmp_path_factory) -> Iterator[str]:
+    """The real Rasa engine with the trained model, started once for the session."""
+    settings = Settings(engine_port=free_port())
+    engine = EngineProcess(settings, tmp_path_factory.mktemp("engine") / "engine.log")
+    engine.start()
+    try:
+        engine.wait_ready(settings.engine_start_timeout_s)
+        yield engine.url
+    finally:
+        engine.stop()
+
+
+@dataclass
+class RunningApp:
+    url: str
+    sessions: sessionmaker[Session]
+    settings: Settings
+
+    def get(self, path: str, token: str | None = None, **params) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.get(f"{self.url}{path}", params=params, headers=headers, timeout=10)
+
+
+def run_app(settings: Settings) -> Iterator[RunningApp]:
+    app = create_app(settings)
+    with serving(app) as url:
+        yield RunningApp(url, app.state.platform.sessions, settings)
+
+
+@pytest.fixture
+def api(store_url: str, tmp_path: Path) -> Iterator[RunningApp]:
+    """The platform over real HTTP on a fresh store; the engine URL points nowhere (API tests need no engine)."""
+    yield from run_app(Settings(database_url=store_url, engine_url=f"http://127.0.0.1:{free_port()}"))

@@ -1,0 +1,78 @@
+"""The `outreach` command as an operator runs it."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+
+from outreach.db import make_engine
+from outreach.settings import Settings
+from tests.conftest import run_app
+from tests.support.net import free_port
+
+OUTREACH = str(Path(sys.executable).parent / "outreach")
+
+
+def outreach(*args: str, database_url: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "OUTREACH_DATABASE_URL": database_url, **env}
+    return subprocess.run([OUTREACH, *args], env=environ, capture_output=True, text=True, timeout=60)
+
+
+def test_db_upgrade_creates_the_store_on_first_use(tmp_path):
+    url = f"sqlite:///{tmp_path / 'new' / 'outreach.db'}"
+    result = outreach("db", "upgrade", database_url=url)
+    assert result.returncode == 0, result.stderr
+    tables = set(inspect(make_engine(url)).get_table_names())
+    assert {"people", "declarations", "turns", "users", "api_tokens", "audit_log", "alembic_version"} <= tables
+
+
+def test_user_add_prints_a_token_that_opens_the_api(store_url):
+    result = outreach("user", "add", "lan", "--role", "tracer", "--province", "27", database_url=store_url)
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip().splitlines()[-1]
+    assert token.startswith("otk_") and " " not in token
+    for running in run_app(Settings(database_url=store_url, engine_url=f"http://127.0.0.1:{free_port()}")):
+        assert running.get("/api/v1/declarations", token).status_code == 200
+        assert running.get("/api/v1/declarations", token).json() == []
+        assert running.get("/api/v1/declarations").status_code == 401
+
+
+def test_the_token_itself_is_never_stored(store_url):
+    token = outreach("user", "add", "an", "--role", "admin", database_url=store_url).stdout.strip().splitlines()[-1]
+    engine = make_engine(store_url)
+    with engine.connect() as connection:
+        stored = [tuple(row) for row in connection.exec_driver_sql("SELECT token_hash, prefix FROM api_tokens")]
+    engine.dispose()
+    assert len(stored) == 1
+    assert token not in stored[0][0] and len(stored[0][1]) < len(token) // 3
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--role", "boss"], "boss"), (["--role", "tracer", "--province", "Bac Ninh"], "two-digit")],
+)
+def test_user_add_refuses_bad_input_clearly(tmp_path, args, message):
+    result = outreach("user", "add", "binh", *args, database_url=f"sqlite:///{tmp_path / 'o.db'}")
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert message in result.stderr
+
+
+def test_a_second_user_of_the_same_name_is_refused_and_the_first_kept(tmp_path):
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    first = outreach("user", "add", "binh", "--role", "viewer", database_url=url)
+    second = outreach("user", "add", "binh", "--role", "admin", database_url=url)
+    assert second.returncode == 1 and "exists already" in second.stderr
+    listing = outreach("user", "list", database_url=url, COLUMNS="200").stdout
+    assert "viewer" in listing and "admin" not in listing
+    assert first.returncode == 0
+
+
+def test_worker_check_fails_without_a_running_scheduler(tmp_path):
+    result = outreach("worker", "--check", database_url=f"sqlite:///{tmp_path / 'o.db'}",
+                      OUTREACH_HEARTBEAT_FILE=str(tmp_path / "heartbeat"))  # fmt: skip
+    assert result.returncode == 1
+    assert "no scheduler heartbeat" in result.stderr

@@ -1,0 +1,110 @@
+"""The declaration store on SQLite and PostgreSQL: migrations, serialisation, constraints."""
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import jsonschema
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError, StatementError
+
+import models
+from outreach.db import make_engine
+from outreach.scheduler import JOBS_TABLE
+from outreach.schemas import DeclarationOut
+from tests import factories
+
+
+def test_migrations_create_exactly_the_models(store_url):
+    engine = make_engine(store_url)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection)
+        diff = [d for d in compare_metadata(context, models.Base.metadata) if JOBS_TABLE not in str(d)]
+        tables = set(inspect(connection).get_table_names())
+    engine.dispose()
+    assert diff == [], "models changed without a migration: write one with alembic revision --autogenerate"
+    assert set(models.Base.metadata.tables) <= tables
+
+
+def _document(sessions, declaration_id):
+    with sessions() as session:
+        declaration = session.get(models.Declaration, declaration_id)
+        return DeclarationOut.of(declaration).model_dump(mode="json")
+
+
+def test_complete_declaration_serialises_to_the_shared_schema(sessions, declaration_schema):
+    with sessions.begin() as session:
+        person = factories.person(session, "+84912345678")
+        declaration_id = factories.complete_declaration(session, person).id
+    document = _document(sessions, declaration_id)
+
+    jsonschema.validate(document, declaration_schema, format_checker=jsonschema.FormatChecker())
+    assert set(document) == set(declaration_schema["properties"])
+    assert document["person"] == {
+        "phone": "+84912345678", "full_name": "Nguyễn Văn An", "birth_year": 1985,
+        "province": "Bắc Ninh", "ward": "Phường Suối Hoa",
+    }  # fmt: skip
+    assert document["symptoms"] == ["fever", "cough"]
+    assert document["temperature_c"] == 38.5
+    assert document["symptom_onset"] == "2021-06-02"
+    assert datetime.fromisoformat(document["callback_at"]) == datetime(2021, 6, 3, 10, tzinfo=UTC)
+    assert document["alert"] == {"level": "watch", "reasons": ["fever 38.5", "cough"]}
+
+
+def test_unanswered_declaration_is_nulls_and_empty_symptoms(sessions, declaration_schema):
+    with sessions.begin() as session:
+        declaration_id = factories.empty_declaration(session, factories.person(session, "+84323456789")).id
+    document = _document(sessions, declaration_id)
+
+    jsonschema.validate(document, declaration_schema, format_checker=jsonschema.FormatChecker())
+    assert document["status"] == "in_progress"
+    assert document["symptoms_asked"] is False and document["symptoms"] == []
+    answers = ["temperature_c", "symptom_onset", "contact_with_case", "test_result", "vaccine_doses", "needs"]
+    assert all(document[field] is None for field in answers)
+    assert document["alert"]["level"] == "none"
+
+
+def test_times_are_stored_in_utc_and_read_back_aware(sessions):
+    hanoi = timezone(timedelta(hours=7))
+    with sessions.begin() as session:
+        person = factories.person(session, "+84912345678")
+        declaration = factories.empty_declaration(
+            session, person, callback_at=datetime(2021, 6, 3, 17, 0, tzinfo=hanoi)
+        )
+        declaration_id = declaration.id
+    with sessions() as session:
+        stored = session.get(models.Declaration, declaration_id).callback_at
+    assert stored.tzinfo is not None
+    assert stored == datetime(2021, 6, 3, 10, 0, tzinfo=UTC)
+
+
+def test_naive_times_are_refused_rather_than_guessed(sessions):
+    with sessions() as session:
+        person = factories.person(session, "+84912345678")
+        session.add(
+            models.Declaration(person_id=person.id, channel=models.Channel.SMS, callback_at=datetime(2021, 6, 3))
+        )
+        with pytest.raises(StatementError, match="naive datetime"):
+            session.flush()
+
+
+def test_a_retried_webhook_turn_lands_once(sessions):
+    with sessions.begin() as session:
+        conversation = factories.conversation(session, factories.person(session, "+84912345678"))
+        conversation_id = conversation.id
+        session.add(models.Turn(conversation_id=conversation_id, seq=3, speaker=models.Speaker.RESIDENT, text="có",
+                                channel=models.Channel.VOICE, external_id="CA123:3"))  # fmt: skip
+    with pytest.raises(IntegrityError), sessions.begin() as session:
+        session.add(models.Turn(conversation_id=conversation_id, seq=4, speaker=models.Speaker.RESIDENT, text="có",
+                                channel=models.Channel.VOICE, external_id="CA123:3"))  # fmt: skip
+    with sessions() as session:
+        texts = session.scalars(select(models.Turn.text).where(models.Turn.conversation_id == conversation_id)).all()
+    assert len(texts) == 3, "the first delivery stays, the retry adds nothing"
+
+
+def test_one_person_per_phone(sessions):
+    with sessions.begin() as session:
+        factories.person(session, "+84912345678")
+    with pytest.raises(IntegrityError), sessions.begin() as session:
+        factories.person(session, "+84912345678", name="Someone Else")
