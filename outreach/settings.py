@@ -7,8 +7,9 @@ The README lists them all; ``.env.example`` shows each with its default.
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,7 +18,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OUTREACH_", env_file=".env", extra="ignore")
 
     database_url: str = Field(
-        default=f"sqlite:///{PROJECT_ROOT / 'var' / 'outreach.db'}",
+        default="sqlite:///var/outreach.db",
         description="SQLAlchemy URL of the declaration store (SQLite file or postgresql+psycopg://...).",
     )
     host: str = Field(default="127.0.0.1", description="Address the API listens on.")
@@ -50,11 +51,22 @@ class Settings(BaseSettings):
         default=PROJECT_ROOT / "var" / "scheduler.heartbeat",
         description="Touched by the running scheduler; `outreach worker --check` reads it.",
     )
-    page_size_max: int = Field(default=500, description="Largest page a list endpoint returns.")
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
+    @field_validator("engine_python", "engine_models_dir", "heartbeat_file")
+    @classmethod
+    def _relative_to_project(cls, path: Path) -> Path:
+        """Relative paths mean the project folder, wherever the command was started from."""
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+    @field_validator("database_url")
+    @classmethod
+    def _sqlite_file_in_project(cls, value: str) -> str:
+        url = make_url(value)
+        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+            return value
+        if Path(url.database).is_absolute():
+            return value
+        return url.set(database=str(PROJECT_ROOT / url.database)).render_as_string(hide_password=False)
 
     @property
     def managed_engine_url(self) -> str:

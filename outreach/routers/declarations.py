@@ -76,7 +76,7 @@ def list_declarations(
     rows = session.scalars(
         stmt.options(contains_eager(Declaration.person))
         .order_by(Declaration.updated_at, Declaration.id)
-        .limit(min(limit, platform.settings.page_size_max))
+        .limit(limit)
         .offset(offset)
     ).all()
     audit(
