@@ -60,6 +60,13 @@ def issue_token(session: Session, user: User) -> str:
     return token
 
 
+def revoke_tokens(session: Session, user: User) -> int:
+    live = [token for token in user.tokens if token.revoked_at is None]
+    for token in live:
+        token.revoked_at = utcnow()
+    return len(live)
+
+
 def user_for_token(session: Session, token: str) -> User | None:
     api_token = session.scalar(
         select(ApiToken).where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))

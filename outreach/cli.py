@@ -3,6 +3,7 @@
 import logging
 import signal
 import threading
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
@@ -61,25 +62,22 @@ def serve(
     _configure_logging(settings)
     db_engine = make_engine(settings.database_url)
     upgrade(db_engine)
-    engine = None if settings.engine_url else EngineProcess(settings, PROJECT_ROOT / "var" / "log" / "engine.log")
-    try:
-        if engine:
-            engine.start()
+    with ExitStack() as running:  # stopped in reverse order, whatever ends the server
+        engine = None
+        if not settings.engine_url:
+            engine = EngineProcess(settings, PROJECT_ROOT / "var" / "log" / "engine.log")
+            running.callback(engine.stop)
+            try:
+                engine.start()
+            except EngineUnavailable as error:
+                raise _fail(str(error)) from None
             threading.Thread(target=_report_engine_ready, args=(engine, settings), daemon=True).start()
-        scheduler = build_scheduler(settings, db_engine, engine) if settings.scheduler_enabled else None
-        if scheduler:
+        if settings.scheduler_enabled:
+            scheduler = build_scheduler(settings, db_engine, engine)
             scheduler.start()
-        try:
-            uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
-                        log_level=settings.log_level)  # fmt: skip
-        finally:
-            if scheduler:
-                scheduler.shutdown(wait=False)
-    except EngineUnavailable as error:
-        raise _fail(str(error)) from None
-    finally:
-        if engine:
-            engine.stop()
+            running.callback(scheduler.shutdown, wait=False)
+        uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
+                    log_level=settings.log_level)  # fmt: skip
 
 
 @app.command()
@@ -156,6 +154,17 @@ def user_token(name: str) -> None:
             raise _fail(f"no user named '{name}'; create one with `outreach user add`")
         token = auth.issue_token(session, user)
     print(token)
+
+
+@user_app.command("revoke")
+def user_revoke(name: str) -> None:
+    """Revoke every token of a user (a lost laptop, someone leaving the team)."""
+    with session_scope(_store(get_settings())) as session:
+        user = session.scalar(select(User).where(User.name == name))
+        if user is None:
+            raise _fail(f"no user named '{name}'")
+        revoked = auth.revoke_tokens(session, user)
+    err.print(f"revoked {revoked} token(s) of '{name}'")
 
 
 @user_app.command("list")

@@ -40,6 +40,16 @@ def test_user_add_prints_a_token_that_opens_the_api(store_url):
         assert running.get("/api/v1/declarations").status_code == 401
 
 
+def test_a_revoked_token_no_longer_opens_the_api(store_url):
+    token = outreach("user", "add", "an", "--role", "tracer", database_url=store_url).stdout.split()[-1]
+    revoked = outreach("user", "revoke", "an", database_url=store_url)
+    assert revoked.returncode == 0 and "revoked 1 token" in revoked.stderr
+    fresh = outreach("user", "token", "an", database_url=store_url).stdout.strip()
+    for running in run_app(Settings(database_url=store_url, engine_url=f"http://127.0.0.1:{free_port()}")):
+        assert running.get("/api/v1/declarations", token).status_code == 401
+        assert running.get("/api/v1/declarations", fresh).status_code == 200
+
+
 def test_the_token_itself_is_never_stored(store_url):
     token = outreach("user", "add", "an", "--role", "admin", database_url=store_url).stdout.strip().splitlines()[-1]
     engine = make_engine(store_url)
