@@ -145,14 +145,18 @@ def user_add(
     print(created.token)
 
 
+def _existing_user(session, name: str) -> User:
+    user = session.scalar(select(User).where(User.name == name))
+    if user is None:
+        raise _fail(f"no user named '{name}'; `outreach user list` shows who exists")
+    return user
+
+
 @user_app.command("token")
 def user_token(name: str) -> None:
     """Print a new API token for an existing user (older tokens stay valid until revoked)."""
     with session_scope(_store(get_settings())) as session:
-        user = session.scalar(select(User).where(User.name == name))
-        if user is None:
-            raise _fail(f"no user named '{name}'; create one with `outreach user add`")
-        token = auth.issue_token(session, user)
+        token = auth.issue_token(session, _existing_user(session, name))
     print(token)
 
 
@@ -160,10 +164,7 @@ def user_token(name: str) -> None:
 def user_revoke(name: str) -> None:
     """Revoke every token of a user (a lost laptop, someone leaving the team)."""
     with session_scope(_store(get_settings())) as session:
-        user = session.scalar(select(User).where(User.name == name))
-        if user is None:
-            raise _fail(f"no user named '{name}'")
-        revoked = auth.revoke_tokens(session, user)
+        revoked = auth.revoke_tokens(session, _existing_user(session, name))
     err.print(f"revoked {revoked} token(s) of '{name}'")
 
 
