@@ -16,6 +16,9 @@ run: platform engine model
 test: platform engine model system-packages
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
+bench: platform engine model
+	.venv/bin/python scripts/bench.py $(BENCH_ARGS)
+
 lint: platform
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
 
@@ -39,11 +42,13 @@ $(ENGINE_STAMP): bot/engine-requirements.lock | $(UV)
 	$(UV) pip sync --python .venv-engine/bin/python bot/engine-requirements.lock
 	touch $@
 
-# Debian packages the tests use: a PostgreSQL 15 server and docker-compose (to validate the compose file).
+# Debian packages the tests use: a PostgreSQL 15 server, docker-compose (to validate the compose file) and
+# Chromium (the chat page is tested in a real browser).
 system-packages:
 	@missing=""; \
 	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	  command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	  command -v chromium >/dev/null || missing="$$missing chromium"; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing Debian packages:$$missing"; \
 	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \

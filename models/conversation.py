@@ -33,6 +33,9 @@ class Conversation(Base):
     outreach_id: Mapped[int | None] = mapped_column(ForeignKey("outreach_attempts.id", ondelete="SET NULL"))
     channel: Mapped[Channel] = mapped_column(enum_column(Channel))
     engine_sender_id: Mapped[str] = mapped_column(String(64), unique=True, comment="the tracker id in the engine")
+    resident_token_hash: Mapped[str | None] = mapped_column(
+        String(64), unique=True, comment="SHA-256 of the resident's secret link or web chat session id"
+    )
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]
@@ -58,11 +61,17 @@ class Turn(Base):
     seq: Mapped[int]
     speaker: Mapped[Speaker] = mapped_column(enum_column(Speaker))
     text: Mapped[str] = mapped_column(Text)
+    engine_text: Mapped[str | None] = mapped_column(
+        Text, comment="what the engine was given when it differs from what was said (a button's payload)"
+    )
     channel: Mapped[Channel] = mapped_column(enum_column(Channel))
     asr_confidence: Mapped[float | None]
     audio_ref: Mapped[str | None] = mapped_column(String(500))
     intent: Mapped[str | None] = mapped_column(String(64))
     external_id: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(
+        comment="resident turns: when the engine answered it; NULL = kept while the engine was down, to replay"
+    )
 
     conversation: Mapped[Conversation] = relationship(back_populates="turns")

@@ -1,16 +1,27 @@
 """The FastAPI application factory."""
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
 
 from bot.client import EngineClient
+from connectors import webchat
 from outreach import errors
+from outreach.conversations import ConversationService
 from outreach.db import make_engine, make_session_factory
 from outreach.deps import Platform
-from outreach.routers import conversations, declarations, health
+from outreach.ratelimit import RateLimiter
+from outreach.routers import alerts, conversations, declarations, health
 from outreach.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 DESCRIPTION = """\
 Chatbot and callbot outreach for epidemic follow-up in Vietnam.
@@ -24,22 +35,47 @@ transcripts; every read of a declaration or transcript is written to the audit l
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     db_engine = make_engine(settings.database_url)
+    sessions = make_session_factory(db_engine)
+    engine_client = EngineClient(settings.effective_engine_url, timeout_s=settings.engine_timeout_s)
     platform = Platform(
         settings=settings,
         db_engine=db_engine,
-        sessions=make_session_factory(db_engine),
-        engine_client=EngineClient(settings.effective_engine_url, timeout_s=settings.engine_timeout_s),
+        sessions=sessions,
+        engine_client=engine_client,
+        conversations=ConversationService(sessions, engine_client, settings),
+        webchat_ip_limit=RateLimiter(settings.webchat_requests_per_minute_per_ip),
+        webchat_session_limit=RateLimiter(settings.webchat_messages_per_minute),
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        replayer = asyncio.create_task(_replay_forever(platform))
         yield
+        replayer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await replayer
         await platform.engine_client.aclose()
         db_engine.dispose()
 
     app = FastAPI(title="Outreach platform", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.platform = platform
     errors.install(app)
-    for module in (health, declarations, conversations):
+    for module in (health, declarations, conversations, alerts, webchat):
         app.include_router(module.router)
+
+    @app.get("/chat", include_in_schema=False)
+    def chat_page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "chat.html", media_type="text/html; charset=utf-8")
+
     return app
+
+
+async def _replay_forever(platform: Platform) -> None:
+    """Residents' turns kept while the engine was down are answered as soon as it is back."""
+    while True:
+        await asyncio.sleep(platform.settings.replay_interval_s)
+        try:
+            if caught_up := await platform.conversations.replay_pending():
+                log.info("replayed the kept turns of %d conversation(s)", caught_up)
+        except Exception:  # the loop must outlive any one failure (a store hiccup); the next round retries
+            log.exception("replaying kept turns failed")

@@ -10,9 +10,11 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.client import EngineClient
-from models import User
+from models import Role, User
 from outreach.auth import CAN_READ_TRANSCRIPTS, user_for_token
+from outreach.conversations import ConversationService
 from outreach.db import session_scope
+from outreach.ratelimit import RateLimiter
 from outreach.settings import Settings
 
 
@@ -24,6 +26,9 @@ class Platform:
     db_engine: Engine
     sessions: sessionmaker[Session]
     engine_client: EngineClient
+    conversations: ConversationService
+    webchat_ip_limit: RateLimiter
+    webchat_session_limit: RateLimiter
 
 
 def get_platform(request: Request) -> Platform:
@@ -72,3 +77,12 @@ def transcript_reader(user: UserDep) -> User:
 
 
 TranscriptReaderDep = Annotated[User, Depends(transcript_reader)]
+
+
+def alert_handler(user: UserDep) -> User:
+    if user.role == Role.VIEWER:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "the viewer role cannot acknowledge alerts")
+    return user
+
+
+AlertHandlerDep = Annotated[User, Depends(alert_handler)]

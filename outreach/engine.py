@@ -57,59 +57,28 @@ def _engine_environ() -> dict[str, str]:
     return env
 
 
-class EngineProcess:
-    """`rasa run` as a child process of `outreach serve`, stopped with it."""
+class Child:
+    """One child process in its own process group (a Ctrl-C reaches `outreach serve` first, which stops it)."""
 
-    def __init__(self, settings: Settings, log_file: Path) -> None:
-        self.settings = settings
-        self.log_file = log_file
+    def __init__(self, name: str, command: list[str], env: dict[str, str], log_file: Path) -> None:
+        self.name, self.command, self.env, self.log_file = name, command, env, log_file
         self.process: subprocess.Popen[bytes] | None = None
 
-    @property
-    def url(self) -> str:
-        return self.settings.managed_engine_url
-
     def start(self) -> None:
-        model = ensure_model(self.settings)
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        command = [
-            str(self.settings.engine_python), "-m", "rasa", "run", "--enable-api",
-            "--model", str(model),
-            "--credentials", str(training.BOT_DIR / "credentials.yml"),
-            "--endpoints", str(training.BOT_DIR / "endpoints.yml"),
-            "--interface", "127.0.0.1", "--port", str(self.settings.engine_port),
-        ]  # fmt: skip
         with self.log_file.open("ab") as sink:
             self.process = subprocess.Popen(
-                command, cwd=PROJECT_ROOT, env=_engine_environ(), stdout=sink, stderr=subprocess.STDOUT,
-                start_new_session=True,  # a Ctrl-C on the terminal reaches us first; we stop the engine
+                self.command, cwd=PROJECT_ROOT, env=self.env, stdout=sink, stderr=subprocess.STDOUT,
+                start_new_session=True,
             )  # fmt: skip
-        log.info("engine starting (pid %s, log %s)", self.process.pid, self.log_file)
+        log.info("%s starting (pid %s, log %s)", self.name, self.process.pid, self.log_file)
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def wait_ready(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if not self.running():
-                raise EngineUnavailable(f"the engine exited during start-up; see {self.log_file}")
-            try:
-                if httpx.get(f"{self.url}/status", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise EngineUnavailable(f"the engine was not ready after {timeout_s:.0f} s; see {self.log_file}")
+    def died(self) -> bool:
+        return self.process is not None and self.process.poll() is not None
 
-    def restart_if_dead(self) -> None:
-        """Bring the engine back if it died (out of memory, a crash): residents would get no replies."""
-        if self.process is None or self.running():
-            return
-        log.error("the engine exited with code %s; restarting it", self.process.returncode)
-        self.start()
-
-    def stop(self, grace_s: float = 15.0) -> None:
+    def stop(self, grace_s: float) -> None:
         if self.process is None or not self.running():
             return
         os.killpg(self.process.pid, signal.SIGTERM)
@@ -118,4 +87,71 @@ class EngineProcess:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
-        log.info("engine stopped")
+        log.info("%s stopped", self.name)
+
+
+class EngineProcess:
+    """The engine (`rasa run`) and its action server (`rasa_sdk`) as children of `outreach serve`."""
+
+    def __init__(self, settings: Settings, log_file: Path) -> None:
+        self.settings = settings
+        self.log_file = log_file
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        python = str(settings.engine_python)
+        actions_url = f"http://127.0.0.1:{settings.actions_port}"
+        self.actions = Child(
+            "action server",
+            [python, "-m", "rasa_sdk", "--actions", "bot.actions", "--port", str(settings.actions_port)],
+            _engine_environ(), log_file.with_name("actions.log"),
+        )  # fmt: skip
+        self.actions_health_url = f"{actions_url}/health"
+        self.engine = Child(
+            "engine", [], {**_engine_environ(), "ACTION_SERVER_URL": f"{actions_url}/webhook"}, log_file
+        )
+
+    @property
+    def url(self) -> str:
+        return self.settings.managed_engine_url
+
+    def start(self) -> None:
+        model = ensure_model(self.settings)
+        self.engine.command = [
+            str(self.settings.engine_python), "-m", "rasa", "run", "--enable-api",
+            "--model", str(model),
+            "--credentials", str(training.BOT_DIR / "credentials.yml"),
+            "--endpoints", str(training.BOT_DIR / "endpoints.yml"),
+            "--interface", "127.0.0.1", "--port", str(self.settings.engine_port),
+        ]  # fmt: skip
+        self.actions.start()
+        self.engine.start()
+
+    def running(self) -> bool:
+        return self.engine.running() and self.actions.running()
+
+    def wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        for url, child in ((self.actions_health_url, self.actions), (f"{self.url}/status", self.engine)):
+            while not _answers(url):
+                if not child.running():
+                    raise EngineUnavailable(f"the {child.name} exited during start-up; see {child.log_file}")
+                if time.monotonic() > deadline:
+                    raise EngineUnavailable(f"the {child.name} was not ready after {timeout_s:.0f} s")
+                time.sleep(0.5)
+
+    def restart_if_dead(self) -> None:
+        """Bring back a child that died (out of memory, a crash): residents would get no replies."""
+        for child in (self.actions, self.engine):
+            if child.died():
+                log.error("the %s exited with code %s; restarting it", child.name, child.process.returncode)
+                child.start()
+
+    def stop(self, grace_s: float = 15.0) -> None:
+        self.engine.stop(grace_s)
+        self.actions.stop(grace_s)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
         description="URL of a running Rasa engine. When unset, `outreach serve` starts one as a child process.",
     )
     engine_port: int = Field(default=5005, description="Port of the engine started by `outreach serve`.")
+    actions_port: int = Field(
+        default=5055, description="Port of the engine's action server started by `outreach serve`."
+    )
     engine_python: Path = Field(
         default=PROJECT_ROOT / ".venv-engine" / "bin" / "python",
         description="Python of the engine environment (Python 3.10 with rasa==3.6.21).",
@@ -50,6 +53,22 @@ class Settings(BaseSettings):
     heartbeat_file: Path = Field(
         default=PROJECT_ROOT / "var" / "scheduler.heartbeat",
         description="Touched by the running scheduler; `outreach worker --check` reads it.",
+    )
+
+    alert_watch_temperature_c: float = Field(
+        default=37.5, description="A temperature from this up raises a watch alert."
+    )
+    alert_urgent_temperature_c: float = Field(default=39.0, description="A temperature from this up is urgent.")
+    alert_urgent_symptoms: list[str] = Field(
+        default=["shortness_of_breath", "chest_pain"], description="Symptoms that make an alert urgent (JSON list)."
+    )
+    replay_interval_s: float = Field(
+        default=10.0, description="How often turns kept while the engine was down are retried."
+    )
+    webchat_max_chars: int = Field(default=1000, description="Longest web chat message accepted.")
+    webchat_messages_per_minute: int = Field(default=30, description="Messages one web chat session may send a minute.")
+    webchat_requests_per_minute_per_ip: int = Field(
+        default=120, description="Web chat requests (sessions and messages) one address may make a minute."
     )
 
     @field_validator("engine_python", "engine_models_dir", "heartbeat_file")

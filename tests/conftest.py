@@ -18,6 +18,16 @@ from tests.support.net import free_port, serving
 from tests.support.postgres import ThrowawayPostgres
 
 SCHEMA_PATH = PROJECT_ROOT.parent / "shared" / "declaration.schema.json"
+QUALITY_REPORT: list[str] = []  # language-quality scores, printed after the run
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if QUALITY_REPORT:
+        terminalreporter.section("language quality (held-out data)")
+        for line in QUALITY_REPORT:
+            terminalreporter.write_line(line)
+
+
 _database_numbers = itertools.count()
 
 
@@ -62,7 +72,7 @@ def sessions(store_url: str) -> Iterator[sessionmaker[Session]]:
 @pytest.fixture(scope="session")
 def engine_url(tmp_path_factory) -> Iterator[str]:
     """The real Rasa engine with the trained model, started once for the session."""
-    settings = Settings(engine_port=free_port())
+    settings = Settings(engine_port=free_port(), actions_port=free_port())
     engine = EngineProcess(settings, tmp_path_factory.mktemp("engine") / "engine.log")
     engine.start()
     try:

@@ -17,14 +17,16 @@ def compose() -> dict:
 
 def test_every_service_is_there_with_a_health_check(compose):
     services = compose["services"]
-    assert set(services) == {"postgres", "redis", "rasa", "api", "worker"}
+    assert set(services) == {"postgres", "redis", "rasa", "actions", "api", "worker"}
     assert all("healthcheck" in service for service in services.values())
 
 
 def test_the_engine_serves_our_model_with_sql_trackers_and_redis_locks(compose):
     rasa = compose["services"]["rasa"]
     assert rasa["image"] == "rasa/rasa:3.6.21-full"
-    assert {"postgres", "redis"} <= set(rasa["depends_on"])
+    assert {"postgres", "redis", "actions"} <= set(rasa["depends_on"])
+    assert rasa["environment"]["ACTION_SERVER_URL"] == "http://actions:5055/webhook"
+    assert compose["services"]["actions"]["command"][-3:] == ["bot.actions", "--port", "5055"]
     command = rasa["command"]
     endpoints_in_container = command[command.index("--endpoints") + 1]
     endpoints_file = endpoints_in_container.replace("/app/", "")

@@ -31,17 +31,19 @@ def test_one_round_trip_returns_replies_and_slots(engine_url, greeting):
     reply = call(engine_url, lambda client: client.turn(f"test-{uuid.uuid4()}", greeting))
     assert len(reply.messages) == 1
     assert "Trung tâm Kiểm soát bệnh tật" in reply.messages[0].text
-    assert reply.slots["name"] is None
+    assert reply.slots["name"] is None and reply.slots["outcome"] is None
 
 
-def test_an_outbound_start_carries_the_residents_name_into_the_slots(engine_url):
+def test_an_outbound_start_introduces_the_cdc_and_asks_for_the_resident_by_name(engine_url):
     sender = f"test-{uuid.uuid4()}"
     reply = call(engine_url, lambda client: client.turn(sender, '/start_declaration{"name": "chị Lan"}'))
-    assert reply.messages[0].text.startswith("Xin chào chị Lan!")
-    assert reply.slots["name"] == "chị Lan"
-    goodbye = call(engine_url, lambda client: client.turn(sender, "tạm biệt"))
-    assert "Cảm ơn" in goodbye.messages[0].text
-    assert goodbye.slots["name"] == "chị Lan", "the engine keeps the conversation's state between turns"
+    assert "Trung tâm Kiểm soát bệnh tật" in reply.messages[0].text
+    assert "chị Lan" in reply.messages[1].text
+    assert [b.payload for b in reply.messages[1].buttons] == ["/affirm", "/wrong_person"]
+    assert reply.slots["name"] == "chị Lan" and reply.slots["requested_slot"] == "identity_confirmed"
+    answer = call(engine_url, lambda client: client.turn(sender, "vâng đúng rồi"))
+    assert answer.slots["identity_confirmed"] is True, "the action server took the answer"
+    assert answer.slots["name"] == "chị Lan", "the engine keeps the conversation's state between turns"
 
 
 def test_an_engine_that_is_not_there_is_a_clear_error():

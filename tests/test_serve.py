@@ -36,6 +36,7 @@ def test_serve_runs_api_scheduler_and_engine_and_stops_them_all(tmp_path):
         "OUTREACH_DATABASE_URL": database_url,
         "OUTREACH_PORT": str(port),
         "OUTREACH_ENGINE_PORT": str(engine_port),
+        "OUTREACH_ACTIONS_PORT": str(free_port()),
         "OUTREACH_HEARTBEAT_FILE": str(tmp_path / "heartbeat"),
     }
     env.pop("OUTREACH_ENGINE_URL", None)
@@ -53,6 +54,6 @@ def test_serve_runs_api_scheduler_and_engine_and_stops_them_all(tmp_path):
         process.send_signal(signal.SIGINT)
         output = process.communicate(timeout=60)[0].decode()
     assert process.returncode == 0, output
-    assert "engine stopped" in output
+    assert "engine stopped" in output and "action server stopped" in output
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{engine_port}/status", timeout=2)

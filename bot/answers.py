@@ -1,0 +1,286 @@
+"""From a resident's turn to declaration answers (pure Python; the dialogue's actions run it).
+
+`apply(slots, requested, turn)` returns the slots after one turn: the answer to the pending question, whatever
+else was volunteered, and the acts that end or pause the conversation. `next_question(slots)` says what to ask
+next, skipping questions that do not apply (temperature without fever, onset without symptoms, test date without
+a test).
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot import vnparse
+from bot.vntext import phrase_at, split_phrase, words, yes_no
+
+UNKNOWN = "unknown"  # asked twice and still not understood: the form moves on, the store keeps null
+FEVER_FROM_C = 37.5  # a measured temperature this high is a fever even when the word "sốt" was not said
+URGENT_SYMPTOMS = {"shortness_of_breath", "chest_pain"}
+
+QUESTIONS = [
+    "identity_confirmed", "consent", "symptoms", "temperature", "symptom_onset", "contact_with_case",
+    "test_result", "test_date", "vaccine_doses", "at_registered_address", "needs",
+]  # fmt: skip
+DIALOGUE_SLOTS = [*QUESTIONS, "callback_at", "outcome", "emergency", "reask_count"]
+ENDING_OUTCOMES = {"wrong_person", "refused", "ended_early", "complete"}
+CLOSING_RESPONSES = {
+    "complete": "utter_thanks_complete",
+    "wrong_person": "utter_close_wrong_person",
+    "refused": "utter_close_refused",
+    "ended_early": "utter_close_early",
+}
+DEFAULT_CALLBACK_DELAY = timedelta(hours=2)
+_UNKNOWABLE = {"temperature", "symptom_onset", "contact_with_case", "test_date", "test_result", "vaccine_doses"}
+
+_AT_HOME = [split_phrase(p) for p in ("ở nhà", "vẫn ở", "ở đây", "ở chỗ cũ", "đang cách ly", "ở phòng")]
+_AWAY = [split_phrase(p) for p in ("về quê", "đi làm", "không ở", "chuyển đi", "ra ngoài", "đi vắng", "ở quê",
+                                   "đi công tác", "chuyển chỗ")]  # fmt: skip
+_NO_NEEDS = [split_phrase(p) for p in ("không cần", "chưa cần", "không có gì", "không cần gì", "đủ rồi", "ổn rồi",
+                                       "không phải hỗ trợ", "tự lo được")]  # fmt: skip
+_NOT_MEASURED = [split_phrase(p) for p in ("chưa đo", "không đo", "không có nhiệt kế", "chưa kiểm tra")]
+_NOT_VACCINATED = [split_phrase(p) for p in ("chưa tiêm", "không tiêm", "chưa được tiêm", "chưa chích")]
+
+
+@dataclass(frozen=True)
+class Turn:
+    """What the resident just said, as the engine understood it."""
+
+    text: str
+    intent: str
+    entities: list[dict[str, Any]] = field(default_factory=list)
+    now: datetime | None = None
+
+    def entity_values(self, name: str) -> list[Any]:
+        return [e.get("value") for e in self.entities if e.get("entity") == name]
+
+
+def _says(text: str, phrases: list[tuple[str, ...]]) -> bool:
+    ws = words(text)
+    return any(phrase_at(ws, i, p) for i in range(len(ws)) for p in phrases)
+
+
+def symptoms_in(turn: Turn) -> list[str]:
+    codes = [v for v in turn.entity_values("symptom") if v in vnparse.SYMPTOM_PHRASES]
+    codes += [f.value for f in vnparse.find_symptoms(turn.text)]
+    return list(dict.fromkeys(codes))
+
+
+def merge_symptoms(current: Any, new: list[str]) -> list[str]:
+    known = current if isinstance(current, list) else []
+    return list(dict.fromkeys([*known, *new]))
+
+
+def _temperature(turn: Turn, expected: bool) -> float | None:
+    for value in turn.entity_values("temperature"):
+        try:
+            value = float(str(value).replace(",", "."))
+        except ValueError:
+            continue
+        if vnparse.TEMPERATURE_RANGE[0] <= value <= vnparse.TEMPERATURE_RANGE[1]:
+            return value
+    found = vnparse.find_temperatures(turn.text, expected=expected)
+    return found[0].value if found else None
+
+
+def _test_result(turn: Turn) -> str | None:
+    values = [v for v in turn.entity_values("test_result") if v in ("positive", "negative", "pending")]
+    values += [f.value for f in vnparse.find_test_results(turn.text)]
+    if values:
+        return values[0]
+    return "not_tested" if vnparse.says_not_tested(turn.text) else None
+
+
+def _doses(turn: Turn, expected: bool) -> int | None:
+    for value in turn.entity_values("doses"):
+        if str(value).isdigit():
+            return int(value)
+    found = vnparse.find_doses(turn.text, expected=expected)
+    if found:
+        return found[0].value
+    return 0 if _says(turn.text, _NOT_VACCINATED) else None
+
+
+def _day(turn: Turn) -> str | None:
+    found = vnparse.find_times(turn.text)
+    return found[0][1].as_date(turn.now.date()).isoformat() if found and turn.now else None
+
+
+def _callback(turn: Turn) -> str | None:
+    found = vnparse.find_times(turn.text)
+    return found[0][1].as_moment(turn.now).isoformat() if found and turn.now else None
+
+
+def _is_payload(turn: Turn, intent: str) -> bool:
+    """A button's payload ("/affirm"): the intent was chosen, not guessed."""
+    return turn.text.startswith(f"/{intent}")
+
+
+# A yes or a no needs the words to say it (or a button): the classifier is confident even on gibberish.
+def _is_no(turn: Turn) -> bool:
+    return _is_payload(turn, "deny") or (turn.intent != "affirm" and yes_no(turn.text) is False)
+
+
+def _is_yes(turn: Turn) -> bool:
+    return _is_payload(turn, "affirm") or (turn.intent != "deny" and yes_no(turn.text) is True)
+
+
+def specific_answer(question: str, turn: Turn) -> Any:
+    """An answer that stands on its own words (a day, a number, a result, "không biết"), whatever the intent:
+    'hom qua' is the onset even if the classifier heard a question about quarantine."""
+    if vnparse.is_unknown_answer(turn.text) and question in _UNKNOWABLE:
+        return "unknown" if question == "contact_with_case" else UNKNOWN
+    if question == "symptoms":
+        return symptoms_in(turn) or None
+    if question == "temperature":
+        return _temperature(turn, expected=True)
+    if question in ("symptom_onset", "test_date"):
+        return _day(turn)
+    if question == "test_result":
+        return _test_result(turn)
+    if question == "vaccine_doses":
+        return _doses(turn, expected=False)
+    return None
+
+
+def answer_to(question: str, turn: Turn, slots: dict[str, Any]) -> Any:
+    """The answer `turn` gives to `question`, or None when it gives none."""
+    if question == "identity_confirmed":
+        if turn.intent == "wrong_person" or _is_no(turn):
+            return False
+        return True if _is_yes(turn) else None
+    if question == "consent":
+        if _is_no(turn):
+            return False
+        return True if _is_yes(turn) or turn.intent == "feel_fine" or symptoms_in(turn) else None
+    if question == "symptoms":
+        found = symptoms_in(turn)
+        if found:
+            return found
+        return [] if turn.intent == "feel_fine" or _is_payload(turn, "feel_fine") or _is_no(turn) else None
+    if question == "temperature":
+        value = _temperature(turn, expected=True)
+        if value is None and (_says(turn.text, _NOT_MEASURED) or vnparse.is_unknown_answer(turn.text) or _is_no(turn)):
+            return UNKNOWN
+        return value
+    if question in ("symptom_onset", "test_date"):
+        day = _day(turn)
+        return day if day else (UNKNOWN if vnparse.is_unknown_answer(turn.text) else None)
+    if question == "contact_with_case":
+        if vnparse.is_unknown_answer(turn.text):
+            return "unknown"
+        return "no" if _is_no(turn) else ("yes" if _is_yes(turn) else None)
+    if question == "test_result":
+        result = _test_result(turn)
+        return result if result else ("not_tested" if _is_no(turn) else None)
+    if question == "vaccine_doses":
+        doses = _doses(turn, expected=True)
+        return doses if doses is not None else (0 if _is_no(turn) else None)
+    if question == "at_registered_address":
+        if _says(turn.text, _AWAY) or _is_no(turn):
+            return False
+        return True if _says(turn.text, _AT_HOME) or _is_yes(turn) else None
+    if question == "needs":
+        if turn.intent in ("deny", "feel_fine") or _says(turn.text, _NO_NEEDS):
+            return ""
+        return turn.text.strip() if turn.intent == "inform" or (turn.text and not _is_yes(turn)) else None
+    raise ValueError(f"unknown question {question}")
+
+
+def _volunteered(slots: dict[str, Any], requested: str | None, turn: Turn) -> dict[str, Any]:
+    """Answers given before they were asked: 'tôi sốt 38 độ 5 từ hôm qua, ho khan, test âm tính sáng nay'."""
+    found: dict[str, Any] = {}
+    symptoms = symptoms_in(turn)
+    if symptoms:
+        found["symptoms"] = merge_symptoms(slots.get("symptoms"), symptoms)
+    if (temperature := _temperature(turn, expected=False)) is not None:
+        found["temperature"] = temperature
+    if (result := _test_result(turn)) is not None:
+        found["test_result"] = result
+    if (doses := _doses(turn, expected=False)) is not None:
+        found["vaccine_doses"] = doses
+    day = _day(turn)
+    if day and "test_result" in found and found["test_result"] != "not_tested":
+        found["test_date"] = day
+    elif day and (symptoms or "temperature" in found) and requested != "test_date":
+        found["symptom_onset"] = day
+    return found
+
+
+def _end_or_pause(slots: dict[str, Any], turn: Turn) -> dict[str, Any] | None:
+    """The acts that stop the questions, whatever was asked ("không biết" is an answer, not a goodbye)."""
+    if vnparse.is_unknown_answer(turn.text) and turn.intent in ("goodbye", "refuse", "busy"):
+        return None
+    if turn.intent == "wrong_person":
+        return {"identity_confirmed": False, "outcome": "wrong_person"}
+    if turn.intent == "refuse":
+        return {"outcome": "refused"}
+    if turn.intent == "goodbye":
+        return {"outcome": "ended_early"}
+    if turn.intent == "busy":
+        return {"outcome": "callback_requested", "callback_at": _callback(turn)}
+    return None
+
+
+def apply(slots: dict[str, Any], requested: str | None, turn: Turn) -> dict[str, Any]:
+    """The slots after this turn."""
+    updated = dict(slots)
+    if (stop := _end_or_pause(slots, turn)) and requested is not None:
+        updated.update(stop)
+        return updated
+    if requested == "callback_at":
+        updated["callback_at"] = _callback(turn) or (turn.now + DEFAULT_CALLBACK_DELAY).isoformat()
+        return updated
+    for name, value in _volunteered(slots, requested, turn).items():
+        if name == "symptoms" or updated.get(name) is None:
+            updated[name] = value
+    if requested in QUESTIONS:
+        answer = answer_to(requested, turn, slots)
+        if answer is None:
+            tries = (slots.get("reask_count") or 0) + 1
+            answered_otherwise = updated.get(requested) is not None
+            updated["reask_count"] = None if answered_otherwise or tries >= 2 else tries
+            if not answered_otherwise and tries >= 2:
+                updated[requested] = UNKNOWN
+        else:
+            updated[requested] = merge_symptoms(slots.get("symptoms"), answer) if requested == "symptoms" else answer
+            updated["reask_count"] = None
+    _imply_fever(updated)
+    if updated.get("identity_confirmed") is False:
+        updated["outcome"] = "wrong_person"
+    elif updated.get("consent") is False:
+        updated["outcome"] = "refused"
+    return updated
+
+
+def _imply_fever(slots: dict[str, Any]) -> None:
+    temperature, symptoms = slots.get("temperature"), slots.get("symptoms")
+    fever = isinstance(temperature, float) and temperature >= FEVER_FROM_C
+    if fever and isinstance(symptoms, list) and "fever" not in symptoms:
+        slots["symptoms"] = ["fever", *symptoms]
+
+
+def _applies(question: str, slots: dict[str, Any]) -> bool:
+    symptoms = slots.get("symptoms")
+    if question == "temperature":
+        return isinstance(symptoms, list) and "fever" in symptoms
+    if question == "symptom_onset":
+        return isinstance(symptoms, list) and bool(symptoms)
+    if question == "test_date":
+        return slots.get("test_result") in ("positive", "negative", "pending")
+    return True
+
+
+def next_question(slots: dict[str, Any]) -> str | None:
+    """The next question to ask, or None when the conversation is over."""
+    outcome = slots.get("outcome")
+    if outcome in ENDING_OUTCOMES:
+        return None
+    if outcome == "callback_requested":
+        return "callback_at" if slots.get("callback_at") is None else None
+    return next((q for q in QUESTIONS if slots.get(q) is None and _applies(q, slots)), None)
+
+
+def needs_emergency_advice(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    symptoms = after.get("symptoms")
+    urgent = isinstance(symptoms, list) and bool(URGENT_SYMPTOMS & set(symptoms))
+    return urgent and not before.get("emergency")

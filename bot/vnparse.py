@@ -1,0 +1,494 @@
+"""What a resident's words say: symptoms, temperatures, days and times, test results, vaccine doses.
+
+Pure Python on top of `bot.vntext`. Every finder returns `Found` items with offsets into the (NFC) text, so the
+engine's entity extractor and the dialogue's answer parsing use the very same rules.
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from bot.vntext import Word, fold, matches, phrase_at, split_phrase, words
+
+
+@dataclass(frozen=True)
+class Found:
+    entity: str
+    start: int
+    end: int
+    value: Any
+
+
+# ---------------------------------------------------------------------------------------------- numbers
+
+_DIGIT_WORDS = {
+    "một": 1, "mốt": 1, "hai": 2, "ba": 3, "bốn": 4, "tư": 4, "năm": 5, "lăm": 5, "sáu": 6, "bảy": 7, "bẩy": 7,
+    "tám": 8, "chín": 9,
+}  # fmt: skip
+# Typed without accents these are everyday words first ("tu" = từ, "sau" = after, "nam" = south, "tam" = tạm):
+# they count as numbers only beside another number word ("ba tam phay nam").
+_AMBIGUOUS_UNACCENTED = {"tu", "nam", "sau", "bay", "tam", "lam", "mot"}
+_NUMBER_NEIGHBOURS = [split_phrase(p) for p in ("mươi", "mười", "phẩy", "chấm", "độ", "rưỡi", "mũi", "giờ")]
+
+
+def _digit(word: Word) -> int | None:
+    if word.text.isdigit() and len(word.text) == 1:
+        return int(word.text)
+    return next((value for spoken, value in _DIGIT_WORDS.items() if matches(word, spoken)), None)
+
+
+def _is_number_word(ws: list[Word], i: int) -> bool:
+    """A digit word that really is a number here (an ambiguous unaccented one needs a numeric neighbour)."""
+    if i >= len(ws) or ws[i].text.isdigit() or _digit(ws[i]) is None:
+        return False
+    if ws[i].accented or ws[i].folded not in _AMBIGUOUS_UNACCENTED:
+        return True
+    neighbours = [k for k in (i - 1, i + 1) if 0 <= k < len(ws)]
+    return any(
+        (not ws[k].text.isdigit() and _digit(ws[k]) is not None) or any(phrase_at(ws, k, n) for n in _NUMBER_NEIGHBOURS)
+        for k in neighbours
+    )
+
+
+def spoken_number(ws: list[Word], i: int) -> tuple[int, int] | None:
+    """A whole number spoken in words from index i: (value, words used). 'ba mươi tám' -> 38, 'ba tám' -> 38."""
+    if i < len(ws) and matches(ws[i], "mười"):
+        unit = _digit(ws[i + 1]) if _is_number_word(ws, i + 1) else None
+        return (10 + unit, 2) if unit is not None else (10, 1)
+    if not _is_number_word(ws, i):
+        return None
+    first = _digit(ws[i])
+    if i + 1 < len(ws) and matches(ws[i + 1], "mươi"):
+        unit = _digit(ws[i + 2]) if _is_number_word(ws, i + 2) else None
+        return (first * 10 + unit, 3) if unit is not None else (first * 10, 2)
+    if _is_number_word(ws, i + 1):  # digits read one by one: "ba tám" = 38
+        return first * 10 + _digit(ws[i + 1]), 2
+    return first, 1
+
+
+def number_at(ws: list[Word], i: int) -> tuple[float, int] | None:
+    """A number written in digits ('38', '38,5') or spoken in words, from index i: (value, words used)."""
+    if i >= len(ws):
+        return None
+    text = ws[i].text
+    if re.fullmatch(r"\d+([.,]\d+)?", text):
+        return float(text.replace(",", ".")), 1
+    spoken = spoken_number(ws, i)
+    return (float(spoken[0]), spoken[1]) if spoken else None
+
+
+# ---------------------------------------------------------------------------------------------- temperature
+
+_DEGREE = ("độ",)
+_DECIMAL_MARKS = [split_phrase(p) for p in ("phẩy", "chấm", "độ", "lẻ")]
+_HALF = ("rưỡi",)
+_FEVER_CONTEXT = [split_phrase(p) for p in ("sốt", "nhiệt độ", "nhiệt", "đo", "đo được", "nóng")]
+TEMPERATURE_RANGE = (34.0, 43.0)
+
+
+def _fraction_after(ws: list[Word], i: int) -> tuple[float, int] | None:
+    """The decimals spoken after a whole number: 'độ 5', 'phẩy năm', 'độ rưỡi', 'rưỡi'."""
+    if i < len(ws) and matches(ws[i], "rưỡi"):
+        return 0.5, 1
+    for mark in _DECIMAL_MARKS:
+        if phrase_at(ws, i, mark):
+            j = i + len(mark)
+            if j < len(ws) and matches(ws[j], "rưỡi"):
+                return 0.5, len(mark) + 1
+            if j < len(ws) and ws[j].text.isdigit() and len(ws[j].text) <= 2:
+                return float(f"0.{ws[j].text}"), len(mark) + 1
+            digit = 0 if j < len(ws) and matches(ws[j], "không") else (_digit(ws[j]) if j < len(ws) else None)
+            if digit is not None:
+                return digit / 10, len(mark) + 1
+            if mark == _DEGREE:
+                return 0.0, 1  # "39 độ": the degree word belongs to the temperature
+    return None
+
+
+def _temperature_at(ws: list[Word], i: int, anywhere: bool) -> Found | None:
+    number = number_at(ws, i)
+    if number is None:
+        return None
+    whole, used = number
+    decimals_typed = "," in ws[i].text or "." in ws[i].text
+    fraction = None if decimals_typed else _fraction_after(ws, i + used)
+    value = whole + (fraction[0] if fraction else 0.0)
+    used += fraction[1] if fraction else 0
+    if i + used < len(ws) and phrase_at(ws, i + used, _DEGREE):
+        used += 1  # "38,5 độ"
+    near_fever = any(phrase_at(ws, k, ctx) for k in range(max(0, i - 3), i) for ctx in _FEVER_CONTEXT)
+    if not (anywhere or fraction or decimals_typed or near_fever):
+        return None
+    if not TEMPERATURE_RANGE[0] <= value <= TEMPERATURE_RANGE[1]:
+        return None
+    return Found("temperature", ws[i].start, ws[i + used - 1].end, round(value, 1))
+
+
+def find_temperatures(text: str, expected: bool = False) -> list[Found]:
+    """Body temperatures. `expected` (the question was about temperature) also accepts a bare '38'."""
+    ws, found, i = words(text), [], 0
+    while i < len(ws):
+        item = _temperature_at(ws, i, anywhere=expected)
+        if item:
+            found.append(item)
+            i = next(k for k in range(i, len(ws)) if ws[k].end >= item.end) + 1
+        else:
+            i += 1
+    return found
+
+
+# ---------------------------------------------------------------------------------------------- symptoms
+
+SYMPTOM_PHRASES = {
+    "fever": ["sốt", "sốt cao", "sốt nhẹ", "nóng sốt", "phát sốt", "người nóng", "nóng người", "ớn lạnh", "sốt sốt"],
+    "cough": ["ho", "ho khan", "ho có đờm", "ho đờm", "ho nhiều", "ho sù sụ", "ho húng hắng", "ho khù khụ"],
+    "shortness_of_breath": ["khó thở", "thở dốc", "hụt hơi", "thở không nổi", "thở không được", "khó hít thở",
+                            "thở gấp", "ngộp thở", "tức thở", "thở không ra hơi", "không thở nổi",
+                            "không thở được"],
+    "sore_throat": ["đau họng", "rát họng", "viêm họng", "ngứa họng", "đau rát họng", "khô họng", "vướng họng"],
+    "fatigue": ["mệt", "mệt mỏi", "uể oải", "mệt lả", "đuối sức", "mỏi mệt", "kiệt sức", "mệt người"],
+    "loss_of_taste_or_smell": ["mất vị giác", "mất khứu giác", "không ngửi được mùi", "không ngửi thấy mùi",
+                               "không ngửi được", "mất mùi", "mất vị", "ăn không thấy vị", "ăn không có vị",
+                               "không cảm nhận được mùi vị", "mất vị giác và khứu giác", "không nếm được"],
+    "runny_nose": ["sổ mũi", "chảy nước mũi", "nghẹt mũi", "ngạt mũi", "chảy mũi", "sụt sịt", "tắc mũi"],
+    "body_ache": ["đau nhức người", "đau người", "nhức mỏi", "đau mỏi người", "đau nhức", "đau cơ", "nhức người",
+                  "mỏi người", "đau mình mẩy", "ê ẩm", "đau khớp", "nhức mỏi người", "đau mỏi"],
+    "headache": ["đau đầu", "nhức đầu", "nặng đầu", "đau nửa đầu", "choáng đầu", "váng đầu"],
+    "diarrhea": ["tiêu chảy", "đi ngoài", "đau bụng đi ngoài", "đi ngoài nhiều lần", "tào tháo đuổi", "đi cầu nhiều"],
+    "chest_pain": ["đau ngực", "tức ngực", "nặng ngực", "đau tức ngực", "thắt ngực", "nhói ngực"],
+}  # fmt: skip
+# Longest phrases first, so "ho khan" wins over "ho" and "đau tức ngực" over "đau".
+_SYMPTOM_PATTERNS = sorted(
+    ((split_phrase(p), code) for code, phrases in SYMPTOM_PHRASES.items() for p in phrases),
+    key=lambda item: -len(item[0]),
+)
+# A symptom after one of these, in the same clause, is one the resident does not have.
+_NEGATORS = [split_phrase(p) for p in ("không", "chưa", "chẳng", "chả", "hết", "đỡ", "không còn", "không có",
+                                       "không bị", "hổng", "khỏi")]  # fmt: skip
+_CLAUSE_BREAKS = [split_phrase(p) for p in ("nhưng", "mà", "còn", "với", "và", "thì", "chỉ", "riêng")]
+
+
+def _negated(ws: list[Word], i: int, text: str) -> bool:
+    """Is word i inside the scope of a negation: 'không (bị) sốt', but not 'không sốt, ho' or '... nhưng ho'?"""
+    for back in range(i - 1, max(-1, i - 4), -1):
+        if re.search(r"[,.;!?]", text[ws[back].end : ws[back + 1].start]):
+            return False  # a punctuation mark ends the clause
+        if any(phrase_at(ws, back, n) for n in _NEGATORS):
+            return True
+        if any(phrase_at(ws, back, b) for b in _CLAUSE_BREAKS):
+            return False
+    return False
+
+
+_MEDICINE = [split_phrase(p) for p in ("thuốc", "thuốc hạ", "hạ", "thuốc chống", "thuốc trị", "thuốc chữa")]
+
+
+def _names_a_medicine(ws: list[Word], i: int) -> bool:
+    """'thuốc hạ sốt', 'thuốc ho': a medicine asked for, not a symptom had."""
+    return any(phrase_at(ws, i - len(m), m) for m in _MEDICINE if i - len(m) >= 0)
+
+
+def find_symptoms(text: str) -> list[Found]:
+    """Symptoms the resident has, negated ones left out: 'không sốt nhưng ho khan' -> cough."""
+    ws, found, i = words(text), [], 0
+    while i < len(ws):
+        hit = next(((p, code) for p, code in _SYMPTOM_PATTERNS if phrase_at(ws, i, p)), None)
+        if hit is None:
+            i += 1
+            continue
+        phrase, code = hit
+        if not _negated(ws, i, text) and not _names_a_medicine(ws, i):
+            found.append(Found("symptom", ws[i].start, ws[i + len(phrase) - 1].end, code))
+        i += len(phrase)
+    return found
+
+
+# ---------------------------------------------------------------------------------------------- test results
+
+TEST_RESULT_PHRASES = {
+    "negative": ["âm tính", "âm"],
+    "positive": ["dương tính", "dương"],
+    "pending": ["chưa có kết quả", "đang chờ kết quả", "chờ kết quả", "chưa có kết quả xét nghiệm"],
+}
+_TEST_PATTERNS = sorted(
+    ((split_phrase(p), code) for code, phrases in TEST_RESULT_PHRASES.items() for p in phrases),
+    key=lambda item: -len(item[0]),
+)
+_TEST_CONTEXT = [split_phrase(p) for p in ("test", "xét nghiệm", "kết quả", "pcr", "nhanh", "tính", "vạch")]
+
+
+def find_test_results(text: str) -> list[Found]:
+    ws, found = words(text), []
+    for i in range(len(ws)):
+        for phrase, code in _TEST_PATTERNS:
+            if phrase_at(ws, i, phrase):
+                bare = len(phrase) == 1  # "âm"/"dương" alone only next to test words
+                if bare and not any(phrase_at(ws, k, c) for k in range(max(0, i - 3), i) for c in _TEST_CONTEXT):
+                    break
+                if not found or found[-1].end < ws[i].start:
+                    found.append(Found("test_result", ws[i].start, ws[i + len(phrase) - 1].end, code))
+                break
+    return found
+
+
+NOT_TESTED_PHRASES = [split_phrase(p) for p in ("chưa test", "chưa xét nghiệm", "chưa làm xét nghiệm", "chưa đi test",
+                                                 "không test", "không xét nghiệm", "chưa được test", "chưa làm test",
+                                                 "chưa được xét nghiệm", "chưa lấy mẫu")]  # fmt: skip
+
+
+def says_not_tested(text: str) -> bool:
+    ws = words(text)
+    return any(phrase_at(ws, i, p) for i in range(len(ws)) for p in NOT_TESTED_PHRASES)
+
+
+# ---------------------------------------------------------------------------------------------- vaccine doses
+
+_DOSE = ("mũi",)
+
+
+def find_doses(text: str, expected: bool = False) -> list[Found]:
+    """'2 mũi', 'hai mũi', 'mũi 3'; with `expected` (the question was about doses) also a bare '2'."""
+    ws, found = words(text), []
+    for i in range(len(ws)):
+        if found and found[-1].end > ws[i].start:
+            continue  # inside the doses just found
+        number = number_at(ws, i + 1) if phrase_at(ws, i, _DOSE) else None  # "mũi 3"
+        if number is None and (number := number_at(ws, i)) and not phrase_at(ws, i + number[1], _DOSE):
+            number = None  # a number not followed by "mũi" ("2 mũi") is not a dose
+        if number and number[0] <= 6 and not _negated(ws, i, text):
+            found.append(Found("doses", ws[i].start, ws[i + number[1]].end, int(number[0])))
+    if not found and expected:
+        numbers = [(number_at(ws, i), i) for i in range(len(ws))]
+        found = [Found("doses", ws[i].start, ws[i + n[1] - 1].end, int(n[0])) for n, i in numbers if n and n[0] <= 6]
+    return found[:1] if expected else found
+
+
+# ---------------------------------------------------------------------------------------------- days and times
+
+_WEEKDAYS = {"hai": 0, "ba": 1, "tư": 2, "bốn": 2, "năm": 3, "sáu": 4, "bảy": 5}
+_PARTS_OF_DAY = {"sáng": time(9), "trưa": time(12), "chiều": time(15), "tối": time(19), "đêm": time(21)}
+_DAY_OFFSETS = [
+    (split_phrase("hôm nay"), 0), (split_phrase("bữa nay"), 0), (split_phrase("ngày hôm nay"), 0),
+    (split_phrase("hôm qua"), -1), (split_phrase("bữa qua"), -1), (split_phrase("ngày hôm qua"), -1),
+    (split_phrase("hôm kia"), -2), (split_phrase("bữa kia"), -2), (split_phrase("hôm trước"), -2),
+    (split_phrase("ngày mai"), 1), (split_phrase("mai"), 1), (split_phrase("ngày kia"), 2), (split_phrase("mốt"), 2),
+    (split_phrase("tuần trước"), -7), (split_phrase("tuần rồi"), -7), (split_phrase("đầu tuần"), None),
+    (split_phrase("mấy hôm nay"), -3), (split_phrase("mấy ngày nay"), -3), (split_phrase("mấy bữa nay"), -3),
+    (split_phrase("mấy hôm rồi"), -3), (split_phrase("mấy ngày rồi"), -3),
+]  # fmt: skip
+_NOW_WORDS = [split_phrase(p) for p in ("một lát nữa", "lát nữa", "chút nữa", "tí nữa", "lát")]
+
+
+@dataclass(frozen=True)
+class When:
+    """A day or time expression, resolved against a reference moment by the caller's needs."""
+
+    day_offset: int | None = None  # relative day (-1 = yesterday)
+    weekday: int | None = None  # 0 = Monday
+    day_of_month: int | None = None
+    month: int | None = None
+    year: int | None = None
+    clock: time | None = None  # an hour given ("5 giờ chiều")
+    part_of_day: str | None = None  # sáng/trưa/chiều/tối/đêm without an hour
+    delta: timedelta | None = None  # "30 phút nữa"
+    start_of_week: bool = False
+    vague: bool = False  # "lát nữa": good enough for a call back, not a day to record
+
+    def on_day(self, today: date, past: bool) -> date:
+        """The calendar day meant, looking back (`past`: onset, test date) or ahead (callbacks)."""
+        if self.start_of_week:
+            return today - timedelta(days=today.weekday())
+        if self.day_of_month is not None:
+            return _calendar_day(today, self.day_of_month, self.month, self.year, past)
+        if self.weekday is not None:
+            shift = (today.weekday() - self.weekday) % 7 if past else (self.weekday - today.weekday()) % 7
+            return today - timedelta(days=shift) if past else today + timedelta(days=shift)
+        return today + timedelta(days=self.day_offset or 0)
+
+    def as_date(self, today: date) -> date:
+        return self.on_day(today, past=True)
+
+    def as_moment(self, now: datetime) -> datetime:
+        """The moment meant for a call back: the next matching time after `now`."""
+        if self.delta is not None:
+            return now + self.delta
+        day = self.on_day(now.date(), past=False)
+        clock = self.clock or _PARTS_OF_DAY.get(self.part_of_day or "")
+        if clock is None:
+            return now + timedelta(hours=2) if day == now.date() else datetime.combine(day, time(9), now.tzinfo)
+        moment = datetime.combine(day, clock, now.tzinfo)
+        if self.clock and not self.part_of_day and clock.hour < 12 and moment <= now and day == now.date():
+            moment += timedelta(hours=12)  # "5 giờ" said at 10 am means 5 pm
+        if moment <= now and self.day_offset is None and self.weekday is None:
+            moment += timedelta(days=1)
+        return moment
+
+
+def _calendar_day(today: date, day: int, month: int | None, year: int | None, past: bool) -> date:
+    month = month or today.month
+    year = year or today.year
+    if year < 100:
+        year += 2000
+    try:
+        candidate = date(year, month, day)
+    except ValueError:
+        return today
+    if past and candidate > today and year == today.year:
+        previous = (month - 2) % 12 + 1
+        return date(year - (month == 1), previous, min(day, 28 if previous == 2 else 30))
+    return candidate
+
+
+def _part_of_day(ws: list[Word], i: int) -> str | None:
+    return next((part for part in _PARTS_OF_DAY if i < len(ws) and matches(ws[i], part)), None)
+
+
+def _clock_at(ws: list[Word], i: int) -> tuple[time, int] | None:
+    """'5 giờ', '5h', '17h30', '5 giờ rưỡi', '5 giờ 15', 'năm giờ chiều' (the part of day read separately)."""
+    if i >= len(ws):
+        return None
+    glued = re.fullmatch(r"(\d{1,2})(?:h|g|:)(\d{2})?", ws[i].text.lower())
+    if glued:
+        hour, minute, used = int(glued.group(1)), int(glued.group(2) or 0), 1
+    else:
+        number = number_at(ws, i)
+        if number is None or not phrase_at(ws, i + number[1], ("giờ",)):
+            return None
+        hour, minute, used = int(number[0]), 0, number[1] + 1
+    if i + used < len(ws) and matches(ws[i + used], "rưỡi"):
+        minute, used = 30, used + 1
+    elif i + used < len(ws) and ws[i + used].text.isdigit() and int(ws[i + used].text) < 60 and not glued:
+        minute, used = int(ws[i + used].text), used + 1
+    if hour > 23 or minute > 59:
+        return None
+    return time(hour, minute), used
+
+
+def _with_part(clock: time, part: str | None) -> time:
+    if part in ("chiều", "tối", "đêm") and clock.hour < 12:
+        return clock.replace(hour=clock.hour + 12)
+    return clock
+
+
+def _when_at(ws: list[Word], i: int) -> tuple[When, int] | None:
+    """The time expression starting at word i, and how many words it takes."""
+    # "30 phút nữa", "1 tiếng nữa", "2 tiếng nữa"
+    number = number_at(ws, i)
+    if number and i + number[1] + 1 < len(ws) + 1:
+        j = i + number[1]
+        for unit, minutes in ((("phút",), 1), (("tiếng",), 60), (("giờ", "nữa"), 60), (("tiếng", "nữa"), 60)):
+            if phrase_at(ws, j, unit):
+                used = number[1] + len(unit) + (1 if phrase_at(ws, j + len(unit), ("nữa",)) else 0)
+                if unit[-1] == "nữa" or phrase_at(ws, j + len(unit), ("nữa",)):
+                    return When(delta=timedelta(minutes=number[0] * minutes)), used
+        # "3 ngày nay", "2 hôm trước", "3 ngày rồi", "cách đây 3 ngày" (handled below for cách đây)
+        for unit in (("ngày",), ("hôm",), ("bữa",)):
+            if phrase_at(ws, j, unit):
+                tail = j + 1
+                if any(phrase_at(ws, tail, (w,)) for w in ("nay", "trước", "rồi", "qua")):
+                    return When(day_offset=-int(number[0])), number[1] + 2
+        if phrase_at(ws, j, ("tuần",)) and any(phrase_at(ws, j + 1, (w,)) for w in ("nay", "trước", "rồi")):
+            return When(day_offset=-7 * int(number[0])), number[1] + 2
+    if phrase_at(ws, i, ("cách", "đây")) and (number := number_at(ws, i + 2)):
+        j = i + 2 + number[1]
+        if any(phrase_at(ws, j, (unit,)) for unit in ("ngày", "hôm", "bữa")):
+            return When(day_offset=-int(number[0])), 2 + number[1] + 1
+    # clock times, optionally followed by a part of day and a day: "5 giờ chiều mai", "17h hôm nay"
+    clock = _clock_at(ws, i)
+    if clock:
+        used = clock[1]
+        part = _part_of_day(ws, i + used)
+        used += 1 if part else 0
+        day = _day_at(ws, i + used)
+        when = day[0] if day else When(day_offset=0)
+        used += day[1] if day else 0
+        return When(**{**when.__dict__, "clock": _with_part(clock[0], part), "part_of_day": part}), used
+    # a part of day before a day word: "sáng nay", "tối qua", "chiều mai", "sáng thứ hai"
+    part = _part_of_day(ws, i)
+    if part and i + 1 < len(ws):
+        if phrase_at(ws, i + 1, ("nay",)):
+            return When(day_offset=0, part_of_day=part), 2
+        if phrase_at(ws, i + 1, ("qua",)):
+            return When(day_offset=-1, part_of_day=part), 2
+        day = _day_at(ws, i + 1)
+        if day:
+            return When(**{**day[0].__dict__, "part_of_day": part}), 1 + day[1]
+    day = _day_at(ws, i)
+    if day:
+        return day
+    for phrase in _NOW_WORDS:
+        if phrase_at(ws, i, phrase):
+            return When(delta=timedelta(minutes=30), vague=True), len(phrase)
+    return None
+
+
+def _day_at(ws: list[Word], i: int) -> tuple[When, int] | None:
+    for phrase, offset in _DAY_OFFSETS:
+        if phrase_at(ws, i, phrase) and not (phrase == ("mai",) and i > 0 and ws[i].text == "Mai"):  # chị Mai
+            if offset is None:
+                return When(start_of_week=True), len(phrase)
+            return When(day_offset=offset), len(phrase)
+    if phrase_at(ws, i, ("chủ", "nhật")):
+        return When(weekday=6), 2
+    if i < len(ws) and re.fullmatch(r"t[2-7]", ws[i].text.lower()):
+        return When(weekday=int(ws[i].text[1]) - 2), 1
+    if i < len(ws) and ws[i].text.lower() == "cn":
+        return When(weekday=6), 1
+    if phrase_at(ws, i, ("thứ",)) and i + 1 < len(ws):
+        nxt = ws[i + 1]
+        if nxt.text.isdigit() and 2 <= int(nxt.text) <= 7:
+            return When(weekday=int(nxt.text) - 2), 2
+        for name, weekday in _WEEKDAYS.items():
+            if matches(nxt, name):
+                return When(weekday=weekday), 2
+    # "20/6", "20/6/2021", "20-6"
+    if i < len(ws) and (m := re.fullmatch(r"(\d{1,2})[/-](\d{1,2})(?:[/-](\d{2,4}))?", ws[i].text)):
+        return When(day_of_month=int(m.group(1)), month=int(m.group(2)),
+                    year=int(m.group(3)) if m.group(3) else None), 1  # fmt: skip
+    # "ngày 20", "ngày 20 tháng 6"
+    if phrase_at(ws, i, ("ngày",)) and (number := number_at(ws, i + 1)) and 1 <= number[0] <= 31:
+        used = 1 + number[1]
+        month = None
+        if phrase_at(ws, i + used, ("tháng",)) and (m := number_at(ws, i + used + 1)) and 1 <= m[0] <= 12:
+            month, used = int(m[0]), used + 1 + m[1]
+        return When(day_of_month=int(number[0]), month=month), used
+    return None
+
+
+def find_times(text: str) -> list[tuple[Found, When]]:
+    """Day and time expressions, longest first at each place: 'từ hôm qua' -> 'hôm qua'."""
+    ws, found, i = words(text), [], 0
+    while i < len(ws):
+        hit = _when_at(ws, i)
+        if hit is None:
+            i += 1
+            continue
+        when, used = hit
+        found.append((Found("time", ws[i].start, ws[i + used - 1].end, when), when))
+        i += used
+    return found
+
+
+def find_all(text: str) -> list[Found]:
+    """Every entity the NLU marks, in text order (time values as text; the dialogue resolves them)."""
+    items = [*find_symptoms(text), *find_temperatures(text), *find_test_results(text), *find_doses(text)]
+    items += [Found("time", f.start, f.end, text[f.start : f.end]) for f, when in find_times(text) if not when.vague]
+    items.sort(key=lambda f: (f.start, -(f.end - f.start)))
+    kept: list[Found] = []
+    for item in items:  # overlapping spans: the earlier, longer one wins ("38 độ 5" is not also a time)
+        if not kept or item.start >= kept[-1].end:
+            kept.append(item)
+    return kept
+
+
+def is_unknown_answer(text: str) -> bool:
+    """'không biết', 'không rõ', 'không nhớ', 'chả biết nữa'."""
+    ws = words(text)
+    phrases = [split_phrase(p) for p in ("không biết", "không rõ", "không nhớ", "chả biết", "chẳng biết",
+                                         "không chắc", "chưa rõ", "ai biết", "chịu")]  # fmt: skip
+    return any(phrase_at(ws, i, p) for i in range(len(ws)) for p in phrases)
+
+
+__all__ = ["Found", "When", "find_all", "find_doses", "find_symptoms", "find_temperatures", "find_test_results",
+           "find_times", "fold", "is_unknown_answer", "says_not_tested", "spoken_number"]  # fmt: skip

@@ -1,0 +1,217 @@
+"""Vietnamese text as residents type and speak it: normalisation, teencode, yes/no.
+
+Pure Python (standard library only) so that both environments use the same code: the engine's NLU components
+and the platform's channels.
+
+Three forms of a word matter:
+- `canonical`: NFC, lower case, look-alike letters fixed, the tone mark on the vowel where the classic
+  convention puts it ("hoà" and "hòa" both become "hòa"), teencode expanded ("ko" -> "không");
+- `fold`: the canonical form without any diacritics ("không" -> "khong"), what unaccented typing gives;
+- the original text, which offsets always refer to.
+"""
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+# Look-alikes typed instead of Đ/đ (U+0110/U+0111), e.g. from some IMEs and PDFs.
+_LOOKALIKES = str.maketrans({"Ð": "Đ", "ð": "đ"})
+
+_TONE_MARKS = {"\u0300", "\u0301", "\u0303", "\u0309", "\u0323"}  # huyền, sắc, ngã, hỏi, nặng
+_VOWELS = set("aăâeêioôơuưy")
+_QUALITY_VOWELS = set("ăâêôơư")
+
+WORD = re.compile(r"\d+(?:[.,/:-]\d+)+|\w+")
+
+
+@dataclass(frozen=True)
+class Word:
+    """One word of a text with its place in the original string."""
+
+    text: str  # as typed
+    start: int
+    end: int
+    canonical: str
+    folded: str
+
+    @property
+    def typed_folded(self) -> str:
+        """The typed word without diacritics: shorthand can collide ("hong" is không, and họng typed bare)."""
+        return fold(self.text.lower())
+
+    @property
+    def accented(self) -> bool:
+        return self.canonical != self.folded
+
+
+def nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text).translate(_LOOKALIKES)
+
+
+def fold(text: str) -> str:
+    """Strip every diacritic: 'Không có, được' -> 'Khong co, duoc'."""
+    decomposed = unicodedata.normalize("NFD", nfc(text)).replace("đ", "d").replace("Đ", "D")
+    return "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
+
+
+def _split_tone(word: str) -> tuple[str, str | None]:
+    """A lower-case word without its tone mark, and the tone mark (None for the level tone)."""
+    tone = None
+    kept = []
+    for char in unicodedata.normalize("NFD", word):
+        if char in _TONE_MARKS:
+            tone = char
+        else:
+            kept.append(char)
+    return unicodedata.normalize("NFC", "".join(kept)), tone
+
+
+def _tone_position(word: str) -> int | None:
+    """Index of the letter that carries the tone in the classic convention (hòa, khỏe, thủy, người, quý)."""
+    start = 0
+    if word.startswith("qu") or (word.startswith("gi") and len(word) > 2 and word[2] in _VOWELS):
+        start = 2  # the u of qu- and the i of gi- belong to the consonant
+    vowels = [i for i in range(start, len(word)) if word[i] in _VOWELS]
+    if not vowels:
+        return None
+    cluster = vowels[: next((n for n in range(1, len(vowels)) if vowels[n] != vowels[n - 1] + 1), len(vowels))]
+    quality = [i for i in cluster if word[i] in _QUALITY_VOWELS]
+    if quality:
+        return quality[-1]  # ươ: on the ơ
+    if len(cluster) == 1:
+        return cluster[0]
+    closed = cluster[-1] + 1 < len(word)
+    if closed or len(cluster) == 3:
+        return cluster[-1] if closed else cluster[1]
+    return cluster[0]
+
+
+def canonical_tones(word: str) -> str:
+    """Put the tone mark where the classic convention puts it: 'hoà' -> 'hòa', 'thuỷ' -> 'thủy'."""
+    base, tone = _split_tone(word)
+    if tone is None:
+        return base
+    position = _tone_position(base)
+    if position is None:
+        return word
+    with_tone = unicodedata.normalize("NFC", unicodedata.normalize("NFD", base[position]) + tone)
+    return base[:position] + with_tone + base[position + 1 :]
+
+
+# Chat shorthand, per whole word (never inside words: "k65", "50k"). Ambiguous ones ("v" = với/vậy) are left out.
+TEENCODE = {
+    "không": ["ko", "k", "kh", "hk", "hok", "hong", "hông", "khum", "kg", "kô", "hem", "hổng", "hỏng", "khg"],
+    "được": ["dc", "đc", "dk", "đk"],
+    "gì": ["j", "ji"],
+    "với": ["vs"],
+    "rồi": ["r", "rùi", "gòi", "ròi"],
+    "cũng": ["cx", "cug", "cungx"],
+    "mình": ["mk", "mik", "mh"],
+    "em": ["e"],
+    "anh": ["a"],
+    "chị": ["c"],
+    "chưa": ["chx"],
+    "vậy": ["z", "zậy", "dzậy", "zay"],
+    "ok": ["oke", "okie", "oki", "okay", "okê", "ôkê", "uki"],
+    "bình thường": ["bt", "bth", "bthg"],
+    "người": ["ng"],
+    "trước": ["trc"],
+    "đang": ["đag", "dg", "đg"],
+    "kết quả": ["kq"],
+    "xét nghiệm": ["xn"],
+    "hôm nay": ["hnay"],
+    "hôm qua": ["hqua", "hwa"],
+    "muốn": ["mún"],
+    "biết": ["bít", "bik"],
+    "vâng": ["vg"],
+    "ừ": ["uh", "uhm", "um", "ừm", "ưm", "ờm"],
+    "thôi": ["thui"],
+    "nhé": ["nha", "nhá", "nhe", "nghen"],
+    "bây giờ": ["bh", "bgio"],
+    "số điện thoại": ["sđt", "sdt"],
+}
+_SHORTHAND = {short: full for full, shorts in TEENCODE.items() for short in shorts}
+
+
+def words(text: str, split_expansions: bool = True) -> list[Word]:
+    """The words of `text`, each with offsets into `text` and its canonical and folded forms.
+
+    Offsets are into the NFC form of the text, which is what the platform sends (it normalises at every ingress).
+    Shorthand for several words ("hqua" = "hôm qua") becomes several words over the same span, unless
+    `split_expansions` is off (the NLU tokenizer keeps one token per typed word).
+    """
+    text = nfc(text)
+    result: list[Word] = []
+    for match in WORD.finditer(text):
+        typed = match.group()
+        lower = typed.lower()
+        previous_is_number = bool(result) and result[-1].text[:1].isdigit()
+        expanded = lower if lower == "k" and previous_is_number else _SHORTHAND.get(lower, lower)  # "50 k" = 50,000
+        parts = [canonical_tones(part) for part in expanded.split()]
+        pieces = parts if split_expansions else [" ".join(parts)]
+        result += [Word(typed, match.start(), match.end(), piece, fold(piece)) for piece in pieces]
+    return result
+
+
+def canonical(text: str) -> str:
+    """The whole text in canonical form, words joined by single spaces (for matching, never for display)."""
+    return " ".join(w.canonical for w in words(text))
+
+
+def folded(text: str) -> str:
+    return " ".join(w.folded for w in words(text))
+
+
+def matches(word: Word, target: str) -> bool:
+    """Does `word` say `target` (one canonical word)? Unaccented typing matches on the folded form only."""
+    if word.canonical == target:
+        return True
+    bare = fold(target)
+    return (not word.accented and word.folded == bare) or (word.text == word.typed_folded and word.typed_folded == bare)
+
+
+def phrase_at(ws: list[Word], i: int, phrase: tuple[str, ...]) -> bool:
+    """Do the words from index i on say `phrase` (canonical words, e.g. ("khó", "thở"))?"""
+    return i + len(phrase) <= len(ws) and all(matches(ws[i + k], part) for k, part in enumerate(phrase))
+
+
+def split_phrase(phrase: str) -> tuple[str, ...]:
+    return tuple(canonical(phrase).split())
+
+
+# Yes and no as Northern and Southern speakers say them. Negation wins: "dạ không" and "không có" are no.
+_NO = [split_phrase(p) for p in ("không", "chưa", "chẳng", "chả", "hổng", "sai rồi", "nhầm")]
+_YES = [
+    split_phrase(p)
+    for p in (
+        "có",
+        "vâng",
+        "dạ",
+        "ừ",
+        "ờ",
+        "ok",
+        "đúng",
+        "phải",
+        "rồi",
+        "được",
+        "đồng ý",
+        "yes",
+        "chính xác",
+        "chính tôi",
+        "tôi đây",
+        "em đây",
+        "hỏi đi",
+        "sẵn sàng",
+        "nhất trí",
+    )
+]
+
+
+def yes_no(text: str) -> bool | None:
+    """True for yes, False for no, None when the text says neither."""
+    ws = words(text)
+    if any(phrase_at(ws, i, p) for i in range(len(ws)) for p in _NO):
+        return False
+    if any(phrase_at(ws, i, p) for i in range(len(ws)) for p in _YES):
+        return True
+    return None

@@ -1,0 +1,243 @@
+"""The conversation service: one resident turn, the same road for every channel.
+
+1. record the resident's turn (committed before anything else: nothing said is lost);
+2. one round trip to the engine, which returns the bot's replies and every slot value;
+3. upsert the declaration from the slots, answer by answer, and raise alerts;
+4. record the bot's turns.
+
+When the engine is down, step 1 has happened: the turn stays unprocessed and `replay_pending` hands it to the
+engine, in order, once it is back.
+"""
+
+import asyncio
+import hashlib
+import json
+import logging
+import secrets
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.client import BotMessage, EngineClient, EngineError, EngineReply
+from models import Channel, Conversation, Declaration, DeclarationStatus, Person, Speaker, Turn, utcnow
+from outreach.alerts import assess, raise_alert
+from outreach.db import session_scope
+from outreach.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SYMPTOM_CODES = {
+    "fever", "cough", "shortness_of_breath", "sore_throat", "fatigue", "loss_of_taste_or_smell", "runny_nose",
+    "body_ache", "headache", "diarrhea", "chest_pain",
+}  # fmt: skip
+STATUS_OF_OUTCOME = {
+    "complete": DeclarationStatus.COMPLETE,
+    "refused": DeclarationStatus.REFUSED,
+    "wrong_person": DeclarationStatus.WRONG_PERSON,
+    "callback_requested": DeclarationStatus.CALLBACK_REQUESTED,
+}
+
+
+class EngineDown(RuntimeError):
+    """The engine did not answer; the resident's turn is stored and will be replayed."""
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    conversation_id: int
+    replies: list[BotMessage]
+    ended: bool
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _opening_message(person: Person) -> str:
+    entities = {"name": person.full_name} if person.full_name else {}
+    return "/start_declaration" + json.dumps(entities, ensure_ascii=False)
+
+
+class ConversationService:
+    def __init__(self, sessions: sessionmaker[Session], engine: EngineClient, settings: Settings) -> None:
+        self.sessions = sessions
+        self.engine = engine
+        self.settings = settings
+        self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)  # one turn at a time per conversation
+
+    async def start(
+        self, person_id: int, channel: Channel, *, campaign_id: int | None = None, outreach_id: int | None = None,
+        follow_up_day: int | None = None,
+    ) -> tuple[TurnResult, str]:  # fmt: skip
+        """Open a conversation (and its declaration) and let the bot speak first.
+
+        Returns the bot's opening and the resident's secret token for this conversation (shown once).
+        """
+        token, sender = secrets.token_urlsafe(24), uuid.uuid4().hex
+        with self.sessions() as session:
+            opening = _opening_message(session.get(Person, person_id))
+        try:
+            reply = await self.engine.turn(sender, opening)
+        except EngineError as error:
+            raise EngineDown(str(error)) from error  # nothing stored: the resident just tries again
+        with session_scope(self.sessions) as session:
+            conversation = Conversation(
+                person_id=person_id, campaign_id=campaign_id, outreach_id=outreach_id, channel=channel,
+                engine_sender_id=sender, resident_token_hash=hash_token(token),
+            )  # fmt: skip
+            session.add(conversation)
+            session.flush()
+            session.add(Declaration(person_id=person_id, conversation_id=conversation.id, campaign_id=campaign_id,
+                                    channel=channel, follow_up_day=follow_up_day))  # fmt: skip
+            conversation_id = conversation.id
+        return await asyncio.to_thread(self._apply, conversation_id, None, reply), token
+
+    def conversation_for_token(self, token: str) -> int | None:
+        with self.sessions() as session:
+            return session.scalar(select(Conversation.id).where(Conversation.resident_token_hash == hash_token(token)))
+
+    async def handle(
+        self, conversation_id: int, text: str, *, engine_text: str | None = None, external_id: str | None = None,
+        asr_confidence: float | None = None, audio_ref: str | None = None,
+    ) -> TurnResult:  # fmt: skip
+        """One resident turn. Raises EngineDown (the turn kept for replay) when the engine does not answer.
+
+        `text` is what the resident said or the title of the button they chose; `engine_text` the button's payload.
+        """
+        turn = Turn(conversation_id=conversation_id, speaker=Speaker.RESIDENT, text=text, engine_text=engine_text,
+                    asr_confidence=asr_confidence, audio_ref=audio_ref, external_id=external_id)  # fmt: skip
+        async with self._locks[conversation_id]:
+            await asyncio.to_thread(self._record, turn)
+            return await self._process_pending(conversation_id)
+
+    async def replay_pending(self) -> int:
+        """Hand turns kept while the engine was down to it, oldest first. Returns the conversations caught up."""
+        with self.sessions() as session:
+            waiting = session.scalars(
+                select(Turn.conversation_id).where(Turn.speaker == Speaker.RESIDENT, Turn.processed_at.is_(None))
+                .group_by(Turn.conversation_id).order_by(func.min(Turn.id))
+            ).all()  # fmt: skip
+        for caught_up, conversation_id in enumerate(waiting):
+            async with self._locks[conversation_id]:
+                try:
+                    await self._process_pending(conversation_id)
+                except EngineDown:
+                    return caught_up
+        return len(waiting)
+
+    def _record(self, turn: Turn) -> None:
+        with session_scope(self.sessions) as session:
+            if turn.external_id and session.scalar(
+                select(Turn.id).where(
+                    Turn.conversation_id == turn.conversation_id, Turn.external_id == turn.external_id
+                )
+            ):
+                return  # a retried webhook: this turn is stored already
+            conversation = session.get(Conversation, turn.conversation_id)
+            turn.seq, turn.channel = self._next_seq(session, conversation.id), conversation.channel
+            session.add(turn)
+            conversation.last_activity_at = utcnow()
+
+    async def _process_pending(self, conversation_id: int) -> TurnResult:
+        """Send every unprocessed resident turn of the conversation to the engine, in order."""
+        replies: list[BotMessage] = []
+        ended = False
+        while pending := await asyncio.to_thread(self._oldest_pending, conversation_id):
+            turn_id, sender, text = pending
+            try:
+                reply = await self.engine.turn(sender, text)
+            except EngineError as error:
+                raise EngineDown(str(error)) from error
+            result = await asyncio.to_thread(self._apply, conversation_id, turn_id, reply)
+            replies += result.replies
+            ended = result.ended
+        if not replies:
+            ended = await asyncio.to_thread(self._is_ended, conversation_id)
+        return TurnResult(conversation_id, replies, ended)
+
+    def _oldest_pending(self, conversation_id: int) -> tuple[int, str, str] | None:
+        with self.sessions() as session:
+            row = session.execute(
+                select(Turn.id, Conversation.engine_sender_id, func.coalesce(Turn.engine_text, Turn.text))
+                .join(Turn.conversation)
+                .where(Turn.conversation_id == conversation_id, Turn.speaker == Speaker.RESIDENT,
+                       Turn.processed_at.is_(None))
+                .order_by(Turn.seq).limit(1)
+            ).first()  # fmt: skip
+        return tuple(row) if row else None
+
+    def _is_ended(self, conversation_id: int) -> bool:
+        with self.sessions() as session:
+            return session.get(Conversation, conversation_id).ended_at is not None
+
+    def _apply(self, conversation_id: int, turn_id: int | None, reply: EngineReply) -> TurnResult:
+        """Steps 3 and 4, in one transaction: the declaration, alerts, the bot's turns."""
+        with session_scope(self.sessions) as session:
+            conversation = session.get(Conversation, conversation_id)
+            if turn_id is not None:
+                session.get(Turn, turn_id).processed_at = utcnow()
+            declaration = session.scalar(select(Declaration).where(Declaration.conversation_id == conversation_id))
+            update_declaration(declaration, reply.slots)
+            session.flush()
+            raise_alert(session, declaration, assess(declaration, bool(reply.slots.get("emergency")), self.settings))
+            seq = self._next_seq(session, conversation_id)
+            for offset, message in enumerate(reply.messages):
+                session.add(Turn(conversation_id=conversation_id, seq=seq + offset, speaker=Speaker.BOT,
+                                 text=message.text, channel=conversation.channel, processed_at=utcnow()))  # fmt: skip
+            ended = bool(reply.slots.get("conversation_closed"))
+            if ended and conversation.ended_at is None:
+                conversation.ended_at = utcnow()
+            conversation.last_activity_at = utcnow()
+        return TurnResult(conversation_id, reply.messages, ended)
+
+    @staticmethod
+    def _next_seq(session: Session, conversation_id: int) -> int:
+        return (session.scalar(select(func.max(Turn.seq)).where(Turn.conversation_id == conversation_id)) or 0) + 1
+
+
+def _known(value: Any) -> Any:
+    return None if value in (None, "unknown", "") else value
+
+
+def _day(value: Any) -> date | None:
+    try:
+        return date.fromisoformat(value) if _known(value) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def update_declaration(declaration: Declaration, slots: dict[str, Any]) -> None:
+    """Copy the engine's slots into the declaration: every answer given so far, nothing more."""
+    symptoms = slots.get("symptoms")
+    declaration.identity_confirmed = (
+        slots.get("identity_confirmed") if isinstance(slots.get("identity_confirmed"), bool) else None
+    )
+    declaration.symptoms_asked = isinstance(symptoms, list)
+    declaration.symptoms = [s for s in symptoms if s in SYMPTOM_CODES] if isinstance(symptoms, list) else []
+    temperature = _known(slots.get("temperature"))
+    declaration.temperature_c = (
+        float(temperature) if isinstance(temperature, int | float) and 34 <= temperature <= 43 else None
+    )
+    declaration.symptom_onset = _day(slots.get("symptom_onset"))
+    declaration.contact_with_case = (
+        slots.get("contact_with_case") if slots.get("contact_with_case") in ("yes", "no", "unknown") else None
+    )
+    declaration.test_result = (
+        slots.get("test_result")
+        if slots.get("test_result") in ("positive", "negative", "pending", "not_tested")
+        else None
+    )
+    declaration.test_date = _day(slots.get("test_date"))
+    doses = _known(slots.get("vaccine_doses"))
+    declaration.vaccine_doses = int(doses) if isinstance(doses, int | float) and 0 <= doses <= 6 else None
+    address = slots.get("at_registered_address")
+    declaration.at_registered_address = address if isinstance(address, bool) else None
+    declaration.needs = _known(slots.get("needs"))
+    callback = _known(slots.get("callback_at"))
+    declaration.callback_at = datetime.fromisoformat(callback) if callback else None
+    declaration.status = STATUS_OF_OUTCOME.get(slots.get("outcome"), DeclarationStatus.IN_PROGRESS)

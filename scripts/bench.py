@@ -1,0 +1,131 @@
+"""Web chat through the platform against the bare engine's REST channel, on this machine, in one run.
+
+    make bench            (or: .venv/bin/python scripts/bench.py --residents 16 --rounds 3)
+
+Both sides play the same scripted declarations with the same number of concurrent residents against the same
+engine (with its action server). The platform side goes through the web chat API, so each turn also records the
+transcript, upserts the declaration and assesses alerts in the store (SQLite, the embedded default).
+"""
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from outreach.engine import EngineProcess  # noqa: E402
+from outreach.settings import PROJECT_ROOT, Settings  # noqa: E402
+from tests.support.net import free_port  # noqa: E402
+
+SCRIPT = ["vâng", "được", "tôi sốt 38 độ 5 từ hôm qua, ho khan", "không", "test nhanh âm tính sáng nay",
+          "tiêm 2 mũi rồi", "có", "không cần"]  # fmt: skip
+
+
+async def engine_resident(client: httpx.AsyncClient, url: str, latencies: list[float]) -> None:
+    sender = uuid.uuid4().hex
+    for text in ['/start_declaration{"name": "An"}', *SCRIPT]:
+        started = time.perf_counter()
+        response = await client.post(f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": text})
+        response.raise_for_status()
+        latencies.append(time.perf_counter() - started)
+
+
+async def platform_resident(client: httpx.AsyncClient, url: str, latencies: list[float], phone: str) -> None:
+    started = time.perf_counter()
+    response = await client.post(f"{url}/api/v1/webchat/sessions", json={"phone": phone, "name": "An"})
+    response.raise_for_status()
+    latencies.append(time.perf_counter() - started)
+    session = response.json()["session_id"]
+    for text in SCRIPT:
+        started = time.perf_counter()
+        response = await client.post(f"{url}/api/v1/webchat/sessions/{session}/messages", json={"text": text})
+        response.raise_for_status()
+        latencies.append(time.perf_counter() - started)
+
+
+async def run(kind: str, url: str, residents: int, rounds: int) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=residents * 2)) as client:
+        started = time.perf_counter()
+        for round_no in range(rounds):
+            if kind == "engine":
+                jobs = [engine_resident(client, url, latencies) for _ in range(residents)]
+            else:
+                jobs = [platform_resident(client, url, latencies, f"09{round_no:02d}{i:06d}") for i in range(residents)]
+            await asyncio.gather(*jobs)
+        elapsed = time.perf_counter() - started
+    return len(latencies) / elapsed, latencies
+
+
+def percentile(values: list[float], share: float) -> float:
+    return statistics.quantiles(values, n=100)[int(share * 100) - 1] * 1000
+
+
+def start_platform(engine_url: str, port: int, workdir: Path) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "OUTREACH_DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
+        "OUTREACH_ENGINE_URL": engine_url,
+        "OUTREACH_PORT": str(port),
+        "OUTREACH_SCHEDULER_ENABLED": "false",
+        "OUTREACH_LOG_LEVEL": "warning",
+        "OUTREACH_WEBCHAT_MESSAGES_PER_MINUTE": "100000",  # the bench is one address sending as fast as it can
+        "OUTREACH_WEBCHAT_REQUESTS_PER_MINUTE_PER_IP": "100000",
+    }
+    process = subprocess.Popen([str(PROJECT_ROOT / ".venv" / "bin" / "outreach"), "serve"], env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    process.kill()
+    raise RuntimeError("the platform did not become healthy")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--residents", type=int, default=16, help="concurrent residents")
+    parser.add_argument("--rounds", type=int, default=3, help="conversations per resident")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="outreach-bench-"))
+    settings = Settings(engine_port=free_port(), actions_port=free_port())
+    engine = EngineProcess(settings, workdir / "engine.log")
+    engine.start()
+    platform = None
+    try:
+        engine.wait_ready(settings.engine_start_timeout_s)
+        platform_port = free_port()
+        platform = start_platform(engine.url, platform_port, workdir)
+        asyncio.run(run("engine", engine.url, 4, 1))  # warm-up: models loaded, caches hot
+        bare_rate, bare = asyncio.run(run("engine", engine.url, args.residents, args.rounds))
+        ours_rate, ours = asyncio.run(run("platform", f"http://127.0.0.1:{platform_port}", args.residents, args.rounds))
+    finally:
+        if platform:
+            platform.terminate()
+            platform.wait(10)
+        engine.stop()
+    turns = len(SCRIPT) + 1
+    print(f"\nweb chat turns, {args.residents} concurrent residents x {args.rounds} declarations of {turns} turns")
+    print(f"{'':24}{'turns/s':>10}{'p50 ms':>10}{'p95 ms':>10}")
+    for name, rate, latencies in (("bare engine (REST)", bare_rate, bare), ("platform (web chat)", ours_rate, ours)):
+        print(f"{name:24}{rate:>10.1f}{percentile(latencies, 0.5):>10.0f}{percentile(latencies, 0.95):>10.0f}")
+    overhead = bare_rate / ours_rate - 1
+    print(
+        f"platform cost over the bare engine: {overhead:+.1%} per turn (throughput ratio {ours_rate / bare_rate:.3f}); "
+        f"p50 {percentile(ours, 0.5) - percentile(bare, 0.5):+.0f} ms; goal: under +10%"
+    )
+
+
+if __name__ == "__main__":
+    main()

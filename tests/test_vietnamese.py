@@ -1,0 +1,109 @@
+"""Vietnamese as residents type and speak it: normalisation, numbers, days, symptoms (pure helpers in bot/)."""
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.vnparse import find_all, find_doses, find_symptoms, find_temperatures, find_test_results, find_times
+from bot.vntext import canonical, canonical_tones, fold, words, yes_no
+
+NOW = datetime(2021, 6, 3, 10, 0, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))  # a Thursday
+
+
+@pytest.mark.parametrize(("typed", "expected"), [("hoà", "hòa"), ("khoẻ", "khỏe"), ("thuỷ", "thủy"), ("quý", "quý"),
+                                                 ("người", "người"), ("HOÀ", "hòa"), ("Ðược", "được")])  # fmt: skip
+def test_both_tone_placements_and_lookalikes_become_one_form(typed, expected):
+    assert canonical_tones(typed.lower()) == expected or canonical(typed) == expected
+
+
+def test_decomposed_unicode_reads_like_composed():
+    decomposed = "kho\u0302ng co\u0301"
+    assert canonical(decomposed) == canonical("không có") == "không có"
+
+
+def test_teencode_expands_per_whole_word_only():
+    assert canonical("ko dc j dau") == "không được gì dau"
+    assert canonical("50k") == "50k" and canonical("50 k")[-1] == "k", "k after a number is a thousand"
+
+
+def test_words_keep_offsets_into_the_typed_text():
+    text = "Tôi sốt 38,5 độ"
+    assert [(w.text, text[w.start : w.end]) for w in words(text)] == [
+        ("Tôi", "Tôi"), ("sốt", "sốt"), ("38,5", "38,5"), ("độ", "độ")]  # fmt: skip
+    assert fold("Đồng Nai, khỏe") == "Dong Nai, khoe"
+
+
+@pytest.mark.parametrize(
+    ("text", "meaning"),
+    [("dạ vâng", True), ("có ạ", True), ("ừ", True), ("ok", True), ("dung roi", True), ("uh", True),
+     ("không ạ", False), ("hổng có", False), ("dạ không", False), ("khong co", False), ("chưa", False),
+     ("ko", False), ("xét nghiệm ở đâu", None)],
+)  # fmt: skip
+def test_northern_and_southern_yes_and_no(text, meaning):
+    assert yes_no(text) is meaning
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("38,5", 38.5), ("38.5 độ", 38.5), ("38 độ 5", 38.5), ("38 do 5", 38.5), ("ba mươi tám độ rưỡi", 38.5),
+     ("ba tám phẩy năm", 38.5), ("ba tam phay nam", 38.5), ("39 độ", 39.0), ("ba chín độ hai", 39.2),
+     ("sốt 39", 39.0), ("nhiệt độ 37 độ 8", 37.8)],
+)  # fmt: skip
+def test_temperatures_in_digits_and_words(text, value):
+    assert [f.value for f in find_temperatures(text)] == [value]
+
+
+def test_a_bare_number_is_a_temperature_only_when_one_was_asked():
+    assert find_temperatures("35 tuổi") == [] and find_temperatures("38") == []
+    assert [f.value for f in find_temperatures("38", expected=True)] == [38.0]
+
+
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [("hôm qua", date(2021, 6, 2)), ("hom kia", date(2021, 6, 1)), ("sáng nay", date(2021, 6, 3)),
+     ("từ thứ hai", date(2021, 5, 31)), ("3 ngày nay", date(2021, 5, 31)), ("ngày 20", date(2021, 5, 20)),
+     ("20/5", date(2021, 5, 20)), ("tuần trước", date(2021, 5, 27)), ("cách đây 2 ngày", date(2021, 6, 1)),
+     ("hqua", date(2021, 6, 2)), ("chủ nhật", date(2021, 5, 30))],
+)  # fmt: skip
+def test_days_look_back_from_today(text, day):
+    (_, when), *_ = find_times(text)
+    assert when.as_date(NOW.date()) == day
+
+
+@pytest.mark.parametrize(
+    ("text", "moment"),
+    [("5 giờ chiều", (3, 17, 0)), ("5h chiều", (3, 17, 0)), ("17h30", (3, 17, 30)), ("tối nay", (3, 19, 0)),
+     ("sáng mai", (4, 9, 0)), ("mai", (4, 9, 0)), ("30 phút nữa", (3, 10, 30)), ("8 giờ sáng mai", (4, 8, 0)),
+     ("5 giờ", (3, 17, 0))],
+)  # fmt: skip
+def test_callback_times_look_ahead(text, moment):
+    (_, when), *_ = find_times(text)
+    at = when.as_moment(NOW)
+    assert (at.day, at.hour, at.minute) == moment
+
+
+@pytest.mark.parametrize(
+    ("text", "codes"),
+    [("tôi sốt và ho khan", ["fever", "cough"]), ("khó thở quá", ["shortness_of_breath"]),
+     ("không sốt nhưng ho", ["cough"]), ("ko sot ko ho", []), ("hết sốt rồi nhưng còn mệt", ["fatigue"]),
+     ("họ bảo tôi ở nhà", []), ("mat vi giac, so mui", ["loss_of_taste_or_smell", "runny_nose"]),
+     ("đau đầu với tiêu chảy", ["headache", "diarrhea"]), ("tức ngực", ["chest_pain"])],
+)  # fmt: skip
+def test_symptoms_had_not_symptoms_denied(text, codes):
+    assert [f.value for f in find_symptoms(text)] == codes
+
+
+def test_test_results_and_doses():
+    assert [f.value for f in find_test_results("test nhanh âm tính")] == ["negative"]
+    assert [f.value for f in find_test_results("kq xn duong tinh")] == ["positive"]
+    assert [f.value for f in find_test_results("đang chờ kết quả")] == ["pending"]
+    assert [f.value for f in find_doses("tiêm 2 mũi rồi")] == [2]
+    assert [f.value for f in find_doses("e tiem hai mui r")] == [2]
+    assert [f.value for f in find_doses("chưa tiêm mũi 3, mới 2 mũi")] == [2]
+
+
+def test_one_utterance_many_answers_with_spans():
+    text = "tôi sốt 38 độ 5 từ hôm qua, ho khan"
+    assert [(f.entity, text[f.start : f.end]) for f in find_all(text)] == [
+        ("symptom", "sốt"), ("temperature", "38 độ 5"), ("time", "hôm qua"), ("symptom", "ho khan")]  # fmt: skip

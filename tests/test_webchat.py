@@ -1,0 +1,224 @@
+"""Residents declaring their health through the web chat API, with the real engine and action server.
+
+Each script is a whole conversation in one style; the declaration the store ends with is checked field by field.
+"""
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from models import Alert, Declaration, Turn
+from outreach.settings import Settings
+from tests.conftest import run_app
+
+pytestmark = pytest.mark.engine
+HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def today() -> date:
+    return datetime.now(HANOI).date()
+
+
+@pytest.fixture
+def chat(store_url, engine_url, tmp_path):
+    yield from run_app(Settings(database_url=store_url, engine_url=engine_url, replay_interval_s=0.5))
+
+
+class Resident:
+    def __init__(self, app, phone: str, name: str | None = "An"):
+        self.app = app
+        response = httpx.post(f"{app.url}/api/v1/webchat/sessions", json={"phone": phone, "name": name}, timeout=30)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        self.session_id, self.replies, self.ended = body["session_id"], body["replies"], body["ended"]
+
+    def say(self, text: str, payload: str | None = None) -> list[dict]:
+        message = {"text": text, **({"payload": payload} if payload else {})}
+        response = httpx.post(f"{self.app.url}/api/v1/webchat/sessions/{self.session_id}/messages", json=message,
+                              timeout=30)  # fmt: skip
+        assert response.status_code == 200, response.text
+        body = response.json()
+        self.replies, self.ended = body["replies"], body["ended"]
+        return self.replies
+
+    def converse(self, *lines: str) -> None:
+        for text in lines:
+            assert not self.ended, f"the conversation ended before '{text}'"
+            self.say(text)
+
+    def declaration(self) -> Declaration:
+        with self.app.sessions() as session:
+            return session.scalars(select(Declaration).order_by(Declaration.id.desc())).first()
+
+    def texts(self) -> str:
+        return " ".join(r["text"] for r in self.replies)
+
+
+def expect(declaration: Declaration, **fields) -> None:
+    actual = {name: getattr(declaration, name) for name in fields}
+    assert actual == fields
+
+
+def test_the_bot_opens_with_who_it_is_and_the_residents_name(chat):
+    resident = Resident(chat, "0912 345 678", "Nguyễn Văn An")
+    assert "Trung tâm Kiểm soát bệnh tật" in resident.replies[0]["text"]
+    assert "Nguyễn Văn An" in resident.replies[-1]["text"]
+    assert [b["title"] for b in resident.replies[-1]["buttons"]] == ["Đúng", "Không phải"]
+    assert resident.ended is False
+
+
+def test_accented_full_declaration(chat):
+    resident = Resident(chat, "0912345678")
+    resident.converse(
+        "Vâng, đúng rồi",
+        "Được",
+        "Tôi bị sốt và ho khan",
+        "38,5 độ",
+        "Từ hôm qua",
+        "Không",
+        "Test nhanh âm tính",
+        "Sáng nay",
+        "Tiêm 2 mũi rồi",
+        "Có, tôi vẫn ở nhà",
+        "Không cần gì",
+    )
+    assert resident.ended
+    expect(resident.declaration(), status="complete", identity_confirmed=True, symptoms_asked=True,
+           symptoms=["fever", "cough"], temperature_c=38.5, symptom_onset=today() - timedelta(days=1),
+           contact_with_case="no", test_result="negative", test_date=today(), vaccine_doses=2,
+           at_registered_address=True, needs=None)  # fmt: skip
+
+
+def test_unaccented_declaration_with_no_symptoms(chat):
+    resident = Resident(chat, "84987654321")
+    resident.converse("dung roi", "duoc", "khong co trieu chung gi", "khong", "chua xet nghiem", "tiem 3 mui",
+                      "co", "khong can")  # fmt: skip
+    assert resident.ended
+    expect(resident.declaration(), status="complete", symptoms_asked=True, symptoms=[], temperature_c=None,
+           symptom_onset=None, contact_with_case="no", test_result="not_tested", test_date=None, vaccine_doses=3,
+           at_registered_address=True)  # fmt: skip
+
+
+def test_teencode_declaration(chat):
+    resident = Resident(chat, "0323456789")
+    resident.converse("uh dg r", "ok", "e bi ho vs dau hong", "hqua", "k", "chx test", "tiem 2 mui r", "uh",
+                      "ko can j")  # fmt: skip
+    assert resident.ended
+    expect(resident.declaration(), status="complete", symptoms=["cough", "sore_throat"],
+           symptom_onset=today() - timedelta(days=1), contact_with_case="no", test_result="not_tested",
+           vaccine_doses=2, at_registered_address=True)  # fmt: skip
+
+
+def test_voice_like_text_with_numbers_in_words(chat):
+    resident = Resident(chat, "0901234567")
+    resident.converse("vâng đúng rồi", "được", "tôi bị sốt", "ba mươi tám độ rưỡi", "ba ngày nay", "có",
+                      "dương tính", "hôm qua", "hai mũi", "có", "cần thuốc hạ sốt")  # fmt: skip
+    assert resident.ended
+    expect(resident.declaration(), status="complete", symptoms=["fever"], temperature_c=38.5,
+           symptom_onset=today() - timedelta(days=3), contact_with_case="yes", test_result="positive",
+           test_date=today() - timedelta(days=1), vaccine_doses=2, needs="cần thuốc hạ sốt",
+           alert_level="urgent")  # fmt: skip
+
+
+def test_answers_volunteered_early_skip_their_questions(chat):
+    resident = Resident(chat, "0912000111")
+    resident.converse("vâng", "ok", "tôi sốt 38 độ 5 từ hôm qua, ho khan")
+    assert "tiếp xúc gần" in resident.texts(), "temperature and onset were given: the next question is contact"
+    resident.converse("không", "test nhanh âm tính sáng nay")
+    assert "mũi" in resident.texts(), "the test date was given with the result"
+    resident.converse("2 mũi", "có", "không")
+    expect(resident.declaration(), status="complete", symptoms=["fever", "cough"], temperature_c=38.5,
+           symptom_onset=today() - timedelta(days=1), test_result="negative", test_date=today(),
+           vaccine_doses=2)  # fmt: skip
+
+
+def test_busy_with_a_time_requests_a_callback(chat):
+    resident = Resident(chat, "0912000222")
+    resident.converse("vâng", "tôi đang bận, 5 giờ chiều gọi lại nhé")
+    assert resident.ended and "17:00" in resident.texts()
+    declaration = resident.declaration()
+    assert declaration.status == "callback_requested"
+    assert declaration.callback_at.astimezone(HANOI).hour == 17
+
+
+def test_busy_without_a_time_asks_when(chat):
+    resident = Resident(chat, "0912000333")
+    resident.converse("vâng", "đang bận lắm")
+    assert not resident.ended and "lúc nào" in resident.texts()
+    resident.converse("sáng mai")
+    assert resident.ended
+    callback = resident.declaration().callback_at.astimezone(HANOI)
+    assert (callback.date(), callback.hour) == (today() + timedelta(days=1), 9)
+
+
+def test_refusal(chat):
+    resident = Resident(chat, "0912000444")
+    resident.converse("đúng", "tôi không muốn khai báo")
+    assert resident.ended
+    assert resident.declaration().status == "refused"
+
+
+def test_wrong_person(chat):
+    resident = Resident(chat, "0912000555")
+    resident.converse("nhầm số rồi")
+    assert resident.ended
+    expect(resident.declaration(), status="wrong_person", identity_confirmed=False)
+
+
+def test_emergency_raises_an_urgent_alert_at_once_and_goes_on_if_wanted(chat):
+    resident = Resident(chat, "0912000666")
+    resident.converse("vâng", "được")
+    resident.say("khó thở quá")
+    assert "115" in resident.texts()
+    with chat.sessions() as session:
+        alert = session.scalars(select(Alert)).one()
+    assert alert.level == "urgent" and alert.acknowledged_at is None
+    resident.say("Tiếp tục", payload="/affirm")
+    assert not resident.ended
+    resident.converse("từ sáng nay", "không", "chưa test", "1 mũi", "có", "không")
+    assert resident.ended
+    expect(resident.declaration(), status="complete", alert_level="urgent", symptoms=["shortness_of_breath"],
+           symptom_onset=today())  # fmt: skip
+
+
+def test_a_question_is_answered_then_the_form_goes_on(chat):
+    resident = Resident(chat, "0912000777")
+    resident.converse("vâng", "được")
+    resident.say("tôi có phải cách ly không?")
+    assert "cách ly" in resident.texts() and "triệu chứng" in resident.replies[-1]["text"]
+    resident.say("không có triệu chứng gì")
+    assert "tiếp xúc" in resident.texts()
+
+
+def test_not_understood_twice_moves_on(chat):
+    resident = Resident(chat, "0912000888")
+    resident.converse("vâng", "được", "bình thường", "không")
+    resident.say("ờm để xem")
+    assert "Xin lỗi" in resident.replies[0]["text"] and resident.replies[0]["buttons"], "re-asked, simpler"
+    resident.say("ờm để xem")
+    assert "tiêm" in resident.texts(), "the second miss moves on"
+    assert resident.declaration().test_result is None
+
+
+def test_buttons_send_their_payload_and_store_their_title(chat):
+    resident = Resident(chat, "0912000999")
+    resident.say("Đúng", payload="/affirm")
+    resident.say("Đồng ý", payload="/affirm")
+    resident.say("Không có triệu chứng", payload="/feel_fine")
+    expect(resident.declaration(), identity_confirmed=True, symptoms_asked=True, symptoms=[])
+    with chat.sessions() as session:
+        texts = session.scalars(select(Turn.text).where(Turn.speaker == "resident").order_by(Turn.id)).all()
+    assert texts == ["Đúng", "Đồng ý", "Không có triệu chứng"]
+
+
+def test_every_answer_is_stored_as_it_is_given(chat):
+    resident = Resident(chat, "0913000111")
+    resident.converse("vâng", "ok", "ho")
+    declaration = resident.declaration()
+    expect(declaration, status="in_progress", symptoms=["cough"], alert_level="watch", test_result=None)
+    history = httpx.get(f"{chat.url}/api/v1/webchat/sessions/{resident.session_id}").json()
+    assert [line["speaker"] for line in history["lines"]][:3] == ["bot", "bot", "resident"]
+    assert history["ended"] is False
