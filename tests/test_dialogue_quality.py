@@ -1,6 +1,6 @@
 """Language quality on held-out data, scored by Rasa itself, with thresholds.
 
-- NLU: `rasa test nlu` on tests/nlu/test_nlu.yml, written apart from the training data (bot/data/nlu.yml).
+- NLU: `rasa test nlu` on tests/nlu/heldout_nlu.yml, written apart from the training data (bot/data/nlu.yml).
 - Dialogue: `rasa test core` on tests/stories/, one story per path of the conversation.
 The scores are printed at the end of the test run.
 """
@@ -31,7 +31,7 @@ def _rasa(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def nlu_reports(tmp_path_factory):
     out = tmp_path_factory.mktemp("nlu-results")
-    result = _rasa("test", "nlu", "--nlu", "tests/nlu/test_nlu.yml", "--out", str(out))
+    result = _rasa("test", "nlu", "--nlu", "tests/nlu/heldout_nlu.yml", "--out", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     return {path.stem: json.loads(path.read_text()) for path in out.glob("*_report.json")}
 
