@@ -206,9 +206,13 @@ def _volunteered(slots: dict[str, Any], requested: str | None, turn: Turn) -> di
     return found
 
 
-def _end_or_pause(slots: dict[str, Any], turn: Turn) -> dict[str, Any] | None:
-    """The acts that stop the questions, whatever was asked ("không biết" is an answer, not a goodbye)."""
-    if vnparse.is_unknown_answer(turn.text) and turn.intent in ("goodbye", "refuse", "busy"):
+def _end_or_pause(requested: str | None, turn: Turn) -> dict[str, Any] | None:
+    """The acts that stop the questions, whatever was asked. Words that answer the question asked are an answer,
+    whatever the classifier heard: "không biết" or "ba ngày nay" is not a goodbye."""
+    stopping = turn.intent in ("goodbye", "refuse", "wrong_person")
+    if stopping and requested in QUESTIONS and specific_answer(requested, turn) is not None:
+        return None
+    if vnparse.is_unknown_answer(turn.text) and turn.intent == "busy":
         return None
     if turn.intent == "wrong_person":
         return {"identity_confirmed": False, "outcome": "wrong_person"}
@@ -224,7 +228,7 @@ def _end_or_pause(slots: dict[str, Any], turn: Turn) -> dict[str, Any] | None:
 def apply(slots: dict[str, Any], requested: str | None, turn: Turn) -> dict[str, Any]:
     """The slots after this turn."""
     updated = dict(slots)
-    if (stop := _end_or_pause(slots, turn)) and requested is not None:
+    if (stop := _end_or_pause(requested, turn)) and requested is not None:
         updated.update(stop)
         return updated
     if requested == "callback_at":

@@ -14,7 +14,7 @@ DOMAIN = BOT_DIR / "domain.yml"
 DATA_DIR = BOT_DIR / "data"
 
 # Modules of bot/ that training never runs: editing them must not force a retrain.
-NOT_TRAINING_CODE = {"__init__.py", "channel.py", "client.py", "training.py"}
+NOT_TRAINING_CODE = {"__init__.py", "channel.py", "client.py", "training.py", "actions.py", "answers.py"}
 
 
 def training_inputs(root: Path = PROJECT_ROOT) -> list[Path]:

@@ -48,6 +48,15 @@ class EngineDown(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Pending:
+    """A resident turn the engine has yet to answer."""
+
+    turn_id: int
+    sender: str
+    text: str
+
+
+@dataclass(frozen=True)
 class TurnResult:
     conversation_id: int
     replies: list[BotMessage]
@@ -95,7 +104,8 @@ class ConversationService:
             session.add(Declaration(person_id=person_id, conversation_id=conversation.id, campaign_id=campaign_id,
                                     channel=channel, follow_up_day=follow_up_day))  # fmt: skip
             conversation_id = conversation.id
-        return await asyncio.to_thread(self._apply, conversation_id, None, reply), token
+        result, _ = await asyncio.to_thread(self._apply, conversation_id, None, reply)
+        return result, token
 
     def conversation_for_token(self, token: str) -> int | None:
         with self.sessions() as session:
@@ -112,8 +122,10 @@ class ConversationService:
         turn = Turn(conversation_id=conversation_id, speaker=Speaker.RESIDENT, text=text, engine_text=engine_text,
                     asr_confidence=asr_confidence, audio_ref=audio_ref, external_id=external_id)  # fmt: skip
         async with self._locks[conversation_id]:
-            await asyncio.to_thread(self._record, turn)
-            return await self._process_pending(conversation_id)
+            pending = await asyncio.to_thread(self._record, turn)
+            if pending is None:
+                return TurnResult(conversation_id, [], await asyncio.to_thread(self._is_ended, conversation_id))
+            return await self._process_pending(conversation_id, pending)
 
     async def replay_pending(self) -> int:
         """Hand turns kept while the engine was down to it, oldest first. Returns the conversations caught up."""
@@ -130,53 +142,62 @@ class ConversationService:
                     return caught_up
         return len(waiting)
 
-    def _record(self, turn: Turn) -> None:
+    def _record(self, turn: Turn) -> Pending | None:
+        """Store the resident's turn (committed at once); return the oldest turn the engine has yet to answer."""
         with session_scope(self.sessions) as session:
-            if turn.external_id and session.scalar(
+            retried = turn.external_id and session.scalar(
                 select(Turn.id).where(
                     Turn.conversation_id == turn.conversation_id, Turn.external_id == turn.external_id
                 )
-            ):
-                return  # a retried webhook: this turn is stored already
-            conversation = session.get(Conversation, turn.conversation_id)
-            turn.seq, turn.channel = self._next_seq(session, conversation.id), conversation.channel
-            session.add(turn)
-            conversation.last_activity_at = utcnow()
+            )
+            if not retried:  # a retried webhook's turn is stored already
+                conversation = session.get(Conversation, turn.conversation_id)
+                turn.seq, turn.channel = self._next_seq(session, conversation.id), conversation.channel
+                session.add(turn)
+                conversation.last_activity_at = utcnow()
+                session.flush()
+            return self._oldest_pending(turn.conversation_id, session)
 
-    async def _process_pending(self, conversation_id: int) -> TurnResult:
+    async def _process_pending(self, conversation_id: int, pending: Pending | None = None) -> TurnResult:
         """Send every unprocessed resident turn of the conversation to the engine, in order."""
         replies: list[BotMessage] = []
         ended = False
-        while pending := await asyncio.to_thread(self._oldest_pending, conversation_id):
-            turn_id, sender, text = pending
+        if pending is None:
+            pending = await asyncio.to_thread(self._oldest_pending, conversation_id)
+        while pending:
             try:
-                reply = await self.engine.turn(sender, text)
+                reply = await self.engine.turn(pending.sender, pending.text)
             except EngineError as error:
                 raise EngineDown(str(error)) from error
-            result = await asyncio.to_thread(self._apply, conversation_id, turn_id, reply)
+            result, pending = await asyncio.to_thread(self._apply, conversation_id, pending.turn_id, reply)
             replies += result.replies
             ended = result.ended
         if not replies:
             ended = await asyncio.to_thread(self._is_ended, conversation_id)
         return TurnResult(conversation_id, replies, ended)
 
-    def _oldest_pending(self, conversation_id: int) -> tuple[int, str, str] | None:
-        with self.sessions() as session:
-            row = session.execute(
-                select(Turn.id, Conversation.engine_sender_id, func.coalesce(Turn.engine_text, Turn.text))
-                .join(Turn.conversation)
-                .where(Turn.conversation_id == conversation_id, Turn.speaker == Speaker.RESIDENT,
-                       Turn.processed_at.is_(None))
-                .order_by(Turn.seq).limit(1)
-            ).first()  # fmt: skip
-        return tuple(row) if row else None
+    def _oldest_pending(self, conversation_id: int, session: Session | None = None) -> Pending | None:
+        if session is None:
+            with self.sessions() as own:
+                return self._oldest_pending(conversation_id, own)
+        row = session.execute(
+            select(Turn.id, Conversation.engine_sender_id, func.coalesce(Turn.engine_text, Turn.text))
+            .join(Turn.conversation)
+            .where(Turn.conversation_id == conversation_id, Turn.speaker == Speaker.RESIDENT,
+                   Turn.processed_at.is_(None))
+            .order_by(Turn.seq).limit(1)
+        ).first()  # fmt: skip
+        return Pending(*row) if row else None
 
     def _is_ended(self, conversation_id: int) -> bool:
         with self.sessions() as session:
             return session.get(Conversation, conversation_id).ended_at is not None
 
-    def _apply(self, conversation_id: int, turn_id: int | None, reply: EngineReply) -> TurnResult:
-        """Steps 3 and 4, in one transaction: the declaration, alerts, the bot's turns."""
+    def _apply(
+        self, conversation_id: int, turn_id: int | None, reply: EngineReply
+    ) -> tuple[TurnResult, Pending | None]:
+        """Steps 3 and 4, in one transaction: the declaration, alerts, the bot's turns. Also returns the next turn
+        still waiting for the engine, if any."""
         with session_scope(self.sessions) as session:
             conversation = session.get(Conversation, conversation_id)
             if turn_id is not None:
@@ -193,7 +214,9 @@ class ConversationService:
             if ended and conversation.ended_at is None:
                 conversation.ended_at = utcnow()
             conversation.last_activity_at = utcnow()
-        return TurnResult(conversation_id, reply.messages, ended)
+            session.flush()
+            pending = self._oldest_pending(conversation_id, session)
+        return TurnResult(conversation_id, reply.messages, ended), pending
 
     @staticmethod
     def _next_seq(session: Session, conversation_id: int) -> int:
