@@ -15,7 +15,7 @@ from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot import answers
-from bot.answers import UNKNOWN, Turn
+from bot.answers import Turn
 
 TIMEZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 REQUESTED_SLOT = "requested_slot"
@@ -112,6 +112,3 @@ class ActionClose(Action):
         else:
             dispatcher.utter_message(response=answers.CLOSING_RESPONSES[outcome])
         return [SlotSet("outcome", outcome), SlotSet("conversation_closed", True)]
-
-
-__all__ = ["UNKNOWN", "ActionClose", "ActionEmergency", "ValidateDeclarationForm"]

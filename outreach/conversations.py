@@ -10,7 +10,6 @@ engine, in order, once it is back.
 """
 
 import asyncio
-import hashlib
 import json
 import logging
 import secrets
@@ -24,8 +23,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.client import BotMessage, EngineClient, EngineError, EngineReply
+from bot.vntext import nfc
 from models import Channel, Conversation, Declaration, DeclarationStatus, Person, Speaker, Turn, utcnow
 from outreach.alerts import assess, raise_alert
+from outreach.auth import hash_token
 from outreach.db import session_scope
 from outreach.settings import Settings
 
@@ -61,10 +62,6 @@ class TurnResult:
     conversation_id: int
     replies: list[BotMessage]
     ended: bool
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _opening_message(person: Person) -> str:
@@ -119,6 +116,7 @@ class ConversationService:
 
         `text` is what the resident said or the title of the button they chose; `engine_text` the button's payload.
         """
+        text = nfc(text)  # one Unicode form at ingress: what is stored, matched and counted is the same text
         turn = Turn(conversation_id=conversation_id, speaker=Speaker.RESIDENT, text=text, engine_text=engine_text,
                     asr_confidence=asr_confidence, audio_ref=audio_ref, external_id=external_id)  # fmt: skip
         async with self._locks[conversation_id]:

@@ -3,6 +3,7 @@
 Each script is a whole conversation in one style; the declaration the store ends with is checked field by field.
 """
 
+import unicodedata
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -222,3 +223,12 @@ def test_every_answer_is_stored_as_it_is_given(chat):
     history = httpx.get(f"{chat.url}/api/v1/webchat/sessions/{resident.session_id}").json()
     assert [line["speaker"] for line in history["lines"]][:3] == ["bot", "bot", "resident"]
     assert history["ended"] is False
+
+
+def test_decomposed_unicode_from_phones_is_stored_composed_and_understood(chat):
+    resident = Resident(chat, "0913000222")
+    resident.say(unicodedata.normalize("NFD", "Vâng, đúng rồi"))
+    expect(resident.declaration(), identity_confirmed=True)
+    with chat.sessions() as session:
+        stored = session.scalars(select(Turn.text).where(Turn.speaker == "resident")).one()
+    assert stored == unicodedata.normalize("NFC", "Vâng, đúng rồi")

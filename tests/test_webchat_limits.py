@@ -6,7 +6,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from models import Speaker, Turn
+from models import Conversation, Speaker, Turn
+from outreach.auth import hash_token
 from outreach.settings import Settings
 from tests.conftest import run_app
 from tests.support.net import free_port
@@ -49,12 +50,15 @@ def test_session_and_address_rate_limits(strict):
     assert codes[-1] == 429, "one address cannot open sessions without end"
 
 
-def test_session_ids_are_unguessable_and_secret(api):
-    # The store keeps only a hash: a leaked database does not let anyone speak as the resident.
-    with api.sessions() as session:
-        assert session.execute(select(Turn)).first() is None
-    response = httpx.post(f"{api.url}/api/v1/webchat/sessions/{'x' * 32}/messages", json={"text": "alo"})
-    assert response.status_code == 404
+@pytest.mark.engine
+def test_session_ids_are_unguessable_and_kept_only_as_a_hash(strict):
+    first, second = (_open(strict.url, phone).json()["session_id"] for phone in ("0912345678", "0987654321"))
+    assert first != second and len(first) >= 32
+    with strict.sessions() as session:
+        stored = session.scalars(select(Conversation.resident_token_hash)).all()
+    assert first not in stored and hash_token(first) in stored, "a leaked store does not let anyone chat as them"
+    guessed = httpx.post(f"{strict.url}/api/v1/webchat/sessions/{first[:-1]}x/messages", json={"text": "alo"})
+    assert guessed.status_code == 404
 
 
 @pytest.mark.engine
