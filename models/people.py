@@ -36,7 +36,8 @@ class ContactList(Base):
     province_code: Mapped[str | None] = mapped_column(String(8), index=True)
     source_case: Mapped[str | None] = mapped_column(String(100), comment="the F0 code the contacts are traced from")
     exposure_date: Mapped[date | None]
-    source_file: Mapped[str | None] = mapped_column(String(500))
+    source_file: Mapped[str | None] = mapped_column(String(500), comment="the file's name as uploaded")
+    rejects_file: Mapped[str | None] = mapped_column(String(500), comment="CSV of the rows refused, with reasons")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 

@@ -23,6 +23,8 @@ app = typer.Typer(help="Chatbot and callbot outreach for epidemic follow-up.", n
 db_app = typer.Typer(help="The declaration store.", no_args_is_help=True)
 user_app = typer.Typer(help="Console users and their API tokens.", no_args_is_help=True)
 engine_app = typer.Typer(help="The dialogue engine (Rasa).", no_args_is_help=True)
+contacts_app = typer.Typer(help="F1 contact lists.", no_args_is_help=True)
+app.add_typer(contacts_app, name="contacts")
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(engine_app, name="engine")
@@ -195,3 +197,42 @@ def engine_train() -> None:
     except EngineUnavailable as error:
         raise _fail(str(error)) from None
     print(path)
+
+
+@contacts_app.command("import")
+def contacts_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a .csv or .xlsx list")],
+    list_name: Annotated[str, typer.Option("--list", help="name of the new contact list")],
+    province: Annotated[str | None, typer.Option(help="province code of the list (rows may name their own)")] = None,
+    column: Annotated[
+        list[str] | None, typer.Option("--map", help="'Header=field' for a column the importer does not know")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")] = False,
+) -> None:
+    """Import an F1 list whole or not at all; rejected rows go to FILE.rejects.csv with their reason."""
+    import json
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from campaigns.importer import UnusableFile, import_contacts
+
+    try:
+        column_map = dict(item.split("=", 1) for item in column or [])
+        province_code = auth.validate_province_code(province)
+    except ValueError as error:
+        raise _fail(f"{error} (--map takes 'Header=field')") from None
+    with Progress(SpinnerColumn(), TextColumn("{task.description} {task.completed:,} rows"), console=err,
+                  transient=True, disable=as_json) as progress:  # fmt: skip
+        task = progress.add_task(f"importing {file.name}", total=None)
+        try:
+            summary = import_contacts(_store(get_settings()), file, list_name, province=province_code,
+                                      column_map=column_map, progress=lambda n: progress.advance(task, n))  # fmt: skip
+        except UnusableFile as error:
+            raise _fail(str(error)) from None
+    if as_json:
+        print(json.dumps(summary.as_dict(), ensure_ascii=False))
+        return
+    print(f"list {summary.list_id}: {summary.imported} imported, {summary.duplicates} merged duplicates, "
+          f"{summary.rejected} rejected")  # fmt: skip
+    if summary.rejects_file:
+        print(f"rejected rows and reasons: {summary.rejects_file}")

@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     replay_interval_s: float = Field(
         default=10.0, description="How often turns kept while the engine was down are retried."
     )
+    import_max_bytes: int = Field(default=50 * 1024 * 1024, description="Largest contact list file the API accepts.")
     webchat_max_chars: int = Field(default=1000, description="Longest web chat message accepted.")
     webchat_messages_per_minute: int = Field(default=30, description="Messages one web chat session may send a minute.")
     webchat_requests_per_minute_per_ip: int = Field(

@@ -1,0 +1,119 @@
+"""F1 contact lists: upload a CSV/XLSX list (imported whole or not at all) and read what it became."""
+
+import asyncio
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile, status
+from fastapi.responses import FileResponse
+from pydantic import BaseModel
+from sqlalchemy import func, select
+
+from campaigns.importer import UnusableFile, import_contacts
+from models import ContactList, ContactListMember, Role, User
+from outreach.auth import AuthError, validate_province_code
+from outreach.deps import PlatformDep, SessionDep, UserDep
+from outreach.schemas import ErrorOut
+from outreach.settings import PROJECT_ROOT
+
+router = APIRouter(prefix="/api/v1/contact-lists", tags=["contact lists"])
+UPLOADS = PROJECT_ROOT / "var" / "imports"
+ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 413: {"model": ErrorOut},
+          422: {"model": ErrorOut}}  # fmt: skip
+
+
+class ImportOut(BaseModel):
+    list_id: int
+    imported: int
+    duplicates: int
+    rejected: int
+    rejects_url: str | None
+
+
+class ContactListOut(BaseModel):
+    id: int
+    name: str
+    province_code: str | None
+    source_file: str | None
+    created_at: datetime
+    people: int
+    rejects_url: str | None
+
+
+def list_manager(user: UserDep) -> User:
+    if user.role not in (Role.ADMIN, Role.MANAGER):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"the {user.role.value} role cannot import contact lists")
+    return user
+
+
+def _rejects_url(list_id: int, rejects_file: str | None) -> str | None:
+    return f"/api/v1/contact-lists/{list_id}/rejects.csv" if rejects_file else None
+
+
+def _save_upload(upload: UploadFile, limit: int) -> Path:
+    UPLOADS.mkdir(parents=True, exist_ok=True)
+    target = UPLOADS / f"{uuid.uuid4().hex}{Path(upload.filename or 'list.csv').suffix.lower()}"
+    with target.open("wb") as sink:
+        copied = 0
+        while chunk := upload.file.read(1 << 20):
+            copied += len(chunk)
+            if copied > limit:
+                sink.close()
+                target.unlink()
+                raise HTTPException(413, f"the file is larger than {limit // (1 << 20)} MB; split the list")
+            sink.write(chunk)
+    return target
+
+
+@router.post("", summary="Import an F1 list (multipart: file, name, province)", responses=ERRORS)
+async def upload_list(
+    platform: PlatformDep,
+    user: Annotated[User, Depends(list_manager)],
+    file: Annotated[UploadFile, File(description="a .csv or .xlsx list")],
+    name: Annotated[str, Form(min_length=1, max_length=200)],
+    province: Annotated[str | None, Form(description="two-digit code; a provincial user's own by default")] = None,
+) -> ImportOut:
+    try:
+        province = validate_province_code(province) or user.province_code
+    except AuthError as error:
+        raise HTTPException(422, f"province: {error}") from None
+    if user.province_code and province != user.province_code:
+        raise HTTPException(403, f"you may import lists of province {user.province_code} only")
+    saved = await asyncio.to_thread(_save_upload, file, platform.settings.import_max_bytes)
+    try:
+        summary = await asyncio.to_thread(import_contacts, platform.sessions, saved, name, province=province,
+                                          source_name=file.filename)  # fmt: skip
+    except UnusableFile as error:
+        raise HTTPException(422, str(error)) from None
+    finally:
+        saved.unlink(missing_ok=True)
+    rejects_url = _rejects_url(summary.list_id, summary.rejects_file)
+    return ImportOut(list_id=summary.list_id, imported=summary.imported, duplicates=summary.duplicates,
+                     rejected=summary.rejected, rejects_url=rejects_url)  # fmt: skip
+
+
+def _scoped_list(session: SessionDep, user: User, list_id: int) -> ContactList:
+    contact_list = session.get(ContactList, list_id)
+    if contact_list is None or (user.province_code and contact_list.province_code != user.province_code):
+        raise HTTPException(404, f"no contact list {list_id} in your scope")
+    return contact_list
+
+
+@router.get("/{list_id}", responses=ERRORS)
+def get_list(list_id: int, session: SessionDep, user: UserDep) -> ContactListOut:
+    contact_list = _scoped_list(session, user, list_id)
+    people = session.scalar(select(func.count()).where(ContactListMember.contact_list_id == list_id))
+    return ContactListOut(id=contact_list.id, name=contact_list.name, province_code=contact_list.province_code,
+                          source_file=contact_list.source_file, created_at=contact_list.created_at, people=people,
+                          rejects_url=_rejects_url(list_id, contact_list.rejects_file))  # fmt: skip
+
+
+@router.get("/{list_id}/rejects.csv", responses=ERRORS, response_class=FileResponse)
+def get_rejects(list_id: int, session: SessionDep, user: Annotated[User, Depends(list_manager)]) -> FileResponse:
+    contact_list = _scoped_list(session, user, list_id)
+    if not contact_list.rejects_file or not Path(contact_list.rejects_file).exists():
+        raise HTTPException(404, f"contact list {list_id} has no rejected rows")
+    return FileResponse(contact_list.rejects_file, media_type="text/csv; charset=utf-8",
+                        filename=f"list-{list_id}-rejects.csv")  # fmt: skip
