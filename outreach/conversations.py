@@ -14,10 +14,10 @@ import json
 import logging
 import secrets
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+from weakref import WeakValueDictionary
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -74,7 +74,14 @@ class ConversationService:
         self.sessions = sessions
         self.engine = engine
         self.settings = settings
-        self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)  # one turn at a time per conversation
+        # One turn at a time per conversation; a lock lives only while someone holds or awaits it.
+        self._locks: WeakValueDictionary[int, asyncio.Lock] = WeakValueDictionary()
+
+    def _lock(self, conversation_id: int) -> asyncio.Lock:
+        lock = self._locks.get(conversation_id)
+        if lock is None:
+            lock = self._locks[conversation_id] = asyncio.Lock()
+        return lock
 
     async def start(
         self, person_id: int, channel: Channel, *, campaign_id: int | None = None, outreach_id: int | None = None,
@@ -84,25 +91,32 @@ class ConversationService:
 
         Returns the bot's opening and the resident's secret token for this conversation (shown once).
         """
-        token, sender = secrets.token_urlsafe(24), uuid.uuid4().hex
-        with self.sessions() as session:
-            opening = _opening_message(session.get(Person, person_id))
+        token = secrets.token_urlsafe(24)
+        conversation = Conversation(
+            person_id=person_id, campaign_id=campaign_id, outreach_id=outreach_id, channel=channel,
+            engine_sender_id=uuid.uuid4().hex, resident_token_hash=hash_token(token),
+        )  # fmt: skip
+        opening = await asyncio.to_thread(self._opening, person_id)
         try:
-            reply = await self.engine.turn(sender, opening)
+            reply = await self.engine.turn(conversation.engine_sender_id, opening)
         except EngineError as error:
             raise EngineDown(str(error)) from error  # nothing stored: the resident just tries again
-        with session_scope(self.sessions) as session:
-            conversation = Conversation(
-                person_id=person_id, campaign_id=campaign_id, outreach_id=outreach_id, channel=channel,
-                engine_sender_id=sender, resident_token_hash=hash_token(token),
-            )  # fmt: skip
-            session.add(conversation)
-            session.flush()
-            session.add(Declaration(person_id=person_id, conversation_id=conversation.id, campaign_id=campaign_id,
-                                    channel=channel, follow_up_day=follow_up_day))  # fmt: skip
-            conversation_id = conversation.id
+        conversation_id = await asyncio.to_thread(self._open, conversation, follow_up_day)
         result, _ = await asyncio.to_thread(self._apply, conversation_id, None, reply)
         return result, token
+
+    def _opening(self, person_id: int) -> str:
+        with self.sessions() as session:
+            return _opening_message(session.get(Person, person_id))
+
+    def _open(self, conversation: Conversation, follow_up_day: int | None) -> int:
+        with session_scope(self.sessions) as session:
+            session.add(conversation)
+            session.flush()
+            session.add(Declaration(person_id=conversation.person_id, conversation_id=conversation.id,
+                                    campaign_id=conversation.campaign_id, channel=conversation.channel,
+                                    follow_up_day=follow_up_day))  # fmt: skip
+            return conversation.id
 
     def conversation_for_token(self, token: str) -> int | None:
         with self.sessions() as session:
@@ -119,7 +133,7 @@ class ConversationService:
         text = nfc(text)  # one Unicode form at ingress: what is stored, matched and counted is the same text
         turn = Turn(conversation_id=conversation_id, speaker=Speaker.RESIDENT, text=text, engine_text=engine_text,
                     asr_confidence=asr_confidence, audio_ref=audio_ref, external_id=external_id)  # fmt: skip
-        async with self._locks[conversation_id]:
+        async with self._lock(conversation_id):
             pending = await asyncio.to_thread(self._record, turn)
             if pending is None:
                 return TurnResult(conversation_id, [], await asyncio.to_thread(self._is_ended, conversation_id))
@@ -127,18 +141,21 @@ class ConversationService:
 
     async def replay_pending(self) -> int:
         """Hand turns kept while the engine was down to it, oldest first. Returns the conversations caught up."""
-        with self.sessions() as session:
-            waiting = session.scalars(
-                select(Turn.conversation_id).where(Turn.speaker == Speaker.RESIDENT, Turn.processed_at.is_(None))
-                .group_by(Turn.conversation_id).order_by(func.min(Turn.id))
-            ).all()  # fmt: skip
+        waiting = await asyncio.to_thread(self._conversations_waiting)
         for caught_up, conversation_id in enumerate(waiting):
-            async with self._locks[conversation_id]:
+            async with self._lock(conversation_id):
                 try:
                     await self._process_pending(conversation_id)
                 except EngineDown:
                     return caught_up
         return len(waiting)
+
+    def _conversations_waiting(self) -> list[int]:
+        with self.sessions() as session:
+            return list(session.scalars(
+                select(Turn.conversation_id).where(Turn.speaker == Speaker.RESIDENT, Turn.processed_at.is_(None))
+                .group_by(Turn.conversation_id).order_by(func.min(Turn.id))
+            ))  # fmt: skip
 
     def _record(self, turn: Turn) -> Pending | None:
         """Store the resident's turn (committed at once); return the oldest turn the engine has yet to answer."""
