@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot import vnparse
-from bot.vntext import phrase_at, split_phrase, words, yes_no
+from bot.vntext import leading_yes_no, phrase_at, split_phrase, words, yes_no
 
 UNKNOWN = "unknown"  # asked twice and still not understood: the form moves on, the store keeps null
 FEVER_FROM_C = 37.5  # a measured temperature this high is a fever even when the word "sốt" was not said
@@ -30,6 +30,7 @@ CLOSING_RESPONSES = {
     "ended_early": "utter_close_early",
 }
 DEFAULT_CALLBACK_DELAY = timedelta(hours=2)
+_YES_NO_QUESTIONS = {"contact_with_case", "at_registered_address"}
 _UNKNOWABLE = {"temperature", "symptom_onset", "contact_with_case", "test_date", "test_result", "vaccine_doses"}
 
 _AT_HOME = [split_phrase(p) for p in ("ở nhà", "vẫn ở", "ở đây", "ở chỗ cũ", "đang cách ly", "ở phòng")]
@@ -37,6 +38,8 @@ _AWAY = [split_phrase(p) for p in ("về quê", "đi làm", "không ở", "chuy�
                                    "đi công tác", "chuyển chỗ")]  # fmt: skip
 _NO_NEEDS = [split_phrase(p) for p in ("không cần", "chưa cần", "không có gì", "không cần gì", "đủ rồi", "ổn rồi",
                                        "không phải hỗ trợ", "tự lo được")]  # fmt: skip
+_WRONG_PERSON = [split_phrase(p) for p in ("nhầm số", "sai số", "nhầm người", "sai người", "không phải tôi",
+                                           "không phải người", "nhầm máy", "không có ai tên")]  # fmt: skip
 _NOT_MEASURED = [split_phrase(p) for p in ("chưa đo", "không đo", "không có nhiệt kế", "chưa kiểm tra")]
 _NOT_VACCINATED = [split_phrase(p) for p in ("chưa tiêm", "không tiêm", "chưa được tiêm", "chưa chích")]
 
@@ -124,11 +127,13 @@ def _is_yes(turn: Turn) -> bool:
     return _is_payload(turn, "affirm") or (turn.intent != "deny" and yes_no(turn.text) is True)
 
 
-def specific_answer(question: str, turn: Turn) -> Any:
+def specific_answer(question: str, turn: Turn, leading_yes_no_counts: bool = True) -> Any:
     """An answer that stands on its own words (a day, a number, a result, "không biết"), whatever the intent:
     'hom qua' is the onset even if the classifier heard a question about quarantine."""
     if vnparse.is_unknown_answer(turn.text) and question in _UNKNOWABLE:
         return "unknown" if question == "contact_with_case" else UNKNOWN
+    if leading_yes_no_counts and question in _YES_NO_QUESTIONS and (said := leading_yes_no(turn.text)) is not None:
+        return ("yes" if said else "no") if question == "contact_with_case" else said
     if question == "symptoms":
         return symptoms_in(turn) or None
     if question == "temperature":
@@ -210,11 +215,12 @@ def _end_or_pause(requested: str | None, turn: Turn) -> dict[str, Any] | None:
     """The acts that stop the questions, whatever was asked. Words that answer the question asked are an answer,
     whatever the classifier heard: "không biết" or "ba ngày nay" is not a goodbye."""
     stopping = turn.intent in ("goodbye", "refuse", "wrong_person")
-    if stopping and requested in QUESTIONS and specific_answer(requested, turn) is not None:
+    # ...but a leading "không" is how refusals start: it does not count here.
+    if stopping and requested in QUESTIONS and specific_answer(requested, turn, False) is not None:
         return None
     if vnparse.is_unknown_answer(turn.text) and turn.intent == "busy":
         return None
-    if turn.intent == "wrong_person":
+    if turn.intent == "wrong_person" and (requested == "identity_confirmed" or _says(turn.text, _WRONG_PERSON)):
         return {"identity_confirmed": False, "outcome": "wrong_person"}
     if turn.intent == "refuse":
         return {"outcome": "refused"}

@@ -5,7 +5,7 @@ engine's entity extractor and the dialogue's answer parsing use the very same ru
 """
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -465,6 +465,11 @@ def find_times(text: str) -> list[tuple[Found, When]]:
             i += 1
             continue
         when, used = hit
+        if when.clock is None and when.delta is None:  # "tối nay 8 giờ", "mai lúc 9h": the day, then the hour
+            lead = 1 if phrase_at(ws, i + used, ("lúc",)) else 0
+            if clock := _clock_at(ws, i + used + lead):
+                when = replace(when, clock=_with_part(clock[0], when.part_of_day))
+                used += lead + clock[1]
         found.append((Found("time", ws[i].start, ws[i + used - 1].end, when), when))
         i += used
     return found

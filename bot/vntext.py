@@ -207,6 +207,16 @@ _YES = [
 ]
 
 
+def leading_yes_no(text: str) -> bool | None:
+    """Yes or no said first, before anything else ("có, vợ tôi là F0"): an answer whatever follows."""
+    ws = words(text)
+    if not ws:
+        return None
+    if any(phrase_at(ws, 0, p) for p in _NO):
+        return False
+    return True if any(phrase_at(ws, 0, p) for p in _YES) else None
+
+
 def yes_no(text: str) -> bool | None:
     """True for yes, False for no, None when the text says neither."""
     ws = words(text)

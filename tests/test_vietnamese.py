@@ -107,3 +107,10 @@ def test_one_utterance_many_answers_with_spans():
     text = "tôi sốt 38 độ 5 từ hôm qua, ho khan"
     assert [(f.entity, text[f.start : f.end]) for f in find_all(text)] == [
         ("symptom", "sốt"), ("temperature", "38 độ 5"), ("time", "hôm qua"), ("symptom", "ho khan")]  # fmt: skip
+
+
+def test_a_day_then_an_hour_is_one_moment():
+    (_, when), *_ = find_times("tối nay 8 giờ")
+    assert when.as_moment(NOW).hour == 20
+    (_, when), *_ = find_times("mai lúc 9h")
+    assert (when.as_moment(NOW).day, when.as_moment(NOW).hour) == (4, 9)
