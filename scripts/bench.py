@@ -1,15 +1,21 @@
-"""Web chat through the platform against the bare engine's REST channel, on this machine, in one run.
+"""Benchmarks on this machine, in one run.
 
-    make bench            (or: .venv/bin/python scripts/bench.py --residents 16 --rounds 3)
+    make bench            (or: .venv/bin/python scripts/bench.py --residents 16 --rounds 3 --import-rows 100000)
 
-Both sides play the same scripted declarations with the same number of concurrent residents against the same
-engine (with its action server). The platform side goes through the web chat API, so each turn also records the
-transcript, upserts the declaration and assesses alerts in the store (SQLite, the embedded default).
+1. Web chat through the platform against the bare engine's REST channel: both sides play the same scripted
+   declarations with the same number of concurrent residents against the same engine (with its action server).
+   The platform side goes through the web chat API, so each turn also records the transcript, upserts the
+   declaration and assesses alerts in the store (SQLite, the embedded default).
+2. F1 list import: a generated CSV (2 % broken rows, some duplicates) through `outreach contacts import`, wall time
+   and peak memory of the process.
 """
 
 import argparse
 import asyncio
+import csv
 import os
+import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -93,12 +99,40 @@ def start_platform(engine_url: str, port: int, workdir: Path) -> subprocess.Pope
     raise RuntimeError("the platform did not become healthy")
 
 
+def bench_import(rows: int, workdir: Path) -> None:
+    path = workdir / "f1.csv"
+    rng = random.Random(2021)
+    prefixes = ["091", "098", "097", "090", "093", "088", "086", "032", "035", "039", "070", "079", "083", "056"]
+    with path.open("w", encoding="utf-8-sig", newline="") as sink:
+        writer = csv.writer(sink)
+        writer.writerow(
+            ["STT", "Họ và tên", "Số điện thoại", "Năm sinh", "Địa chỉ", "Phường/Xã", "Tỉnh", "Ngày tiếp xúc"]
+        )
+        for i in range(rows):
+            phone = "không rõ" if i % 50 == 0 else rng.choice(prefixes) + f"{rng.randrange(10**7):07d}"
+            writer.writerow([i + 1, f"Nguyễn Văn {i}", phone, 1950 + i % 60, f"{i} Lý Thái Tổ", "Suối Hoa", "Bắc Ninh",
+                             "02/06/2021"])  # fmt: skip
+    env = {**os.environ, "OUTREACH_DATABASE_URL": f"sqlite:///{workdir / 'import.db'}"}
+    outreach = str(PROJECT_ROOT / ".venv" / "bin" / "outreach")
+    subprocess.run([outreach, "db", "upgrade"], env=env, check=True, capture_output=True)
+    started = time.perf_counter()
+    result = subprocess.run([outreach, "contacts", "import", str(path), "--list", "bench", "--json"], env=env,
+                            check=True, capture_output=True, text=True)  # fmt: skip
+    elapsed = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"\nF1 list import of {rows:,} rows: {elapsed:.1f} s, peak memory {peak_mb:.0f} MB "
+          f"(goals: under 20 s and 500 MB); {result.stdout.strip()}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--residents", type=int, default=16, help="concurrent residents")
     parser.add_argument("--rounds", type=int, default=3, help="conversations per resident")
+    parser.add_argument("--import-rows", type=int, default=100_000, help="rows of the generated F1 list (0: skip)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="outreach-bench-"))
+    if args.import_rows:  # first: the peak memory read is the largest child's so far, and the engine is larger
+        bench_import(args.import_rows, workdir)
     settings = Settings(engine_port=free_port(), actions_port=free_port())
     engine = EngineProcess(settings, workdir / "engine.log")
     engine.start()
