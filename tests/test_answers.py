@@ -1,0 +1,85 @@
+"""The dialogue's answer logic without the engine: what one turn does to the declaration's slots."""
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from bot import answers
+from bot.answers import UNKNOWN, Turn, apply, next_question
+
+NOW = datetime(2021, 6, 3, 10, 0, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
+START = {name: None for name in answers.DIALOGUE_SLOTS} | {"identity_confirmed": True, "consent": True}
+
+
+def turn(text: str, intent: str = "inform", entities=None) -> Turn:
+    return Turn(text=text, intent=intent, entities=entities or [], now=NOW)
+
+
+def test_one_utterance_fills_several_questions_and_they_are_skipped():
+    slots = apply(START, "symptoms", turn("tôi sốt 38 độ 5 từ hôm qua, ho khan"))
+    assert (slots["symptoms"], slots["temperature"], slots["symptom_onset"]) == (["fever", "cough"], 38.5, "2021-06-02")
+    assert next_question(slots) == "contact_with_case"
+
+
+def test_questions_that_do_not_apply_are_skipped():
+    no_symptoms = apply(START, "symptoms", turn("không có triệu chứng gì", "feel_fine"))
+    assert no_symptoms["symptoms"] == [] and next_question(no_symptoms) == "contact_with_case"
+    cough_only = apply(START, "symptoms", turn("ho"))
+    assert next_question(cough_only) == "symptom_onset", "no fever: no temperature question"
+    untested = apply(START | {"symptoms": [], "contact_with_case": "no"}, "test_result", turn("chưa test"))
+    assert untested["test_result"] == "not_tested" and next_question(untested) == "vaccine_doses"
+
+
+def test_a_measured_fever_is_a_fever():
+    slots = apply(START | {"symptoms": ["cough"]}, "temperature", turn("38"))
+    assert slots["temperature"] == 38.0  # asked for, a bare number is the temperature
+    fever = apply(START, "symptoms", turn("ho, đo được 38 độ 2"))
+    assert fever["symptoms"] == ["fever", "cough"]
+
+
+def test_not_understood_twice_moves_on_as_unknown():
+    once = apply(START, "symptoms", turn("ờm", "nlu_fallback"))
+    assert once["symptoms"] is None and once["reask_count"] == 1
+    twice = apply(once, "symptoms", turn("ờm", "nlu_fallback"))
+    assert twice["symptoms"] == UNKNOWN and twice["reask_count"] is None
+    assert next_question(twice) == "contact_with_case"
+
+
+def test_yes_and_no_need_words_or_a_button():
+    assert apply(START | {"identity_confirmed": None}, "identity_confirmed", turn("asdfgh", "affirm"))[
+        "identity_confirmed"] is None, "a confident classifier alone is not a yes"  # fmt: skip
+    assert apply(START | {"identity_confirmed": None}, "identity_confirmed", turn("/affirm", "affirm"))[
+        "identity_confirmed"] is True  # fmt: skip
+    contact = apply(START | {"symptoms": []}, "contact_with_case", turn("có, vợ tôi là F0", "ask_identity"))
+    assert contact["contact_with_case"] == "yes"
+
+
+def test_acts_that_end_or_pause_the_conversation():
+    assert apply(START, "symptoms", turn("tôi không muốn khai", "refuse"))["outcome"] == "refused"
+    wrong = apply(START | {"identity_confirmed": None}, "identity_confirmed", turn("nhầm số rồi", "wrong_person"))
+    assert (wrong["outcome"], next_question(wrong)) == ("wrong_person", None)
+    busy = apply(START, "symptoms", turn("bận, 5 giờ chiều gọi lại", "busy"))
+    assert (busy["outcome"], busy["callback_at"]) == ("callback_requested", "2021-06-03T17:00:00+07:00")
+    assert next_question(busy) is None
+    asks_when = apply(START, "symptoms", turn("đang bận", "busy"))
+    assert next_question(asks_when) == "callback_at"
+    assert apply(asks_when, "callback_at", turn("ờ"))["callback_at"] == "2021-06-03T12:00:00+07:00", "default: +2 h"
+
+
+def test_answers_are_not_taken_for_goodbyes_or_wrong_numbers():
+    onset = apply(START | {"symptoms": ["cough"]}, "symptom_onset", turn("ba ngày nay", "wrong_person"))
+    assert onset["symptom_onset"] == "2021-05-31" and onset["outcome"] is None
+    needs = apply(START, "needs", turn("cần người đưa đi viện", "wrong_person"))
+    assert needs["needs"] == "cần người đưa đi viện" and needs["outcome"] is None
+    unknown = apply(START | {"symptoms": []}, "contact_with_case", turn("ko biết", "goodbye"))
+    assert unknown["contact_with_case"] == "unknown" and unknown["outcome"] is None
+
+
+def test_medicines_asked_for_are_not_symptoms_had():
+    slots = apply(START | {"symptoms": []}, "needs", turn("tôi cần thuốc hạ sốt với thuốc ho"))
+    assert slots["symptoms"] == [] and slots["needs"] == "tôi cần thuốc hạ sốt với thuốc ho"
+
+
+def test_danger_signs_call_for_emergency_advice_once():
+    slots = apply(START, "symptoms", turn("tôi bị tức ngực"))
+    assert answers.needs_emergency_advice(START, slots)
+    assert not answers.needs_emergency_advice(slots | {"emergency": True}, slots)
