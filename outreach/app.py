@@ -17,7 +17,7 @@ from outreach.conversations import ConversationService
 from outreach.db import make_engine, make_session_factory
 from outreach.deps import Platform
 from outreach.ratelimit import RateLimiter
-from outreach.routers import alerts, contact_lists, conversations, declarations, health
+from outreach.routers import alerts, campaigns, contact_lists, conversations, declarations, health
 from outreach.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Outreach platform", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.platform = platform
     errors.install(app)
-    for module in (health, declarations, conversations, alerts, contact_lists, webchat):
+    for module in (health, declarations, conversations, alerts, contact_lists, campaigns, webchat):
         app.include_router(module.router)
 
     @app.get("/chat", include_in_schema=False)

@@ -25,6 +25,8 @@ user_app = typer.Typer(help="Console users and their API tokens.", no_args_is_he
 engine_app = typer.Typer(help="The dialogue engine (Rasa).", no_args_is_help=True)
 contacts_app = typer.Typer(help="F1 contact lists.", no_args_is_help=True)
 app.add_typer(contacts_app, name="contacts")
+campaign_app = typer.Typer(help="Outreach campaigns over contact lists.", no_args_is_help=True)
+app.add_typer(campaign_app, name="campaign")
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(engine_app, name="engine")
@@ -236,3 +238,64 @@ def contacts_import(
           f"{summary.rejected} rejected")  # fmt: skip
     if summary.rejects_file:
         print(f"rejected rows and reasons: {summary.rejects_file}")
+
+
+def _show_campaign(session, campaign) -> None:
+    from sqlalchemy import func
+
+    from models import OutreachAttempt
+
+    counts = dict(session.execute(select(OutreachAttempt.status, func.count()).where(
+        OutreachAttempt.campaign_id == campaign.id).group_by(OutreachAttempt.status)).tuples().all())  # fmt: skip
+    attempts = ", ".join(f"{n} {s.value}" for s, n in counts.items()) or "none planned"
+    print(f"campaign {campaign.id} '{campaign.name}': {campaign.status.value}; attempts: {attempts}")
+
+
+@campaign_app.command("create")
+def campaign_create(
+    name: str,
+    list_ids: Annotated[list[int], typer.Option("--list", help="contact list id (repeat for several)")],
+    rules_file: Annotated[Path | None, typer.Option("--rules", exists=True, help="JSON rules (see README)")] = None,
+) -> None:
+    """Create a draft campaign over contact lists; rules default to calling hours 08:00-11:30, 13:30-20:00."""
+    from pydantic import ValidationError
+
+    from campaigns.rules import CampaignRules
+    from models import Campaign, ContactList
+
+    try:
+        rules = CampaignRules.model_validate_json(rules_file.read_text()) if rules_file else CampaignRules()
+    except ValidationError as error:
+        raise _fail(f"rules: {error}") from None
+    with session_scope(_store(get_settings())) as session:
+        lists = session.scalars(select(ContactList).where(ContactList.id.in_(list_ids))).all()
+        if missing := sorted(set(list_ids) - {c.id for c in lists}):
+            raise _fail(f"no contact list {missing}")
+        provinces = {c.province_code for c in lists}
+        campaign = Campaign(name=name, contact_lists=list(lists), rules=rules.model_dump(mode="json"),
+                            province_code=provinces.pop() if len(provinces) == 1 else None)  # fmt: skip
+        session.add(campaign)
+        session.flush()
+        _show_campaign(session, campaign)
+
+
+@campaign_app.command("change")
+def campaign_change(
+    campaign_id: int, action: Annotated[str, typer.Argument(help="start, pause, resume or cancel")]
+) -> None:
+    """Start, pause, resume or cancel a campaign."""
+    from campaigns.lifecycle import TRANSITIONS, TransitionRefused, transition
+    from models import Campaign, utcnow
+
+    if action not in TRANSITIONS:
+        raise _fail(f"unknown action '{action}'; use one of {', '.join(TRANSITIONS)}")
+    with session_scope(_store(get_settings())) as session:
+        campaign = session.get(Campaign, campaign_id)
+        if campaign is None:
+            raise _fail(f"no campaign {campaign_id}")
+        try:
+            transition(session, campaign, action, utcnow())
+        except TransitionRefused as error:
+            raise _fail(str(error)) from None
+        session.flush()
+        _show_campaign(session, campaign)

@@ -1,0 +1,78 @@
+"""A campaign's life as an explicit state machine, and the planning of each day's outreach.
+
+    draft --start--> running --pause--> paused --resume--> running
+    draft | running | paused --cancel--> canceled (no one is ever contacted again)
+
+Planning is per day: starting a campaign plans today's contacts; the daily job plans each following day, so a
+100,000-person list never needs millions of rows at once.
+"""
+
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from campaigns.rules import CampaignRules
+from models import AttemptStatus, Campaign, CampaignStatus, ContactListMember, OutreachAttempt, campaign_lists
+
+TRANSITIONS = {
+    "start": ({CampaignStatus.DRAFT}, CampaignStatus.RUNNING),
+    "pause": ({CampaignStatus.RUNNING}, CampaignStatus.PAUSED),
+    "resume": ({CampaignStatus.PAUSED}, CampaignStatus.RUNNING),
+    "cancel": ({CampaignStatus.DRAFT, CampaignStatus.RUNNING, CampaignStatus.PAUSED}, CampaignStatus.CANCELED),
+}
+OPEN_ATTEMPTS = (AttemptStatus.SCHEDULED, AttemptStatus.RETRY_WAIT)
+
+
+class TransitionRefused(ValueError):
+    pass
+
+
+def transition(session: Session, campaign: Campaign, action: str, now: datetime) -> None:
+    allowed_from, target = TRANSITIONS[action]
+    if campaign.status not in allowed_from:
+        raise TransitionRefused(f"cannot {action} a {campaign.status.value} campaign")
+    campaign.status = target
+    if action == "start":
+        campaign.started_at = now
+        rules = CampaignRules.model_validate(campaign.rules)
+        plan_day(session, campaign, now.astimezone(ZoneInfo(rules.timezone)).date(), now)
+    elif action == "cancel":
+        session.execute(
+            update(OutreachAttempt)
+            .where(OutreachAttempt.campaign_id == campaign.id, OutreachAttempt.status.in_(OPEN_ATTEMPTS))
+            .values(status=AttemptStatus.CANCELED, updated_at=now)
+        )
+
+
+def plan_day(session: Session, campaign: Campaign, day: date, now: datetime) -> int:
+    """Schedule everyone whose follow-up includes `day` (by their latest exposure date); returns how many.
+
+    People with no exposure date on their lists count from the day the campaign started. Planning twice is
+    harmless: a person already planned for that follow-up day is left alone.
+    """
+    rules = CampaignRules.model_validate(campaign.rules)
+    offsets = set(rules.follow_up_offsets())
+    start_day = campaign.started_at.astimezone(ZoneInfo(rules.timezone)).date() if campaign.started_at else day
+    exposures: dict[int, date] = {}
+    members = session.execute(
+        select(ContactListMember.person_id, ContactListMember.exposure_date)
+        .join(campaign_lists, campaign_lists.c.contact_list_id == ContactListMember.contact_list_id)
+        .where(campaign_lists.c.campaign_id == campaign.id)
+    )
+    for person_id, exposure in members:
+        exposure = exposure or start_day
+        exposures[person_id] = max(exposures.get(person_id, exposure), exposure)
+    due_people = {p: (day - e).days for p, e in exposures.items() if (day - e).days in offsets}
+    planned = select(OutreachAttempt.person_id, OutreachAttempt.follow_up_day).where(
+        OutreachAttempt.campaign_id == campaign.id, OutreachAttempt.follow_up_day.in_(set(due_people.values()))
+    )
+    already = {tuple(row) for row in session.execute(planned)}
+    due_at = rules.next_allowed(max(now, datetime.combine(day, time(0), ZoneInfo(rules.timezone))))
+    rows = [{"campaign_id": campaign.id, "person_id": person, "follow_up_day": offset, "due_at": due_at,
+             "status": AttemptStatus.SCHEDULED, "tries": 0, "created_at": now, "updated_at": now}
+            for person, offset in due_people.items() if (person, offset) not in already]  # fmt: skip
+    if rows:
+        session.execute(insert(OutreachAttempt), rows)
+    return len(rows)

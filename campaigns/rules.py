@@ -1,0 +1,96 @@
+"""What a campaign says: channels in fallback order, calling hours, retries, follow-up days, rate limits.
+
+`next_allowed` is the dialing governor's clock: the first moment at or after a given one that falls inside a
+calling window of a working day in the campaign's time zone.
+"""
+
+from datetime import date, datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+ChannelName = Literal["voice", "zalo", "zns", "sms", "webchat"]
+
+
+class Window(BaseModel):
+    start: time
+    end: time
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Window":
+        if self.start >= self.end:
+            raise ValueError(f"a calling window must end after it starts ({self.start}-{self.end})")
+        return self
+
+
+class CampaignRules(BaseModel):
+    channels: list[ChannelName] = Field(default=["voice", "zns", "sms"], min_length=1, description="fallback order")
+    timezone: str = "Asia/Ho_Chi_Minh"
+    calling_hours: list[Window] = Field(
+        default=[Window(start=time(8), end=time(11, 30)), Window(start=time(13, 30), end=time(20))], min_length=1
+    )
+    holidays: list[date] = Field(default=[], description="days with no outreach at all")
+    max_attempts_per_day: int = Field(default=3, ge=1, le=10)
+    retry_spacing_minutes: int = Field(default=60, ge=5, le=24 * 60)
+    follow_up_days: int | list[int] = Field(
+        default=14,
+        description="N: every day for N days after the exposure date; or a list of day numbers, e.g. [1, 3, 7]",
+    )
+    new_calls_per_second: float = Field(default=1.0, gt=0, le=100)
+    max_concurrent_calls: int = Field(default=10, ge=1, le=1000)
+    messages_per_second: float = Field(default=10.0, gt=0, le=1000)
+
+    @field_validator("channels")
+    @classmethod
+    def _once_each(cls, channels: list[str]) -> list[str]:
+        if len(set(channels)) != len(channels):
+            raise ValueError("each channel may appear once in the fallback order")
+        return channels
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone '{zone}'") from None
+        return zone
+
+    @field_validator("calling_hours")
+    @classmethod
+    def _apart(cls, windows: list[Window]) -> list[Window]:
+        windows = sorted(windows, key=lambda w: w.start)
+        for earlier, later in zip(windows, windows[1:], strict=False):
+            if later.start < earlier.end:
+                raise ValueError(f"calling windows overlap ({earlier.start}-{earlier.end}, {later.start}-{later.end})")
+        return windows
+
+    @field_validator("follow_up_days")
+    @classmethod
+    def _days(cls, days: int | list[int]) -> int | list[int]:
+        if isinstance(days, int) and not 1 <= days <= 60:
+            raise ValueError("follow-up lasts 1 to 60 days")
+        if isinstance(days, list) and (not days or any(not 0 <= d <= 60 for d in days)):
+            raise ValueError("follow-up days are numbers from 0 to 60")
+        return days
+
+    def follow_up_offsets(self) -> list[int]:
+        """Days after the exposure date on which a person is contacted."""
+        days = self.follow_up_days
+        return list(range(1, days + 1)) if isinstance(days, int) else sorted(set(days))
+
+    def next_allowed(self, moment: datetime) -> datetime:
+        """The first moment at or after `moment` inside calling hours on a working day (in the campaign's zone)."""
+        zone = ZoneInfo(self.timezone)
+        local = moment.astimezone(zone)
+        for day_shift in range(370):
+            day = local.date() + timedelta(days=day_shift)
+            if day in self.holidays:
+                continue
+            for window in self.calling_hours:
+                opens = datetime.combine(day, window.start, zone)
+                closes = datetime.combine(day, window.end, zone)
+                if local < closes:
+                    return max(local, opens)
+        raise ValueError("no calling window in the coming year: check holidays and calling hours")

@@ -1,0 +1,88 @@
+"""Campaigns: create over contact lists with rules, then start, pause, resume or cancel them."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, status
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+
+from campaigns.lifecycle import TransitionRefused, transition
+from campaigns.rules import CampaignRules
+from models import Campaign, CampaignStatus, ContactList, OutreachAttempt, User, utcnow
+from outreach.deps import SessionDep, UserDep
+from outreach.routers.contact_lists import list_manager
+from outreach.schemas import ErrorOut
+
+router = APIRouter(prefix="/api/v1/campaigns", tags=["campaigns"])
+ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut},
+          422: {"model": ErrorOut}}  # fmt: skip
+Manager = Annotated[User, Depends(list_manager)]
+
+
+class NewCampaign(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    contact_list_ids: list[int] = Field(min_length=1)
+    rules: CampaignRules = CampaignRules()
+
+
+class CampaignOut(BaseModel):
+    id: int
+    name: str
+    status: CampaignStatus
+    province_code: str | None
+    contact_list_ids: list[int]
+    rules: CampaignRules
+    started_at: datetime | None
+    attempts: dict[str, int] = Field(description="outreach attempts by status")
+
+
+def _out(session, campaign: Campaign) -> CampaignOut:
+    counts = session.execute(
+        select(OutreachAttempt.status, func.count()).where(OutreachAttempt.campaign_id == campaign.id)
+        .group_by(OutreachAttempt.status)
+    ).all()  # fmt: skip
+    return CampaignOut(id=campaign.id, name=campaign.name, status=campaign.status, province_code=campaign.province_code,
+                       contact_list_ids=[c.id for c in campaign.contact_lists], rules=campaign.rules,
+                       started_at=campaign.started_at, attempts={s.value: n for s, n in counts})  # fmt: skip
+
+
+def _campaign(session, user: User, campaign_id: int) -> Campaign:
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None or (user.province_code and campaign.province_code != user.province_code):
+        raise HTTPException(404, f"no campaign {campaign_id} in your scope")
+    return campaign
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
+def create_campaign(body: NewCampaign, session: SessionDep, user: Manager) -> CampaignOut:
+    lists = session.scalars(select(ContactList).where(ContactList.id.in_(body.contact_list_ids))).all()
+    visible = [c for c in lists if not user.province_code or c.province_code == user.province_code]
+    missing = sorted(set(body.contact_list_ids) - {c.id for c in visible})
+    if missing:
+        raise HTTPException(422, f"contact_list_ids: no contact list {missing} in your scope")
+    provinces = {c.province_code for c in visible}
+    province = user.province_code or (provinces.pop() if len(provinces) == 1 else None)
+    campaign = Campaign(name=body.name, rules=body.rules.model_dump(mode="json"), contact_lists=visible,
+                        province_code=province)  # fmt: skip
+    session.add(campaign)
+    session.flush()
+    return _out(session, campaign)
+
+
+@router.get("/{campaign_id}", responses=ERRORS)
+def get_campaign(campaign_id: int, session: SessionDep, user: UserDep) -> CampaignOut:
+    return _out(session, _campaign(session, user, campaign_id))
+
+
+@router.post("/{campaign_id}/{action}", responses=ERRORS, summary="start, pause, resume or cancel")
+def change_campaign(
+    campaign_id: int, action: Literal["start", "pause", "resume", "cancel"], session: SessionDep, user: Manager
+) -> CampaignOut:
+    campaign = _campaign(session, user, campaign_id)
+    try:
+        transition(session, campaign, action, utcnow())
+    except TransitionRefused as error:
+        raise HTTPException(409, str(error)) from None
+    session.flush()
+    return _out(session, campaign)
