@@ -10,7 +10,7 @@ Planning is per day: starting a campaign plans today's contacts; the daily job p
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from campaigns.rules import CampaignRules
@@ -76,3 +76,12 @@ def plan_day(session: Session, campaign: Campaign, day: date, now: datetime) -> 
     if rows:
         session.execute(insert(OutreachAttempt), rows)
     return len(rows)
+
+
+def attempt_counts(session: Session, campaign_id: int) -> dict[str, int]:
+    """Outreach attempts of a campaign by status."""
+    rows = session.execute(
+        select(OutreachAttempt.status, func.count()).where(OutreachAttempt.campaign_id == campaign_id)
+        .group_by(OutreachAttempt.status)
+    )  # fmt: skip
+    return {status.value: count for status, count in rows}

@@ -241,13 +241,10 @@ def contacts_import(
 
 
 def _show_campaign(session, campaign) -> None:
-    from sqlalchemy import func
+    from campaigns.lifecycle import attempt_counts
 
-    from models import OutreachAttempt
-
-    counts = dict(session.execute(select(OutreachAttempt.status, func.count()).where(
-        OutreachAttempt.campaign_id == campaign.id).group_by(OutreachAttempt.status)).tuples().all())  # fmt: skip
-    attempts = ", ".join(f"{n} {s.value}" for s, n in counts.items()) or "none planned"
+    counts = attempt_counts(session, campaign.id)
+    attempts = ", ".join(f"{n} {status}" for status, n in counts.items()) or "none planned"
     print(f"campaign {campaign.id} '{campaign.name}': {campaign.status.value}; attempts: {attempts}")
 
 

@@ -5,11 +5,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from campaigns.lifecycle import TransitionRefused, transition
+from campaigns.lifecycle import TransitionRefused, attempt_counts, transition
 from campaigns.rules import CampaignRules
-from models import Campaign, CampaignStatus, ContactList, OutreachAttempt, User, utcnow
+from models import Campaign, CampaignStatus, ContactList, User, utcnow
 from outreach.deps import SessionDep, UserDep
 from outreach.routers.contact_lists import list_manager
 from outreach.schemas import ErrorOut
@@ -38,13 +38,9 @@ class CampaignOut(BaseModel):
 
 
 def _out(session, campaign: Campaign) -> CampaignOut:
-    counts = session.execute(
-        select(OutreachAttempt.status, func.count()).where(OutreachAttempt.campaign_id == campaign.id)
-        .group_by(OutreachAttempt.status)
-    ).all()  # fmt: skip
     return CampaignOut(id=campaign.id, name=campaign.name, status=campaign.status, province_code=campaign.province_code,
                        contact_list_ids=[c.id for c in campaign.contact_lists], rules=campaign.rules,
-                       started_at=campaign.started_at, attempts={s.value: n for s, n in counts})  # fmt: skip
+                       started_at=campaign.started_at, attempts=attempt_counts(session, campaign.id))  # fmt: skip
 
 
 def _campaign(session, user: User, campaign_id: int) -> Campaign:
