@@ -14,7 +14,15 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from campaigns.rules import CampaignRules
-from models import AttemptStatus, Campaign, CampaignStatus, ContactListMember, OutreachAttempt, campaign_lists
+from models import (
+    AttemptStatus,
+    Campaign,
+    CampaignStatus,
+    ContactList,
+    ContactListMember,
+    OutreachAttempt,
+    campaign_lists,
+)
 
 TRANSITIONS = {
     "start": ({CampaignStatus.DRAFT}, CampaignStatus.RUNNING),
@@ -27,6 +35,13 @@ OPEN_ATTEMPTS = (AttemptStatus.SCHEDULED, AttemptStatus.RETRY_WAIT)
 
 class TransitionRefused(ValueError):
     pass
+
+
+def new_campaign(name: str, lists: list[ContactList], rules: CampaignRules, province: str | None = None) -> Campaign:
+    """A draft campaign; its province is the given one, else the lists' when they all share one."""
+    provinces = {c.province_code for c in lists}
+    province = province or (provinces.pop() if len(provinces) == 1 else None)
+    return Campaign(name=name, contact_lists=list(lists), rules=rules.model_dump(mode="json"), province_code=province)
 
 
 def transition(session: Session, campaign: Campaign, action: str, now: datetime) -> None:

@@ -17,6 +17,7 @@ from models import Channel, Conversation, Person
 from outreach.conversations import EngineDown, TurnResult
 from outreach.deps import PlatformDep
 from outreach.phones import InvalidPhone, normalize_phone
+from outreach.ratelimit import RateLimiter
 from outreach.schemas import ErrorOut
 
 router = APIRouter(prefix="/api/v1/webchat", tags=["web chat (residents)"])
@@ -76,11 +77,14 @@ def _replies(messages: list[BotMessage]) -> list[ReplyOut]:
             for m in messages]  # fmt: skip
 
 
+def _refuse_if_limited(limiter: RateLimiter, key: str, message: str) -> None:
+    if (wait := limiter.retry_after(key)) is not None:
+        raise HTTPException(429, message, headers={"Retry-After": str(int(wait) + 1)})
+
+
 def _throttle(platform: PlatformDep, request: Request) -> None:
     client = request.client.host if request.client else "unknown"
-    if (wait := platform.webchat_ip_limit.retry_after(client)) is not None:
-        raise HTTPException(429, "too many requests from this address; wait a minute",
-                            headers={"Retry-After": str(int(wait) + 1)})  # fmt: skip
+    _refuse_if_limited(platform.webchat_ip_limit, client, "too many requests from this address; wait a minute")
 
 
 Throttled = Depends(_throttle)
@@ -127,9 +131,7 @@ async def send_message(session_id: str, body: ResidentMessage, platform: Platfor
         raise HTTPException(422, "text: the message is empty")
     if len(text) > platform.settings.webchat_max_chars:
         raise HTTPException(422, f"text: at most {platform.settings.webchat_max_chars} characters, got {len(text)}")
-    if (wait := platform.webchat_session_limit.retry_after(session_id)) is not None:
-        raise HTTPException(429, "too many messages in this chat; wait a moment",
-                            headers={"Retry-After": str(int(wait) + 1)})  # fmt: skip
+    _refuse_if_limited(platform.webchat_session_limit, session_id, "too many messages in this chat; wait a moment")
     conversation_id = _conversation(platform, session_id)
     try:
         result: TurnResult = await platform.conversations.handle(conversation_id, text, engine_text=body.payload)

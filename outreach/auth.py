@@ -4,12 +4,14 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from models import ApiToken, AuditLog, Person, Role, User, utcnow
 
+T = TypeVar("T")
 TOKEN_PREFIX = "otk_"
 PROVINCE_CODE = re.compile(r"^\d{2}$")
 
@@ -89,6 +91,14 @@ def audit(
             client_ip=client_ip,
         )
     )
+
+
+def get_in_scope(session: Session, user: User, model: type[T], row_id: int) -> T | None:
+    """A row with its own `province_code` (contact list, campaign), or None when absent or another province's."""
+    row = session.get(model, row_id)
+    if row is None or (user.province_code and row.province_code != user.province_code):
+        return None
+    return row
 
 
 def in_scope(stmt: Select, user: User) -> Select:

@@ -257,8 +257,9 @@ def campaign_create(
     """Create a draft campaign over contact lists; rules default to calling hours 08:00-11:30, 13:30-20:00."""
     from pydantic import ValidationError
 
+    from campaigns.lifecycle import new_campaign
     from campaigns.rules import CampaignRules
-    from models import Campaign, ContactList
+    from models import ContactList
 
     try:
         rules = CampaignRules.model_validate_json(rules_file.read_text()) if rules_file else CampaignRules()
@@ -268,9 +269,7 @@ def campaign_create(
         lists = session.scalars(select(ContactList).where(ContactList.id.in_(list_ids))).all()
         if missing := sorted(set(list_ids) - {c.id for c in lists}):
             raise _fail(f"no contact list {missing}")
-        provinces = {c.province_code for c in lists}
-        campaign = Campaign(name=name, contact_lists=list(lists), rules=rules.model_dump(mode="json"),
-                            province_code=provinces.pop() if len(provinces) == 1 else None)  # fmt: skip
+        campaign = new_campaign(name, list(lists), rules)
         session.add(campaign)
         session.flush()
         _show_campaign(session, campaign)

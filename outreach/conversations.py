@@ -25,17 +25,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.client import BotMessage, EngineClient, EngineError, EngineReply
 from bot.vntext import nfc
 from models import Channel, Conversation, Declaration, DeclarationStatus, Person, Speaker, Turn, utcnow
-from outreach.alerts import assess, raise_alert
+from outreach.alerts import SYMPTOM_NAMES, assess, raise_alert
 from outreach.auth import hash_token
 from outreach.db import session_scope
 from outreach.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SYMPTOM_CODES = {
-    "fever", "cough", "shortness_of_breath", "sore_throat", "fatigue", "loss_of_taste_or_smell", "runny_nose",
-    "body_ache", "headache", "diarrhea", "chest_pain",
-}  # fmt: skip
 STATUS_OF_OUTCOME = {
     "complete": DeclarationStatus.COMPLETE,
     "refused": DeclarationStatus.REFUSED,
@@ -256,7 +252,7 @@ def update_declaration(declaration: Declaration, slots: dict[str, Any]) -> None:
         slots.get("identity_confirmed") if isinstance(slots.get("identity_confirmed"), bool) else None
     )
     declaration.symptoms_asked = isinstance(symptoms, list)
-    declaration.symptoms = [s for s in symptoms if s in SYMPTOM_CODES] if isinstance(symptoms, list) else []
+    declaration.symptoms = [s for s in symptoms if s in SYMPTOM_NAMES] if isinstance(symptoms, list) else []
     temperature = _known(slots.get("temperature"))
     declaration.temperature_c = (
         float(temperature) if isinstance(temperature, int | float) and 34 <= temperature <= 43 else None

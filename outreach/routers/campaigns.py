@@ -7,9 +7,10 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from campaigns.lifecycle import TransitionRefused, attempt_counts, transition
+from campaigns.lifecycle import TransitionRefused, attempt_counts, new_campaign, transition
 from campaigns.rules import CampaignRules
 from models import Campaign, CampaignStatus, ContactList, User, utcnow
+from outreach.auth import get_in_scope
 from outreach.deps import SessionDep, UserDep
 from outreach.routers.contact_lists import list_manager
 from outreach.schemas import ErrorOut
@@ -44,8 +45,8 @@ def _out(session, campaign: Campaign) -> CampaignOut:
 
 
 def _campaign(session, user: User, campaign_id: int) -> Campaign:
-    campaign = session.get(Campaign, campaign_id)
-    if campaign is None or (user.province_code and campaign.province_code != user.province_code):
+    campaign = get_in_scope(session, user, Campaign, campaign_id)
+    if campaign is None:
         raise HTTPException(404, f"no campaign {campaign_id} in your scope")
     return campaign
 
@@ -57,10 +58,7 @@ def create_campaign(body: NewCampaign, session: SessionDep, user: Manager) -> Ca
     missing = sorted(set(body.contact_list_ids) - {c.id for c in visible})
     if missing:
         raise HTTPException(422, f"contact_list_ids: no contact list {missing} in your scope")
-    provinces = {c.province_code for c in visible}
-    province = user.province_code or (provinces.pop() if len(provinces) == 1 else None)
-    campaign = Campaign(name=body.name, rules=body.rules.model_dump(mode="json"), contact_lists=visible,
-                        province_code=province)  # fmt: skip
+    campaign = new_campaign(body.name, visible, body.rules, user.province_code)
     session.add(campaign)
     session.flush()
     return _out(session, campaign)

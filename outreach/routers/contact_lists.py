@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from campaigns.importer import UnusableFile, import_contacts
 from models import ContactList, ContactListMember, Role, User
-from outreach.auth import AuthError, validate_province_code
+from outreach.auth import AuthError, get_in_scope, validate_province_code
 from outreach.deps import PlatformDep, SessionDep, UserDep
 from outreach.schemas import ErrorOut
 from outreach.settings import PROJECT_ROOT
@@ -95,8 +95,8 @@ async def upload_list(
 
 
 def _scoped_list(session: SessionDep, user: User, list_id: int) -> ContactList:
-    contact_list = session.get(ContactList, list_id)
-    if contact_list is None or (user.province_code and contact_list.province_code != user.province_code):
+    contact_list = get_in_scope(session, user, ContactList, list_id)
+    if contact_list is None:
         raise HTTPException(404, f"no contact list {list_id} in your scope")
     return contact_list
 
