@@ -8,12 +8,12 @@ PLATFORM_STAMP := .venv/.synced
 ENGINE_STAMP := .venv-engine/.synced
 export UV_LINK_MODE := copy
 
-.PHONY: run test lint bench model engine platform system-packages engine-lock clean
+.PHONY: run test lint bench model engine platform system-packages voice-packages engine-lock clean
 
-run: platform engine model
+run: platform engine model voice-packages
 	.venv/bin/outreach serve
 
-test: platform engine model system-packages
+test: platform engine model system-packages voice-packages
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
 bench: platform engine model
@@ -54,6 +54,13 @@ system-packages:
 	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq $$missing >/dev/null; \
 	  fi
+
+# espeak-ng speaks the voice prompts when Google's speech synthesis (gTTS) cannot be reached.
+voice-packages:
+	@command -v espeak-ng >/dev/null || { \
+	  echo "installing Debian packages: espeak-ng"; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq espeak-ng >/dev/null; }
 
 engine-lock: | $(UV)
 	$(UV) pip compile --quiet --python-version 3.10 bot/engine-requirements.in -o bot/engine-requirements.lock

@@ -25,7 +25,9 @@ class Window(BaseModel):
 
 
 class CampaignRules(BaseModel):
-    channels: list[ChannelName] = Field(default=["voice", "zns", "sms"], min_length=1, description="fallback order")
+    channels: list[ChannelName] = Field(
+        default=["voice", "sms"], min_length=1, description="fallback order, e.g. voice, zns, sms"
+    )
     timezone: str = "Asia/Ho_Chi_Minh"
     calling_hours: list[Window] = Field(
         default=[Window(start=time(8), end=time(11, 30)), Window(start=time(13, 30), end=time(20))], min_length=1
@@ -40,6 +42,11 @@ class CampaignRules(BaseModel):
     new_calls_per_second: float = Field(default=1.0, gt=0, le=100)
     max_concurrent_calls: int = Field(default=10, ge=1, le=1000)
     messages_per_second: float = Field(default=10.0, gt=0, le=1000)
+    zns_template_id: str | None = Field(default=None, description="the approved ZNS template sent by phone")
+    zns_template_data: dict[str, str] = Field(
+        default={},
+        description="the template's parameters; values may use {name}, {phone}, {day} and {chat_link}",
+    )
 
     @field_validator("channels")
     @classmethod
@@ -47,6 +54,12 @@ class CampaignRules(BaseModel):
         if len(set(channels)) != len(channels):
             raise ValueError("each channel may appear once in the fallback order")
         return channels
+
+    @model_validator(mode="after")
+    def _zns_needs_a_template(self) -> "CampaignRules":
+        if "zns" in self.channels and not self.zns_template_id:
+            raise ValueError("the zns channel needs zns_template_id (an approved template of the OA)")
+        return self
 
     @field_validator("timezone")
     @classmethod

@@ -3,6 +3,7 @@
 from models.auth import ApiToken, AuditLog, Role, User
 from models.base import Base, utcnow
 from models.campaign import AttemptStatus, Campaign, CampaignStatus, OutreachAttempt, campaign_lists
+from models.channels import InboundEvent, ProviderToken, ZaloUser
 from models.conversation import Channel, Conversation, Speaker, Turn
 from models.declaration import Alert, AlertLevel, Declaration, DeclarationStatus
 from models.people import ContactList, ContactListMember, Person
@@ -22,12 +23,15 @@ __all__ = [
     "Conversation",
     "Declaration",
     "DeclarationStatus",
+    "InboundEvent",
     "OutreachAttempt",
     "Person",
+    "ProviderToken",
     "Role",
     "Speaker",
     "Turn",
     "User",
+    "ZaloUser",
     "campaign_lists",
     "utcnow",
 ]

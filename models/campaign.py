@@ -24,6 +24,7 @@ class AttemptStatus(StrEnum):
 
     SCHEDULED = "scheduled"  # due at due_at, not yet claimed by a worker
     CLAIMED = "claimed"  # a worker took it and is handing it to a channel
+    CONTACTING = "contacting"  # a channel took it: the phone is ringing or the message is on its way
     IN_PROGRESS = "in_progress"  # the channel reached the person; a conversation is live
     COMPLETED = "completed"  # the person answered
     RETRY_WAIT = "retry_wait"  # busy / no answer / machine; tried again after the spacing
@@ -75,6 +76,9 @@ class OutreachAttempt(Timestamped, Base):
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claimed_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(500))
+    last_outcome: Mapped[str | None] = mapped_column(
+        String(32), comment="what the latest try gave: busy, no_answer, machine, dropped, delivered, completed, ..."
+    )
 
     campaign: Mapped[Campaign] = relationship()
     person: Mapped[Person] = relationship()

@@ -2,8 +2,9 @@
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, enum_column, utcnow
@@ -68,6 +69,10 @@ class Turn(Base):
     asr_confidence: Mapped[float | None]
     audio_ref: Mapped[str | None] = mapped_column(String(500))
     intent: Mapped[str | None] = mapped_column(String(64))
+    buttons: Mapped[list[dict[str, Any]] | None] = mapped_column(
+        JSON,
+        comment="bot turns: quick answers offered [{title, payload}]; keypad digits and Zalo taps map to them",
+    )
     external_id: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(

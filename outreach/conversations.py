@@ -24,7 +24,21 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.client import BotMessage, EngineClient, EngineError, EngineReply
 from bot.vntext import nfc
-from models import Channel, Conversation, Declaration, DeclarationStatus, Person, Speaker, Turn, utcnow
+from campaigns import attempts
+from campaigns.attempts import Outcome
+from campaigns.rules import CampaignRules
+from models import (
+    AttemptStatus,
+    Channel,
+    Conversation,
+    Declaration,
+    DeclarationStatus,
+    OutreachAttempt,
+    Person,
+    Speaker,
+    Turn,
+    utcnow,
+)
 from outreach.alerts import SYMPTOM_NAMES, assess, raise_alert
 from outreach.auth import hash_token
 from outreach.db import session_scope
@@ -219,11 +233,16 @@ class ConversationService:
             raise_alert(session, declaration, assess(declaration, bool(reply.slots.get("emergency")), self.settings))
             seq = self._next_seq(session, conversation_id)
             for offset, message in enumerate(reply.messages):
+                buttons = [{"title": b.title, "payload": b.payload} for b in message.buttons] or None
                 session.add(Turn(conversation_id=conversation_id, seq=seq + offset, speaker=Speaker.BOT,
-                                 text=message.text, channel=conversation.channel, processed_at=utcnow()))  # fmt: skip
+                                 text=message.text, buttons=buttons, channel=conversation.channel,
+                                 processed_at=utcnow()))  # fmt: skip
             ended = bool(reply.slots.get("conversation_closed"))
             if ended and conversation.ended_at is None:
                 conversation.ended_at = utcnow()
+            if conversation.outreach_id is not None:
+                _settle_outreach(session, conversation.outreach_id, declaration, answered=turn_id is not None,
+                                 ended=ended)  # fmt: skip
             conversation.last_activity_at = utcnow()
             session.flush()
             pending = self._oldest_pending(conversation_id, session)
@@ -232,6 +251,22 @@ class ConversationService:
     @staticmethod
     def _next_seq(session: Session, conversation_id: int) -> int:
         return (session.scalar(select(func.max(Turn.seq)).where(Turn.conversation_id == conversation_id)) or 0) + 1
+
+
+def _settle_outreach(session: Session, outreach_id: int, declaration: Declaration, *, answered: bool,
+                     ended: bool) -> None:  # fmt: skip
+    """The campaign's attempt follows its conversation: answered on the first reply, settled at the end."""
+    attempt = session.get(OutreachAttempt, outreach_id)
+    if attempt is None or not (answered or ended):
+        return
+    rules = CampaignRules.model_validate(attempt.campaign.rules)
+    if not ended:
+        if attempt.status != AttemptStatus.IN_PROGRESS:
+            attempts.record(attempt, rules, Outcome.ANSWERED, utcnow())
+    elif declaration.status == DeclarationStatus.CALLBACK_REQUESTED and declaration.callback_at:
+        attempts.record(attempt, rules, Outcome.CALLBACK, utcnow(), callback_at=declaration.callback_at)
+    else:
+        attempts.record(attempt, rules, Outcome.COMPLETED, utcnow())
 
 
 def _known(value: Any) -> Any:

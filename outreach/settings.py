@@ -7,7 +7,7 @@ The README lists them all; ``.env.example`` shows each with its default.
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -72,7 +72,60 @@ class Settings(BaseSettings):
         default=120, description="Web chat requests (sessions and messages) one address may make a minute."
     )
 
-    @field_validator("engine_python", "engine_models_dir", "heartbeat_file")
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The address Twilio, Zalo and residents reach this platform at (scheme, host, optional path). "
+        "Webhook signatures are checked against it, so behind a proxy it is the proxy's public address.",
+    )
+
+    twilio_account_sid: str = Field(default="", description="Twilio account SID (AC...); voice and SMS need it.")
+    twilio_auth_token: SecretStr = Field(
+        default=SecretStr(""), description="Twilio auth token: authenticates API calls and signs webhooks."
+    )
+    twilio_from_number: str = Field(default="", description="The Twilio number calls and SMS come from (E.164).")
+    twilio_api_base_url: str = Field(
+        default="https://api.twilio.com", description="Twilio REST API base URL (changed only for tests or a proxy)."
+    )
+    twilio_ring_timeout_s: int = Field(
+        default=25, ge=5, le=600, description="Seconds a call rings before it counts as not answered."
+    )
+    twilio_machine_detection: bool = Field(
+        default=True, description="Ask Twilio to detect answering machines (a machine answer is retried later)."
+    )
+    voice_gather_timeout_s: int = Field(
+        default=6, ge=1, le=60, description="Seconds of silence after a prompt before the caller counts as silent."
+    )
+
+    zalo_app_id: str = Field(default="", description="Zalo app id (developers.zalo.me).")
+    zalo_oa_secret_key: SecretStr = Field(
+        default=SecretStr(""), description="The OA secret key that signs Zalo webhooks (X-ZEvent-Signature)."
+    )
+    zalo_app_secret_key: SecretStr = Field(
+        default=SecretStr(""), description="The Zalo app secret key, sent when refreshing the OA access token."
+    )
+    zalo_refresh_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="First OA refresh token; after the first refresh the rotating tokens live in the store.",
+    )
+    zalo_api_base_url: str = Field(default="https://openapi.zalo.me", description="Zalo OA API base URL.")
+    zalo_oauth_base_url: str = Field(default="https://oauth.zaloapp.com", description="Zalo OAuth base URL.")
+    zalo_zns_base_url: str = Field(
+        default="https://business.openapi.zalo.me", description="Zalo Notification Service (ZNS) base URL."
+    )
+    zalo_reply_window_hours: int = Field(
+        default=48, ge=1, le=168, description="Hours after a resident's last message in which the OA may reply."
+    )
+
+    tts_cache_dir: Path = Field(
+        default=PROJECT_ROOT / "var" / "prompts", description="Disk cache of rendered voice prompts."
+    )
+    tts_engines: list[str] = Field(
+        default=["gtts", "espeak-ng"],
+        description="Speech synthesis engines in order of preference (JSON list); the next takes over when one fails.",
+    )
+    gtts_timeout_s: float = Field(default=5.0, description="Seconds to wait for Google's speech synthesis.")
+
+    @field_validator("engine_python", "engine_models_dir", "heartbeat_file", "tts_cache_dir")
     @classmethod
     def _relative_to_project(cls, path: Path) -> Path:
         """Relative paths mean the project folder, wherever the command was started from."""
@@ -87,6 +140,10 @@ class Settings(BaseSettings):
         if Path(url.database).is_absolute():
             return value
         return url.set(database=str(PROJECT_ROOT / url.database)).render_as_string(hide_password=False)
+
+    @property
+    def public_url(self) -> str:
+        return self.public_base_url.rstrip("/")
 
     @property
     def managed_engine_url(self) -> str:

@@ -137,7 +137,7 @@ def test_campaign_api(api, tmp_path):
     assert created.status_code == 201, created.text
     campaign = created.json()
     assert (campaign["status"], campaign["province_code"], campaign["rules"]["channels"]) == (
-        "draft", "27", ["voice", "zns", "sms"])  # fmt: skip
+        "draft", "27", ["voice", "sms"])  # fmt: skip
     started = httpx.post(f"{url}/{campaign['id']}/start", headers=manager).json()
     assert started["status"] == "running" and started["attempts"] == {"scheduled": 1}
     assert httpx.post(f"{url}/{campaign['id']}/resume", headers=manager).status_code == 409

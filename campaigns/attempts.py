@@ -1,0 +1,96 @@
+"""One outreach attempt after a worker claimed it: what each thing a channel reports does to it.
+
+    claimed --a channel took it--> contacting --answered / replied--> in_progress
+    contacting | in_progress --the dialogue ended--> completed
+                             --callback asked-----> retry_wait (due at the time the resident gave)
+                             --busy, no answer, machine, dropped, failed--> retry_wait (tries left today)
+                                                                         -> failed (none left today)
+    claimed | contacting --channel cannot reach them--> scheduled again at once on the next channel, or failed
+
+Completed, failed and canceled are final for the day: a provider's late or repeated report changes nothing.
+"""
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from campaigns.rules import CampaignRules
+from models import AttemptStatus, OutreachAttempt
+
+FINAL = frozenset({AttemptStatus.COMPLETED, AttemptStatus.FAILED, AttemptStatus.CANCELED})
+
+
+class Outcome(StrEnum):
+    """What a channel reports about one try."""
+
+    ANSWERED = "answered"  # a person picked up, or replied to the message
+    DELIVERED = "delivered"  # the message reached their phone; waiting for a reply
+    COMPLETED = "completed"  # the dialogue reached its end (declared, refused, wrong person)
+    CALLBACK = "callback"  # the resident asked to be contacted again later
+    DROPPED = "dropped"  # reached, but the dialogue stopped half-way (hang-up, silences)
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    MACHINE = "machine"  # an answering machine or voicemail picked up
+    FAILED = "failed"  # the provider could not place the call or message
+
+
+UNREACHED = frozenset({Outcome.DROPPED, Outcome.BUSY, Outcome.NO_ANSWER, Outcome.MACHINE, Outcome.FAILED})
+
+
+def handed_over(attempt: OutreachAttempt, channel: str, provider_ref: str | None, now: datetime) -> None:
+    """A channel took the attempt: the call is placed or the message sent. Counts as one try of the day."""
+    attempt.status = AttemptStatus.CONTACTING
+    attempt.channel = channel
+    attempt.provider_ref = provider_ref
+    attempt.tries += 1
+    attempt.updated_at = now
+
+
+def record(
+    attempt: OutreachAttempt, rules: CampaignRules, outcome: Outcome, now: datetime, *,
+    callback_at: datetime | None = None, detail: str | None = None,
+) -> None:  # fmt: skip
+    """Move the attempt on after a channel's report."""
+    if attempt.status in FINAL:
+        return
+    attempt.last_outcome = outcome.value
+    attempt.updated_at = now
+    if detail:
+        attempt.last_error = detail[:500]
+    if outcome is Outcome.ANSWERED:
+        attempt.status = AttemptStatus.IN_PROGRESS
+    elif outcome is Outcome.DELIVERED:
+        attempt.status = AttemptStatus.CONTACTING
+    elif outcome is Outcome.COMPLETED:
+        attempt.status = AttemptStatus.COMPLETED
+    elif outcome is Outcome.CALLBACK and callback_at is not None:
+        attempt.status, attempt.due_at = AttemptStatus.RETRY_WAIT, rules.next_allowed(max(callback_at, now))
+    else:
+        _retry_or_fail(attempt, rules, now)
+
+
+def _retry_or_fail(attempt: OutreachAttempt, rules: CampaignRules, now: datetime) -> None:
+    """Try again after the spacing, the same day, while tries are left; else the day is failed."""
+    retry_at = rules.next_allowed(now + timedelta(minutes=rules.retry_spacing_minutes))
+    zone = ZoneInfo(rules.timezone)
+    same_day = retry_at.astimezone(zone).date() == now.astimezone(zone).date()
+    if attempt.tries < rules.max_attempts_per_day and same_day:
+        attempt.status, attempt.due_at = AttemptStatus.RETRY_WAIT, retry_at
+    else:
+        attempt.status = AttemptStatus.FAILED
+
+
+def fall_back(attempt: OutreachAttempt, rules: CampaignRules, reason: str, now: datetime) -> str | None:
+    """The current channel cannot reach this person: schedule the next channel in the fallback order at once.
+
+    Returns the next channel, or None when none is left (the attempt then fails for the day).
+    """
+    current = attempt.channel or rules.channels[0]
+    later = rules.channels[rules.channels.index(current) + 1 :] if current in rules.channels else []
+    attempt.last_error = f"{current}: {reason}"[:500]
+    attempt.updated_at = now
+    if later:
+        attempt.channel, attempt.status, attempt.due_at = later[0], AttemptStatus.SCHEDULED, now
+        return later[0]
+    attempt.channel, attempt.status = current, AttemptStatus.FAILED
+    return None
