@@ -7,7 +7,8 @@
                                                                          -> failed (none left today)
     claimed | contacting --channel cannot reach them--> scheduled again at once on the next channel, or failed
 
-Completed, failed and canceled are final for the day: a provider's late or repeated report changes nothing.
+Only a live attempt (contacting, in progress) moves: once a try is settled (retry_wait, completed, failed,
+canceled), a provider's late or repeated report about it changes nothing.
 """
 
 from datetime import datetime, timedelta
@@ -17,7 +18,7 @@ from zoneinfo import ZoneInfo
 from campaigns.rules import CampaignRules
 from models import AttemptStatus, OutreachAttempt
 
-FINAL = frozenset({AttemptStatus.COMPLETED, AttemptStatus.FAILED, AttemptStatus.CANCELED})
+LIVE = frozenset({AttemptStatus.CONTACTING, AttemptStatus.IN_PROGRESS})
 
 
 class Outcome(StrEnum):
@@ -51,7 +52,7 @@ def record(
     callback_at: datetime | None = None, detail: str | None = None,
 ) -> None:  # fmt: skip
     """Move the attempt on after a channel's report."""
-    if attempt.status in FINAL:
+    if attempt.status not in LIVE:
         return
     attempt.last_outcome = outcome.value
     attempt.updated_at = now

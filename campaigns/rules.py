@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 ChannelName = Literal["voice", "zalo", "zns", "sms", "webchat"]
+ZNS_FIELDS = ("name", "phone", "day", "chat_link")  # what a ZNS template's parameters may be filled with
 
 
 class Window(BaseModel):
@@ -59,6 +60,11 @@ class CampaignRules(BaseModel):
     def _zns_needs_a_template(self) -> "CampaignRules":
         if "zns" in self.channels and not self.zns_template_id:
             raise ValueError("the zns channel needs zns_template_id (an approved template of the OA)")
+        for key, value in self.zns_template_data.items():
+            try:
+                value.format_map(dict.fromkeys(ZNS_FIELDS, ""))
+            except (KeyError, ValueError, IndexError) as error:
+                raise ValueError(f"zns_template_data.{key} may use {', '.join(ZNS_FIELDS)} only ({error!r})") from None
         return self
 
     @field_validator("timezone")

@@ -13,7 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from bot.client import BotMessage
-from models import Channel, Conversation, Person
+from models import AttemptStatus, Channel, Conversation, OutreachAttempt, Person
+from outreach.auth import hash_token
 from outreach.conversations import EngineDown, TurnResult
 from outreach.deps import PlatformDep
 from outreach.phones import InvalidPhone, normalize_phone
@@ -26,12 +27,15 @@ ENGINE_DOWN_MESSAGE = (
     "Hệ thống đang bận, xin anh/chị thử lại sau ít phút. Tin nhắn của anh/chị đã được lưu lại. "
     "(The assistant is briefly unavailable; your message is saved and will be answered.)"
 )
-ERRORS = {404: {"model": ErrorOut}, 422: {"model": ErrorOut}, 429: {"model": ErrorOut}, 503: {"model": ErrorOut}}
+ERRORS = {code: {"model": ErrorOut} for code in (404, 409, 422, 429, 503)}
 
 
 class NewSession(BaseModel):
-    phone: str = Field(examples=["0912 345 678"], description="any common Vietnamese form")
+    phone: str | None = Field(default=None, examples=["0912 345 678"], description="any common Vietnamese form")
     name: str | None = Field(default=None, max_length=200, description="used when the store does not know it")
+    invite: str | None = Field(
+        default=None, max_length=100, description="the key of a personal link sent by SMS, instead of a phone"
+    )
 
 
 class ResidentMessage(BaseModel):
@@ -92,16 +96,33 @@ Throttled = Depends(_throttle)
 
 @router.post("/sessions", responses=ERRORS, dependencies=[Throttled])
 async def open_session(body: NewSession, platform: PlatformDep) -> SessionOut:
+    """A chat opened by phone, or from the personal link of an SMS (then it answers that campaign's outreach)."""
+    if body.invite:
+        target = _invited(platform, body.invite)
+    elif body.phone:
+        try:
+            target = {"person_id": _person_for(platform, normalize_phone(body.phone), body.name)}
+        except InvalidPhone as error:
+            raise HTTPException(422, f"phone: {error}") from None
+    else:
+        raise HTTPException(422, "phone: give a phone number (or the invite of a personal link)")
     try:
-        phone = normalize_phone(body.phone)
-    except InvalidPhone as error:
-        raise HTTPException(422, f"phone: {error}") from None
-    person_id = _person_for(platform, phone, body.name)
-    try:
-        result, token = await platform.conversations.start(person_id, Channel.WEBCHAT)
+        result, token = await platform.conversations.start(**target, channel=Channel.WEBCHAT, token=body.invite)
     except EngineDown:
         raise HTTPException(503, ENGINE_DOWN_MESSAGE) from None
     return SessionOut(session_id=token, replies=_replies(result.replies), ended=result.ended)
+
+
+def _invited(platform: PlatformDep, invite: str) -> dict[str, int]:
+    """The outreach attempt a personal link was sent for; its chat is opened once (the link then resumes it)."""
+    if platform.conversations.conversation_for_token(invite) is not None:
+        raise HTTPException(409, "this link's chat is open already: resume it with GET /sessions/{invite}")
+    with platform.sessions() as session:
+        attempt = session.scalar(select(OutreachAttempt).where(OutreachAttempt.invite_token_hash == hash_token(invite)))
+        if attempt is None or attempt.status == AttemptStatus.CANCELED:
+            raise HTTPException(404, "this link is unknown or has expired")
+        return {"person_id": attempt.person_id, "campaign_id": attempt.campaign_id, "outreach_id": attempt.id,
+                "follow_up_day": attempt.follow_up_day}  # fmt: skip
 
 
 def _person_for(platform: PlatformDep, phone: str, name: str | None) -> int:

@@ -73,6 +73,9 @@ class OutreachAttempt(Timestamped, Base):
     channel: Mapped[str | None] = mapped_column(String(16), comment="channel of the latest try")
     tries: Mapped[int] = mapped_column(default=0)
     provider_ref: Mapped[str | None] = mapped_column(String(64), comment="CallSid, ZNS tracking id, ...")
+    invite_token_hash: Mapped[str | None] = mapped_column(
+        String(64), unique=True, comment="SHA-256 of the personal web chat link sent by SMS for this attempt"
+    )
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claimed_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(500))

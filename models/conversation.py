@@ -34,6 +34,9 @@ class Conversation(Base):
     outreach_id: Mapped[int | None] = mapped_column(ForeignKey("outreach_attempts.id", ondelete="SET NULL"))
     channel: Mapped[Channel] = mapped_column(enum_column(Channel))
     engine_sender_id: Mapped[str] = mapped_column(String(64), unique=True, comment="the tracker id in the engine")
+    external_ref: Mapped[str | None] = mapped_column(
+        String(64), unique=True, comment="the provider's id of this session: the Twilio CallSid of a phone call"
+    )
     resident_token_hash: Mapped[str | None] = mapped_column(
         String(64), unique=True, comment="SHA-256 of the resident's secret link or web chat session id"
     )

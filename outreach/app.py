@@ -3,6 +3,8 @@
 import asyncio
 import contextlib
 import logging
+import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,14 +13,15 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 
 from bot.client import EngineClient
-from connectors import webchat
+from connectors import twilio_sms, twilio_voice, webchat, zalo
 from outreach import errors
 from outreach.conversations import ConversationService
 from outreach.db import make_engine, make_session_factory
 from outreach.deps import Platform
 from outreach.ratelimit import RateLimiter
-from outreach.routers import alerts, campaigns, contact_lists, conversations, declarations, health
+from outreach.routers import alerts, campaigns, contact_lists, conversations, declarations, health, prompts
 from outreach.settings import Settings, get_settings
+from voice.prompts import PromptCache
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -45,22 +48,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         conversations=ConversationService(sessions, engine_client, settings),
         webchat_ip_limit=RateLimiter(settings.webchat_requests_per_minute_per_ip),
         webchat_session_limit=RateLimiter(settings.webchat_messages_per_minute),
+        prompts=PromptCache.from_settings(settings),
+        zalo=zalo.ZaloClient(settings, sessions),
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         replayer = asyncio.create_task(_replay_forever(platform))
+        stop_rendering = threading.Event()
+        renderer = asyncio.create_task(asyncio.to_thread(_render_static_prompts, platform.prompts, stop_rendering))
         yield
+        stop_rendering.set()
         replayer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await replayer
+        await renderer  # a thread cannot be cancelled: it ends after the prompt in hand
         await platform.engine_client.aclose()
+        await platform.zalo.aclose()
         db_engine.dispose()
 
     app = FastAPI(title="Outreach platform", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.platform = platform
     errors.install(app)
-    for module in (health, declarations, conversations, alerts, contact_lists, campaigns, webchat):
+    for module in (
+        health,
+        declarations,
+        conversations,
+        alerts,
+        contact_lists,
+        campaigns,
+        webchat,
+        prompts,
+        twilio_voice,
+        twilio_sms,
+        zalo,
+    ):
         app.include_router(module.router)
 
     @app.get("/chat", include_in_schema=False)
@@ -79,3 +101,14 @@ async def _replay_forever(platform: Platform) -> None:
                 log.info("replayed the kept turns of %d conversation(s)", caught_up)
         except Exception:  # the loop must outlive any one failure (a store hiccup); the next round retries
             log.exception("replaying kept turns failed")
+
+
+def _render_static_prompts(cache: PromptCache, stop: threading.Event) -> None:
+    """Every fixed line of the dialogue is rendered before a call needs it (synthesis blocks: run in a thread)."""
+    started = time.monotonic()
+    try:
+        rendered = cache.render_ahead(twilio_voice.ahead_of_calls(), stop)
+    except Exception:  # the app serves without them: a missing prompt is rendered when first asked for
+        log.exception("rendering the voice prompts ahead failed")
+        return
+    log.info("rendered %d voice prompt(s) ahead in %.1f s", rendered, time.monotonic() - started)

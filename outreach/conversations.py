@@ -95,16 +95,17 @@ class ConversationService:
 
     async def start(
         self, person_id: int, channel: Channel, *, campaign_id: int | None = None, outreach_id: int | None = None,
-        follow_up_day: int | None = None,
+        follow_up_day: int | None = None, external_ref: str | None = None, token: str | None = None,
     ) -> tuple[TurnResult, str]:  # fmt: skip
         """Open a conversation (and its declaration) and let the bot speak first.
 
-        Returns the bot's opening and the resident's secret token for this conversation (shown once).
+        Returns the bot's opening and the resident's secret token for this conversation (shown once): a new one,
+        or `token` when the resident already holds one (the personal link of an SMS invitation).
         """
-        token = secrets.token_urlsafe(24)
+        token = token or secrets.token_urlsafe(24)
         conversation = Conversation(
             person_id=person_id, campaign_id=campaign_id, outreach_id=outreach_id, channel=channel,
-            engine_sender_id=uuid.uuid4().hex, resident_token_hash=hash_token(token),
+            engine_sender_id=uuid.uuid4().hex, resident_token_hash=hash_token(token), external_ref=external_ref,
         )  # fmt: skip
         opening = await asyncio.to_thread(self._opening, person_id)
         try:

@@ -2,7 +2,7 @@
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -16,6 +16,10 @@ from outreach.conversations import ConversationService
 from outreach.db import session_scope
 from outreach.ratelimit import RateLimiter
 from outreach.settings import Settings
+from voice.prompts import PromptCache
+
+if TYPE_CHECKING:  # the Zalo connector builds on Platform: its client is imported for typing only
+    from connectors.zalo import ZaloClient
 
 
 @dataclass
@@ -29,6 +33,8 @@ class Platform:
     conversations: ConversationService
     webchat_ip_limit: RateLimiter
     webchat_session_limit: RateLimiter
+    prompts: PromptCache
+    zalo: "ZaloClient"
 
 
 def get_platform(request: Request) -> Platform:

@@ -8,6 +8,9 @@
    declaration and assesses alerts in the store (SQLite, the embedded default).
 2. F1 list import: a generated CSV (2 % broken rows, some duplicates) through `outreach contacts import`, wall time
    and peak memory of the process.
+3. Phone calls in Gather mode through a local Twilio (tests/fakes/twilio.py): calls placed by the dispatcher, then
+   answered and answered again, turn after turn; the latency of each turn webhook (request in, TwiML out: engine
+   round trip, store writes and prompts included) with a warm prompt cache, one call at a time and several at once.
 """
 
 import argparse
@@ -22,14 +25,24 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from campaigns.dispatch import contact  # noqa: E402
+from connectors.twilio_voice import VoiceChannel, ahead_of_calls  # noqa: E402
+from outreach.app import create_app  # noqa: E402
+from outreach.deps import Platform  # noqa: E402
 from outreach.engine import EngineProcess  # noqa: E402
 from outreach.settings import PROJECT_ROOT, Settings  # noqa: E402
+from tests import factories  # noqa: E402
+from tests.fakes.twilio import FakeTwilio  # noqa: E402
 from tests.support.net import free_port  # noqa: E402
 
 SCRIPT = ["vâng", "được", "tôi sốt 38 độ 5 từ hôm qua, ho khan", "không", "test nhanh âm tính sáng nay",
@@ -76,9 +89,8 @@ def percentile(values: list[float], share: float) -> float:
     return statistics.quantiles(values, n=100)[int(share * 100) - 1] * 1000
 
 
-def start_platform(engine_url: str, port: int, workdir: Path) -> subprocess.Popen:
-    env = {
-        **os.environ,
+def platform_env(engine_url: str, port: int, workdir: Path, twilio: FakeTwilio) -> dict[str, str]:
+    return {
         "OUTREACH_DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
         "OUTREACH_ENGINE_URL": engine_url,
         "OUTREACH_PORT": str(port),
@@ -86,8 +98,18 @@ def start_platform(engine_url: str, port: int, workdir: Path) -> subprocess.Pope
         "OUTREACH_LOG_LEVEL": "warning",
         "OUTREACH_WEBCHAT_MESSAGES_PER_MINUTE": "100000",  # the bench is one address sending as fast as it can
         "OUTREACH_WEBCHAT_REQUESTS_PER_MINUTE_PER_IP": "100000",
+        "OUTREACH_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "OUTREACH_TWILIO_ACCOUNT_SID": twilio.account_sid,
+        "OUTREACH_TWILIO_AUTH_TOKEN": twilio.auth_token,
+        "OUTREACH_TWILIO_FROM_NUMBER": "+15005550006",
+        "OUTREACH_TWILIO_API_BASE_URL": twilio.url,
+        "OUTREACH_TTS_CACHE_DIR": str(workdir / "prompts"),
+        "OUTREACH_TTS_ENGINES": '["espeak-ng"]',  # no internet here; the bench measures the call path, not Google
     }
-    process = subprocess.Popen([str(PROJECT_ROOT / ".venv" / "bin" / "outreach"), "serve"], env=env)
+
+
+def start_platform(env: dict[str, str], port: int) -> subprocess.Popen:
+    process = subprocess.Popen([str(PROJECT_ROOT / ".venv" / "bin" / "outreach"), "serve"], env={**os.environ, **env})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -97,6 +119,55 @@ def start_platform(engine_url: str, port: int, workdir: Path) -> subprocess.Pope
             time.sleep(0.3)
     process.kill()
     raise RuntimeError("the platform did not become healthy")
+
+
+CALL_SCRIPT = ["vâng đúng rồi", "được", "tôi bị sốt và ho", "ba mươi tám độ rưỡi", "từ hôm qua", "không",
+               "test nhanh âm tính", "sáng nay", "hai mũi", "có", "không cần gì"]  # fmt: skip
+
+
+def one_call(twilio: FakeTwilio, platform: Platform, phone: str) -> tuple[float, list[float]]:
+    """Place, answer and converse one call; returns the answer's latency and each turn's."""
+    with platform.sessions.begin() as session:
+        attempt_id = factories.outreach_attempt(session, phone).id
+    asyncio.run(contact(platform.sessions, {"voice": VoiceChannel(platform)}, attempt_id, datetime.now(UTC)))
+    call = next(c for c in reversed(twilio.calls) if c.param("To") == phone)
+    answered = call.answer()
+    turns = []
+    for text in CALL_SCRIPT:
+        if not call.prompt.gather:
+            break
+        turns.append(call.say(text).latency_s)
+    return answered.latency_s, turns
+
+
+def bench_voice(twilio: FakeTwilio, env: dict[str, str], calls: int, concurrent: int) -> None:
+    with patched_environ(env):
+        platform = create_app(Settings()).state.platform  # the dispatcher's side, on the same store
+    platform.prompts.render_ahead(ahead_of_calls())  # warm cache: what `serve` does at start
+    one_call(twilio, platform, "+84389999999")  # warm-up: the engine's and the store's first turn
+    print(f"\nTwiML turn latency (webhook in, TwiML out; engine, store and prompt cache included), {calls} calls "
+          f"of {len(CALL_SCRIPT)} answers")  # fmt: skip
+    print(f"{'':28}{'turns':>8}{'p50 ms':>10}{'p95 ms':>10}{'answer p50 ms':>15}")
+    for at_once in sorted({1, concurrent}):
+        phones = [f"+8438{at_once}{i:06d}" for i in range(calls)]
+        with ThreadPoolExecutor(at_once) as pool:
+            results = list(pool.map(lambda phone: one_call(twilio, platform, phone), phones))
+        turns = [latency for _, call_turns in results for latency in call_turns]
+        answers = [answer for answer, _ in results]
+        print(f"{f'{at_once} call(s) at a time':28}{len(turns):>8}{percentile(turns, 0.5):>10.0f}"
+              f"{percentile(turns, 0.95):>10.0f}{statistics.median(answers) * 1000:>15.0f}")  # fmt: skip
+    print("goal: p95 under 300 ms (one call at a time)")
+
+
+@contextmanager
+def patched_environ(env: dict[str, str]) -> Iterator[None]:
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def bench_import(rows: int, workdir: Path) -> None:
@@ -124,31 +195,8 @@ def bench_import(rows: int, workdir: Path) -> None:
           f"(goals: under 20 s and 500 MB); {result.stdout.strip()}")  # fmt: skip
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--residents", type=int, default=16, help="concurrent residents")
-    parser.add_argument("--rounds", type=int, default=3, help="conversations per resident")
-    parser.add_argument("--import-rows", type=int, default=100_000, help="rows of the generated F1 list (0: skip)")
-    args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="outreach-bench-"))
-    if args.import_rows:  # first: the peak memory read is the largest child's so far, and the engine is larger
-        bench_import(args.import_rows, workdir)
-    settings = Settings(engine_port=free_port(), actions_port=free_port())
-    engine = EngineProcess(settings, workdir / "engine.log")
-    engine.start()
-    platform = None
-    try:
-        engine.wait_ready(settings.engine_start_timeout_s)
-        platform_port = free_port()
-        platform = start_platform(engine.url, platform_port, workdir)
-        asyncio.run(run("engine", engine.url, 4, 1))  # warm-up: models loaded, caches hot
-        bare_rate, bare = asyncio.run(run("engine", engine.url, args.residents, args.rounds))
-        ours_rate, ours = asyncio.run(run("platform", f"http://127.0.0.1:{platform_port}", args.residents, args.rounds))
-    finally:
-        if platform:
-            platform.terminate()
-            platform.wait(10)
-        engine.stop()
+def report_webchat(args: argparse.Namespace, bare_rate: float, bare: list[float], ours_rate: float,
+                   ours: list[float]) -> None:  # fmt: skip
     turns = len(SCRIPT) + 1
     print(f"\nweb chat turns, {args.residents} concurrent residents x {args.rounds} declarations of {turns} turns")
     print(f"{'':24}{'turns/s':>10}{'p50 ms':>10}{'p95 ms':>10}")
@@ -159,6 +207,43 @@ def main() -> None:
         f"platform cost over the bare engine: {overhead:+.1%} per turn (throughput ratio {ours_rate / bare_rate:.3f}); "
         f"p50 {percentile(ours, 0.5) - percentile(bare, 0.5):+.0f} ms; goal: under +10%"
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--residents", type=int, default=16, help="concurrent residents")
+    parser.add_argument("--rounds", type=int, default=3, help="conversations per resident")
+    parser.add_argument("--import-rows", type=int, default=100_000, help="rows of the generated F1 list (0: skip)")
+    parser.add_argument("--calls", type=int, default=12, help="phone calls per voice measurement (0: skip)")
+    parser.add_argument("--concurrent-calls", type=int, default=4, help="calls at once in the loaded measurement")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="outreach-bench-"))
+    if args.import_rows:  # first: the peak memory read is the largest child's so far, and the engine is larger
+        bench_import(args.import_rows, workdir)
+    settings = Settings(engine_port=free_port(), actions_port=free_port())
+    engine = EngineProcess(settings, workdir / "engine.log")
+    engine.start()
+    platform = None
+    twilio = FakeTwilio()
+    try:
+        with twilio.running() as twilio.url:
+            engine.wait_ready(settings.engine_start_timeout_s)
+            platform_port = free_port()
+            env = platform_env(engine.url, platform_port, workdir, twilio)
+            platform = start_platform(env, platform_port)
+            asyncio.run(run("engine", engine.url, 4, 1))  # warm-up: models loaded, caches hot
+            bare_rate, bare = asyncio.run(run("engine", engine.url, args.residents, args.rounds))
+            ours_rate, ours = asyncio.run(
+                run("platform", f"http://127.0.0.1:{platform_port}", args.residents, args.rounds)
+            )
+            report_webchat(args, bare_rate, bare, ours_rate, ours)
+            if args.calls:
+                bench_voice(twilio, env, args.calls, args.concurrent_calls)
+    finally:
+        if platform:
+            platform.terminate()
+            platform.wait(10)
+        engine.stop()
 
 
 if __name__ == "__main__":

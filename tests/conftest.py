@@ -2,6 +2,7 @@
 
 import itertools
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from outreach.app import create_app
 from outreach.db import make_engine, make_session_factory, upgrade
+from outreach.deps import Platform
 from outreach.engine import EngineProcess
 from outreach.settings import PROJECT_ROOT, Settings
 from tests.support.net import free_port, serving
@@ -29,6 +31,21 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
 
 _database_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def offline_prompts(tmp_path_factory) -> Iterator[None]:
+    """Every app under test speaks with espeak-ng into one cache for the run: each prompt is rendered once, no test
+    reaches for Google, and nothing is written into the project's var/prompts."""
+    saved = {name: os.environ.get(name) for name in ("OUTREACH_TTS_CACHE_DIR", "OUTREACH_TTS_ENGINES")}
+    os.environ["OUTREACH_TTS_CACHE_DIR"] = str(tmp_path_factory.mktemp("prompts"))
+    os.environ["OUTREACH_TTS_ENGINES"] = '["espeak-ng"]'
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")
@@ -87,16 +104,17 @@ class RunningApp:
     url: str
     sessions: sessionmaker[Session]
     settings: Settings
+    platform: Platform
 
     def get(self, path: str, token: str | None = None, **params) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.get(f"{self.url}{path}", params=params, headers=headers, timeout=10)
 
 
-def run_app(settings: Settings) -> Iterator[RunningApp]:
+def run_app(settings: Settings, port: int | None = None) -> Iterator[RunningApp]:
     app = create_app(settings)
-    with serving(app) as url:
-        yield RunningApp(url, app.state.platform.sessions, settings)
+    with serving(app, port) as url:
+        yield RunningApp(url, app.state.platform.sessions, settings, app.state.platform)
 
 
 @pytest.fixture

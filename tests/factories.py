@@ -4,13 +4,16 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy.orm import Session
 
+from campaigns.rules import CampaignRules
 from models import (
     AlertLevel,
     Campaign,
+    CampaignStatus,
     Channel,
     Conversation,
     Declaration,
     DeclarationStatus,
+    OutreachAttempt,
     Person,
     Speaker,
     Turn,
@@ -89,3 +92,25 @@ def empty_declaration(session: Session, who: Person, **overrides) -> Declaration
     session.add(row)
     session.flush()
     return row
+
+
+def zone_at_midday() -> str:
+    """A time zone where it is about midday now: retries the same day stay the same day whenever tests run."""
+    offset = round(12 - datetime.now(UTC).hour - datetime.now(UTC).minute / 60)
+    offset = max(-12, min(14, offset))
+    return f"Etc/GMT{-offset:+d}" if offset else "UTC"
+
+
+def outreach_attempt(session: Session, phone: str, name: str = "Nguyễn Văn An", **rules) -> OutreachAttempt:
+    """A running campaign (any hour a calling hour, retries 5 minutes apart) with one attempt due now."""
+    settings = {"channels": ["voice"], "timezone": zone_at_midday(), "retry_spacing_minutes": 5,
+                "calling_hours": [{"start": "00:00", "end": "23:59:59"}], **rules}  # fmt: skip
+    rules_json = CampaignRules.model_validate(settings).model_dump(mode="json")
+    row = Campaign(name="F1 Bắc Ninh", province_code="27", status=CampaignStatus.RUNNING, rules=rules_json,
+                   started_at=datetime.now(UTC))  # fmt: skip
+    session.add(row)
+    who = person(session, phone, name=name)
+    attempt = OutreachAttempt(campaign=row, person=who, follow_up_day=2, due_at=datetime.now(UTC))
+    session.add(attempt)
+    session.flush()
+    return attempt

@@ -40,6 +40,8 @@ def test_calling_hours_and_holidays(moment, allowed):
 @pytest.mark.parametrize(
     ("rules", "message"),
     [({"channels": []}, "at least 1"), ({"channels": ["voice", "voice"]}, "once"), ({"timezone": "Mars/Base"}, "zone"),
+     ({"channels": ["zns"]}, "zns_template_id"),
+     ({"zns_template_data": {"customer_name": "{full_name}"}}, "zns_template_data.customer_name may use name"),
      ({"calling_hours": [{"start": "12:00", "end": "08:00"}]}, "end after"),
      ({"calling_hours": [{"start": "08:00", "end": "12:00"}, {"start": "11:00", "end": "13:00"}]}, "overlap"),
      ({"follow_up_days": 0}, "1 to 60"), ({"follow_up_days": [1, 99]}, "0 to 60")],

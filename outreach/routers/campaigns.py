@@ -3,15 +3,16 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, status
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from campaigns.lifecycle import TransitionRefused, attempt_counts, new_campaign, transition
 from campaigns.rules import CampaignRules
+from connectors import twilio_voice
 from models import Campaign, CampaignStatus, ContactList, User, utcnow
 from outreach.auth import get_in_scope
-from outreach.deps import SessionDep, UserDep
+from outreach.deps import PlatformDep, SessionDep, UserDep
 from outreach.routers.contact_lists import list_manager
 from outreach.schemas import ErrorOut
 
@@ -71,12 +72,15 @@ def get_campaign(campaign_id: int, session: SessionDep, user: UserDep) -> Campai
 
 @router.post("/{campaign_id}/{action}", responses=ERRORS, summary="start, pause, resume or cancel")
 def change_campaign(
-    campaign_id: int, action: Literal["start", "pause", "resume", "cancel"], session: SessionDep, user: Manager
-) -> CampaignOut:
+    campaign_id: int, action: Literal["start", "pause", "resume", "cancel"], session: SessionDep, user: Manager,
+    platform: PlatformDep, background: BackgroundTasks,
+) -> CampaignOut:  # fmt: skip
     campaign = _campaign(session, user, campaign_id)
     try:
         transition(session, campaign, action, utcnow())
     except TransitionRefused as error:
         raise HTTPException(409, str(error)) from None
     session.flush()
+    if action in ("start", "resume"):  # calls begin soon: every fixed prompt is on disk before the first rings
+        background.add_task(platform.prompts.render_ahead, twilio_voice.ahead_of_calls())
     return _out(session, campaign)

@@ -1,8 +1,8 @@
-"""channels: zalo users, provider tokens, inbound events, offered buttons
+"""channels: zalo users, provider tokens, handled webhooks, call ids, invites, offered buttons
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-11-26 17:23:53.198689
+Create Date: 2026-11-26 17:26:18.493199
 """
 
 from collections.abc import Sequence
@@ -67,7 +67,26 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_zalo_users_person_id"), ["person_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_zalo_users_updated_at"), ["updated_at"], unique=False)
 
+    with op.batch_alter_table("conversations", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "external_ref",
+                sa.String(length=64),
+                nullable=True,
+                comment="the provider's id of this session: the Twilio CallSid of a phone call",
+            )
+        )
+        batch_op.create_unique_constraint(batch_op.f("uq_conversations_external_ref"), ["external_ref"])
+
     with op.batch_alter_table("outreach_attempts", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "invite_token_hash",
+                sa.String(length=64),
+                nullable=True,
+                comment="SHA-256 of the personal web chat link sent by SMS for this attempt",
+            )
+        )
         batch_op.add_column(
             sa.Column(
                 "last_outcome",
@@ -76,6 +95,7 @@ def upgrade() -> None:
                 comment="what the latest try gave: busy, no_answer, machine, dropped, delivered, completed, ...",
             )
         )
+        batch_op.create_unique_constraint(batch_op.f("uq_outreach_attempts_invite_token_hash"), ["invite_token_hash"])
 
     with op.batch_alter_table("turns", schema=None) as batch_op:
         batch_op.add_column(
@@ -96,7 +116,13 @@ def downgrade() -> None:
         batch_op.drop_column("buttons")
 
     with op.batch_alter_table("outreach_attempts", schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f("uq_outreach_attempts_invite_token_hash"), type_="unique")
         batch_op.drop_column("last_outcome")
+        batch_op.drop_column("invite_token_hash")
+
+    with op.batch_alter_table("conversations", schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f("uq_conversations_external_ref"), type_="unique")
+        batch_op.drop_column("external_ref")
 
     with op.batch_alter_table("zalo_users", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_zalo_users_updated_at"))

@@ -1,0 +1,89 @@
+"""Twilio SMS, the last channel of a campaign: a short text with a personal link to the web chat.
+
+POST /webhooks/twilio/sms/status?attempt=ID   delivery reports: delivered, undelivered, failed
+
+The text is written without diacritics on purpose: it then fits one 160-character GSM-7 segment, where
+Vietnamese with diacritics is UCS-2 and splits after 70 characters (every phone shows it; it costs a third).
+"""
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Response
+from twilio.base.exceptions import TwilioRestException
+
+from bot.vntext import fold
+from campaigns import attempts
+from campaigns.attempts import Outcome
+from campaigns.channels import ChannelFailed, Contact, Placed, Unreachable
+from campaigns.rules import CampaignRules
+from connectors.events import first_time
+from connectors.twilio_auth import SignedForm, twilio_client
+from connectors.twilio_voice import UNCALLABLE_NUMBER_CODES
+from models import OutreachAttempt, utcnow
+from outreach.auth import hash_token
+from outreach.deps import Platform, PlatformDep
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/webhooks/twilio/sms", tags=["Twilio SMS (webhooks)"], include_in_schema=False)
+
+DELIVERY_OUTCOMES = {"delivered": Outcome.DELIVERED, "undelivered": Outcome.FAILED, "failed": Outcome.FAILED}
+
+
+def invitation_text(name: str | None, link: str) -> str:
+    greeting = f"Chao {fold(name)}" if name else "Xin chao"
+    return f"CDC: {greeting}, moi anh/chi tra loi vai cau hoi ve suc khoe (mien phi) tai: {link}"
+
+
+@dataclass(frozen=True)
+class SmsChannel:
+    """Sends the SMS of an outreach attempt (campaigns.channels.OutboundChannel)."""
+
+    platform: Platform
+    name: str = "sms"
+
+    async def reach(self, contact: Contact) -> Placed:
+        invite = secrets.token_urlsafe(24)  # the resident's key to their web chat; only its hash is stored
+        await asyncio.to_thread(self._remember_invite, contact.attempt_id, invite)
+        link = f"{self.platform.settings.public_url}/chat?invite={invite}"
+        try:
+            message = await asyncio.to_thread(self._send, contact, invitation_text(contact.name, link))
+        except TwilioRestException as error:
+            if error.code in UNCALLABLE_NUMBER_CODES or error.code == 21610:  # 21610: the resident replied STOP
+                raise Unreachable(f"Twilio {error.code}: {error.msg}") from error
+            raise ChannelFailed(f"Twilio {error.code or error.status}: {error.msg}") from error
+        return Placed(message.sid)
+
+    def _remember_invite(self, attempt_id: int, invite: str) -> None:
+        with self.platform.sessions.begin() as session:
+            session.get(OutreachAttempt, attempt_id).invite_token_hash = hash_token(invite)
+
+    def _send(self, contact: Contact, body: str):  # noqa: ANN202 (the SDK's MessageInstance)
+        settings = self.platform.settings
+        return twilio_client(settings).messages.create(
+            to=contact.phone, from_=settings.twilio_from_number, body=body,
+            status_callback=f"{settings.public_url}{router.prefix}/status?attempt={contact.attempt_id}",
+        )  # fmt: skip
+
+
+@router.post("/status")
+def status(attempt: int, form: SignedForm, platform: PlatformDep) -> Response:
+    """A delivery report; delivered waits for the resident to open the link, a failure is retried."""
+    message_sid, message_status = form.get("MessageSid", ""), form.get("MessageStatus", "")
+    outcome = DELIVERY_OUTCOMES.get(message_status)
+    if outcome is None:
+        return Response(status_code=204)  # accepted, queued, sending, sent: not final
+    with platform.sessions.begin() as session:
+        row = session.get(OutreachAttempt, attempt)
+        if (
+            row is None
+            or row.provider_ref != message_sid
+            or not first_time(session, "twilio-sms", f"{message_sid}:{message_status}")
+        ):
+            return Response(status_code=204)
+        error = f" (error {form['ErrorCode']})" if form.get("ErrorCode") else ""
+        rules = CampaignRules.model_validate(row.campaign.rules)
+        attempts.record(row, rules, outcome, utcnow(), detail=f"SMS {message_status}{error}")
+    return Response(status_code=204)

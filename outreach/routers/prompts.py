@@ -1,0 +1,21 @@
+"""Rendered voice prompts, fetched by Twilio for `<Play>`: no token, and cacheable forever (names are hashes)."""
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import FileResponse
+
+from outreach.deps import PlatformDep
+from outreach.schemas import ErrorOut
+from voice.prompts import MEDIA_TYPES, ROUTE
+
+router = APIRouter(prefix=ROUTE, tags=["voice (Twilio)"])
+
+# A name is the hash of engine, language and text: its content never changes.
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+@router.get("/{file_name}", responses={404: {"model": ErrorOut}}, summary="A rendered prompt (audio/mpeg or audio/wav)")
+def prompt_audio(file_name: str, platform: PlatformDep) -> FileResponse:
+    path = platform.prompts.cached_file(file_name)
+    if path is None:
+        raise HTTPException(404, "no such voice prompt")
+    return FileResponse(path, media_type=MEDIA_TYPES[path.suffix], headers={"Cache-Control": IMMUTABLE})

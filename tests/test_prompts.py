@@ -1,0 +1,181 @@
+"""Voice prompts: real espeak-ng renders, gTTS really unreachable, the disk cache, and the route Twilio fetches."""
+
+import logging
+import threading
+import time
+import unicodedata
+import wave
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from bot.training import DOMAIN
+from connectors.twilio_voice import ahead_of_calls
+from outreach.db import make_engine, upgrade
+from outreach.settings import Settings
+from tests.conftest import run_app
+from tests.support.net import free_port
+from voice.prompts import PromptCache, personal_texts, prompt_file_name, prompt_url, speakable, static_texts
+
+INTRODUCTION = (
+    "Xin chào! Đây là tổng đài tự động của Trung tâm Kiểm soát bệnh tật (CDC) tỉnh, liên hệ miễn phí để hỏi thăm "
+    "sức khỏe của người đang được theo dõi sau khi tiếp xúc gần với ca bệnh COVID-19."
+)
+CONSENT = "Anh/chị có thể dành khoảng 2 phút để trả lời vài câu hỏi về sức khỏe không ạ?"
+
+
+@pytest.fixture
+def espeak(tmp_path) -> PromptCache:
+    return PromptCache(tmp_path / "prompts", ["espeak-ng"], gtts_timeout_s=5)
+
+
+@pytest.fixture
+def google_unreachable(monkeypatch) -> None:
+    """Google cannot be reached, on any machine: its HTTPS goes through a proxy nobody listens on."""
+    monkeypatch.setenv("https_proxy", f"http://127.0.0.1:{free_port()}")
+
+
+def test_espeak_ng_renders_a_vietnamese_sentence_into_a_wav(espeak):
+    path = espeak.audio_file(CONSENT)
+    assert path.suffix == ".wav"
+    with wave.open(str(path)) as audio:
+        seconds = audio.getnframes() / audio.getframerate()
+        assert audio.getnchannels() == 1
+    assert 1.5 < seconds < 30
+
+
+def test_without_google_espeak_ng_speaks_and_the_fallback_is_logged_once(tmp_path, google_unreachable, caplog):
+    cache = PromptCache(tmp_path, ["gtts", "espeak-ng"], gtts_timeout_s=5)
+    caplog.set_level(logging.DEBUG, logger="voice.prompts")
+    paths = [cache.audio_file(text) for text in (INTRODUCTION, CONSENT, "Dạ, tôi xin nhắc lại.")]
+    assert [path.suffix for path in paths] == [".wav"] * 3
+    warnings = [record for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "espeak-ng" in warnings[0].getMessage() and "gTTSError" in warnings[0].getMessage()
+
+
+def test_a_prompt_is_rendered_once_and_then_read_from_the_cache(espeak):
+    first = espeak.audio_file(CONSENT)
+    rendered_at = first.stat().st_mtime_ns
+    assert espeak.audio_file(CONSENT) == first
+    assert first.stat().st_mtime_ns == rendered_at
+    assert espeak.render_ahead([CONSENT, INTRODUCTION]) == 1  # only the new one
+
+
+def test_concurrent_lookups_of_one_text_render_it_once(espeak):
+    start_together = threading.Barrier(8)
+
+    def look_up() -> int:
+        start_together.wait()
+        return espeak.render_ahead([INTRODUCTION])
+
+    with ThreadPoolExecutor(8) as pool:
+        renders = [future.result() for future in [pool.submit(look_up) for _ in range(8)]]
+    assert sum(renders) == 1
+    assert [path.name for path in espeak.cache_dir.iterdir()] == [espeak.file_name(INTRODUCTION)]  # no temp files
+
+
+def test_files_are_keyed_by_what_is_said_and_by_the_engine(espeak):
+    assert espeak.file_name(CONSENT) != espeak.file_name(INTRODUCTION)
+    assert espeak.file_name('Anh/chị "có"  *sốt* không?') == espeak.file_name("Anh chị có sốt không?")
+    spoken = speakable(CONSENT)
+    assert prompt_file_name("gtts", spoken).endswith(".mp3")
+    assert prompt_file_name("espeak-ng", spoken).endswith(".wav")
+    assert prompt_file_name("gtts", spoken)[:32] != prompt_file_name("espeak-ng", spoken)[:32]
+
+
+def test_a_cached_rendering_is_used_whichever_engine_made_it_the_preferred_first(tmp_path, google_unreachable):
+    google_rendering = tmp_path / prompt_file_name("gtts", speakable(CONSENT))
+    google_rendering.write_bytes(b"ID3 rendered while online")
+    offline_first = PromptCache(tmp_path, ["espeak-ng", "gtts"], gtts_timeout_s=5)
+    assert offline_first.audio_file(CONSENT) == google_rendering
+    espeak_rendering = PromptCache(tmp_path, ["espeak-ng"], gtts_timeout_s=5).audio_file(CONSENT)
+    assert offline_first.audio_file(CONSENT) == espeak_rendering
+    assert PromptCache(tmp_path, ["gtts", "espeak-ng"], gtts_timeout_s=5).audio_file(CONSENT) == google_rendering
+
+
+def test_speech_hears_anh_chi_not_a_slash_and_no_markup():
+    decomposed = unicodedata.normalize("NFD", "Anh/chị đo  nhiệt độ ngày 20/10 chưa?")
+    assert speakable(decomposed) == "Anh chị đo nhiệt độ ngày 20/10 chưa?"
+    assert speakable('xin trả lời "không" hoặc *chưa đo*\n') == "xin trả lời không hoặc chưa đo"
+
+
+def test_render_ahead_stops_when_asked(espeak):
+    stop = threading.Event()
+    stop.set()
+    assert espeak.render_ahead([CONSENT, INTRODUCTION], stop) == 0
+    assert not espeak.cache_dir.exists()
+
+
+def test_unknown_engines_are_refused_when_the_cache_is_built(tmp_path):
+    with pytest.raises(ValueError, match="festival"):
+        PromptCache(tmp_path, ["gtts", "festival"], gtts_timeout_s=5)
+    with pytest.raises(ValueError, match="festival"):
+        PromptCache.from_settings(Settings(tts_engines=["festival"]))
+
+
+def test_static_texts_are_the_domain_replies_without_placeholders():
+    texts = static_texts(DOMAIN)
+    assert INTRODUCTION in texts and CONSENT in texts
+    assert "Anh/chị đo nhiệt độ được bao nhiêu độ ạ?" in texts  # the plain variant of a conditional response
+    assert any(text.startswith("Xin lỗi, tôi chưa rõ. Nhiệt độ") for text in texts)  # and the re-ask variant
+    assert not [text for text in texts if "{" in text]
+    assert len(texts) == len(set(texts))
+
+
+def test_personal_texts_fill_the_templates_whose_slots_are_given():
+    assert personal_texts(DOMAIN, {"name": "Nguyễn Văn An"}) == ["Xin hỏi có phải anh/chị Nguyễn Văn An không ạ?"]
+    assert personal_texts(DOMAIN, {"name": None}) == []
+
+
+def test_prompt_urls_are_absolute_under_the_public_address():
+    name = "0" * 32 + ".mp3"
+    url = prompt_url("https://cdc.example.vn/outreach/", name)
+    assert url == f"https://cdc.example.vn/outreach/voice/prompts/{name}"
+
+
+@pytest.fixture
+def app(tmp_path):
+    """The platform over HTTP on a fresh SQLite store, prompts in a temporary cache, rendered by espeak-ng."""
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    upgrade(make_engine(store))
+    settings = Settings(
+        database_url=store,
+        engine_url=f"http://127.0.0.1:{free_port()}",
+        tts_cache_dir=tmp_path / "prompts",
+        tts_engines=["espeak-ng"],
+    )
+    yield from run_app(settings)
+
+
+def test_the_app_renders_every_fixed_line_of_a_call_ahead_when_it_starts(app):
+    cache = PromptCache.from_settings(app.settings)
+    lines = ahead_of_calls()
+    assert set(static_texts(DOMAIN)) < set(lines) and "Hoặc bấm phím 1 nếu đúng, phím 2 nếu không phải." in lines
+    expected = {prompt_file_name("espeak-ng", speakable(text)) for text in lines}
+    deadline = time.monotonic() + 20
+    while {path.name for path in cache.cache_dir.glob("*.wav")} != expected:
+        assert time.monotonic() < deadline, "the fixed replies were not rendered ahead"
+        time.sleep(0.05)
+
+
+def test_twilio_fetches_a_rendered_prompt_cacheable_forever(app):
+    cache = PromptCache.from_settings(app.settings)
+    path = cache.audio_file(CONSENT)
+    response = httpx.get(prompt_url(app.url, path.name), timeout=10)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "audio/wav"
+    assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert response.headers["etag"]
+    assert response.content == path.read_bytes()
+
+
+def test_only_rendered_prompts_are_served(app):
+    cache = PromptCache.from_settings(app.settings)
+    rendered = cache.file_name(CONSENT)
+    (cache.cache_dir / "notes.wav").write_bytes(b"RIFF")
+    for name in ("..%2F..%2Fpyproject.toml", "..%2Fstore.db", "notes.wav", rendered.replace(".wav", ".txt"),
+                 rendered.upper(), "0" * 32 + ".wav", "0" * 32 + ".mp3"):  # fmt: skip
+        response = httpx.get(f"{app.url}/voice/prompts/{name}", timeout=10)
+        assert response.status_code == 404, name
