@@ -81,6 +81,13 @@ def _retry_or_fail(attempt: OutreachAttempt, rules: CampaignRules, now: datetime
         attempt.status = AttemptStatus.FAILED
 
 
+def record_interrupted(attempt: OutreachAttempt, now: datetime) -> None:
+    """A worker died handing the attempt over and the channel cannot say whether it was sent: the day's try is given
+    up rather than risk reaching the person twice."""
+    attempt.status, attempt.last_outcome, attempt.updated_at = AttemptStatus.FAILED, "interrupted", now
+    attempt.last_error = "the worker stopped while handing it over; not sent again so no one is contacted twice"
+
+
 def fall_back(attempt: OutreachAttempt, rules: CampaignRules, reason: str, now: datetime) -> str | None:
     """The current channel cannot reach this person: schedule the next channel in the fallback order at once.
 

@@ -30,7 +30,7 @@ TRANSITIONS = {
     "resume": ({CampaignStatus.PAUSED}, CampaignStatus.RUNNING),
     "cancel": ({CampaignStatus.DRAFT, CampaignStatus.RUNNING, CampaignStatus.PAUSED}, CampaignStatus.CANCELED),
 }
-OPEN_ATTEMPTS = (AttemptStatus.SCHEDULED, AttemptStatus.RETRY_WAIT)
+OPEN_ATTEMPTS = (AttemptStatus.SCHEDULED, AttemptStatus.RETRY_WAIT, AttemptStatus.CLAIMED)
 
 
 class TransitionRefused(ValueError):
@@ -91,6 +91,27 @@ def plan_day(session: Session, campaign: Campaign, day: date, now: datetime) -> 
     if rows:
         session.execute(insert(OutreachAttempt), rows)
     return len(rows)
+
+
+def plan_running_campaigns(session: Session, now: datetime) -> int:
+    """The daily job: for every running campaign, yesterday's unreached attempts end as failed and today is planned.
+
+    Idempotent (it runs often, and on every worker): days already planned and closed are left alone.
+    """
+    planned = 0
+    for campaign in session.scalars(select(Campaign).where(Campaign.status == CampaignStatus.RUNNING)).all():
+        zone = ZoneInfo(CampaignRules.model_validate(campaign.rules).timezone)
+        today = now.astimezone(zone).date()
+        session.execute(
+            update(OutreachAttempt)
+            .where(OutreachAttempt.campaign_id == campaign.id,
+                   OutreachAttempt.status.in_((AttemptStatus.SCHEDULED, AttemptStatus.RETRY_WAIT)),
+                   OutreachAttempt.due_at < datetime.combine(today, time(0), zone))
+            .values(status=AttemptStatus.FAILED, last_outcome="day_ended", updated_at=now,
+                    last_error="the day ended before they were reached")
+        )  # fmt: skip
+        planned += plan_day(session, campaign, today, now)
+    return planned
 
 
 def attempt_counts(session: Session, campaign_id: int) -> dict[str, int]:

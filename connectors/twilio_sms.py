@@ -10,6 +10,7 @@ import asyncio
 import logging
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 from fastapi import APIRouter, Response
 from twilio.base.exceptions import TwilioRestException
@@ -55,6 +56,11 @@ class SmsChannel:
                 raise Unreachable(f"Twilio {error.code}: {error.msg}") from error
             raise ChannelFailed(f"Twilio {error.code or error.status}: {error.msg}") from error
         return Placed(message.sid)
+
+    async def reached_since(self, contact: Contact, since: datetime) -> Placed | None:
+        """The SMS sent to this person since `since`, if any (a worker died before recording it)."""
+        sent = await asyncio.to_thread(twilio_client(self.platform.settings).messages.list, to=contact.phone, limit=20)
+        return next((Placed(m.sid) for m in sent if m.date_created and m.date_created >= since), None)
 
     def _remember_invite(self, attempt_id: int, invite: str) -> None:
         with self.platform.sessions.begin() as session:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from fastapi import APIRouter, Response
 from sqlalchemy import select
@@ -25,10 +26,11 @@ from bot.training import DOMAIN
 from campaigns import attempts
 from campaigns.attempts import Outcome
 from campaigns.channels import ChannelFailed, Contact, Placed, Unreachable
+from campaigns.dispatch import DUE
 from campaigns.rules import CampaignRules
 from connectors.events import first_time
 from connectors.twilio_auth import SignedForm, twilio_client
-from models import Channel, Conversation, OutreachAttempt, Speaker, Turn, utcnow
+from models import Campaign, CampaignStatus, Channel, Conversation, OutreachAttempt, Person, Speaker, Turn, utcnow
 from outreach.conversations import EngineDown
 from outreach.deps import Platform, PlatformDep
 from voice.prompts import button_titles, personal_texts, prompt_url, static_texts
@@ -67,6 +69,16 @@ def ahead_of_calls() -> list[str]:
     return [*static_texts(DOMAIN), *hints, NOT_HEARD, CALL_BACK_LATER, APOLOGY]
 
 
+def personal_lines_due(session: Session) -> list[str]:
+    """The personal lines (greetings with a name) of everyone running campaigns have still to reach."""
+    names = session.scalars(
+        select(Person.full_name).distinct().join(OutreachAttempt, OutreachAttempt.person_id == Person.id)
+        .join(Campaign).where(Campaign.status == CampaignStatus.RUNNING, OutreachAttempt.status.in_(DUE),
+                              Person.full_name.is_not(None))
+    )  # fmt: skip
+    return [line for name in names for line in personal_texts(DOMAIN, {"name": name})]
+
+
 def spoken_lines(message: BotMessage) -> list[str]:
     return [message.text, keypad_hint([b.title for b in message.buttons])] if message.buttons else [message.text]
 
@@ -90,6 +102,11 @@ class VoiceChannel:
                 raise Unreachable(f"Twilio {error.code}: {error.msg}") from error
             raise ChannelFailed(f"Twilio {error.code or error.status}: {error.msg}") from error
         return Placed(call.sid)
+
+    async def reached_since(self, contact: Contact, since: datetime) -> Placed | None:
+        """The call placed to this person since `since`, if any (a worker died before recording it)."""
+        calls = await asyncio.to_thread(twilio_client(self.platform.settings).calls.list, to=contact.phone, limit=20)
+        return next((Placed(c.sid) for c in calls if c.date_created and c.date_created >= since), None)
 
     def _place_call(self, contact: Contact):  # noqa: ANN202 (the SDK's CallInstance)
         settings = self.platform.settings

@@ -7,8 +7,10 @@ from models.channels import InboundEvent, ProviderToken, ZaloUser
 from models.conversation import Channel, Conversation, Speaker, Turn
 from models.declaration import Alert, AlertLevel, Declaration, DeclarationStatus
 from models.people import ContactList, ContactListMember, Person
+from models.scheduler import JOBS_TABLE, scheduler_jobs
 
 __all__ = [
+    "JOBS_TABLE",
     "Alert",
     "AlertLevel",
     "ApiToken",
@@ -33,5 +35,6 @@ __all__ = [
     "User",
     "ZaloUser",
     "campaign_lists",
+    "scheduler_jobs",
     "utcnow",
 ]

@@ -52,6 +52,12 @@ class Campaign(Timestamped, Base):
         JSON, default=dict, comment="channels, calling hours, retries, follow-up days, rate limits"
     )
     started_at: Mapped[datetime | None]
+    dispatch_state: Mapped[dict[str, Any]] = mapped_column(
+        JSON,
+        default=dict,
+        server_default="{}",
+        comment="the dispatcher's pacing: the next free send slot per kind (calls, messages)",
+    )
 
     contact_lists: Mapped[list[ContactList]] = relationship(secondary=campaign_lists)
 

@@ -35,12 +35,12 @@ transcripts; every read of a declaration or transcript is written to the audit l
 """
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+def build_platform(settings: Settings) -> Platform:
+    """What requests (and the dispatcher's channels) share: the store, the engine client, the channels' clients."""
     db_engine = make_engine(settings.database_url)
     sessions = make_session_factory(db_engine)
     engine_client = EngineClient(settings.effective_engine_url, timeout_s=settings.engine_timeout_s)
-    platform = Platform(
+    return Platform(
         settings=settings,
         db_engine=db_engine,
         sessions=sessions,
@@ -51,6 +51,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         prompts=PromptCache.from_settings(settings),
         zalo=zalo.ZaloClient(settings, sessions),
     )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    platform = build_platform(settings)
+    db_engine = platform.db_engine
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -60,7 +60,7 @@ def serve(
 ) -> None:
     """Run the API and the scheduler; start the engine as a child unless OUTREACH_ENGINE_URL is set."""
     from outreach.app import create_app
-    from outreach.scheduler import build_scheduler
+    from outreach.scheduler import DispatchLoop, build_scheduler
 
     settings = get_settings()
     _configure_logging(settings)
@@ -77,7 +77,9 @@ def serve(
                 raise _fail(str(error)) from None
             threading.Thread(target=_report_engine_ready, args=(engine, settings), daemon=True).start()
         if settings.scheduler_enabled:
-            scheduler = build_scheduler(settings, db_engine, engine)
+            dispatch = DispatchLoop(settings)
+            running.callback(dispatch.close)
+            scheduler = build_scheduler(settings, db_engine, engine, dispatch)
             scheduler.start()
             running.callback(scheduler.shutdown, wait=False)
         uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
@@ -89,7 +91,7 @@ def worker(
     check: Annotated[bool, typer.Option("--check", help="exit 0 if a worker's scheduler ran lately, else 1")] = False,
 ) -> None:
     """Run the scheduler alone (campaign dispatch and planning), for deployments with separate API replicas."""
-    from outreach.scheduler import HEARTBEAT_INTERVAL_S, build_scheduler, heartbeat_age_s
+    from outreach.scheduler import HEARTBEAT_INTERVAL_S, DispatchLoop, build_scheduler, heartbeat_age_s
 
     settings = get_settings()
     if check:
@@ -103,7 +105,8 @@ def worker(
     _configure_logging(settings)
     db_engine = make_engine(settings.database_url)
     upgrade(db_engine)
-    scheduler = build_scheduler(settings, db_engine, engine=None)
+    dispatch = DispatchLoop(settings)
+    scheduler = build_scheduler(settings, db_engine, engine=None, dispatch=dispatch)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     scheduler.start()
@@ -114,6 +117,7 @@ def worker(
         pass
     finally:
         scheduler.shutdown()
+        dispatch.close()
 
 
 def _report_engine_ready(engine: EngineProcess, settings: Settings) -> None:
@@ -295,3 +299,32 @@ def campaign_change(
             raise _fail(str(error)) from None
         session.flush()
         _show_campaign(session, campaign)
+
+
+@campaign_app.command("export")
+def campaign_export(
+    campaign_id: int,
+    output: Annotated[Path, typer.Option("--output", "-o", help="the file to write")],
+    file_format: Annotated[str, typer.Option("--format", help="csv or xlsx")] = "csv",
+) -> None:
+    """One row per person per follow-up day. The file holds health data: the export goes into the audit log."""
+    from campaigns.export import csv_chunks, export_rows, write_xlsx
+    from campaigns.outcomes import local_today
+    from campaigns.rules import CampaignRules
+    from models import AuditLog, Campaign, utcnow
+
+    if file_format not in ("csv", "xlsx"):
+        raise _fail(f"unknown format '{file_format}'; use csv or xlsx")
+    with session_scope(_store(get_settings())) as session:
+        campaign = session.get(Campaign, campaign_id)
+        if campaign is None:
+            raise _fail(f"no campaign {campaign_id}")
+        rows = export_rows(session, campaign, local_today(CampaignRules.model_validate(campaign.rules), utcnow()))
+        with output.open("wb") as sink:
+            if file_format == "xlsx":
+                write_xlsx(rows, sink)
+            else:
+                sink.writelines(csv_chunks(rows))
+        session.add(AuditLog(action=f"campaign.export.{file_format}", object_type="campaign", object_ids=[campaign_id],
+                             detail={"via": "cli", "file": str(output.resolve())}))  # fmt: skip
+    print(f"campaign {campaign_id} exported to {output}")

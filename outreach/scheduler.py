@@ -1,11 +1,18 @@
 """The in-process scheduler (APScheduler) that `outreach serve` runs beside the API.
 
-Jobs that must survive a restart (campaign dispatch and planning) live in the store, in the table
-`scheduler_jobs`; jobs tied to this process (watching the child engine) live in memory.
+Jobs that must survive a restart (the planning of follow-ups) live in the store, in the table `scheduler_jobs`;
+jobs tied to this process live in memory: the dispatch tick (its state is the attempts table itself: claims, due
+times, pacing), the heartbeat, watching the child engine. Several workers may share the store: claiming is safe
+(see campaigns/dispatch.py) and planning is idempotent.
 """
 
+import asyncio
+import logging
+import os
+import socket
+import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from apscheduler.jobstores.memory import MemoryJobStore
@@ -13,12 +20,24 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 
+from campaigns.channels import OutboundChannel
+from campaigns.dispatch import Dispatcher
+from campaigns.lifecycle import plan_running_campaigns
+from connectors.twilio_sms import SmsChannel
+from connectors.twilio_voice import VoiceChannel, personal_lines_due
+from connectors.zalo import ZaloChannel, ZnsChannel
+from models import JOBS_TABLE, utcnow
+from outreach.app import build_platform
+from outreach.db import make_engine, make_session_factory, session_scope
+from outreach.deps import Platform
 from outreach.engine import EngineProcess
-from outreach.settings import Settings
+from outreach.settings import Settings, get_settings
+from voice.prompts import PromptCache
 
-JOBS_TABLE = "scheduler_jobs"
 ENGINE_WATCH_INTERVAL_S = 15
 HEARTBEAT_INTERVAL_S = 20
+PLANNING_INTERVAL_MIN = 10
+log = logging.getLogger(__name__)
 
 
 def beat(heartbeat_file: Path) -> None:
@@ -34,7 +53,65 @@ def heartbeat_age_s(heartbeat_file: Path) -> float | None:
         return None
 
 
-def build_scheduler(settings: Settings, db_engine: Engine, engine: EngineProcess | None) -> BackgroundScheduler:
+def outbound_channels(platform: Platform) -> dict[str, OutboundChannel]:
+    """The channels this platform is set up for; a campaign's other channels fall back past them."""
+    settings = platform.settings
+    channels: dict[str, OutboundChannel] = {}
+    if settings.twilio_account_sid:
+        channels |= {"voice": VoiceChannel(platform), "sms": SmsChannel(platform)}
+    if settings.zalo_app_id:
+        channels |= {"zalo": ZaloChannel(platform), "zns": ZnsChannel(platform)}
+    return channels
+
+
+class DispatchLoop:
+    """The dispatcher on an event loop of its own, in a thread: the channels' async clients live on that loop, and
+    a scheduler job (a thread) runs each tick on it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="dispatch", daemon=True)
+        self.thread.start()
+        self.platform = build_platform(settings)
+        worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.dispatcher = Dispatcher(
+            self.platform.sessions, outbound_channels(self.platform), worker,
+            interval=timedelta(seconds=settings.dispatch_interval_s),
+            claim_timeout=timedelta(seconds=settings.dispatch_claim_timeout_s),
+        )  # fmt: skip
+
+    def tick(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.dispatcher.tick(), self.loop).result()
+
+    async def _close_clients(self) -> None:
+        await self.platform.engine_client.aclose()
+        await self.platform.zalo.aclose()
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._close_clients(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.platform.db_engine.dispose()
+
+
+def plan_follow_ups(database_url: str) -> None:
+    """The daily planning job (kept in the store, so a restarted worker knows when it last ran). Then the greetings
+    with the names of everyone due are rendered, so that no call waits on speech synthesis when it is placed."""
+    db_engine = make_engine(database_url)
+    try:
+        with session_scope(make_session_factory(db_engine)) as session:
+            if planned := plan_running_campaigns(session, utcnow()):
+                log.info("planned %d follow-up attempt(s)", planned)
+            lines = personal_lines_due(session)
+    finally:
+        db_engine.dispose()
+    if rendered := PromptCache.from_settings(get_settings()).render_ahead(lines):
+        log.info("rendered %d personal voice prompt(s) ahead", rendered)
+
+
+def build_scheduler(
+    settings: Settings, db_engine: Engine, engine: EngineProcess | None, dispatch: DispatchLoop | None = None
+) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(
         jobstores={
             "default": SQLAlchemyJobStore(engine=db_engine, tablename=JOBS_TABLE),
@@ -47,6 +124,17 @@ def build_scheduler(settings: Settings, db_engine: Engine, engine: EngineProcess
         beat, "interval", args=[settings.heartbeat_file], seconds=HEARTBEAT_INTERVAL_S, id="heartbeat",
         jobstore="process", next_run_time=datetime.now(UTC), coalesce=True,
     )  # fmt: skip
+    if dispatch is not None:
+        scheduler.add_job(
+            dispatch.tick, "interval", seconds=settings.dispatch_interval_s, id="dispatch", jobstore="process",
+            max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
+        )  # fmt: skip
+        # Idempotent, so planning every few minutes (and on every worker) costs little and never misses a day.
+        scheduler.add_job(
+            plan_follow_ups, "interval", args=[settings.database_url], minutes=PLANNING_INTERVAL_MIN,
+            id="plan-follow-ups", replace_existing=True, coalesce=True, max_instances=1,
+            next_run_time=datetime.now(UTC), misfire_grace_time=None,
+        )  # fmt: skip
     if engine is not None:
         scheduler.add_job(
             engine.restart_if_dead, "interval", seconds=ENGINE_WATCH_INTERVAL_S, id="engine-watchdog",

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         description="Touched by the running scheduler; `outreach worker --check` reads it.",
     )
 
+    dispatch_interval_s: float = Field(
+        default=1.0, gt=0, le=60, description="How often a worker claims due outreach attempts and hands them over."
+    )
+    dispatch_claim_timeout_s: float = Field(
+        default=120.0, gt=0, description="A claim older than this was left by a stopped worker and is recovered."
+    )
     alert_watch_temperature_c: float = Field(
         default=37.5, description="A temperature from this up raises a watch alert."
     )

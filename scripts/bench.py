@@ -8,14 +8,18 @@
    declaration and assesses alerts in the store (SQLite, the embedded default).
 2. F1 list import: a generated CSV (2 % broken rows, some duplicates) through `outreach contacts import`, wall time
    and peak memory of the process.
+   Then starting a campaign over that list: the planning of a day of follow-ups for everyone on it.
 3. Phone calls in Gather mode through a local Twilio (tests/fakes/twilio.py): calls placed by the dispatcher, then
    answered and answered again, turn after turn; the latency of each turn webhook (request in, TwiML out: engine
    round trip, store writes and prompts included) with a warm prompt cache, one call at a time and several at once.
+4. Dispatch: a campaign's calls placed through the local Twilio by the dispatcher ticking every second as a worker
+   does (after the planning job rendered the names); the achieved rate (slope of arrivals) against the configured.
 """
 
 import argparse
 import asyncio
 import csv
+import json
 import os
 import random
 import resource
@@ -28,23 +32,30 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from campaigns.dispatch import contact  # noqa: E402
+from campaigns.dispatch import Dispatcher, contact  # noqa: E402
+from campaigns.lifecycle import attempt_counts, new_campaign, transition  # noqa: E402
+from campaigns.rules import CampaignRules  # noqa: E402
 from connectors.twilio_voice import VoiceChannel, ahead_of_calls  # noqa: E402
+from models import ContactList, ContactListMember  # noqa: E402
 from outreach.app import create_app  # noqa: E402
+from outreach.db import make_engine, make_session_factory  # noqa: E402
 from outreach.deps import Platform  # noqa: E402
 from outreach.engine import EngineProcess  # noqa: E402
+from outreach.scheduler import outbound_channels, plan_follow_ups  # noqa: E402
 from outreach.settings import PROJECT_ROOT, Settings  # noqa: E402
 from tests import factories  # noqa: E402
 from tests.fakes.twilio import FakeTwilio  # noqa: E402
 from tests.support.net import free_port  # noqa: E402
 
+HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
 SCRIPT = ["vâng", "được", "tôi sốt 38 độ 5 từ hôm qua, ho khan", "không", "test nhanh âm tính sáng nay",
           "tiêm 2 mũi rồi", "có", "không cần"]  # fmt: skip
 
@@ -159,6 +170,48 @@ def bench_voice(twilio: FakeTwilio, env: dict[str, str], calls: int, concurrent:
     print("goal: p95 under 300 ms (one call at a time)")
 
 
+def bench_dispatch(twilio: FakeTwilio, env: dict[str, str], people: int, rate: float) -> None:
+    """Real calls placed through the local Twilio by the dispatcher, ticking every second as a worker does."""
+    with patched_environ(env):
+        platform = create_app(Settings()).state.platform
+    zone = ZoneInfo(factories.zone_at_midday())
+    with platform.sessions.begin() as session:
+        contacts = ContactList(name="dispatch bench")
+        session.add(contacts)
+        session.flush()
+        for i in range(people):
+            person = factories.person(session, f"+8435{i:07d}", name=f"Trần Thị {i}")
+            session.add(ContactListMember(contact_list_id=contacts.id, person_id=person.id,
+                                          exposure_date=datetime.now(zone).date() - timedelta(days=1)))  # fmt: skip
+        rules = CampaignRules(channels=["voice"], new_calls_per_second=rate, max_concurrent_calls=people,
+                              timezone=str(zone), calling_hours=[{"start": "00:00", "end": "23:59:59"}])  # fmt: skip
+        campaign = new_campaign("dispatch bench", [contacts], rules)
+        session.add(campaign)
+        session.flush()
+        transition(session, campaign, "start", datetime.now(UTC))
+    started = time.perf_counter()
+    with patched_environ(env):
+        plan_follow_ups(env["OUTREACH_DATABASE_URL"])  # the worker's planning job: renders the names ahead
+    print(f"\nplanning job rendered {people} personal greetings in {time.perf_counter() - started:.1f} s")
+    before = len(twilio.call_times)
+    dispatcher = Dispatcher(platform.sessions, outbound_channels(platform), "bench")
+
+    async def work() -> None:
+        while len(twilio.call_times) - before < people:
+            started = time.monotonic()
+            await dispatcher.tick()
+            await asyncio.sleep(max(0.0, started + 1 - time.monotonic()))
+
+    asyncio.run(work())
+    times = twilio.call_times[before:]
+    # The slope of arrival time over call number: one slow first call does not skew it as first-to-last would.
+    achieved = 1 / statistics.linear_regression(range(len(times)), times).slope
+    print(
+        f"\ndispatch: {people} calls placed at {achieved:.2f} calls/s against a configured {rate:g}/s "
+        f"({achieved / rate - 1:+.2%}; goal: within 2 %)"
+    )
+
+
 @contextmanager
 def patched_environ(env: dict[str, str]) -> Iterator[None]:
     saved = dict(os.environ)
@@ -174,6 +227,7 @@ def bench_import(rows: int, workdir: Path) -> None:
     path = workdir / "f1.csv"
     rng = random.Random(2021)
     prefixes = ["091", "098", "097", "090", "093", "088", "086", "032", "035", "039", "070", "079", "083", "056"]
+    exposed = (datetime.now(HANOI).date() - timedelta(days=1)).strftime("%d/%m/%Y")  # follow-up day 1 is today
     with path.open("w", encoding="utf-8-sig", newline="") as sink:
         writer = csv.writer(sink)
         writer.writerow(
@@ -182,7 +236,7 @@ def bench_import(rows: int, workdir: Path) -> None:
         for i in range(rows):
             phone = "không rõ" if i % 50 == 0 else rng.choice(prefixes) + f"{rng.randrange(10**7):07d}"
             writer.writerow([i + 1, f"Nguyễn Văn {i}", phone, 1950 + i % 60, f"{i} Lý Thái Tổ", "Suối Hoa", "Bắc Ninh",
-                             "02/06/2021"])  # fmt: skip
+                             exposed])  # fmt: skip
     env = {**os.environ, "OUTREACH_DATABASE_URL": f"sqlite:///{workdir / 'import.db'}"}
     outreach = str(PROJECT_ROOT / ".venv" / "bin" / "outreach")
     subprocess.run([outreach, "db", "upgrade"], env=env, check=True, capture_output=True)
@@ -193,6 +247,22 @@ def bench_import(rows: int, workdir: Path) -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"\nF1 list import of {rows:,} rows: {elapsed:.1f} s, peak memory {peak_mb:.0f} MB "
           f"(goals: under 20 s and 500 MB); {result.stdout.strip()}")  # fmt: skip
+    bench_planning(env["OUTREACH_DATABASE_URL"], json.loads(result.stdout)["list_id"])
+
+
+def bench_planning(database_url: str, list_id: int) -> None:
+    """Starting a campaign over the imported list plans today's follow-up of everyone on it."""
+    db = make_engine(database_url)
+    with make_session_factory(db).begin() as session:
+        campaign = new_campaign("bench", [session.get(ContactList, list_id)], CampaignRules())
+        session.add(campaign)
+        session.flush()
+        started = time.perf_counter()
+        transition(session, campaign, "start", datetime.now(UTC))
+        elapsed = time.perf_counter() - started
+        planned = attempt_counts(session, campaign.id).get("scheduled", 0)
+    db.dispose()
+    print(f"planning a day of follow-ups: {planned:,} attempts in {elapsed:.1f} s ({planned / elapsed:,.0f}/s)")
 
 
 def report_webchat(args: argparse.Namespace, bare_rate: float, bare: list[float], ours_rate: float,
@@ -216,6 +286,8 @@ def main() -> None:
     parser.add_argument("--import-rows", type=int, default=100_000, help="rows of the generated F1 list (0: skip)")
     parser.add_argument("--calls", type=int, default=12, help="phone calls per voice measurement (0: skip)")
     parser.add_argument("--concurrent-calls", type=int, default=4, help="calls at once in the loaded measurement")
+    parser.add_argument("--dispatch-calls", type=int, default=300, help="calls of the dispatch-rate measurement")
+    parser.add_argument("--dispatch-rate", type=float, default=20.0, help="configured new calls per second")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="outreach-bench-"))
     if args.import_rows:  # first: the peak memory read is the largest child's so far, and the engine is larger
@@ -239,6 +311,8 @@ def main() -> None:
             report_webchat(args, bare_rate, bare, ours_rate, ours)
             if args.calls:
                 bench_voice(twilio, env, args.calls, args.concurrent_calls)
+            if args.dispatch_calls:
+                bench_dispatch(twilio, env, args.dispatch_calls, args.dispatch_rate)
     finally:
         if platform:
             platform.terminate()

@@ -1,12 +1,16 @@
 """Alerts: thresholds, escalation, the API with scope and acknowledgement."""
 
+from typing import get_args
+
 import httpx
 import pytest
 from sqlalchemy import select
 
+from bot.vnparse import SYMPTOM_PHRASES
 from models import Alert, AuditLog, Role, utcnow
 from outreach import auth
-from outreach.alerts import assess, raise_alert
+from outreach.alerts import SYMPTOM_NAMES, assess, raise_alert
+from outreach.schemas import Symptom
 from outreach.settings import Settings
 from tests import factories
 
@@ -86,3 +90,11 @@ def test_acknowledging_an_alert(api, alerts):
     with api.sessions() as session:
         assert session.scalar(select(AuditLog).where(AuditLog.action == "alert.ack")).object_ids == [alert["id"]]
         assert session.get(Alert, alert["id"]).acknowledged_by_id is not None
+
+
+def test_the_symptom_codes_agree_wherever_they_are_spelled(declaration_schema):
+    """The engine's lexicon (bot/vnparse.py), the alert names and the API's schema each list the codes for their own
+    reader; a code added to one and not the others would be silently dropped or unnamed."""
+    lexicon, named, api = set(SYMPTOM_PHRASES), set(SYMPTOM_NAMES), set(get_args(Symptom))
+    assert lexicon == named == api
+    assert api == set(declaration_schema["properties"]["symptoms"]["items"]["enum"])

@@ -18,6 +18,7 @@ import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from email.utils import formatdate
 
 import httpx
 import phonenumbers
@@ -149,6 +150,9 @@ class FakeTwilio:
         self.account_sid, self.auth_token = account_sid, auth_token
         self.calls: list[FakeCall] = []
         self.messages: list[dict[str, list[str]]] = []
+        self.calls_made: list[dict] = []  # the resources as the REST API lists them
+        self.messages_sent: list[dict] = []
+        self.call_times: list[float] = []  # when each call request arrived (time.monotonic), for pacing measures
         self.audio: dict[str, tuple[str, int]] = {}  # URL -> (content type, bytes) of every <Play> fetched
         self.refuse_calls: dict[str, int] = {}  # To -> the Twilio error code a call to it gets
         self._lock = threading.Lock()
@@ -194,6 +198,7 @@ class FakeTwilio:
                 return _error(400, self.refuse_calls[to], f"Account not authorized to call {to}.")
             with self._lock:
                 if kind == "Calls":
+                    self.call_times.append(time.monotonic())
                     call = FakeCall(self, _sid("CA"), params)
                     self.calls.append(call)
                     resource = {"sid": call.sid, "status": call.status}
@@ -201,11 +206,26 @@ class FakeTwilio:
                     self.messages.append(params)
                     resource = {"sid": _sid("SM"), "status": "queued", "body": params["Body"][0]}
                     params["Sid"] = [resource["sid"]]
-            return JSONResponse({**resource, "account_sid": account_sid, "to": to, "from": params["From"][0],
-                                 "uri": f"/2010-04-01/Accounts/{account_sid}/{kind}/{resource['sid']}.json"},
-                                status_code=201)  # fmt: skip
+                resource |= {"account_sid": account_sid, "to": to, "from": params["From"][0],
+                             "date_created": formatdate(usegmt=True),
+                             "uri": f"/2010-04-01/Accounts/{account_sid}/{kind}/{resource['sid']}.json"}  # fmt: skip
+                (self.calls_made if kind == "Calls" else self.messages_sent).append(resource)
+            return JSONResponse(resource, status_code=201)
+
+        async def listing(request: Request, account_sid: str, kind: str) -> JSONResponse:
+            if not self._authenticated(request, account_sid):
+                return _error(401, 20003, "Authenticate")
+            to = request.query_params.get("To")
+            with self._lock:
+                rows = self.calls_made if kind == "Calls" else self.messages_sent
+                found = [r for r in rows if to is None or r["to"] == to]
+            uri = f"/2010-04-01/Accounts/{account_sid}/{kind}.json"
+            return JSONResponse({kind.lower(): found[::-1], "first_page_uri": uri, "next_page_uri": None,
+                                 "previous_page_uri": None, "page": 0, "page_size": 50, "start": 0,
+                                 "end": max(0, len(found) - 1), "uri": uri})  # fmt: skip
 
         app.add_api_route("/2010-04-01/Accounts/{account_sid}/{kind}.json", create, methods=["POST"])
+        app.add_api_route("/2010-04-01/Accounts/{account_sid}/{kind}.json", listing, methods=["GET"])
         return app
 
     def deliver_message(self, index: int, status: str, error_code: str | None = None) -> httpx.Response:
