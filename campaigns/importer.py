@@ -20,6 +20,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.vntext import folded, nfc
+from campaigns.export import neutralise
 from campaigns.provinces import province_code
 from models import ContactList, ContactListMember, Person, utcnow
 from outreach.db import session_scope
@@ -271,7 +272,7 @@ def _write_rejects(path: Path, header: list[Any], rejects: list[tuple[int, str, 
     target = path.with_name(f"{path.stem}.rejects.csv")
     with target.open("w", encoding="utf-8-sig", newline="") as sink:  # with a BOM, so Excel reads the accents
         writer = csv.writer(sink)
-        writer.writerow(["line", "reason", *[h if h is not None else "" for h in header]])
-        for line, reason, cells in rejects:
-            writer.writerow([line, reason, *["" if c is None else c for c in cells]])
+        writer.writerow(["line", "reason", *[neutralise(h) if h is not None else "" for h in header]])
+        for line, reason, cells in rejects:  # the cells as uploaded, but never as formulas a spreadsheet would run
+            writer.writerow([line, reason, *["" if c is None else neutralise(c) for c in cells]])
     return target

@@ -178,3 +178,13 @@ def test_api_upload_size_limit(store_url, tmp_path):
         assert response.status_code == 413 and "larger than" in response.json()["message"]
         with running.sessions() as session:
             assert session.scalar(select(func.count()).select_from(ContactList)) == 0
+
+
+def test_the_rejects_file_never_holds_a_formula(sessions, tmp_path):
+    path = tmp_path / "f1.csv"
+    path.write_text('Họ và tên,Số điện thoại\n"=HYPERLINK(""http://x"",""bấm"")",không có\n@SUM(A1),0912 345 678\n',
+                    encoding="utf-8")  # fmt: skip
+    summary = import_contacts(sessions, path, "F1")
+    with open(summary.rejects_file, encoding="utf-8-sig") as rejects:
+        rows = list(csv.DictReader(rejects))
+    assert [r["Họ và tên"] for r in rows] == ["'=HYPERLINK(\"http://x\",\"bấm\")"]
