@@ -8,7 +8,6 @@ Vietnamese with diacritics is UCS-2 and splits after 70 characters (every phone 
 
 import asyncio
 import logging
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,8 +22,8 @@ from campaigns.rules import CampaignRules
 from connectors.events import first_time
 from connectors.twilio_auth import SignedForm, twilio_client
 from connectors.twilio_voice import UNCALLABLE_NUMBER_CODES
+from connectors.webchat import new_invite
 from models import OutreachAttempt, utcnow
-from outreach.auth import hash_token
 from outreach.deps import Platform, PlatformDep
 
 log = logging.getLogger(__name__)
@@ -46,9 +45,8 @@ class SmsChannel:
     name: str = "sms"
 
     async def reach(self, contact: Contact) -> Placed:
-        invite = secrets.token_urlsafe(24)  # the resident's key to their web chat; only its hash is stored
-        await asyncio.to_thread(self._remember_invite, contact.attempt_id, invite)
-        link = f"{self.platform.settings.public_url}/chat?invite={invite}"
+        link = await asyncio.to_thread(new_invite, self.platform.sessions, self.platform.settings.public_url,
+                                       contact.attempt_id)  # fmt: skip
         try:
             message = await asyncio.to_thread(self._send, contact, invitation_text(contact.name, link))
         except TwilioRestException as error:
@@ -61,10 +59,6 @@ class SmsChannel:
         """The SMS sent to this person since `since`, if any (a worker died before recording it)."""
         sent = await asyncio.to_thread(twilio_client(self.platform.settings).messages.list, to=contact.phone, limit=20)
         return next((Placed(m.sid) for m in sent if m.date_created and m.date_created >= since), None)
-
-    def _remember_invite(self, attempt_id: int, invite: str) -> None:
-        with self.platform.sessions.begin() as session:
-            session.get(OutreachAttempt, attempt_id).invite_token_hash = hash_token(invite)
 
     def _send(self, contact: Contact, body: str):  # noqa: ANN202 (the SDK's MessageInstance)
         settings = self.platform.settings

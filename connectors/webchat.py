@@ -7,10 +7,12 @@ POST /api/v1/webchat/sessions/{id}/messages   {"text": "tôi sốt 38 độ 5"}
 GET  /api/v1/webchat/sessions/{id}            -> the conversation so far (to restore the page)
 """
 
+import secrets
+
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from bot.client import BotMessage
 from models import AttemptStatus, Channel, Conversation, OutreachAttempt, Person
@@ -111,6 +113,15 @@ async def open_session(body: NewSession, platform: PlatformDep) -> SessionOut:
     except EngineDown:
         raise HTTPException(503, ENGINE_DOWN_MESSAGE) from None
     return SessionOut(session_id=token, replies=_replies(result.replies), ended=result.ended)
+
+
+def new_invite(sessions: sessionmaker[Session], public_url: str, attempt_id: int) -> str:
+    """A personal link to the web chat for an outreach attempt (sent by SMS or ZNS); only its key's hash is kept,
+    and the latest link sent for the attempt is the one that opens it."""
+    invite = secrets.token_urlsafe(24)
+    with sessions.begin() as session:
+        session.get(OutreachAttempt, attempt_id).invite_token_hash = hash_token(invite)
+    return f"{public_url}/chat?invite={invite}"
 
 
 def _invited(platform: PlatformDep, invite: str) -> dict[str, int]:

@@ -34,6 +34,7 @@ from campaigns.attempts import Outcome
 from campaigns.channels import ChannelFailed, Contact, Placed, Unreachable
 from campaigns.rules import CampaignRules
 from connectors.events import first_time
+from connectors.webchat import new_invite
 from models import (
     AttemptStatus,
     Campaign,
@@ -695,7 +696,9 @@ class ZnsChannel:
 
     async def reach(self, contact: Contact) -> Placed:
         rules = contact.rules
-        values = self._values(contact)
+        link = await asyncio.to_thread(new_invite, self.platform.sessions, self.platform.settings.public_url,
+                                       contact.attempt_id)  # fmt: skip
+        values = self._values(contact, link)
         try:
             data = {key: template.format_map(values) for key, template in rules.zns_template_data.items()}
         except (KeyError, ValueError) as error:
@@ -707,10 +710,11 @@ class ZnsChannel:
             raise _channel_error(error, ZNS_UNREACHABLE) from error
         return Placed(msg_id)
 
-    def _values(self, contact: Contact) -> dict[str, str]:
+    @staticmethod
+    def _values(contact: Contact, chat_link: str) -> dict[str, str]:
         return {
             "name": contact.name or "anh/chị",
             "phone": "0" + contact.phone.removeprefix("+84"),
             "day": str(contact.follow_up_day),
-            "chat_link": f"{self.platform.settings.public_url}/chat",
+            "chat_link": chat_link,  # personal: opening it answers this attempt
         }

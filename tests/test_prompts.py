@@ -16,6 +16,7 @@ from outreach.db import make_engine, upgrade
 from outreach.settings import Settings
 from tests.conftest import run_app
 from tests.support.net import free_port
+from voice import prompts
 from voice.prompts import PromptCache, personal_texts, prompt_file_name, prompt_url, speakable, static_texts
 
 INTRODUCTION = (
@@ -53,6 +54,26 @@ def test_without_google_espeak_ng_speaks_and_the_fallback_is_logged_once(tmp_pat
     warnings = [record for record in caplog.records if record.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "espeak-ng" in warnings[0].getMessage() and "gTTSError" in warnings[0].getMessage()
+
+
+def test_after_google_fails_new_prompts_do_not_wait_on_it_for_a_while(tmp_path, google_unreachable, monkeypatch):
+    asked = []
+    real_gtts = prompts.gTTS
+
+    def counting_gtts(text, **options):
+        asked.append(text)
+        return real_gtts(text, **options)
+
+    monkeypatch.setattr(prompts, "gTTS", counting_gtts)
+    cache = PromptCache(tmp_path / "resting", ["gtts", "espeak-ng"], gtts_timeout_s=5)
+    for text in (INTRODUCTION, CONSENT, "Dạ, tôi xin nhắc lại."):
+        assert cache.audio_file(text).suffix == ".wav"
+    assert len(asked) == 1, "Google was asked once, then left to rest"
+    monkeypatch.setattr(prompts, "ENGINE_REST_S", 0.0)
+    restless = PromptCache(tmp_path / "restless", ["gtts", "espeak-ng"], gtts_timeout_s=5)
+    for text in (INTRODUCTION, CONSENT):
+        restless.audio_file(text)
+    assert len(asked) == 3, "without a rest, every new prompt asks Google first"
 
 
 def test_a_prompt_is_rendered_once_and_then_read_from_the_cache(espeak):

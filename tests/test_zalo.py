@@ -13,6 +13,7 @@ from itertools import takewhile
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
@@ -409,7 +410,11 @@ def test_zns_carries_the_tracking_id_and_84_phone_and_its_receipt_updates_the_at
     [sent] = zalo.zns
     assert (sent.phone, sent.template_id, sent.tracking_id, sent.msg_id) == (
         "84912345678", TEMPLATE_ID, str(attempt_id), placed.provider_ref)  # fmt: skip
-    assert sent.template_data == {"customer_name": "Nguyễn Văn An", "day": "ngày 2", "link": f"{app.url}/chat"}
+    link = sent.template_data.pop("link")
+    assert sent.template_data == {"customer_name": "Nguyễn Văn An", "day": "ngày 2"}
+    assert link.startswith(f"{app.url}/chat?invite="), "a personal link to the web chat"
+    opened = httpx.post(f"{app.url}/api/v1/webchat/sessions", json={"invite": link.split("invite=")[1]}, timeout=30)
+    assert opened.status_code == 200 and "Nguyễn Văn An" in opened.json()["replies"][-1]["text"]
     assert current(app, attempt_id).last_outcome is None
 
     receipt = zalo.zns_receipt(sent)

@@ -16,6 +16,7 @@ import re
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from weakref import WeakValueDictionary
@@ -33,6 +34,7 @@ ROUTE = "/voice/prompts"  # where the platform serves the cache (outreach/router
 EXTENSIONS = {"gtts": ".mp3", "espeak-ng": ".wav"}  # every engine this module can drive
 MEDIA_TYPES = {".mp3": "audio/mpeg", ".wav": "audio/wav"}
 FILE_NAME = re.compile(r"[0-9a-f]{32}\.(?:mp3|wav)")  # what file_name() gives; nothing else is ever served
+ENGINE_REST_S = 300.0  # after a failure (Google unreachable), the next engine renders alone for this long
 ESPEAK_TIMEOUT_S = 30.0  # a long reply takes well under a second; this only ends a hung process
 # What a failing engine raises: gTTS wraps network errors in gTTSError; espeak-ng missing, failing or hung.
 _ENGINE_FAILURES = (gTTSError, OSError, subprocess.SubprocessError)
@@ -78,6 +80,7 @@ class PromptCache:
         self._locks: WeakValueDictionary[str, threading.Lock] = WeakValueDictionary()
         self._guard = threading.Lock()  # over _locks and _fallback_reported
         self._fallback_reported = False
+        self._rest_until: dict[str, float] = {}  # engine -> when to try it again after a failure
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "PromptCache":
@@ -134,15 +137,21 @@ class PromptCache:
     def _render(self, spoken: str) -> Path:
         failures: list[str] = []
         for engine in self.engines:
+            if engine != self.engines[-1] and self._resting(engine):
+                continue  # it failed a moment ago: do not make every new prompt wait on it again
             try:
                 path = self._render_with(engine, spoken)
             except _ENGINE_FAILURES as error:
                 failures.append(f"{engine}: {_describe(error)}")
+                self._rest_until[engine] = time.monotonic() + ENGINE_REST_S
                 continue
             if failures:
                 self._report_fallback(engine, failures)
             return path
         raise PromptUnavailable(f"no speech synthesis engine could render {spoken[:60]!r}: " + "; ".join(failures))
+
+    def _resting(self, engine: str) -> bool:
+        return time.monotonic() < self._rest_until.get(engine, 0.0)
 
     def _render_with(self, engine: str, spoken: str) -> Path:
         """Render into a temporary file beside the cache entry, then rename it: readers never see half a file."""
