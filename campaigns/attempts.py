@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.orm import Session
+
 from campaigns.rules import CampaignRules
 from models import AttemptStatus, OutreachAttempt
 
@@ -52,8 +54,8 @@ def record(
     callback_at: datetime | None = None, detail: str | None = None,
 ) -> None:  # fmt: skip
     """Move the attempt on after a channel's report."""
-    if attempt.status not in LIVE:
-        return
+    if attempt.status not in LIVE or (outcome is Outcome.DELIVERED and attempt.status != AttemptStatus.CONTACTING):
+        return  # settled already; or a receipt arriving after the resident answered, which must not undo it
     attempt.last_outcome = outcome.value
     attempt.updated_at = now
     if detail:
@@ -61,13 +63,24 @@ def record(
     if outcome is Outcome.ANSWERED:
         attempt.status = AttemptStatus.IN_PROGRESS
     elif outcome is Outcome.DELIVERED:
-        attempt.status = AttemptStatus.CONTACTING
+        pass  # still contacting: now waiting for the resident's reply
     elif outcome is Outcome.COMPLETED:
         attempt.status = AttemptStatus.COMPLETED
     elif outcome is Outcome.CALLBACK and callback_at is not None:
         attempt.status, attempt.due_at = AttemptStatus.RETRY_WAIT, rules.next_allowed(max(callback_at, now))
     else:
         _retry_or_fail(attempt, rules, now)
+
+
+def record_report(session: Session, attempt_id: int, provider_ref: str, outcome: Outcome, now: datetime,
+                  detail: str | None = None) -> None:  # fmt: skip
+    """A provider's report about one try (a call's end, a message's delivery), by the attempt it was sent for.
+
+    A report about an earlier try (the attempt has been handed over again since) changes nothing.
+    """
+    attempt = session.get(OutreachAttempt, attempt_id)
+    if attempt is not None and attempt.provider_ref == provider_ref:
+        record(attempt, CampaignRules.model_validate(attempt.campaign.rules), outcome, now, detail=detail)
 
 
 def _retry_or_fail(attempt: OutreachAttempt, rules: CampaignRules, now: datetime) -> None:

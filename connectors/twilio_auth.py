@@ -1,14 +1,22 @@
-"""What Twilio's voice and SMS connectors share: the REST client and the webhook signature check."""
+"""What Twilio's voice and SMS connectors share: the REST client, its errors as the channels report them, the webhook
+signature check."""
 
+from collections.abc import Iterable
+from datetime import datetime
 from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
+from campaigns.channels import ChannelFailed, Placed, Unreachable
 from outreach.deps import PlatformDep
 from outreach.settings import Settings
+
+# Twilio error codes that mean this number cannot take a call at all: another channel may still reach them.
+UNCALLABLE_NUMBER_CODES = frozenset({13223, 13224, 21210, 21211, 21214, 21215, 21217})
 
 
 def twilio_client(settings: Settings) -> Client:
@@ -16,6 +24,18 @@ def twilio_client(settings: Settings) -> Client:
     client = Client(settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value())
     client.api.base_url = settings.twilio_api_base_url.rstrip("/")
     return client
+
+
+def channel_error(error: TwilioRestException, unreachable: frozenset[int]) -> Exception:
+    """Codes about the person (the number cannot take it) send them to the next channel; the rest is a failed try."""
+    if error.code in unreachable:
+        return Unreachable(f"Twilio {error.code}: {error.msg}")
+    return ChannelFailed(f"Twilio {error.code or error.status}: {error.msg}")
+
+
+def sent_since(resources: Iterable, since: datetime) -> Placed | None:
+    """The first call or message of a Twilio list created since `since` (what a dead worker sent)."""
+    return next((Placed(r.sid) for r in resources if r.date_created and r.date_created >= since), None)
 
 
 @lru_cache(maxsize=4)

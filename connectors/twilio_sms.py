@@ -17,18 +17,17 @@ from twilio.base.exceptions import TwilioRestException
 from bot.vntext import fold
 from campaigns import attempts
 from campaigns.attempts import Outcome
-from campaigns.channels import ChannelFailed, Contact, Placed, Unreachable
-from campaigns.rules import CampaignRules
+from campaigns.channels import Contact, Placed
 from connectors.events import first_time
-from connectors.twilio_auth import SignedForm, twilio_client
-from connectors.twilio_voice import UNCALLABLE_NUMBER_CODES
+from connectors.twilio_auth import UNCALLABLE_NUMBER_CODES, SignedForm, channel_error, sent_since, twilio_client
 from connectors.webchat import new_invite
-from models import OutreachAttempt, utcnow
+from models import utcnow
 from outreach.deps import Platform, PlatformDep
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/webhooks/twilio/sms", tags=["Twilio SMS (webhooks)"], include_in_schema=False)
 
+UNTEXTABLE_NUMBER_CODES = UNCALLABLE_NUMBER_CODES | {21610}  # 21610: the resident replied STOP
 DELIVERY_OUTCOMES = {"delivered": Outcome.DELIVERED, "undelivered": Outcome.FAILED, "failed": Outcome.FAILED}
 
 
@@ -50,15 +49,13 @@ class SmsChannel:
         try:
             message = await asyncio.to_thread(self._send, contact, invitation_text(contact.name, link))
         except TwilioRestException as error:
-            if error.code in UNCALLABLE_NUMBER_CODES or error.code == 21610:  # 21610: the resident replied STOP
-                raise Unreachable(f"Twilio {error.code}: {error.msg}") from error
-            raise ChannelFailed(f"Twilio {error.code or error.status}: {error.msg}") from error
+            raise channel_error(error, UNTEXTABLE_NUMBER_CODES) from error
         return Placed(message.sid)
 
     async def reached_since(self, contact: Contact, since: datetime) -> Placed | None:
         """The SMS sent to this person since `since`, if any (a worker died before recording it)."""
         sent = await asyncio.to_thread(twilio_client(self.platform.settings).messages.list, to=contact.phone, limit=20)
-        return next((Placed(m.sid) for m in sent if m.date_created and m.date_created >= since), None)
+        return sent_since(sent, since)
 
     def _send(self, contact: Contact, body: str):  # noqa: ANN202 (the SDK's MessageInstance)
         settings = self.platform.settings
@@ -76,14 +73,8 @@ def status(attempt: int, form: SignedForm, platform: PlatformDep) -> Response:
     if outcome is None:
         return Response(status_code=204)  # accepted, queued, sending, sent: not final
     with platform.sessions.begin() as session:
-        row = session.get(OutreachAttempt, attempt)
-        if (
-            row is None
-            or row.provider_ref != message_sid
-            or not first_time(session, "twilio-sms", f"{message_sid}:{message_status}")
-        ):
-            return Response(status_code=204)
-        error = f" (error {form['ErrorCode']})" if form.get("ErrorCode") else ""
-        rules = CampaignRules.model_validate(row.campaign.rules)
-        attempts.record(row, rules, outcome, utcnow(), detail=f"SMS {message_status}{error}")
+        if first_time(session, "twilio-sms", f"{message_sid}:{message_status}"):
+            error = f" (error {form['ErrorCode']})" if form.get("ErrorCode") else ""
+            attempts.record_report(session, attempt, message_sid, outcome, utcnow(),
+                                   detail=f"SMS {message_status}{error}")  # fmt: skip
     return Response(status_code=204)

@@ -25,11 +25,10 @@ from bot.client import BotMessage, Button
 from bot.training import DOMAIN
 from campaigns import attempts
 from campaigns.attempts import Outcome
-from campaigns.channels import ChannelFailed, Contact, Placed, Unreachable
+from campaigns.channels import Contact, Placed
 from campaigns.dispatch import DUE
-from campaigns.rules import CampaignRules
 from connectors.events import first_time
-from connectors.twilio_auth import SignedForm, twilio_client
+from connectors.twilio_auth import UNCALLABLE_NUMBER_CODES, SignedForm, channel_error, sent_since, twilio_client
 from models import Campaign, CampaignStatus, Channel, Conversation, OutreachAttempt, Person, Speaker, Turn, utcnow
 from outreach.conversations import EngineDown
 from outreach.deps import Platform, PlatformDep
@@ -53,8 +52,6 @@ ANSWER_HINTS = (
 FAILED_CALL_STATUSES = {
     "busy": Outcome.BUSY, "no-answer": Outcome.NO_ANSWER, "failed": Outcome.FAILED, "canceled": Outcome.FAILED,
 }  # fmt: skip
-# Twilio error codes that mean this number cannot take a call at all: another channel may still reach them.
-UNCALLABLE_NUMBER_CODES = {13223, 13224, 21210, 21211, 21214, 21215, 21217}
 
 
 def keypad_hint(titles: Sequence[str]) -> str:
@@ -98,15 +95,13 @@ class VoiceChannel:
         try:
             call = await asyncio.to_thread(self._place_call, contact)
         except TwilioRestException as error:
-            if error.code in UNCALLABLE_NUMBER_CODES:
-                raise Unreachable(f"Twilio {error.code}: {error.msg}") from error
-            raise ChannelFailed(f"Twilio {error.code or error.status}: {error.msg}") from error
+            raise channel_error(error, UNCALLABLE_NUMBER_CODES) from error
         return Placed(call.sid)
 
     async def reached_since(self, contact: Contact, since: datetime) -> Placed | None:
         """The call placed to this person since `since`, if any (a worker died before recording it)."""
         calls = await asyncio.to_thread(twilio_client(self.platform.settings).calls.list, to=contact.phone, limit=20)
-        return next((Placed(c.sid) for c in calls if c.date_created and c.date_created >= since), None)
+        return sent_since(calls, since)
 
     def _place_call(self, contact: Contact):  # noqa: ANN202 (the SDK's CallInstance)
         settings = self.platform.settings
@@ -235,7 +230,7 @@ def status(attempt: int, form: SignedForm, platform: PlatformDep) -> Response:
             return Response(status_code=204)
         outcome = FAILED_CALL_STATUSES.get(call_status) or _completed_call_outcome(session, call_sid, form)
         sip = f" (SIP {form['SipResponseCode']})" if "SipResponseCode" in form else ""
-        _settle(session, attempt, call_sid, outcome, detail=f"Twilio call {call_status}{sip}")
+        attempts.record_report(session, attempt, call_sid, outcome, utcnow(), detail=f"Twilio call {call_status}{sip}")
     return Response(status_code=204)
 
 
@@ -267,16 +262,9 @@ def _completed_call_outcome(session: Session, call_sid: str, form: dict[str, str
     return Outcome.DROPPED
 
 
-def _settle(session: Session, attempt_id: int, call_sid: str, outcome: Outcome, detail: str | None = None) -> None:
-    attempt = session.get(OutreachAttempt, attempt_id)
-    if attempt is None or attempt.provider_ref != call_sid:
-        return  # a late report of an earlier call: the attempt has moved on
-    attempts.record(attempt, CampaignRules.model_validate(attempt.campaign.rules), outcome, utcnow(), detail=detail)
-
-
 def _settle_call(platform: Platform, attempt_id: int, call_sid: str, outcome: Outcome) -> None:
     with platform.sessions.begin() as session:
-        _settle(session, attempt_id, call_sid, outcome)
+        attempts.record_report(session, attempt_id, call_sid, outcome, utcnow())
 
 
 def _attempt_target(platform: Platform, attempt_id: int, call_sid: str) -> dict | None:

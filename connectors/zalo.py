@@ -32,7 +32,6 @@ from bot.client import BotMessage, Button
 from campaigns import attempts
 from campaigns.attempts import Outcome
 from campaigns.channels import ChannelFailed, Contact, Placed, Unreachable
-from campaigns.rules import CampaignRules
 from connectors.events import first_time
 from connectors.webchat import new_invite
 from models import (
@@ -462,11 +461,7 @@ def _mark_delivered(sessions: sessionmaker[Session], delivery: _Delivery) -> Non
         log.debug("ZNS receipt of a message this platform did not track: %s", delivery.tracking_id)
         return
     with session_scope(sessions) as session:
-        attempt = session.get(OutreachAttempt, int(delivery.tracking_id))
-        # Only the message of the current try, still waiting: a late receipt must not undo a reply received since.
-        if attempt is None or attempt.provider_ref != delivery.msg_id or attempt.status != AttemptStatus.CONTACTING:
-            return
-        attempts.record(attempt, CampaignRules.model_validate(attempt.campaign.rules), Outcome.DELIVERED, utcnow())
+        attempts.record_report(session, int(delivery.tracking_id), delivery.msg_id, Outcome.DELIVERED, utcnow())
 
 
 # ---- Sending ---------------------------------------------------------------------------------------------------

@@ -242,3 +242,15 @@ def test_a_refused_api_call_counts_as_a_try(app, twilio):
     assert dispatch(app, attempt_id) == AttemptStatus.RETRY_WAIT
     refused = attempt(app, attempt_id)
     assert refused.tries == 1 and "20003" in refused.last_error
+
+
+def test_a_late_delivery_report_does_not_undo_a_reply(app, twilio):
+    attempt_id = new_attempt(app, channels=["sms"])
+    dispatch(app, attempt_id, ("sms",))
+    invite = twilio.messages[-1]["Body"][0].split("invite=")[1].split()[0]
+    httpx.post(f"{app.url}/api/v1/webchat/sessions", json={"invite": invite}, timeout=30)
+    httpx.post(f"{app.url}/api/v1/webchat/sessions/{invite}/messages", json={"text": "đúng rồi"}, timeout=30)
+    assert attempt(app, attempt_id).status == AttemptStatus.IN_PROGRESS
+    assert twilio.deliver_message(-1, "delivered").status_code == 204
+    answered = attempt(app, attempt_id)
+    assert (answered.status, answered.last_outcome) == ("in_progress", "answered")
