@@ -8,13 +8,17 @@ PLATFORM_STAMP := .venv/.synced
 ENGINE_STAMP := .venv-engine/.synced
 export UV_LINK_MODE := copy
 
-.PHONY: run test lint bench model engine platform system-packages voice-packages engine-lock clean
+.PHONY: run test test-fast lint bench model engine platform system-packages voice-packages engine-lock clean
 
 run: platform engine model voice-packages
 	.venv/bin/outreach serve
 
 test: platform engine model system-packages voice-packages
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+# The fast layer for developers: everything that needs neither the engine nor PostgreSQL (SQLite, the API, parsers).
+test-fast: platform
+	.venv/bin/python -m pytest -m "not engine and not postgres" $(PYTEST_ARGS)
 
 bench: platform engine model
 	.venv/bin/python scripts/bench.py $(BENCH_ARGS)

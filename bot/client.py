@@ -24,10 +24,18 @@ class BotMessage:
 
 @dataclass(frozen=True)
 class EngineReply:
-    """What one resident turn produced: the bot's messages and every slot value after the turn."""
+    """What one resident turn produced: the bot's messages, every slot value and the open form after the turn, and
+    whether the engine had forgotten the conversation and took it back from `restore`."""
 
     messages: list[BotMessage]
     slots: dict[str, Any] = field(default_factory=dict)
+    active_loop: str | None = None
+    restored: bool = False
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """What the platform keeps to restore the conversation into an engine that lost it."""
+        return {"slots": self.slots, "active_loop": self.active_loop}
 
 
 def _parse_message(raw: dict[str, Any]) -> BotMessage:
@@ -37,27 +45,40 @@ def _parse_message(raw: dict[str, Any]) -> BotMessage:
 
 class EngineClient:
     TURN_PATH = "/webhooks/turn/webhook"
+    HEALTH_PATH = "/webhooks/turn/"
 
-    def __init__(self, base_url: str, timeout_s: float = 10.0, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(
+        self, base_url: str, token: str, timeout_s: float = 10.0, transport: httpx.AsyncBaseTransport | None = None
+    ):
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout_s, transport=transport)
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout_s, transport=transport,
+                                       headers={"Authorization": f"Bearer {token}"})  # fmt: skip
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
     async def status(self, timeout_s: float = 2.0) -> dict[str, Any]:
-        """The loaded model, or EngineError when the engine is down or has no model."""
+        """The turn channel's health ({"status": "ok", "ready": true}), or EngineError when the engine is down or
+        has no model loaded. (The engine's own HTTP API stays off.)"""
         try:
-            response = await self._http.get("/status", timeout=timeout_s)
+            response = await self._http.get(self.HEALTH_PATH, timeout=timeout_s)
         except httpx.HTTPError as error:
             raise EngineError(f"engine unreachable at {self.base_url}: {error.__class__.__name__}") from error
-        if response.status_code != 200:
+        if response.status_code != 200 or not response.json().get("ready"):
             raise EngineError(f"engine at {self.base_url} answered {response.status_code} (no model loaded?)")
         return response.json()
 
-    async def turn(self, sender_id: str, text: str, metadata: dict[str, Any] | None = None) -> EngineReply:
-        """Send one resident message; one round trip returns the replies and the slots."""
-        body = {"sender": sender_id, "message": text, "metadata": metadata or {}}
+    async def turn(
+        self,
+        sender_id: str,
+        text: str,
+        *,
+        restore: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> EngineReply:
+        """Send one resident message; one round trip returns the replies and the slots. `restore` (the state of an
+        earlier reply) is what the engine takes the conversation back from if it has forgotten it."""
+        body = {"sender": sender_id, "message": text, "metadata": metadata or {}, "restore": restore}
         try:
             response = await self._http.post(self.TURN_PATH, json=body)
             response.raise_for_status()
@@ -67,4 +88,6 @@ class EngineClient:
         return EngineReply(
             messages=[_parse_message(m) for m in payload.get("messages", [])],
             slots=dict(payload.get("slots") or {}),
+            active_loop=payload.get("active_loop"),
+            restored=bool(payload.get("restored")),
         )

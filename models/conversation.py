@@ -40,6 +40,15 @@ class Conversation(Base):
     resident_token_hash: Mapped[str | None] = mapped_column(
         String(64), unique=True, comment="SHA-256 of the resident's secret link or web chat session id"
     )
+    phone_verified: Mapped[bool] = mapped_column(
+        default=True,
+        comment="false when the resident only typed the phone (web chat): nothing proves they hold it. True for a "
+        "call to it, a personal link sent to it, or a Zalo user who shared it",
+    )
+    engine_state: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON,
+        comment="the engine's slots and active form after the last turn: restores a conversation the engine lost",
+    )
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]

@@ -11,15 +11,18 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from bot.client import EngineClient
 from connectors import twilio_sms, twilio_voice, webchat, zalo
-from outreach import errors
+from outreach import apidocs, errors, security
 from outreach.conversations import ConversationService
 from outreach.db import make_engine, make_session_factory
 from outreach.deps import Platform
-from outreach.ratelimit import RateLimiter
-from outreach.routers import alerts, campaigns, contact_lists, conversations, declarations, health, prompts
+from outreach.engine import engine_token
+from outreach.ratelimit import RateLimiter, limit_storage
+from outreach.routers import alerts, campaigns, contact_lists, conversations, declarations, health, people, prompts
 from outreach.settings import Settings, get_settings
 from voice.prompts import PromptCache
 
@@ -39,15 +42,18 @@ def build_platform(settings: Settings) -> Platform:
     """What requests (and the dispatcher's channels) share: the store, the engine client, the channels' clients."""
     db_engine = make_engine(settings.database_url)
     sessions = make_session_factory(db_engine)
-    engine_client = EngineClient(settings.effective_engine_url, timeout_s=settings.engine_timeout_s)
+    limits = limit_storage(settings.rate_limit_storage_uri)
+    engine_client = EngineClient(
+        settings.effective_engine_url, engine_token(settings), timeout_s=settings.engine_timeout_s
+    )
     return Platform(
         settings=settings,
         db_engine=db_engine,
         sessions=sessions,
         engine_client=engine_client,
         conversations=ConversationService(sessions, engine_client, settings),
-        webchat_ip_limit=RateLimiter(settings.webchat_requests_per_minute_per_ip),
-        webchat_session_limit=RateLimiter(settings.webchat_messages_per_minute),
+        webchat_ip_limit=RateLimiter(limits, "webchat-address", settings.webchat_requests_per_minute_per_ip),
+        webchat_session_limit=RateLimiter(limits, "webchat-session", settings.webchat_messages_per_minute),
         prompts=PromptCache.from_settings(settings),
         zalo=zalo.ZaloClient(settings, sessions),
     )
@@ -73,15 +79,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await platform.zalo.aclose()
         db_engine.dispose()
 
-    app = FastAPI(title="Outreach platform", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="Outreach platform",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # apidocs serves /docs
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
+    )
     app.state.platform = platform
     errors.install(app)
+    security.install(app, https=settings.public_url.lower().startswith("https://"))
+    if settings.docs_enabled:  # Swagger UI served by the platform itself (no CDN), under the strict CSP
+        apidocs.install(app)
+    if settings.trusted_proxies:  # the server's own proxy handling is off (serve): this setting alone decides
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     for module in (
         health,
         declarations,
         conversations,
         alerts,
         contact_lists,
+        people,
         campaigns,
         webchat,
         prompts,
@@ -94,6 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/chat", include_in_schema=False)
     def chat_page() -> FileResponse:
         return FileResponse(STATIC_DIR / "chat.html", media_type="text/html; charset=utf-8")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     return app
 

@@ -17,6 +17,8 @@ from models import Role, User
 from outreach import auth
 from outreach.db import make_engine, make_session_factory, session_scope, upgrade
 from outreach.engine import EngineProcess, EngineUnavailable, ensure_model
+from outreach.logs import RedactSecrets
+from outreach.private import make_files_private, tighten
 from outreach.settings import PROJECT_ROOT, Settings, get_settings
 
 app = typer.Typer(help="Chatbot and callbot outreach for epidemic follow-up.", no_args_is_help=True)
@@ -25,6 +27,8 @@ user_app = typer.Typer(help="Console users and their API tokens.", no_args_is_he
 engine_app = typer.Typer(help="The dialogue engine (Rasa).", no_args_is_help=True)
 contacts_app = typer.Typer(help="F1 contact lists.", no_args_is_help=True)
 app.add_typer(contacts_app, name="contacts")
+people_app = typer.Typer(help="Residents: move one between provinces.", no_args_is_help=True)
+app.add_typer(people_app, name="people")
 campaign_app = typer.Typer(help="Outreach campaigns over contact lists.", no_args_is_help=True)
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(db_app, name="db")
@@ -35,10 +39,23 @@ err = Console(stderr=True)
 log = logging.getLogger("outreach")
 
 
+@app.callback()
+def _private_files() -> None:
+    """Whatever a command writes (the store, logs, rejects, prompts, secrets) is readable by its owner only."""
+    make_files_private()
+
+
 def _configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     for chatty in ("apscheduler.executors.default", "httpx"):  # one line per job run / request otherwise
         logging.getLogger(chatty).setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.access").addFilter(RedactSecrets())
+
+
+def _stop_on_sigterm(*_: object) -> None:
+    """SIGTERM (systemd, `docker stop`) stops serve as Ctrl-C does: uvicorn shuts down, then re-raises the signal,
+    which lands here and unwinds serve's ExitStack, stopping the engine and the scheduler too."""
+    raise SystemExit(0)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -64,12 +81,15 @@ def serve(
 
     settings = get_settings()
     _configure_logging(settings)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    if tightened := tighten(PROJECT_ROOT / "var"):
+        log.info("made %d file(s) under var/ private (owner only)", tightened)
     db_engine = make_engine(settings.database_url)
     upgrade(db_engine)
     with ExitStack() as running:  # stopped in reverse order, whatever ends the server
         engine = None
         if not settings.engine_url:
-            engine = EngineProcess(settings, PROJECT_ROOT / "var" / "log" / "engine.log")
+            engine = EngineProcess(settings, settings.log_dir / "engine.log")
             running.callback(engine.stop)
             try:
                 engine.start()
@@ -82,8 +102,9 @@ def serve(
             scheduler = build_scheduler(settings, db_engine, engine, dispatch)
             scheduler.start()
             running.callback(scheduler.shutdown, wait=False)
+        # uvicorn would believe X-Forwarded-For from loopback: OUTREACH_TRUSTED_PROXIES alone decides (create_app)
         uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
-                    log_level=settings.log_level)  # fmt: skip
+                    log_level=settings.log_level, proxy_headers=False)  # fmt: skip
 
 
 @app.command()
@@ -242,6 +263,32 @@ def contacts_import(
           f"{summary.rejected} rejected")  # fmt: skip
     if summary.rejects_file:
         print(f"rejected rows and reasons: {summary.rejects_file}")
+
+
+@people_app.command("move")
+def people_move(
+    phone: Annotated[str, typer.Argument(help="the person's phone, in any common form")],
+    province: Annotated[str, typer.Option(help="two-digit code of the province that follows them from now on")],
+    reason: Annotated[str | None, typer.Option(help="why, for the audit log")] = None,
+) -> None:
+    """Move a person to another province (a national action, written to the audit log)."""
+    from models import Person
+    from outreach.phones import InvalidPhone, normalize_phone
+    from outreach.routers.people import move_person
+
+    try:
+        e164 = normalize_phone(phone)
+    except InvalidPhone as error:
+        raise _fail(str(error)) from None
+    with session_scope(_store(get_settings())) as session:
+        person = session.scalar(select(Person).where(Person.phone == e164))
+        if person is None:
+            raise _fail(f"no person with phone {e164}")
+        try:
+            before = move_person(session, person, province, reason, user_id=None, client_ip=None)
+        except ValueError as error:
+            raise _fail(str(error)) from None
+    print(f"{e164}: province {before or 'none'} -> {province}" if before != province else f"{e164} is in {province}")
 
 
 def _show_campaign(session, campaign) -> None:

@@ -12,6 +12,7 @@ engine, in order, once it is back.
 import asyncio
 import json
 import logging
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -60,11 +61,12 @@ class EngineDown(RuntimeError):
 
 @dataclass(frozen=True)
 class Pending:
-    """A resident turn the engine has yet to answer."""
+    """A resident turn the engine has yet to answer, with what the store knows of the conversation so far."""
 
     turn_id: int
     sender: str
     text: str
+    engine_state: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,8 @@ class TurnResult:
     ended: bool
 
 
-def _opening_message(person: Person) -> str:
-    entities = {"name": person.full_name} if person.full_name else {}
+def _opening_message(name: str | None) -> str:
+    entities = {"name": name} if name else {}
     return "/start_declaration" + json.dumps(entities, ensure_ascii=False)
 
 
@@ -96,18 +98,25 @@ class ConversationService:
     async def start(
         self, person_id: int, channel: Channel, *, campaign_id: int | None = None, outreach_id: int | None = None,
         follow_up_day: int | None = None, external_ref: str | None = None, token: str | None = None,
+        phone_verified: bool = True, claimed_name: str | None = None,
     ) -> tuple[TurnResult, str]:  # fmt: skip
         """Open a conversation (and its declaration) and let the bot speak first.
 
         Returns the bot's opening and the resident's secret token for this conversation (shown once): a new one,
         or `token` when the resident already holds one (the personal link of an SMS invitation).
+
+        `phone_verified=False` (a phone only typed into a page): the opening reveals nothing stored about the
+        person; it greets with `claimed_name`, the name the resident gave, if any.
         """
         token = token or secrets.token_urlsafe(24)
         conversation = Conversation(
             person_id=person_id, campaign_id=campaign_id, outreach_id=outreach_id, channel=channel,
             engine_sender_id=uuid.uuid4().hex, resident_token_hash=hash_token(token), external_ref=external_ref,
+            phone_verified=phone_verified,
         )  # fmt: skip
-        opening = await asyncio.to_thread(self._opening, person_id)
+        opening = (
+            await asyncio.to_thread(self._opening, person_id) if phone_verified else _opening_message(claimed_name)
+        )
         try:
             reply = await self.engine.turn(conversation.engine_sender_id, opening)
         except EngineError as error:
@@ -118,7 +127,7 @@ class ConversationService:
 
     def _opening(self, person_id: int) -> str:
         with self.sessions() as session:
-            return _opening_message(session.get(Person, person_id))
+            return _opening_message(session.get(Person, person_id).full_name)
 
     def _open(self, conversation: Conversation, follow_up_day: int | None) -> int:
         with session_scope(self.sessions) as session:
@@ -145,7 +154,7 @@ class ConversationService:
         turn = Turn(conversation_id=conversation_id, speaker=Speaker.RESIDENT, text=text, engine_text=engine_text,
                     asr_confidence=asr_confidence, audio_ref=audio_ref, external_id=external_id)  # fmt: skip
         async with self._lock(conversation_id):
-            pending = await asyncio.to_thread(self._record, turn)
+            pending = await asyncio.to_thread(self._record, turn, engine_text)
             if pending is None:
                 return TurnResult(conversation_id, [], await asyncio.to_thread(self._is_ended, conversation_id))
             return await self._process_pending(conversation_id, pending)
@@ -168,7 +177,7 @@ class ConversationService:
                 .group_by(Turn.conversation_id).order_by(func.min(Turn.id))
             ))  # fmt: skip
 
-    def _record(self, turn: Turn) -> Pending | None:
+    def _record(self, turn: Turn, payload: str | None) -> Pending | None:
         """Store the resident's turn (committed at once); return the oldest turn the engine has yet to answer."""
         with session_scope(self.sessions) as session:
             retried = turn.external_id and session.scalar(
@@ -178,6 +187,7 @@ class ConversationService:
             )
             if not retried:  # a retried webhook's turn is stored already
                 conversation = session.get(Conversation, turn.conversation_id)
+                turn.engine_text = engine_text_for(turn.text, payload, _offered_payloads(session, conversation.id))
                 turn.seq, turn.channel = self._next_seq(session, conversation.id), conversation.channel
                 session.add(turn)
                 conversation.last_activity_at = utcnow()
@@ -192,9 +202,11 @@ class ConversationService:
             pending = await asyncio.to_thread(self._oldest_pending, conversation_id)
         while pending:
             try:
-                reply = await self.engine.turn(pending.sender, pending.text)
+                reply = await self.engine.turn(pending.sender, pending.text, restore=pending.engine_state)
             except EngineError as error:
                 raise EngineDown(str(error)) from error
+            if reply.restored:
+                log.warning("the engine had lost conversation %s; restored it from the store", conversation_id)
             result, pending = await asyncio.to_thread(self._apply, conversation_id, pending.turn_id, reply)
             replies += result.replies
             ended = result.ended
@@ -207,7 +219,8 @@ class ConversationService:
             with self.sessions() as own:
                 return self._oldest_pending(conversation_id, own)
         row = session.execute(
-            select(Turn.id, Conversation.engine_sender_id, func.coalesce(Turn.engine_text, Turn.text))
+            select(Turn.id, Conversation.engine_sender_id, func.coalesce(Turn.engine_text, Turn.text),
+                   Conversation.engine_state)
             .join(Turn.conversation)
             .where(Turn.conversation_id == conversation_id, Turn.speaker == Speaker.RESIDENT,
                    Turn.processed_at.is_(None))
@@ -238,6 +251,7 @@ class ConversationService:
                 session.add(Turn(conversation_id=conversation_id, seq=seq + offset, speaker=Speaker.BOT,
                                  text=message.text, buttons=buttons, channel=conversation.channel,
                                  processed_at=utcnow()))  # fmt: skip
+            conversation.engine_state = reply.state
             ended = bool(reply.slots.get("conversation_closed"))
             if ended and conversation.ended_at is None:
                 conversation.ended_at = utcnow()
@@ -252,6 +266,42 @@ class ConversationService:
     @staticmethod
     def _next_seq(session: Session, conversation_id: int) -> int:
         return (session.scalar(select(func.max(Turn.seq)).where(Turn.conversation_id == conversation_id)) or 0) + 1
+
+
+def _offered_payloads(session: Session, conversation_id: int) -> set[str]:
+    """The payloads of the buttons in the bot's last reply: the only commands a resident may send."""
+    last_bot = (
+        session.scalar(
+            select(func.max(Turn.seq)).where(Turn.conversation_id == conversation_id, Turn.speaker == Speaker.BOT)
+        )
+        or 0
+    )
+    reply_began_after = session.scalar(
+        select(func.coalesce(func.max(Turn.seq), 0)).where(
+            Turn.conversation_id == conversation_id, Turn.speaker == Speaker.RESIDENT, Turn.seq < last_bot
+        )
+    )
+    offered = session.scalars(
+        select(Turn.buttons).where(Turn.conversation_id == conversation_id, Turn.speaker == Speaker.BOT,
+                                   Turn.seq > reply_began_after)
+    )  # fmt: skip
+    return {button["payload"] for buttons in offered for button in buttons or []}
+
+
+def engine_text_for(text: str, payload: str | None, offered: set[str]) -> str | None:
+    """What the engine is given instead of the resident's words, if anything.
+
+    Residents send text, not commands: a payload counts only if it was offered as a button in the bot's last
+    turn, and typed text that looks like a command (`/restart`, `/inform{...}`) reaches the engine as plain words.
+    """
+    if payload is not None and payload in offered:
+        return payload
+    if text.lstrip().startswith("/"):
+        return _COMMAND_PUNCTUATION.sub(" ", text).strip() or "?"
+    return None
+
+
+_COMMAND_PUNCTUATION = re.compile(r'[/{}\[\]":_]+')
 
 
 def _settle_outreach(session: Session, outreach_id: int, declaration: Declaration, *, answered: bool,
@@ -281,33 +331,52 @@ def _day(value: Any) -> date | None:
         return None
 
 
+def _moment(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if _known(value) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _yes_or_no(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _one_of(value: Any, choices: tuple[Any, ...]) -> Any:
+    return value if value in choices else None
+
+
+def answers_in(slots: dict[str, Any]) -> dict[str, Any]:
+    """The declaration fields the engine's slots answer; a slot that is empty or unknown answers nothing."""
+    symptoms, temperature, doses = (
+        slots.get("symptoms"),
+        _known(slots.get("temperature")),
+        _known(slots.get("vaccine_doses")),
+    )
+    answers = {
+        "identity_confirmed": _yes_or_no(slots.get("identity_confirmed")),
+        "temperature_c": float(temperature) if isinstance(temperature, int | float) and 34 <= temperature <= 43
+        else None,
+        "symptom_onset": _day(slots.get("symptom_onset")),
+        "contact_with_case": _one_of(slots.get("contact_with_case"), ("yes", "no", "unknown")),
+        "test_result": _one_of(slots.get("test_result"), ("positive", "negative", "pending", "not_tested")),
+        "test_date": _day(slots.get("test_date")),
+        "vaccine_doses": int(doses) if isinstance(doses, int | float) and 0 <= doses <= 6 else None,
+        "at_registered_address": _yes_or_no(slots.get("at_registered_address")),
+        "needs": _known(slots.get("needs")),
+        "callback_at": _moment(slots.get("callback_at")),
+        "status": STATUS_OF_OUTCOME.get(slots.get("outcome")),
+    }  # fmt: skip
+    if isinstance(symptoms, list):
+        answers |= {"symptoms_asked": True, "symptoms": [s for s in symptoms if s in SYMPTOM_NAMES]}
+    return {name: value for name, value in answers.items() if value is not None}
+
+
 def update_declaration(declaration: Declaration, slots: dict[str, Any]) -> None:
-    """Copy the engine's slots into the declaration: every answer given so far, nothing more."""
-    symptoms = slots.get("symptoms")
-    declaration.identity_confirmed = (
-        slots.get("identity_confirmed") if isinstance(slots.get("identity_confirmed"), bool) else None
-    )
-    declaration.symptoms_asked = isinstance(symptoms, list)
-    declaration.symptoms = [s for s in symptoms if s in SYMPTOM_NAMES] if isinstance(symptoms, list) else []
-    temperature = _known(slots.get("temperature"))
-    declaration.temperature_c = (
-        float(temperature) if isinstance(temperature, int | float) and 34 <= temperature <= 43 else None
-    )
-    declaration.symptom_onset = _day(slots.get("symptom_onset"))
-    declaration.contact_with_case = (
-        slots.get("contact_with_case") if slots.get("contact_with_case") in ("yes", "no", "unknown") else None
-    )
-    declaration.test_result = (
-        slots.get("test_result")
-        if slots.get("test_result") in ("positive", "negative", "pending", "not_tested")
-        else None
-    )
-    declaration.test_date = _day(slots.get("test_date"))
-    doses = _known(slots.get("vaccine_doses"))
-    declaration.vaccine_doses = int(doses) if isinstance(doses, int | float) and 0 <= doses <= 6 else None
-    address = slots.get("at_registered_address")
-    declaration.at_registered_address = address if isinstance(address, bool) else None
-    declaration.needs = _known(slots.get("needs"))
-    callback = _known(slots.get("callback_at"))
-    declaration.callback_at = datetime.fromisoformat(callback) if callback else None
-    declaration.status = STATUS_OF_OUTCOME.get(slots.get("outcome"), DeclarationStatus.IN_PROGRESS)
+    """Write the answers the engine's slots hold into the declaration.
+
+    The store is the truth and the engine's memory a cache: a slot that is empty (an engine that restarted, lost
+    the conversation or was reset) never clears or overwrites a stored answer; a new answer replaces the old one.
+    """
+    for name, value in answers_in(slots).items():
+        setattr(declaration, name, value)

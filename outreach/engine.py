@@ -1,5 +1,7 @@
 """The dialogue engine as a managed child: train its model when stale, start it, watch it, stop it."""
 
+import ctypes
+import ctypes.util
 import logging
 import os
 import signal
@@ -10,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from bot import training
+from outreach.private import secret_in_file
 from outreach.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,21 @@ def _engine_environ() -> dict[str, str]:
     return env
 
 
+def engine_token(settings: Settings) -> str:
+    """The secret between the platform and the engine: the setting, or one kept for this installation."""
+    return settings.engine_token.get_secret_value() or secret_in_file(settings.engine_token_file)
+
+
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: the kernel sends it SIGKILL when `outreach serve` dies, however it dies (SIGKILL,
+    the out-of-memory killer), so no engine outlives the platform and holds its port."""
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 class Child:
     """One child process in its own process group (a Ctrl-C reaches `outreach serve` first, which stops it)."""
 
@@ -68,7 +86,7 @@ class Child:
         with self.log_file.open("ab") as sink:
             self.process = subprocess.Popen(
                 self.command, cwd=PROJECT_ROOT, env=self.env, stdout=sink, stderr=subprocess.STDOUT,
-                start_new_session=True,
+                start_new_session=True, preexec_fn=_die_with_parent,
             )  # fmt: skip
         log.info("%s starting (pid %s, log %s)", self.name, self.process.pid, self.log_file)
 
@@ -91,23 +109,31 @@ class Child:
 
 
 class EngineProcess:
-    """The engine (`rasa run`) and its action server (`rasa_sdk`) as children of `outreach serve`."""
+    """The engine (`rasa run`, on loopback, no HTTP API) as a child of `outreach serve`; the dialogue's actions run
+    inside it, or in a rasa_sdk action server on loopback when `engine_actions` is `server`."""
 
     def __init__(self, settings: Settings, log_file: Path) -> None:
         self.settings = settings
         self.log_file = log_file
         log_file.parent.mkdir(parents=True, exist_ok=True)
+        settings.engine_tracker_db.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         python = str(settings.engine_python)
-        actions_url = f"http://127.0.0.1:{settings.actions_port}"
-        self.actions = Child(
-            "action server",
-            [python, "-m", "rasa_sdk", "--actions", "bot.actions", "--port", str(settings.actions_port)],
-            _engine_environ(), log_file.with_name("actions.log"),
-        )  # fmt: skip
-        self.actions_health_url = f"{actions_url}/health"
-        self.engine = Child(
-            "engine", [], {**_engine_environ(), "ACTION_SERVER_URL": f"{actions_url}/webhook"}, log_file
-        )
+        env = {**_engine_environ(), "OUTREACH_ENGINE_TOKEN": engine_token(settings),
+               "ENGINE_TRACKER_DB": str(settings.engine_tracker_db)}  # fmt: skip
+        self.children: list[tuple[Child, str]] = []
+        if settings.engine_actions == "server":
+            actions_url = f"http://127.0.0.1:{settings.actions_port}"
+            actions = Child(
+                "action server",
+                [python, "-m", "rasa_sdk", "--actions", "bot.actions", "--port", str(settings.actions_port)],
+                {**env, "SANIC_HOST": "127.0.0.1"}, log_file.with_name("actions.log"),
+            )  # fmt: skip
+            self.children.append((actions, f"{actions_url}/health"))
+            env["ACTION_SERVER_URL"] = f"{actions_url}/webhook"
+        else:
+            env["ACTION_SERVER_URL"] = f"{self.url}/webhooks/turn/actions"
+        self.engine = Child("engine", [], env, log_file)
+        self.children.append((self.engine, f"{self.url}/webhooks/turn/"))
 
     @property
     def url(self) -> str:
@@ -116,22 +142,22 @@ class EngineProcess:
     def start(self) -> None:
         model = ensure_model(self.settings)
         self.engine.command = [
-            str(self.settings.engine_python), "-m", "rasa", "run", "--enable-api",
+            str(self.settings.engine_python), "-m", "rasa", "run",
             "--model", str(model),
             "--credentials", str(training.BOT_DIR / "credentials.yml"),
             "--endpoints", str(training.BOT_DIR / "endpoints.yml"),
             "--interface", "127.0.0.1", "--port", str(self.settings.engine_port),
         ]  # fmt: skip
-        self.actions.start()
-        self.engine.start()
+        for child, _ in self.children:
+            child.start()
 
     def running(self) -> bool:
-        return self.engine.running() and self.actions.running()
+        return all(child.running() for child, _ in self.children)
 
     def wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        for url, child in ((self.actions_health_url, self.actions), (f"{self.url}/status", self.engine)):
-            while not _answers(url):
+        for child, health_url in self.children:
+            while not _answers(health_url):
                 if not child.running():
                     raise EngineUnavailable(f"the {child.name} exited during start-up; see {child.log_file}")
                 if time.monotonic() > deadline:
@@ -140,14 +166,14 @@ class EngineProcess:
 
     def restart_if_dead(self) -> None:
         """Bring back a child that died (out of memory, a crash): residents would get no replies."""
-        for child in (self.actions, self.engine):
+        for child, _ in self.children:
             if child.died():
                 log.error("the %s exited with code %s; restarting it", child.name, child.process.returncode)
                 child.start()
 
     def stop(self, grace_s: float = 15.0) -> None:
-        self.engine.stop(grace_s)
-        self.actions.stop(grace_s)
+        for child, _ in reversed(self.children):
+            child.stop(grace_s)
 
 
 def _answers(url: str) -> bool:

@@ -4,8 +4,10 @@ Read from the environment (prefix ``OUTREACH_``) and from a ``.env`` file in the
 The README lists them all; ``.env.example`` shows each with its default.
 """
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,7 +34,30 @@ class Settings(BaseSettings):
     )
     engine_port: int = Field(default=5005, description="Port of the engine started by `outreach serve`.")
     actions_port: int = Field(
-        default=5055, description="Port of the engine's action server started by `outreach serve`."
+        default=5055,
+        description="Port of the engine's action server, when `engine_actions` is `server` (loopback only).",
+    )
+    engine_actions: Literal["in-engine", "server"] = Field(
+        default="in-engine",
+        description="Where the dialogue's custom actions run for the engine `outreach serve` starts: inside the engine "
+        "(no action server; the default) or in a separate rasa_sdk action server on loopback.",
+    )
+    engine_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="Shared secret the platform presents to the engine's turn channel (and the engine to its actions). "
+        "Required for an engine of your own (OUTREACH_ENGINE_URL); when empty, `outreach serve` and the platform use "
+        "a random one kept in `engine_token_file`.",
+    )
+    engine_token_file: Path = Field(
+        default=PROJECT_ROOT / "var" / "engine.token",
+        description="Where the generated engine token is kept (mode 0600), shared by serve, workers and the CLI.",
+    )
+    log_dir: Path = Field(
+        default=PROJECT_ROOT / "var" / "log", description="Where the engine `outreach serve` starts writes its log."
+    )
+    engine_tracker_db: Path = Field(
+        default=PROJECT_ROOT / "var" / "engine" / "trackers.db",
+        description="SQLite tracker store of the engine `outreach serve` starts: conversations survive its restart.",
     )
     engine_python: Path = Field(
         default=PROJECT_ROOT / ".venv-engine" / "bin" / "python",
@@ -72,16 +97,51 @@ class Settings(BaseSettings):
         default=10.0, description="How often turns kept while the engine was down are retried."
     )
     import_max_bytes: int = Field(default=50 * 1024 * 1024, description="Largest contact list file the API accepts.")
+    import_max_rows: int = Field(default=200_000, ge=1, description="Most data rows one list may hold (more: refused).")
+    import_max_cell_chars: int = Field(default=1_000, ge=1, description="Longest cell of a list (longer: refused).")
+    import_max_unpacked_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=1, description="Largest uncompressed size of an XLSX list (larger: refused)."
+    )
+    import_max_compression_ratio: int = Field(
+        default=100, ge=1, description="Highest compression ratio of a part of an XLSX list (a zip bomb beyond)."
+    )
+    import_workers: int = Field(
+        default=2, ge=1, le=32, description="Imports the API runs at once, each in its own process; others wait."
+    )
+    import_worker_memory_mb: int = Field(
+        default=2048, ge=256, description="Address space an import process may use (beyond: refused as too big)."
+    )
+    import_timeout_s: float = Field(default=900.0, gt=0, description="Longest an import may run (beyond: refused).")
     webchat_max_chars: int = Field(default=1000, description="Longest web chat message accepted.")
     webchat_messages_per_minute: int = Field(default=30, description="Messages one web chat session may send a minute.")
     webchat_requests_per_minute_per_ip: int = Field(
-        default=120, description="Web chat requests (sessions and messages) one address may make a minute."
+        default=2000,
+        ge=1,
+        description="Web chat requests one address may make a minute: a flood guard only, since in Vietnam a whole "
+        "district may reach the platform through one carrier-NAT address.",
+    )
+    webchat_sessions_per_phone_per_day: int = Field(
+        default=5, ge=1, description="Web chats one typed phone number may open a day (local midnight to midnight)."
+    )
+    rate_limit_storage_uri: str = Field(
+        default="memory://",
+        description="Where rate limit counters live (a `limits` storage URI): memory:// counts per process; "
+        "redis://host:6379 shares them between API replicas.",
+    )
+    trusted_proxies: list[str] = Field(
+        default=[],
+        description='Addresses or networks (JSON list, e.g. ["10.0.0.0/8"]) of the reverse proxies in front of the '
+        "API: only their X-Forwarded-For is believed. None by default: the peer's address is the client's.",
     )
 
     public_base_url: str = Field(
         default="http://127.0.0.1:8000",
         description="The address Twilio, Zalo and residents reach this platform at (scheme, host, optional path). "
         "Webhook signatures are checked against it, so behind a proxy it is the proxy's public address.",
+    )
+    docs_enabled: bool = Field(
+        default=True,
+        description="Serve the API docs at /docs (Swagger UI from the platform itself, no CDN) and /openapi.json.",
     )
 
     twilio_account_sid: str = Field(default="", description="Twilio account SID (AC...); voice and SMS need it.")
@@ -121,6 +181,12 @@ class Settings(BaseSettings):
     zalo_reply_window_hours: int = Field(
         default=48, ge=1, le=168, description="Hours after a resident's last message in which the OA may reply."
     )
+    zalo_event_max_age_s: int = Field(
+        default=900,
+        ge=60,
+        le=86400,
+        description="Zalo events stamped further than this from now (past or future) are ignored, however signed.",
+    )
 
     tts_cache_dir: Path = Field(
         default=PROJECT_ROOT / "var" / "prompts", description="Disk cache of rendered voice prompts."
@@ -130,12 +196,33 @@ class Settings(BaseSettings):
         description="Speech synthesis engines in order of preference (JSON list); the next takes over when one fails.",
     )
     gtts_timeout_s: float = Field(default=5.0, description="Seconds to wait for Google's speech synthesis.")
+    tts_prompt_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Secret that names voice prompt files (HMAC), so no one can guess a greeting's URL. Empty: a "
+        "random key kept in the cache folder. Hosts that do not share that folder must share this setting.",
+    )
 
-    @field_validator("engine_python", "engine_models_dir", "heartbeat_file", "tts_cache_dir")
+    @field_validator(
+        "engine_python",
+        "engine_models_dir",
+        "heartbeat_file",
+        "tts_cache_dir",
+        "engine_token_file",
+        "engine_tracker_db",
+        "log_dir",
+    )
     @classmethod
     def _relative_to_project(cls, path: Path) -> Path:
         """Relative paths mean the project folder, wherever the command was started from."""
         return path if path.is_absolute() else PROJECT_ROOT / path
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_or_networks(cls, proxies: list[str]) -> list[str]:
+        """A typo must stop the start: the proxy server would otherwise treat it as a name and never match it."""
+        for proxy in proxies:
+            ipaddress.ip_network(proxy)
+        return proxies
 
     @field_validator("database_url")
     @classmethod

@@ -2,8 +2,10 @@
 
     make bench            (or: .venv/bin/python scripts/bench.py --residents 16 --rounds 3 --import-rows 100000)
 
-1. Web chat through the platform against the bare engine's REST channel: both sides play the same scripted
-   declarations with the same number of concurrent residents against the same engine (with its action server).
+0. The dialogue's actions run inside the engine (the default) against a separate rasa_sdk action server: two
+   engines side by side, the same scripted declarations on each in turn, medians of three runs.
+1. Web chat through the platform against the bare engine's turn channel: both sides play the same scripted
+   declarations with the same number of concurrent residents against the same engine.
    The platform side goes through the web chat API, so each turn also records the transcript, upserts the
    declaration and assesses alerts in the store (SQLite, the embedded default).
 2. F1 list import: a generated CSV (2 % broken rows, some duplicates) through `outreach contacts import`, wall time
@@ -48,7 +50,7 @@ from models import ContactList, ContactListMember  # noqa: E402
 from outreach.app import create_app  # noqa: E402
 from outreach.db import make_engine, make_session_factory  # noqa: E402
 from outreach.deps import Platform  # noqa: E402
-from outreach.engine import EngineProcess  # noqa: E402
+from outreach.engine import EngineProcess, engine_token  # noqa: E402
 from outreach.scheduler import outbound_channels, plan_follow_ups  # noqa: E402
 from outreach.settings import PROJECT_ROOT, Settings  # noqa: E402
 from tests import factories  # noqa: E402
@@ -64,7 +66,7 @@ async def engine_resident(client: httpx.AsyncClient, url: str, latencies: list[f
     sender = uuid.uuid4().hex
     for text in ['/start_declaration{"name": "An"}', *SCRIPT]:
         started = time.perf_counter()
-        response = await client.post(f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": text})
+        response = await client.post(f"{url}/webhooks/turn/webhook", json={"sender": sender, "message": text})
         response.raise_for_status()
         latencies.append(time.perf_counter() - started)
 
@@ -84,7 +86,9 @@ async def platform_resident(client: httpx.AsyncClient, url: str, latencies: list
 
 async def run(kind: str, url: str, residents: int, rounds: int) -> tuple[float, list[float]]:
     latencies: list[float] = []
-    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=residents * 2)) as client:
+    token = {"Authorization": f"Bearer {engine_token(Settings())}"}
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=residents * 2),
+                                 headers=token) as client:  # fmt: skip
         started = time.perf_counter()
         for round_no in range(rounds):
             if kind == "engine":
@@ -270,13 +274,46 @@ def report_webchat(args: argparse.Namespace, bare_rate: float, bare: list[float]
     turns = len(SCRIPT) + 1
     print(f"\nweb chat turns, {args.residents} concurrent residents x {args.rounds} declarations of {turns} turns")
     print(f"{'':24}{'turns/s':>10}{'p50 ms':>10}{'p95 ms':>10}")
-    for name, rate, latencies in (("bare engine (REST)", bare_rate, bare), ("platform (web chat)", ours_rate, ours)):
+    for name, rate, latencies in (("bare engine (turn)", bare_rate, bare), ("platform (web chat)", ours_rate, ours)):
         print(f"{name:24}{rate:>10.1f}{percentile(latencies, 0.5):>10.0f}{percentile(latencies, 0.95):>10.0f}")
     overhead = bare_rate / ours_rate - 1
     print(
         f"platform cost over the bare engine: {overhead:+.1%} per turn (throughput ratio {ours_rate / bare_rate:.3f}); "
         f"p50 {percentile(ours, 0.5) - percentile(bare, 0.5):+.0f} ms; goal: under +10%"
     )
+
+
+def bench_actions(workdir: Path, residents: int, rounds: int, runs: int) -> None:
+    """The dialogue's actions inside the engine (the default) against a separate action server, side by side: two
+    engines up at once, the same load on each in turn, `runs` times; medians reported."""
+    engines = {}
+    for mode in ("in-engine", "server"):
+        settings = Settings(engine_port=free_port(), actions_port=free_port(), engine_actions=mode,
+                            engine_tracker_db=workdir / mode / "trackers.db")  # fmt: skip
+        engines[mode] = EngineProcess(settings, workdir / f"engine-{mode}.log")
+    try:
+        for engine in engines.values():
+            engine.start()
+        for engine in engines.values():
+            engine.wait_ready(engine.settings.engine_start_timeout_s)
+            asyncio.run(run("engine", engine.url, 4, 1))  # warm-up
+        measured: dict[str, list[tuple[float, float]]] = {mode: [] for mode in engines}
+        for _ in range(runs):
+            for mode, engine in engines.items():
+                rate, latencies = asyncio.run(run("engine", engine.url, residents, rounds))
+                measured[mode].append((rate, percentile(latencies, 0.5)))
+    finally:
+        for engine in engines.values():
+            engine.stop()
+    print(f"\ndialogue actions, {residents} concurrent residents x {rounds} declarations, median of {runs} runs")
+    print(f"{'':24}{'turns/s':>10}{'p50 ms':>10}")
+    medians = {mode: (statistics.median(r for r, _ in runs_), statistics.median(p for _, p in runs_))
+               for mode, runs_ in measured.items()}  # fmt: skip
+    for mode, (rate, p50) in medians.items():
+        print(f"{'actions ' + mode:24}{rate:>10.1f}{p50:>10.0f}")
+    (in_rate, in_p50), (server_rate, server_p50) = medians["in-engine"], medians["server"]
+    print(f"in-engine / action server: throughput x{in_rate / server_rate:.3f}, p50 {in_p50 - server_p50:+.0f} ms "
+          f"per turn")  # fmt: skip
 
 
 def main() -> None:
@@ -288,11 +325,17 @@ def main() -> None:
     parser.add_argument("--concurrent-calls", type=int, default=4, help="calls at once in the loaded measurement")
     parser.add_argument("--dispatch-calls", type=int, default=300, help="calls of the dispatch-rate measurement")
     parser.add_argument("--dispatch-rate", type=float, default=20.0, help="configured new calls per second")
+    parser.add_argument("--actions-runs", type=int, default=3, help="runs of the in-engine/action server comparison")
+    parser.add_argument("--only-actions", action="store_true", help="the in-engine/action server comparison alone")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="outreach-bench-"))
+    if args.actions_runs:
+        bench_actions(workdir, min(args.residents, 8), 2, args.actions_runs)
+    if args.only_actions:
+        return
     if args.import_rows:  # first: the peak memory read is the largest child's so far, and the engine is larger
         bench_import(args.import_rows, workdir)
-    settings = Settings(engine_port=free_port(), actions_port=free_port())
+    settings = Settings(engine_port=free_port(), engine_tracker_db=workdir / "engine" / "trackers.db")
     engine = EngineProcess(settings, workdir / "engine.log")
     engine.start()
     platform = None

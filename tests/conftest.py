@@ -87,16 +87,23 @@ def sessions(store_url: str) -> Iterator[sessionmaker[Session]]:
 
 
 @pytest.fixture(scope="session")
-def engine_url(tmp_path_factory) -> Iterator[str]:
-    """The real Rasa engine with the trained model, started once for the session."""
-    settings = Settings(engine_port=free_port(), actions_port=free_port())
-    engine = EngineProcess(settings, tmp_path_factory.mktemp("engine") / "engine.log")
+def managed_engine(tmp_path_factory) -> Iterator[EngineProcess]:
+    """The real Rasa engine with the trained model, started once for the session (its trackers in a file of its
+    own; the token is the installation's, so apps built with default settings reach it)."""
+    folder = tmp_path_factory.mktemp("engine")
+    settings = Settings(engine_port=free_port(), actions_port=free_port(), engine_tracker_db=folder / "trackers.db")
+    engine = EngineProcess(settings, folder / "engine.log")
     engine.start()
     try:
         engine.wait_ready(settings.engine_start_timeout_s)
-        yield engine.url
+        yield engine
     finally:
         engine.stop()
+
+
+@pytest.fixture(scope="session")
+def engine_url(managed_engine: EngineProcess) -> str:
+    return managed_engine.url
 
 
 @dataclass

@@ -21,7 +21,7 @@ from bot.client import Button, EngineClient
 from campaigns import attempts
 from campaigns.channels import ChannelFailed, Contact, OutboundChannel, Placed, Unreachable
 from campaigns.rules import CampaignRules
-from connectors.zalo import ZaloChannel, ZaloClient, ZnsChannel
+from connectors.zalo import TextEvent, ZaloChannel, ZaloClient, ZnsChannel
 from models import (
     AttemptStatus,
     Conversation,
@@ -35,10 +35,11 @@ from models import (
     ZaloUser,
 )
 from outreach.conversations import ConversationService
+from outreach.engine import engine_token
 from outreach.settings import Settings
 from tests import factories
 from tests.conftest import RunningApp, run_app
-from tests.fakes.zalo import FakeZalo, SentMessage, zalo_id
+from tests.fakes.zalo import FakeZalo, SentMessage, SentZns, zalo_id
 from tests.support.net import free_port
 
 pytestmark = pytest.mark.engine
@@ -170,7 +171,7 @@ def reach(app: RunningApp, channel: Callable[..., OutboundChannel], attempt_id: 
     """What the dispatcher does, on a loop of its own: the channel gets HTTP clients made on that loop."""
 
     async def on_own_loop() -> Placed:
-        engine = EngineClient(app.settings.effective_engine_url)
+        engine = EngineClient(app.settings.effective_engine_url, engine_token(app.settings))
         platform = dataclasses.replace(
             app.platform, engine_client=engine, conversations=ConversationService(app.sessions, engine, app.settings),
             zalo=ZaloClient(app.settings, app.sessions),
@@ -281,6 +282,51 @@ def test_a_forged_or_missing_signature_is_refused_and_changes_nothing(app, zalo)
     other_body = json.dumps(other).encode()
     signed_with_oa_id = zalo.signature(other_body, other["timestamp"], first_term=zalo.oa_id)
     assert zalo.post_webhook(other_body, signed_with_oa_id).status_code == 200, "the OA id signs too"
+
+
+def stamped(event: dict[str, Any], seconds_from_now: float) -> dict[str, Any]:
+    return {**event, "timestamp": str(int((time.time() + seconds_from_now) * 1000))}
+
+
+def test_the_freshness_window_is_counted_either_way_from_now():
+    event = TextEvent.model_validate(
+        {
+            "event_name": "user_send_text",
+            "timestamp": "1638259200000",
+            "sender": {"id": zalo_id()},
+            "message": {"msg_id": "m1", "text": "xin chào"},
+        }
+    )
+    now = datetime(2021, 11, 30, 8, tzinfo=UTC)  # the event's stamp
+    for seconds, fresh in ((0, True), (900, True), (-900, True), (901, False), (-901, False), (30 * 86400, False)):
+        assert event.fresh(now + timedelta(seconds=seconds), 900) is fresh, seconds
+
+
+def test_a_validly_signed_event_outside_the_window_is_acknowledged_and_does_nothing(app, zalo):
+    """A replay of a signed event captured long ago (or stamped far ahead) must not link a phone, open a
+    conversation or answer anyone. It is still answered 200: Zalo retries anything else, and a retry never gets
+    younger."""
+    user_id = zalo_id()
+    replays = {
+        "a message 30 days old": stamped(zalo.text_event(user_id, "xin chào"), -30 * 86400),
+        "a shared phone 16 minutes old": stamped(zalo.submit_info_event(user_id, "0912345678", "An"), -16 * 60),
+        "a follow an hour ahead": stamped(zalo.follow_event(user_id), 3600),
+        "a ZNS receipt a day old": stamped(
+            zalo.zns_receipt(SentZns("84912345678", TEMPLATE_ID, {}, "1", "z1")), -86400
+        ),
+    }
+    for replay, event in replays.items():
+        response = zalo.deliver(event)
+        assert (response.status_code, response.json()) == (200, {"received": True}), replay
+    with app.sessions() as session:  # the event is remembered before the answer, so a handled one would show here
+        assert session.scalar(select(func.count()).select_from(InboundEvent)) == 0
+        assert session.scalar(select(func.count()).select_from(ZaloUser)) == 0
+    assert zalo.messages == []
+
+    resident = ZaloResident(app, zalo)
+    resident.send(stamped(zalo.text_event(resident.user_id, "xin chào"), -10 * 60))  # late, inside the window
+    [card] = wait_until(resident.inbox, "the card asking for their phone")
+    assert card.template_type == "request_user_info"
 
 
 def test_ids_beyond_2_to_the_53_stay_exact(app, zalo):

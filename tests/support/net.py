@@ -20,7 +20,9 @@ def free_port() -> int:
 def serving(app: FastAPI, port: int | None = None) -> Iterator[str]:
     """Run `app` under uvicorn on loopback (a free port unless given) for the block; yields its base URL."""
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    # as `outreach serve` runs it: forwarded headers are the app's to judge (trusted_proxies), not uvicorn's
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", proxy_headers=False)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
