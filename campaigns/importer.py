@@ -3,28 +3,37 @@
 Every data row is counted once: `imported` (a person new to the store), `duplicates` (merged into an earlier row of
 the file or a person already stored: one person per phone, the newest details kept, both lists linked) or
 `rejected` (with its line number and reason, written to a rejects CSV beside the file).
+
+Province scope holds on writes too. An uploader with a province (`scope`) imports people of that province only: a row
+naming another province, or the phone of a person another province follows, is rejected with the reason, and that
+person is neither changed nor put on the list. A person stored with no province yet (met through web chat, say)
+joins the uploader's. A national import (no scope) may give anyone new details and a new province; every province it
+gives a stored person is written to the audit log.
 """
 
-import codecs
 import csv
-import io
+import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from openpyxl import load_workbook
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.vntext import folded, nfc
+from bot.vntext import folded
 from campaigns.export import neutralise
+from campaigns.listfile import ReadLimits, UnusableFile, read_table
 from campaigns.provinces import province_code
-from models import ContactList, ContactListMember, Person, utcnow
+from models import AuditLog, ContactList, ContactListMember, Person, utcnow
 from outreach.db import session_scope
 from outreach.phones import InvalidPhone, normalize_phone
+from outreach.settings import get_settings
+
+__all__ = ["ImportSummary", "ReadLimits", "UnusableFile", "import_contacts", "map_columns", "parse_contact"]
 
 FIELDS = ("full_name", "phone", "birth_year", "address", "ward", "district", "province", "exposure_date", "source_case")
 # Headers as provinces write them, compared without diacritics, case or punctuation.
@@ -41,10 +50,9 @@ HEADERS = {
 }
 _HEADER_FIELD = {alias: name for name, aliases in HEADERS.items() for alias in aliases}
 CHUNK = 1000
-
-
-class UnusableFile(ValueError):
-    """The file cannot be imported at all (format, no phone column, empty); nothing was stored."""
+REJECT_CELL_CHARS = 200  # a rejects file shows enough of each cell to find the row, and stays small
+Reject = tuple[int, str, list[Any]]  # line, reason, the row's cells
+IMPORT_LOCK = 0x46_31_4C_49_53_54  # "F1LIST": the advisory lock imports take on PostgreSQL
 
 
 @dataclass
@@ -62,64 +70,17 @@ class ImportSummary:
 
 @dataclass
 class Contact:
-    line: int
     phone: str
     details: dict[str, Any] = field(default_factory=dict)
+    rows: list[tuple[int, list[Any]]] = field(default_factory=list)  # every row merged into it: (line, cells)
+
+    @property
+    def line(self) -> int:
+        return self.rows[-1][0]
 
 
 def _header_key(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", folded(str(text)).lower()).strip()
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)  # Excel keeps phones and years as numbers: 912345678.0
-    if isinstance(value, int):
-        return str(value)
-    return nfc(value.strip()) if isinstance(value, str) else value
-
-
-def _csv_rows(data: bytes) -> Iterator[list[Any]]:
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        text = data.decode("utf-16")  # Excel's "Unicode text"
-    else:
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            text = data.decode("cp1258", errors="strict")  # Windows Vietnamese
-    try:
-        dialect = csv.Sniffer().sniff(text[:8192], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    yield from csv.reader(io.StringIO(text), dialect)
-
-
-def _xlsx_rows(path: Path) -> Iterator[list[Any]]:
-    workbook = load_workbook(path, read_only=True, data_only=True)
-    try:
-        yield from (list(row) for row in workbook.worksheets[0].iter_rows(values_only=True))
-    finally:
-        workbook.close()
-
-
-def read_table(path: Path) -> Iterator[tuple[int, list[Any]]]:
-    """(line number, cells) for every row of the file's first sheet."""
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        try:
-            rows = _xlsx_rows(path)
-            first = next(rows, None)
-        except Exception as error:  # openpyxl raises many kinds for a file that is not a workbook
-            raise UnusableFile(f"{path.name} is not a readable XLSX workbook ({error.__class__.__name__})") from None
-        rows = iter([first, *rows]) if first is not None else iter([])
-    elif path.suffix.lower() in (".csv", ".txt", ".tsv"):
-        try:
-            rows = _csv_rows(path.read_bytes())
-        except UnicodeDecodeError:
-            raise UnusableFile(f"{path.name}: text in an unknown encoding (save it as UTF-8 CSV)") from None
-    else:
-        raise UnusableFile(f"{path.name}: unsupported format; give a .csv or .xlsx file")
-    for line, row in enumerate(rows, start=1):
-        yield line, [_cell(value) for value in row]
 
 
 def map_columns(header: list[Any], column_map: dict[str, str] | None = None) -> dict[str, int]:
@@ -168,8 +129,10 @@ def _date(value: Any) -> date:
     raise ValueError(f"exposure date '{text}' is not a date (dd/mm/yyyy)")
 
 
-def parse_contact(line: int, cells: list[Any], mapping: dict[str, int], default_province: str | None) -> Contact:
-    """One row as a contact, or ValueError saying what is wrong with it."""
+def parse_contact(
+    line: int, cells: list[Any], mapping: dict[str, int], default_province: str | None, scope: str | None = None
+) -> Contact:
+    """One row as a contact, or ValueError saying what is wrong with it (a province outside `scope` included)."""
     values = {name: cells[i] if i < len(cells) else None for name, i in mapping.items()}
     values = {k: v for k, v in values.items() if v not in (None, "")}
     if "phone" not in values:
@@ -188,10 +151,13 @@ def parse_contact(line: int, cells: list[Any], mapping: dict[str, int], default_
         code = province_code(str(values["province"]))
         if code is None:
             raise ValueError(f"unknown province '{values['province']}'")
+        if scope and code != scope:
+            raise ValueError(f"province '{values['province']}' ({code}) is outside your province ({scope}); ask "
+                             f"province {code} or a national user to import this row")  # fmt: skip
         details["province_code"], details["province"] = code, str(values["province"])
     elif default_province:
         details["province_code"] = default_province
-    return Contact(line, phone, details)
+    return Contact(phone, details, [(line, cells)])
 
 
 PERSON_FIELDS = ("full_name", "birth_year", "address", "ward", "district", "province", "province_code")
@@ -199,67 +165,118 @@ PERSON_FIELDS = ("full_name", "birth_year", "address", "ward", "district", "prov
 
 def import_contacts(
     sessions: sessionmaker[Session], path: Path, list_name: str, *, province: str | None = None,
-    column_map: dict[str, str] | None = None, progress: Callable[[int], None] | None = None,
-    source_name: str | None = None,
+    scope: str | None = None, column_map: dict[str, str] | None = None,
+    progress: Callable[[int], None] | None = None, source_name: str | None = None, limits: ReadLimits | None = None,
+    created_by: int | None = None,
 ) -> ImportSummary:  # fmt: skip
-    rows = read_table(path)
-    header = next((cells for _, cells in rows if any(c not in (None, "") for c in cells)), None)
-    if header is None:
+    """Import the list at `path` for `province`, as an uploader whose province is `scope` (None: national)."""
+    province = province or scope
+    if scope and province != scope:
+        raise UnusableFile(f"a list of province {province} is outside your province ({scope})")
+    limits = limits or ReadLimits.from_settings(get_settings())
+    rows = list(islice(read_table(path, limits), limits.max_rows + 2))  # counted before the slower parsing
+    if not rows:
         raise UnusableFile(f"{path.name} is empty")
+    if len(rows) > limits.max_rows + 1:
+        raise UnusableFile(f"{path.name} has more than {limits.max_rows:,} rows; split the list")
+    (_, header), *rows = rows
     mapping = map_columns(header, column_map)
+    contacts, rejects = _parse_rows(rows, mapping, province, scope, progress)
+    if not contacts and not rejects:
+        raise UnusableFile(f"{path.name} has a header but no rows")
+    with session_scope(sessions) as session:  # one transaction: a failure leaves the store as it was
+        _after_other_imports(session)
+        contact_list = ContactList(name=list_name, province_code=province, source_file=source_name or path.name,
+                                   created_by_id=created_by)  # fmt: skip
+        session.add(contact_list)
+        session.flush()
+        summary = _store(session, contact_list, contacts, scope, rejects, created_by)
+        if rejects:
+            contact_list.rejects_file = summary.rejects_file = str(_write_rejects(path, header, rejects))
+    return summary
+
+
+def _after_other_imports(session: Session) -> None:
+    """Imports write one at a time: two lists holding one new phone would otherwise both insert that person, and a
+    person another import is adding would escape the scope check. PostgreSQL: a transaction-scoped advisory lock;
+    SQLite: the list's insert, the first statement, takes the database's write lock before any person is read."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": IMPORT_LOCK})
+
+
+def _parse_rows(
+    rows: list[tuple[int, list[Any]]], mapping: dict[str, int], province: str | None, scope: str | None,
+    progress: Callable[[int], None] | None,
+) -> tuple[dict[str, Contact], list[Reject]]:  # fmt: skip
+    """Contacts by phone (rows of one phone merged) and the rows rejected."""
     contacts: dict[str, Contact] = {}
-    rejects: list[tuple[int, str, list[Any]]] = []
-    duplicates = 0
+    rejects: list[Reject] = []
     for line, cells in rows:
         if progress:
             progress(1)
-        if all(c in (None, "") for c in cells):
-            continue  # blank rows are spacing, not data
         try:
-            contact = parse_contact(line, cells, mapping, province)
+            contact = parse_contact(line, cells, mapping, province, scope)
         except ValueError as error:
             rejects.append((line, str(error), cells))
             continue
-        if contact.phone in contacts:  # the later row is the newer one; it keeps what it leaves blank
-            duplicates += 1
-            contact.details = {**contacts[contact.phone].details, **contact.details}
+        if earlier := contacts.get(contact.phone):  # the later row is the newer one; it keeps what it leaves blank
+            contact.details = {**earlier.details, **contact.details}
+            contact.rows = earlier.rows + contact.rows
         contacts[contact.phone] = contact
-    if not contacts and not rejects:
-        raise UnusableFile(f"{path.name} has a header but no rows")
-    rejects_file = str(_write_rejects(path, header, rejects)) if rejects else None
-    summary = _store(sessions, ContactList(name=list_name, province_code=province, source_file=source_name or path.name,
-                                           rejects_file=rejects_file), contacts)  # fmt: skip
-    summary.duplicates += duplicates
-    summary.rejected, summary.rejects_file = len(rejects), rejects_file
+    return contacts, rejects
+
+
+def _store(
+    session: Session, contact_list: ContactList, contacts: dict[str, Contact], scope: str | None,
+    rejects: list[Reject], created_by: int | None,
+) -> ImportSummary:  # fmt: skip
+    """People and list members, chunk by chunk; the rows of people outside `scope` join `rejects` instead."""
+    summary = ImportSummary(list_id=contact_list.id)
+    moves: list[list[Any]] = []
+    phones = list(contacts)
+    for start in range(0, len(phones), CHUNK):
+        chunk = phones[start : start + CHUNK]
+        stored = {p.phone: p for p in session.scalars(select(Person).where(Person.phone.in_(chunk)))}
+        for phone, person in list(stored.items()):
+            if scope and person.province_code not in (None, scope):
+                rejects.extend(_not_yours(contacts.pop(phone), person.province_code))
+                del stored[phone]
+            elif move := _update(person, contacts[phone]):
+                moves.append(move)
+        chunk = [phone for phone in chunk if phone in contacts]
+        new = [_person_row(contacts[p]) for p in chunk if p not in stored]
+        if new:
+            session.execute(insert(Person), new)
+        summary.imported += len(new)
+        summary.duplicates += len(stored) + sum(len(contacts[p].rows) - 1 for p in chunk)
+        if not chunk:
+            continue
+        ids = dict(session.execute(select(Person.phone, Person.id).where(Person.phone.in_(chunk))).all())
+        session.execute(insert(ContactListMember), [
+            {"contact_list_id": contact_list.id, "person_id": ids[p], "source_line": contacts[p].line,
+             "exposure_date": contacts[p].details.get("exposure_date"),
+             "source_case": contacts[p].details.get("source_case")} for p in chunk
+        ])  # fmt: skip
+    if moves:  # a province given to a stored person changes who may see them: on the record, like a move
+        session.add(AuditLog(user_id=created_by, action="person.move", object_type="person",
+                             object_ids=[m[0] for m in moves],
+                             detail={"contact_list_id": contact_list.id, "moves": moves}))  # fmt: skip
+    summary.rejected = len(rejects)
     return summary
 
 
-def _store(sessions, contact_list: ContactList, contacts: dict[str, Contact]) -> ImportSummary:
-    """Everything in one transaction: a failure leaves the store as it was."""
-    with session_scope(sessions) as session:
-        session.add(contact_list)
-        session.flush()
-        summary = ImportSummary(list_id=contact_list.id)
-        phones = list(contacts)
-        for start in range(0, len(phones), CHUNK):
-            chunk = phones[start : start + CHUNK]
-            stored = {p.phone: p for p in session.scalars(select(Person).where(Person.phone.in_(chunk)))}
-            new = [_person_row(contacts[p]) for p in chunk if p not in stored]
-            for phone, person in stored.items():  # one person per phone: the list's newest details win
-                for name in PERSON_FIELDS:
-                    if contacts[phone].details.get(name) is not None:
-                        setattr(person, name, contacts[phone].details[name])
-            if new:
-                session.execute(insert(Person), new)
-            summary.imported += len(new)
-            summary.duplicates += len(stored)
-            ids = dict(session.execute(select(Person.phone, Person.id).where(Person.phone.in_(chunk))).all())
-            session.execute(insert(ContactListMember), [
-                {"contact_list_id": contact_list.id, "person_id": ids[p], "source_line": contacts[p].line,
-                 "exposure_date": contacts[p].details.get("exposure_date"),
-                 "source_case": contacts[p].details.get("source_case")} for p in chunk
-            ])  # fmt: skip
-    return summary
+def _not_yours(contact: Contact, province: str) -> list[Reject]:
+    reason = f"this phone belongs to a person followed by province {province}; ask them or a national user"
+    return [(line, reason, cells) for line, cells in contact.rows]
+
+
+def _update(person: Person, contact: Contact) -> list[Any] | None:
+    """One person per phone: the list's newest details win. A province change comes back as [id, from, to]."""
+    before = person.province_code
+    for name in PERSON_FIELDS:
+        if contact.details.get(name) is not None:
+            setattr(person, name, contact.details[name])
+    return [person.id, before, person.province_code] if person.province_code != before else None
 
 
 def _person_row(contact: Contact) -> dict[str, Any]:
@@ -268,11 +285,23 @@ def _person_row(contact: Contact) -> dict[str, Any]:
     return {**row, "phone": contact.phone, "created_at": now, "updated_at": now}
 
 
-def _write_rejects(path: Path, header: list[Any], rejects: list[tuple[int, str, list[Any]]]) -> Path:
+def _write_rejects(path: Path, header: list[Any], rejects: list[Reject]) -> Path:
+    """FILE.rejects.csv beside the file: private to the platform's user, each cell cut to REJECT_CELL_CHARS."""
     target = path.with_name(f"{path.stem}.rejects.csv")
-    with target.open("w", encoding="utf-8-sig", newline="") as sink:  # with a BOM, so Excel reads the accents
+    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # a file left by an earlier import keeps its mode otherwise
+    with open(descriptor, "w", encoding="utf-8-sig", newline="") as sink:  # with a BOM, so Excel reads the accents
         writer = csv.writer(sink)
-        writer.writerow(["line", "reason", *[neutralise(h) if h is not None else "" for h in header]])
-        for line, reason, cells in rejects:  # the cells as uploaded, but never as formulas a spreadsheet would run
-            writer.writerow([line, reason, *["" if c is None else neutralise(c) for c in cells]])
+        writer.writerow(["line", "reason", *[_shown(h) for h in header]])
+        for line, reason, cells in sorted(rejects, key=lambda reject: reject[0]):
+            writer.writerow([line, reason, *[_shown(c) for c in cells]])
     return target
+
+
+def _shown(cell: Any) -> Any:
+    """A cell as uploaded, but never as a formula a spreadsheet would run, and never longer than needed."""
+    if cell is None:
+        return ""
+    if isinstance(cell, str) and len(cell) > REJECT_CELL_CHARS:
+        cell = cell[:REJECT_CELL_CHARS] + "…"
+    return neutralise(cell)

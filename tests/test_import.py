@@ -188,3 +188,21 @@ def test_the_rejects_file_never_holds_a_formula(sessions, tmp_path):
     with open(summary.rejects_file, encoding="utf-8-sig") as rejects:
         rows = list(csv.DictReader(rejects))
     assert [r["Họ và tên"] for r in rows] == ['\'=HYPERLINK("http://x","bấm")']
+
+
+def test_every_row_of_another_provinces_person_is_rejected_and_counted_once(sessions, tmp_path):
+    with sessions.begin() as session:
+        factories.person(session, "+84912345678", province_code="27", name="Nguyễn Văn An")
+    path = tmp_path / "f1.csv"
+    path.write_text("SĐT,Họ và tên\n0912345678,An (HN)\n0912 345 678,An (HN 2)\n0987654321,Bình\n0987654321,Bình 2\n",
+                    encoding="utf-8")  # fmt: skip
+    summary = import_contacts(sessions, path, "F1", scope="01")
+    assert (summary.imported, summary.duplicates, summary.rejected) == (1, 1, 2), "four rows, each counted once"
+    with open(summary.rejects_file, encoding="utf-8-sig") as rejects:
+        rows = list(csv.DictReader(rejects))
+    assert [(r["line"], r["Họ và tên"]) for r in rows] == [("2", "An (HN)"), ("3", "An (HN 2)")]
+    assert all("followed by province 27" in r["reason"] for r in rows)
+    with sessions() as session:
+        an = session.scalar(select(Person).where(Person.phone == "+84912345678"))
+        assert (an.full_name, an.province_code) == ("Nguyễn Văn An", "27")
+        assert session.scalar(select(Person.province_code).where(Person.phone == "+84987654321")) == "01"

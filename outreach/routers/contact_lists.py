@@ -1,24 +1,38 @@
 """F1 contact lists: upload a CSV/XLSX list (imported whole or not at all) and read what it became."""
 
 import asyncio
+import os
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile, status
+from fastapi import APIRouter, Depends, FastAPI, File, Form, HTTPException, Request, UploadFile, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
-from campaigns.importer import UnusableFile, import_contacts
+from campaigns.import_process import ImportJob, ImportWorkers, start_fork_server
+from campaigns.importer import ReadLimits, UnusableFile
 from models import ContactList, ContactListMember, Role, User
 from outreach.auth import AuthError, get_in_scope, validate_province_code
 from outreach.deps import PlatformDep, SessionDep, UserDep
-from outreach.schemas import ErrorOut
+from outreach.schemas import ErrorOut, Id
 from outreach.settings import PROJECT_ROOT
 
-router = APIRouter(prefix="/api/v1/contact-lists", tags=["contact lists"])
+
+@asynccontextmanager
+async def _import_processes(app: FastAPI) -> AsyncIterator[None]:
+    """The app's bounded import processes; their fork server starts meanwhile, so the first upload waits for none."""
+    app.state.import_workers = ImportWorkers(app.state.platform.settings)
+    starting = asyncio.create_task(asyncio.to_thread(start_fork_server))
+    yield
+    await starting
+
+
+router = APIRouter(prefix="/api/v1/contact-lists", tags=["contact lists"], lifespan=_import_processes)
 UPLOADS = PROJECT_ROOT / "var" / "imports"
 ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 413: {"model": ErrorOut},
           422: {"model": ErrorOut}}  # fmt: skip
@@ -52,10 +66,15 @@ def _rejects_url(list_id: int, rejects_file: str | None) -> str | None:
     return f"/api/v1/contact-lists/{list_id}/rejects.csv" if rejects_file else None
 
 
+def import_workers(request: Request) -> ImportWorkers:
+    return request.app.state.import_workers
+
+
 def _save_upload(upload: UploadFile, limit: int) -> Path:
-    UPLOADS.mkdir(parents=True, exist_ok=True)
-    target = UPLOADS / f"{uuid.uuid4().hex}{Path(upload.filename or 'list.csv').suffix.lower()}"
-    with target.open("wb") as sink:
+    """The upload in a private file (it holds residents' names and phones) under a name nobody can guess."""
+    UPLOADS.mkdir(mode=0o700, parents=True, exist_ok=True)
+    target = UPLOADS / f"{uuid.uuid4().hex}{Path(upload.filename or 'list.csv').suffix.lower()[:8]}"
+    with open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as sink:
         copied = 0
         while chunk := upload.file.read(1 << 20):
             copied += len(chunk)
@@ -71,20 +90,26 @@ def _save_upload(upload: UploadFile, limit: int) -> Path:
 async def upload_list(
     platform: PlatformDep,
     user: Annotated[User, Depends(list_manager)],
+    workers: Annotated[ImportWorkers, Depends(import_workers)],
     file: Annotated[UploadFile, File(description="a .csv or .xlsx list")],
     name: Annotated[str, Form(min_length=1, max_length=200)],
     province: Annotated[str | None, Form(description="two-digit code; a provincial user's own by default")] = None,
 ) -> ImportOut:
+    """The list is imported in a process of its own, within the OUTREACH_IMPORT_* caps (beyond them: 422 and the
+    reason). A provincial user imports people of their province only: other rows are rejected with the reason."""
     try:
         province = validate_province_code(province) or user.province_code
     except AuthError as error:
         raise HTTPException(422, f"province: {error}") from None
     if user.province_code and province != user.province_code:
         raise HTTPException(403, f"you may import lists of province {user.province_code} only")
-    saved = await asyncio.to_thread(_save_upload, file, platform.settings.import_max_bytes)
+    settings = platform.settings
+    saved = await asyncio.to_thread(_save_upload, file, settings.import_max_bytes)
+    job = ImportJob(database_url=settings.database_url, path=saved, list_name=name, province=province,
+                    scope=user.province_code, source_name=file.filename, created_by=user.id,
+                    limits=ReadLimits.from_settings(settings))  # fmt: skip
     try:
-        summary = await asyncio.to_thread(import_contacts, platform.sessions, saved, name, province=province,
-                                          source_name=file.filename)  # fmt: skip
+        summary = await workers.run(job)
     except UnusableFile as error:
         raise HTTPException(422, str(error)) from None
     finally:
@@ -102,7 +127,7 @@ def _scoped_list(session: SessionDep, user: User, list_id: int) -> ContactList:
 
 
 @router.get("/{list_id}", responses=ERRORS)
-def get_list(list_id: int, session: SessionDep, user: UserDep) -> ContactListOut:
+def get_list(list_id: Id, session: SessionDep, user: UserDep) -> ContactListOut:
     contact_list = _scoped_list(session, user, list_id)
     people = session.scalar(select(func.count()).where(ContactListMember.contact_list_id == list_id))
     return ContactListOut(id=contact_list.id, name=contact_list.name, province_code=contact_list.province_code,
@@ -111,7 +136,7 @@ def get_list(list_id: int, session: SessionDep, user: UserDep) -> ContactListOut
 
 
 @router.get("/{list_id}/rejects.csv", responses=ERRORS, response_class=FileResponse)
-def get_rejects(list_id: int, session: SessionDep, user: Annotated[User, Depends(list_manager)]) -> FileResponse:
+def get_rejects(list_id: Id, session: SessionDep, user: Annotated[User, Depends(list_manager)]) -> FileResponse:
     contact_list = _scoped_list(session, user, list_id)
     if not contact_list.rejects_file or not Path(contact_list.rejects_file).exists():
         raise HTTPException(404, f"contact list {list_id} has no rejected rows")
