@@ -83,6 +83,7 @@ from models import (
     Campaign,
     CampaignStatus,
     ContactListMember,
+    Conversation,
     Declaration,
     DeclarationStatus,
     OutreachAttempt,
@@ -171,6 +172,7 @@ class FollowUpRow(NamedTuple):
     last_outcome: str | None
     outcome: DailyOutcome
     declaration_status: DeclarationStatus | None  # of the day's declaration that says the most (the latest of those)
+    phone_verified: bool | None  # of that declaration: false when the phone was only typed into the web chat
     temperature_c: float | None
     symptoms: list[str] | None
     alert_level: AlertLevel | None
@@ -205,11 +207,12 @@ def follow_up_rows(
                            Declaration.follow_up_day == days.c.day, _strength() == days.c.verdict)  # fmt: skip
     stmt = (
         select(days, records, Person.phone, Person.full_name, Person.province, Person.ward,
-               Declaration.status.label("declaration_status"), Declaration.symptoms, Declaration.temperature_c,
-               Declaration.alert_level)
+               Declaration.status.label("declaration_status"), Conversation.phone_verified, Declaration.symptoms,
+               Declaration.temperature_c, Declaration.alert_level)
         .join(records, records.c.person_id == days.c.person_id)
         .join(Person, Person.id == days.c.person_id)
         .outerjoin(Declaration, its_declaration)
+        .outerjoin(Conversation, Conversation.id == Declaration.conversation_id)
         .order_by(days.c.person_id, days.c.day, Declaration.id)
     )  # fmt: skip
     if province_code is not None:
@@ -222,8 +225,15 @@ def follow_up_rows(
             person_id, final = row_person, plan.final(row)
         yield FollowUpRow(row.phone, row.full_name, row.province, row.ward, row.day,
                           row.exposure + timedelta(days=row.day), row.attempt_status, row.channel, row.tries or 0,
-                          row.last_outcome, DailyOutcome(row.outcome), row.declaration_status, row.temperature_c,
-                          row.symptoms, row.alert_level, final)  # fmt: skip
+                          row.last_outcome, DailyOutcome(row.outcome), row.declaration_status,
+                          _verified(row), row.temperature_c, row.symptoms, row.alert_level, final)  # fmt: skip
+
+
+def _verified(row: Any) -> bool | None:
+    """A declaration without a conversation was made by the platform itself: nobody typed a phone for it."""
+    if row.declaration_status is None:
+        return None
+    return row.phone_verified is not False
 
 
 class days_between(FunctionElement):

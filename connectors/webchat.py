@@ -1,5 +1,10 @@
 """Web chat: the resident-facing channel of the browser page at /chat (no user token; the session id is the key).
 
+A phone typed into the page proves nothing: such a chat reveals nothing stored about the number (the greeting uses
+the name the resident typed, never the one on file), its declaration is marked unverified, and a phone opens at most
+`webchat_sessions_per_phone_per_day` of them a day. A personal link (SMS, ZNS) was sent to the phone: its chat is
+verified and greets the resident by the name on file.
+
 POST /api/v1/webchat/sessions                 {"phone": "0912 345 678", "name": "An"}
      -> {"session_id": "...", "replies": [...], "ended": false}
 POST /api/v1/webchat/sessions/{id}/messages   {"text": "tôi sốt 38 độ 5"}
@@ -7,14 +12,20 @@ POST /api/v1/webchat/sessions/{id}/messages   {"text": "tôi sốt 38 độ 5"}
 GET  /api/v1/webchat/sessions/{id}            -> the conversation so far (to restore the page)
 """
 
+import asyncio
 import secrets
+from datetime import datetime, time, timedelta
+from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from bot.client import BotMessage
+from bot.vntext import nfc
 from models import AttemptStatus, Channel, Conversation, OutreachAttempt, Person
 from outreach.auth import hash_token
 from outreach.conversations import EngineDown, TurnResult
@@ -22,6 +33,7 @@ from outreach.deps import PlatformDep
 from outreach.phones import InvalidPhone, normalize_phone
 from outreach.ratelimit import RateLimiter
 from outreach.schemas import ErrorOut
+from outreach.settings import Settings
 
 router = APIRouter(prefix="/api/v1/webchat", tags=["web chat (residents)"])
 
@@ -30,11 +42,24 @@ ENGINE_DOWN_MESSAGE = (
     "(The assistant is briefly unavailable; your message is saved and will be answered.)"
 )
 ERRORS = {code: {"model": ErrorOut} for code in (404, 409, 422, 429, 503)}
+TOO_MANY_FROM_ADDRESS = (
+    "Có quá nhiều yêu cầu, xin chờ một phút rồi thử lại. (Too many requests from this address; wait a minute.)"
+)
+TOO_MANY_IN_CHAT = "Anh/chị gửi tin hơi nhanh, xin chờ một lát. (Too many messages in this chat; wait a moment.)"
+TOO_MANY_CHATS_TODAY = (
+    "Số điện thoại này đã mở {cap} cuộc trò chuyện hôm nay, xin quay lại vào ngày mai. "
+    "(This phone has opened {cap} chats today; please come back tomorrow.)"
+)
+INSERT_OF_DIALECT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 class NewSession(BaseModel):
     phone: str | None = Field(default=None, examples=["0912 345 678"], description="any common Vietnamese form")
-    name: str | None = Field(default=None, max_length=200, description="used when the store does not know it")
+    name: str | None = Field(
+        default=None, max_length=200,
+        description="the name the resident gives: a claim, greeted with and kept in the transcript, never stored as "
+        "the person's name",
+    )  # fmt: skip
     invite: str | None = Field(
         default=None, max_length=100, description="the key of a personal link sent by SMS, instead of a phone"
     )
@@ -89,8 +114,10 @@ def _refuse_if_limited(limiter: RateLimiter, key: str, message: str) -> None:
 
 
 def _throttle(platform: PlatformDep, request: Request) -> None:
+    """A flood guard per address, generous: behind carrier NAT one address is a whole district. The client's
+    address is the peer's, or the forwarded one when the peer is a trusted proxy (create_app)."""
     client = request.client.host if request.client else "unknown"
-    _refuse_if_limited(platform.webchat_ip_limit, client, "too many requests from this address; wait a minute")
+    _refuse_if_limited(platform.webchat_ip_limit, client, TOO_MANY_FROM_ADDRESS)
 
 
 Throttled = Depends(_throttle)
@@ -100,12 +127,9 @@ Throttled = Depends(_throttle)
 async def open_session(body: NewSession, platform: PlatformDep) -> SessionOut:
     """A chat opened by phone, or from the personal link of an SMS (then it answers that campaign's outreach)."""
     if body.invite:
-        target = _invited(platform, body.invite)
+        target = await asyncio.to_thread(_invited, platform, body.invite)
     elif body.phone:
-        try:
-            target = {"person_id": _person_for(platform, normalize_phone(body.phone), body.name)}
-        except InvalidPhone as error:
-            raise HTTPException(422, f"phone: {error}") from None
+        target = await asyncio.to_thread(_typed_phone, platform, body.phone, body.name)
     else:
         raise HTTPException(422, "phone: give a phone number (or the invite of a personal link)")
     try:
@@ -136,17 +160,61 @@ def _invited(platform: PlatformDep, invite: str) -> dict[str, int]:
                 "follow_up_day": attempt.follow_up_day}  # fmt: skip
 
 
-def _person_for(platform: PlatformDep, phone: str, name: str | None) -> int:
-    """The resident with this phone; someone new is added (their province is unknown until a list names it)."""
+def _typed_phone(platform: PlatformDep, phone: str, name: str | None) -> dict[str, object]:
+    """An unverified chat for the person of a typed phone, within the phone's chats of the day.
+
+    Known and unknown phones take the same road (the same statements, the same answer for the same name): whether
+    a number is on a list is what must not leak."""
+    try:
+        phone = normalize_phone(phone)
+    except InvalidPhone as error:
+        raise HTTPException(422, f"phone: {error}") from None
+    settings = platform.settings
     with platform.sessions.begin() as session:
-        person = session.scalar(select(Person).where(Person.phone == phone))
-        if person is None:
-            person = Person(phone=phone, full_name=(name or "").strip() or None)
-            session.add(person)
-            session.flush()
-        elif not person.full_name and name and name.strip():
-            person.full_name = name.strip()
-        return person.id
+        person_id = _person_for(session, phone)
+        opened_today = _unverified_chats_since(session, person_id, _local_midnight(settings))
+    if opened_today >= settings.webchat_sessions_per_phone_per_day:
+        raise HTTPException(429, TOO_MANY_CHATS_TODAY.format(cap=settings.webchat_sessions_per_phone_per_day),
+                            headers={"Retry-After": str(_seconds_to_midnight(settings))})  # fmt: skip
+    return {"person_id": person_id, "phone_verified": False, "claimed_name": _claimed(name)}
+
+
+def _person_for(session: Session, phone: str) -> int:
+    """The resident with this phone; someone new is added (their province is unknown until a list names it).
+
+    Insert-if-absent, then read: one road for known and unknown phones, and two chats opened at once for a new
+    phone meet on one row instead of one failing on the unique phone."""
+    insert = INSERT_OF_DIALECT[session.get_bind().dialect.name]
+    session.execute(insert(Person).values(phone=phone).on_conflict_do_nothing(index_elements=[Person.phone]))
+    return session.scalar(select(Person.id).where(Person.phone == phone))
+
+
+def _claimed(name: str | None) -> str | None:
+    """The typed name as the greeting will say it: one Unicode form, single spaces, or None."""
+    words = nfc(name).split() if name else []
+    return " ".join(words) or None
+
+
+def _unverified_chats_since(session: Session, person_id: int, since: datetime) -> int:
+    """Chats opened by typing this phone since `since`, counted in the store: the cap holds across API replicas.
+    Personal-link chats do not count: a stranger must not learn, from the cap, that a link was sent."""
+    return session.scalar(
+        select(func.count()).select_from(Conversation).where(
+            Conversation.person_id == person_id, Conversation.channel == Channel.WEBCHAT,
+            Conversation.phone_verified.is_(False), Conversation.started_at >= since,
+        )
+    )  # fmt: skip
+
+
+def _local_midnight(settings: Settings) -> datetime:
+    zone = ZoneInfo(settings.timezone)
+    return datetime.combine(datetime.now(zone).date(), time(), zone)
+
+
+def _seconds_to_midnight(settings: Settings) -> int:
+    zone = ZoneInfo(settings.timezone)
+    next_midnight = _local_midnight(settings) + timedelta(days=1)
+    return max(int((next_midnight - datetime.now(zone)).total_seconds()), 1)
 
 
 def _conversation(platform: PlatformDep, session_id: str) -> int:
@@ -156,15 +224,24 @@ def _conversation(platform: PlatformDep, session_id: str) -> int:
     return conversation_id
 
 
+def _chat_within_limit(session_id: str, platform: PlatformDep) -> int:
+    """The session's conversation, within its messages a minute (a sync dependency: the store and the limit
+    storage are asked from the thread pool, never on the event loop)."""
+    conversation_id = _conversation(platform, session_id)
+    # Keyed by the conversation, not the session id: a shared limit store never holds a resident's secret.
+    _refuse_if_limited(platform.webchat_session_limit, f"conversation:{conversation_id}", TOO_MANY_IN_CHAT)
+    return conversation_id
+
+
 @router.post("/sessions/{session_id}/messages", responses=ERRORS, dependencies=[Throttled])
-async def send_message(session_id: str, body: ResidentMessage, platform: PlatformDep) -> TurnOut:
+async def send_message(
+    body: ResidentMessage, platform: PlatformDep, conversation_id: Annotated[int, Depends(_chat_within_limit)]
+) -> TurnOut:
     text = body.text.strip()
     if not text:
         raise HTTPException(422, "text: the message is empty")
     if len(text) > platform.settings.webchat_max_chars:
         raise HTTPException(422, f"text: at most {platform.settings.webchat_max_chars} characters, got {len(text)}")
-    _refuse_if_limited(platform.webchat_session_limit, session_id, "too many messages in this chat; wait a moment")
-    conversation_id = _conversation(platform, session_id)
     try:
         result: TurnResult = await platform.conversations.handle(conversation_id, text, engine_text=body.payload)
     except EngineDown:

@@ -1,30 +1,40 @@
-"""Sliding-window rate limits kept in memory (per API process: residents' channels need no shared state)."""
+"""Rate limits counted by the `limits` library, in the storage a URI names.
 
+`memory://` counts in this process (one API process, tests); `redis://host:6379` shares the counters between API
+replicas, so a limit holds whichever replica a request lands on. A sliding window counter: constant memory per key
+(two counters), no burst of twice the limit at a window's edge.
+"""
+
+import logging
 import time
-from collections import defaultdict, deque
+
+from limits import RateLimitItemPerMinute
+from limits.storage import Storage, storage_from_string
+from limits.strategies import SlidingWindowCounterRateLimiter
+
+log = logging.getLogger(__name__)
+
+
+def limit_storage(uri: str) -> Storage:
+    """The counters' storage; a URI whose client library is missing stops the start (ConfigurationError)."""
+    return storage_from_string(uri)
 
 
 class RateLimiter:
-    MAX_KEYS = 10_000  # past this, keys idle for a whole window are forgotten
+    """At most `per_minute` requests a minute for each key of one kind (`name`: an address, a session...)."""
 
-    def __init__(self, limit: int, window_s: float = 60.0) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self._hits: dict[str, deque[float]] = defaultdict(deque)
+    def __init__(self, storage: Storage, name: str, per_minute: int) -> None:
+        self.name = name
+        self._limit = RateLimitItemPerMinute(per_minute)
+        self._strategy = SlidingWindowCounterRateLimiter(storage)
 
     def retry_after(self, key: str) -> float | None:
         """Count a request for `key`: None when allowed, else the seconds until the next one is."""
-        now = time.monotonic()
-        if len(self._hits) > self.MAX_KEYS:
-            self._forget_idle(now)
-        hits = self._hits[key]
-        while hits and hits[0] <= now - self.window_s:
-            hits.popleft()
-        if len(hits) >= self.limit:
-            return hits[0] + self.window_s - now
-        hits.append(now)
-        return None
-
-    def _forget_idle(self, now: float) -> None:
-        for key in [k for k, hits in self._hits.items() if not hits or hits[-1] <= now - self.window_s]:
-            del self._hits[key]
+        try:
+            if self._strategy.hit(self._limit, self.name, key):
+                return None
+            reset_at = self._strategy.get_window_stats(self._limit, self.name, key).reset_time
+        except Exception as error:  # residents' health answers matter more than a flood guard: an outage lets through
+            log.warning("the %s rate limit could not be counted (%s); the request is let through", self.name, error)
+            return None
+        return max(reset_at - time.time(), 0.0)

@@ -1,11 +1,20 @@
-"""What the API returns: the declaration exactly as ../shared/declaration.schema.json says, and transcripts."""
+"""What the API returns: the declaration exactly as ../shared/declaration.schema.json says (the API adds where it
+came from beside it: DeclarationRecord), and transcripts."""
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
 from models import Conversation, Declaration, Person, Turn
+
+# Numbers the store can hold: ids are INTEGER columns (32-bit on PostgreSQL), offsets go to OFFSET (64-bit). A number
+# beyond is refused with a 422 naming the parameter before any query, instead of failing in the database driver (a 500).
+# Every id and offset the API takes (path, query or body) is one of these.
+STORE_ID_MAX = 2**31 - 1
+STORE_OFFSET_MAX = 2**63 - 1
+Id = Annotated[int, Field(ge=1, le=STORE_ID_MAX)]
+Offset = Annotated[int, Field(ge=0, le=STORE_OFFSET_MAX, description="rows to skip")]
 
 Symptom = Literal[
     "fever", "cough", "shortness_of_breath", "sore_throat", "fatigue", "loss_of_taste_or_smell",
@@ -62,31 +71,49 @@ class DeclarationOut(BaseModel):
 
     @classmethod
     def of(cls, declaration: Declaration) -> "DeclarationOut":
-        d = declaration
-        return cls(
-            id=d.id,
-            person=PersonOut.of(d.person),
-            campaign_id=d.campaign_id,
-            conversation_id=d.conversation_id,
-            channel=d.channel.value,
-            follow_up_day=d.follow_up_day,
-            status=d.status.value,
-            identity_confirmed=d.identity_confirmed,
-            symptoms_asked=d.symptoms_asked,
-            symptoms=list(d.symptoms or []),
-            temperature_c=d.temperature_c,
-            symptom_onset=d.symptom_onset,
-            contact_with_case=d.contact_with_case,
-            test_result=d.test_result,
-            test_date=d.test_date,
-            vaccine_doses=d.vaccine_doses,
-            at_registered_address=d.at_registered_address,
-            needs=d.needs,
-            callback_at=d.callback_at,
-            alert=AlertOut(level=d.alert_level.value, reasons=list(d.alert_reasons or [])),
-            created_at=d.created_at,
-            updated_at=d.updated_at,
-        )
+        return cls(**_document(declaration))
+
+
+class DeclarationRecord(DeclarationOut):
+    """A declaration as the API gives it: the shared document, and whether its source proved the phone."""
+
+    phone_verified: bool = Field(
+        description="false when the resident only typed the phone into the web chat (nothing proves the answers "
+        "are the person's); true for a call to the phone, a personal link sent to it, or Zalo"
+    )
+
+    @classmethod
+    def of_source(cls, declaration: Declaration, phone_verified: bool) -> "DeclarationRecord":
+        return cls(**_document(declaration), phone_verified=phone_verified)
+
+
+def _document(declaration: Declaration) -> dict:
+    """The fields of the shared declaration schema."""
+    d = declaration
+    return dict(
+        id=d.id,
+        person=PersonOut.of(d.person),
+        campaign_id=d.campaign_id,
+        conversation_id=d.conversation_id,
+        channel=d.channel.value,
+        follow_up_day=d.follow_up_day,
+        status=d.status.value,
+        identity_confirmed=d.identity_confirmed,
+        symptoms_asked=d.symptoms_asked,
+        symptoms=list(d.symptoms or []),
+        temperature_c=d.temperature_c,
+        symptom_onset=d.symptom_onset,
+        contact_with_case=d.contact_with_case,
+        test_result=d.test_result,
+        test_date=d.test_date,
+        vaccine_doses=d.vaccine_doses,
+        at_registered_address=d.at_registered_address,
+        needs=d.needs,
+        callback_at=d.callback_at,
+        alert=AlertOut(level=d.alert_level.value, reasons=list(d.alert_reasons or [])),
+        created_at=d.created_at,
+        updated_at=d.updated_at,
+    )
 
 
 class TurnOut(BaseModel):

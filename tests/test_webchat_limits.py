@@ -1,9 +1,12 @@
-"""Web chat's edges: bad input, rate limits, and an engine that is down (the message kept and replayed)."""
+"""Web chat's edges: bad input, rate limits that fit carrier NAT, forwarded headers, and an engine that is down
+(the message kept and replayed)."""
 
 import time
+from collections import Counter
 
 import httpx
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from models import Conversation, Speaker, Turn
@@ -15,6 +18,10 @@ from tests.support.net import free_port
 
 def _open(url: str, phone: str = "0912345678") -> httpx.Response:
     return httpx.post(f"{url}/api/v1/webchat/sessions", json={"phone": phone}, timeout=30)
+
+
+def _say(url: str, session_id: str, text: str = "vâng") -> httpx.Response:
+    return httpx.post(f"{url}/api/v1/webchat/sessions/{session_id}/messages", json={"text": text}, timeout=30)
 
 
 @pytest.fixture
@@ -39,15 +46,76 @@ def test_bad_input_is_a_clear_4xx(strict):
 
 
 @pytest.mark.engine
-def test_session_and_address_rate_limits(strict):
-    session_id = _open(strict.url).json()["session_id"]
-    messages = f"{strict.url}/api/v1/webchat/sessions/{session_id}/messages"
-    codes = [httpx.post(messages, json={"text": "vâng"}, timeout=30).status_code for _ in range(4)]
+def test_a_chat_over_its_limit_leaves_the_others_behind_the_same_address_alone(strict):
+    noisy, quiet = (_open(strict.url, phone).json()["session_id"] for phone in ("0912345678", "0987654321"))
+    codes = [_say(strict.url, noisy).status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
-    limited = httpx.post(messages, json={"text": "vâng"})
+    limited = _say(strict.url, noisy)
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
-    codes = [_open(strict.url).status_code for _ in range(4)]
-    assert codes[-1] == 429, "one address cannot open sessions without end"
+    assert "chờ" in limited.json()["message"], "said in Vietnamese (and English)"
+    assert _say(strict.url, quiet).status_code == 200, "one NAT address, two residents: the other one goes on"
+
+
+@pytest.mark.engine
+def test_the_address_limit_is_only_a_flood_guard(store_url, engine_url):
+    """1,200 requests in a minute from one address (a district behind carrier NAT), across many chats: none refused
+    by default; a configured lower guard refuses the excess."""
+    app = run_app(Settings(database_url=store_url, engine_url=engine_url))
+    district = next(app)
+    try:
+        sessions = [_open(district.url, f"09120001{n:02d}").json()["session_id"] for n in range(12)]
+        started = time.monotonic()
+        with httpx.Client(base_url=f"{district.url}/api/v1/webchat/sessions", timeout=30) as client:
+            codes = Counter(client.get(f"/{sessions[n % 12]}").status_code for n in range(1188))
+        elapsed = time.monotonic() - started
+        print(f"1,200 web chat requests from one address in {elapsed:.1f} s: {dict(codes)}")
+        assert codes == {200: 1188} and elapsed < 50, "all within one minute, none refused"
+    finally:
+        app.close()
+    guarded = run_app(Settings(database_url=store_url, engine_url=engine_url, webchat_requests_per_minute_per_ip=8))
+    flood = next(guarded)
+    try:
+        session_id = _open(flood.url, "0912000199").json()["session_id"]
+        codes = [httpx.get(f"{flood.url}/api/v1/webchat/sessions/{session_id}").status_code for _ in range(8)]
+        assert codes == [200] * 7 + [429]
+    finally:
+        guarded.close()
+
+
+def _history(app, forwarded_for: str | None = None) -> int:
+    """A request that costs no engine turn (an unknown session: 404), but counts for the address."""
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    return httpx.get(f"{app.url}/api/v1/webchat/sessions/unknown", headers=headers, timeout=10).status_code
+
+
+@pytest.fixture
+def guard_of_three(store_url):
+    yield from run_app(Settings(database_url=store_url, engine_url=f"http://127.0.0.1:{free_port()}",
+                                webchat_requests_per_minute_per_ip=3))  # fmt: skip
+
+
+def test_a_forged_forwarded_header_from_an_untrusted_peer_changes_nothing(guard_of_three):
+    codes = [_history(guard_of_three, f"203.0.113.{n}") for n in range(4)]
+    assert codes == [404, 404, 404, 429], "no proxy is trusted by default: every request is the peer's"
+
+
+@pytest.fixture
+def behind_a_proxy(store_url):
+    yield from run_app(Settings(database_url=store_url, engine_url=f"http://127.0.0.1:{free_port()}",
+                                webchat_requests_per_minute_per_ip=3, trusted_proxies=["127.0.0.0/8"]))  # fmt: skip
+
+
+def test_behind_a_trusted_proxy_the_forwarded_client_is_limited(behind_a_proxy):
+    assert [_history(behind_a_proxy, "203.0.113.7") for _ in range(3)] == [404] * 3
+    assert _history(behind_a_proxy, "203.0.113.7") == 429
+    assert _history(behind_a_proxy, "198.51.100.1, 203.0.113.7") == 429, "a forged left part does not dodge"
+    assert _history(behind_a_proxy, "203.0.113.7, 127.0.0.5") == 429, "the rightmost untrusted hop is the client"
+    assert _history(behind_a_proxy, "203.0.113.8") == 404, "another client of the proxy is not limited"
+
+
+def test_a_trusted_proxy_must_be_an_address_or_a_network():
+    with pytest.raises(ValidationError):
+        Settings(trusted_proxies=["proxy.internal"])
 
 
 @pytest.mark.engine

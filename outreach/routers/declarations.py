@@ -5,16 +5,24 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select, true
 from sqlalchemy.orm import contains_eager
 
-from models import AlertLevel, Declaration, DeclarationStatus, Person
+from models import AlertLevel, Conversation, Declaration, DeclarationStatus, Person, User
 from outreach.auth import audit, in_scope
 from outreach.deps import PlatformDep, SessionDep, UserDep
 from outreach.phones import InvalidPhone, normalize_phone
-from outreach.schemas import DeclarationOut, ErrorOut
+from outreach.schemas import DeclarationRecord, ErrorOut, Id, Offset
 
 router = APIRouter(prefix="/api/v1/declarations", tags=["declarations"])
+# A declaration without a conversation was made by the platform itself (nobody typed a phone for it).
+PHONE_VERIFIED = func.coalesce(Conversation.phone_verified, true())
+
+
+def _scoped(user: User) -> Select:
+    """Declarations with their phone's proof, of the user's province."""
+    stmt = select(Declaration, PHONE_VERIFIED).join(Declaration.person).outerjoin(Declaration.conversation)
+    return in_scope(stmt, user).options(contains_eager(Declaration.person))
 
 
 def _phone_filter(phone: str) -> str:
@@ -51,17 +59,20 @@ def list_declarations(
     user: UserDep,
     platform: PlatformDep,
     phone: Annotated[str | None, Query(description="any common form: 0912 345 678, 84912345678, +84...")] = None,
-    campaign_id: int | None = None,
+    campaign_id: Id | None = None,
     status: DeclarationStatus | None = None,
     alert_level: AlertLevel | None = None,
+    phone_verified: Annotated[
+        bool | None, Query(description="false: only declarations whose phone was typed into the web chat, unproven")
+    ] = None,
     updated_since: Annotated[
         datetime | None,
         Query(description="ISO 8601; without an offset it is read in the platform's time zone"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> list[DeclarationOut]:
-    stmt = in_scope(select(Declaration).join(Declaration.person), user)
+    offset: Offset = 0,
+) -> list[DeclarationRecord]:
+    stmt = _scoped(user)
     if phone is not None:
         stmt = stmt.where(Person.phone == _phone_filter(phone))
     if campaign_id is not None:
@@ -70,36 +81,33 @@ def list_declarations(
         stmt = stmt.where(Declaration.status == status)
     if alert_level is not None:
         stmt = stmt.where(Declaration.alert_level == alert_level)
+    if phone_verified is not None:
+        stmt = stmt.where(PHONE_VERIFIED.is_(phone_verified))
     if updated_since is not None:
         stmt = stmt.where(Declaration.updated_at >= _aware(updated_since, platform.settings.timezone))
     total = session.scalar(select(func.count()).select_from(stmt.subquery()))
-    rows = session.scalars(
-        stmt.options(contains_eager(Declaration.person))
-        .order_by(Declaration.updated_at, Declaration.id)
-        .limit(limit)
-        .offset(offset)
-    ).all()
+    rows = session.execute(stmt.order_by(Declaration.updated_at, Declaration.id).limit(limit).offset(offset)).all()
     audit(
         session,
         user,
         "declaration.list",
         "declaration",
-        [d.id for d in rows],
+        [d.id for d, _ in rows],
         request.client and request.client.host,
     )
     response.headers["X-Total-Count"] = str(total)
     if links := _page_links(request, offset, limit, total or 0):
         response.headers["Link"] = links
-    return [DeclarationOut.of(d) for d in rows]
+    return [DeclarationRecord.of_source(d, verified) for d, verified in rows]
 
 
 @router.get("/{declaration_id}", responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}})
-def get_declaration(declaration_id: int, request: Request, session: SessionDep, user: UserDep) -> DeclarationOut:
-    stmt = in_scope(select(Declaration).join(Declaration.person).where(Declaration.id == declaration_id), user)
-    declaration = session.scalar(stmt.options(contains_eager(Declaration.person)))
-    if declaration is None:
+def get_declaration(declaration_id: Id, request: Request, session: SessionDep, user: UserDep) -> DeclarationRecord:
+    row = session.execute(_scoped(user).where(Declaration.id == declaration_id)).first()
+    if row is None:
         # The same answer for "absent" and "another province's": a scoped user learns nothing of other provinces.
         raise HTTPException(404, f"no declaration {declaration_id} in your scope")
+    declaration, verified = row
     audit(
         session,
         user,
@@ -108,4 +116,4 @@ def get_declaration(declaration_id: int, request: Request, session: SessionDep, 
         [declaration.id],
         request.client and request.client.host,
     )
-    return DeclarationOut.of(declaration)
+    return DeclarationRecord.of_source(declaration, verified)
