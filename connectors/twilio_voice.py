@@ -2,7 +2,8 @@
 
 POST /webhooks/twilio/voice/answer?attempt=ID   the call connected: open the conversation, speak its opening
 POST /webhooks/twilio/voice/turn?n=N&silences=S  what the resident said (SpeechResult, Confidence) or pressed (Digits)
-POST /webhooks/twilio/voice/status?attempt=ID   call progress: completed, busy, no-answer, failed, canceled
+POST /webhooks/twilio/voice/status?attempt=ID   call progress: completed, busy, no-answer, failed, canceled; once
+                                                a call is over, its personal prompts (the name) leave the disk
 POST /webhooks/twilio/voice/fallback             Twilio could not get TwiML from us: apologise and hang up
 
 Every webhook is signed (X-Twilio-Signature) and idempotent: Twilio retries, and a retried turn (CallSid + the
@@ -29,7 +30,18 @@ from campaigns.channels import Contact, Placed
 from campaigns.dispatch import DUE
 from connectors.events import first_time
 from connectors.twilio_auth import UNCALLABLE_NUMBER_CODES, SignedForm, channel_error, sent_since, twilio_client
-from models import Campaign, CampaignStatus, Channel, Conversation, OutreachAttempt, Person, Speaker, Turn, utcnow
+from models import (
+    AttemptStatus,
+    Campaign,
+    CampaignStatus,
+    Channel,
+    Conversation,
+    OutreachAttempt,
+    Person,
+    Speaker,
+    Turn,
+    utcnow,
+)
 from outreach.conversations import EngineDown
 from outreach.deps import Platform, PlatformDep
 from voice.prompts import button_titles, personal_texts, prompt_url, static_texts
@@ -221,7 +233,8 @@ async def _silence(platform: Platform, conversation_id: int, turn_number: int, s
 
 @router.post("/status")
 def status(attempt: int, form: SignedForm, platform: PlatformDep) -> Response:
-    """Call progress. A final status settles the attempt so the campaign can retry; each is handled once."""
+    """Call progress. A final status settles the attempt so the campaign can retry; each is handled once. The call's
+    personal prompts are removed then: a file with a resident's name stays on disk only while it may be played."""
     call_sid, call_status = form.get("CallSid", ""), form.get("CallStatus", "")
     if call_status != "completed" and call_status not in FAILED_CALL_STATUSES:
         return Response(status_code=204)  # queued, initiated, ringing, in-progress: nothing to settle
@@ -231,6 +244,8 @@ def status(attempt: int, form: SignedForm, platform: PlatformDep) -> Response:
         outcome = FAILED_CALL_STATUSES.get(call_status) or _completed_call_outcome(session, call_sid, form)
         sip = f" (SIP {form['SipResponseCode']})" if "SipResponseCode" in form else ""
         attempts.record_report(session, attempt, call_sid, outcome, utcnow(), detail=f"Twilio call {call_status}{sip}")
+        done_with = _personal_lines_done_with(session, attempt, call_sid)
+    platform.prompts.forget(done_with)
     return Response(status_code=204)
 
 
@@ -260,6 +275,23 @@ def _completed_call_outcome(session: Session, call_sid: str, form: dict[str, str
         return Outcome.COMPLETED  # the conversation service settled it when the dialogue ended
     conversation.ended_at = utcnow()  # the line is closed, whatever the dialogue had still to ask
     return Outcome.DROPPED
+
+
+def _personal_lines_done_with(session: Session, attempt_id: int, call_sid: str) -> list[str]:
+    """The personal lines of the call that ended, unless a namesake's call under way may still play the same ones
+    (namesakes are common: the file is one per text). A later call of this person renders them again."""
+    name = session.scalar(select(Person.full_name).join(OutreachAttempt).where(OutreachAttempt.id == attempt_id))
+    if not name:
+        return []
+    namesake_on_the_line = (
+        select(OutreachAttempt.id).join(Person)
+        .where(Person.full_name == name, OutreachAttempt.channel == Channel.VOICE.value,
+               OutreachAttempt.status.in_((AttemptStatus.CONTACTING, AttemptStatus.IN_PROGRESS)),
+               OutreachAttempt.provider_ref != call_sid)
+    )  # fmt: skip
+    if session.scalar(namesake_on_the_line.limit(1)) is not None:
+        return []
+    return personal_texts(DOMAIN, {"name": name})
 
 
 def _settle_call(platform: Platform, attempt_id: int, call_sid: str, outcome: Outcome) -> None:

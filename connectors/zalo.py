@@ -1,7 +1,9 @@
 """Zalo Official Account (+ ZNS): residents chat with the OA; campaigns reach people by OA message or ZNS template.
 
 POST /webhooks/zalo   every Zalo event, signed with X-ZEvent-Signature. Answered 200 at once (Zalo wants an answer
-                      within 2 s and retries otherwise) and handled after the answer, each event once.
+                      within 2 s and retries otherwise) and handled after the answer, each event once. An event
+                      stamped outside the freshness window (a replay of an old signed event) is answered 200 too,
+                      and nothing is done or stored: any other answer would only make Zalo send it again.
 
 Input: `user_send_text` (typed, or a button's payload) goes to the resident's conversation; `follow` / `unfollow`;
 `user_submit_info` (the phone shared from the request_user_info card) links the Zalo user to a person and opens
@@ -107,6 +109,11 @@ class _Event(BaseModel):
     def key(self) -> str:
         """What makes a retry of this event recognisable (events with a msg_id use it)."""
         return f"{self.event_name}:{self.user_id}:{self.timestamp}"
+
+    def fresh(self, now: datetime, max_age_s: int) -> bool:
+        """Sent within `max_age_s` of now, either way: the signature covers the timestamp, so an old event replayed
+        keeps its age, and a stamp far ahead would outlive any window."""
+        return abs(now.timestamp() * 1000 - int(self.timestamp)) <= max_age_s * 1000
 
     @property
     def at(self) -> datetime:
@@ -265,6 +272,10 @@ async def webhook(request: Request, background: BackgroundTasks, platform: Platf
     raw = await request.body()
     event = _event(_signed_body(raw, request.headers.get("X-ZEvent-Signature"), platform.settings))
     if event is None:
+        return {"received": True}
+    if not event.fresh(utcnow(), platform.settings.zalo_event_max_age_s):
+        log.warning("Zalo %s stamped %s ignored: outside the %d s window (a replay, or a clock far off)",
+                    event.event_name, event.timestamp, platform.settings.zalo_event_max_age_s)  # fmt: skip
         return {"received": True}
     if await asyncio.to_thread(_first_time, platform.sessions, event.key):
         background.add_task(_process, platform, event)

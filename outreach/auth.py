@@ -17,6 +17,9 @@ PROVINCE_CODE = re.compile(r"^\d{2}$")
 
 # What each role may read. Transcripts hold everything a resident said: viewers get declarations only.
 CAN_READ_TRANSCRIPTS = {Role.ADMIN, Role.MANAGER, Role.TRACER}
+# Alerts are the work queue of the people who act on them (read and acknowledge). A viewer's dashboards have each
+# declaration's alert level and reasons already; the queue, who took what and when, is not theirs.
+CAN_HANDLE_ALERTS = {Role.ADMIN, Role.MANAGER, Role.TRACER}
 
 
 class AuthError(ValueError):

@@ -10,8 +10,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.client import EngineClient
-from models import Role, User
-from outreach.auth import CAN_READ_TRANSCRIPTS, user_for_token
+from models import User
+from outreach.auth import CAN_HANDLE_ALERTS, CAN_READ_TRANSCRIPTS, user_for_token
 from outreach.conversations import ConversationService
 from outreach.db import session_scope
 from outreach.ratelimit import RateLimiter
@@ -86,8 +86,8 @@ TranscriptReaderDep = Annotated[User, Depends(transcript_reader)]
 
 
 def alert_handler(user: UserDep) -> User:
-    if user.role == Role.VIEWER:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "the viewer role cannot acknowledge alerts")
+    if user.role not in CAN_HANDLE_ALERTS:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"the {user.role.value} role cannot read or acknowledge alerts")
     return user
 
 

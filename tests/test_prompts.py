@@ -1,6 +1,9 @@
-"""Voice prompts: real espeak-ng renders, gTTS really unreachable, the disk cache, and the route Twilio fetches."""
+"""Voice prompts: real espeak-ng renders, gTTS really unreachable, the disk cache with its keyed names, and the
+route Twilio fetches."""
 
+import hashlib
 import logging
+import stat
 import threading
 import time
 import unicodedata
@@ -9,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from bot.training import DOMAIN
 from connectors.twilio_voice import ahead_of_calls
@@ -17,13 +21,40 @@ from outreach.settings import Settings
 from tests.conftest import run_app
 from tests.support.net import free_port
 from voice import prompts
-from voice.prompts import PromptCache, personal_texts, prompt_file_name, prompt_url, speakable, static_texts
+from voice.prompts import (
+    EXTENSIONS,
+    KEY_FILE,
+    LANGUAGE,
+    PromptCache,
+    personal_texts,
+    prompt_file_name,
+    prompt_key,
+    prompt_url,
+    speakable,
+    static_texts,
+)
 
 INTRODUCTION = (
     "Xin chào! Đây là tổng đài tự động của Trung tâm Kiểm soát bệnh tật (CDC) tỉnh, liên hệ miễn phí để hỏi thăm "
     "sức khỏe của người đang được theo dõi sau khi tiếp xúc gần với ca bệnh COVID-19."
 )
 CONSENT = "Anh/chị có thể dành khoảng 2 phút để trả lời vài câu hỏi về sức khỏe không ạ?"
+GREETING = "Xin hỏi có phải anh/chị Nguyễn Văn An không ạ?"
+
+
+def unkeyed_names(text: str) -> list[str]:
+    """What someone guessing a resident's greeting can compute: plain hashes of engine, language and text (the
+    names of earlier versions, whole or cut to 32 digits)."""
+    digests = {e: hashlib.sha256(f"{e}|{LANGUAGE}|{speakable(text)}".encode()).hexdigest() for e in EXTENSIONS}
+    return [digest[:size] + EXTENSIONS[e] for e, digest in digests.items() for size in (32, 64)]
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def audio_files(cache: PromptCache) -> list[str]:
+    return sorted(path.name for path in cache.cache_dir.iterdir() if path.name != KEY_FILE)
 
 
 @pytest.fixture
@@ -94,20 +125,66 @@ def test_concurrent_lookups_of_one_text_render_it_once(espeak):
     with ThreadPoolExecutor(8) as pool:
         renders = [future.result() for future in [pool.submit(look_up) for _ in range(8)]]
     assert sum(renders) == 1
-    assert [path.name for path in espeak.cache_dir.iterdir()] == [espeak.file_name(INTRODUCTION)]  # no temp files
+    assert audio_files(espeak) == [espeak.file_name(INTRODUCTION)]  # no temp files
 
 
 def test_files_are_keyed_by_what_is_said_and_by_the_engine(espeak):
     assert espeak.file_name(CONSENT) != espeak.file_name(INTRODUCTION)
     assert espeak.file_name('Anh/chị "có"  *sốt* không?') == espeak.file_name("Anh chị có sốt không?")
-    spoken = speakable(CONSENT)
-    assert prompt_file_name("gtts", spoken).endswith(".mp3")
-    assert prompt_file_name("espeak-ng", spoken).endswith(".wav")
-    assert prompt_file_name("gtts", spoken)[:32] != prompt_file_name("espeak-ng", spoken)[:32]
+    spoken, key = speakable(CONSENT), b"k" * 32
+    assert prompt_file_name(key, "gtts", spoken).endswith(".mp3")
+    assert prompt_file_name(key, "espeak-ng", spoken).endswith(".wav")
+    assert prompt_file_name(key, "gtts", spoken)[:64] != prompt_file_name(key, "espeak-ng", spoken)[:64]
+
+
+def test_names_are_keyed_and_the_cache_is_private(espeak, tmp_path):
+    name = espeak.file_name(GREETING)
+    assert name not in unkeyed_names(GREETING)
+    assert PromptCache(tmp_path / "other", ["espeak-ng"], gtts_timeout_s=5).file_name(GREETING) != name
+    assert mode(espeak.cache_dir) == 0o700
+    assert mode(espeak.cache_dir / name) == 0o600 and mode(espeak.cache_dir / KEY_FILE) == 0o600
+
+
+def test_two_caches_with_the_same_settings_agree_on_names(tmp_path):
+    """Processes sharing the folder (API, workers, a restart) share its key, even when they all start at once."""
+    settings = Settings(tts_cache_dir=tmp_path / "shared", tts_engines=["espeak-ng"])
+    with ThreadPoolExecutor(8) as pool:
+        caches = list(pool.map(lambda _: PromptCache.from_settings(settings), range(8)))
+    rendered = caches[0].audio_file(GREETING)
+    assert {cache.rendered(GREETING) for cache in caches} == {rendered}
+    assert PromptCache.from_settings(settings).rendered(GREETING) == rendered, "a restart"
+
+    # Hosts without a shared folder share the setting instead; another secret gives other names.
+    def name_on(host: str, key: str) -> str:
+        own = settings.model_copy(update={"tts_cache_dir": tmp_path / host, "tts_prompt_key": SecretStr(key)})
+        return PromptCache.from_settings(own).file_name(GREETING)
+
+    assert name_on("host-1", "a shared secret") == name_on("host-2", "a shared secret") != name_on("host-3", "other")
+
+
+def test_a_damaged_key_file_stops_the_cache_rather_than_renaming_everything(tmp_path):
+    (tmp_path / KEY_FILE).write_text("not a key")
+    with pytest.raises(ValueError, match="not a prompt key"):
+        PromptCache(tmp_path, ["espeak-ng"], gtts_timeout_s=5)
+
+
+def test_files_named_by_earlier_versions_are_removed(tmp_path):
+    """They are plain hashes of their text: anyone could tell a greeting is there."""
+    unkeyed = tmp_path / unkeyed_names(GREETING)[2]
+    unkeyed.write_bytes(b"RIFF rendered by an earlier version")
+    PromptCache(tmp_path, ["espeak-ng"], gtts_timeout_s=5)
+    assert not unkeyed.exists()
+
+
+def test_forgetting_personal_lines_leaves_the_fixed_ones(espeak):
+    espeak.render_ahead([CONSENT, GREETING])
+    assert espeak.forget([GREETING]) == 1
+    assert espeak.rendered(GREETING) is None and espeak.rendered(CONSENT) is not None
+    assert espeak.forget([GREETING]) == 0
 
 
 def test_a_cached_rendering_is_used_whichever_engine_made_it_the_preferred_first(tmp_path, google_unreachable):
-    google_rendering = tmp_path / prompt_file_name("gtts", speakable(CONSENT))
+    google_rendering = tmp_path / prompt_file_name(prompt_key(tmp_path), "gtts", speakable(CONSENT))
     google_rendering.write_bytes(b"ID3 rendered while online")
     offline_first = PromptCache(tmp_path, ["espeak-ng", "gtts"], gtts_timeout_s=5)
     assert offline_first.audio_file(CONSENT) == google_rendering
@@ -126,7 +203,7 @@ def test_render_ahead_stops_when_asked(espeak):
     stop = threading.Event()
     stop.set()
     assert espeak.render_ahead([CONSENT, INTRODUCTION], stop) == 0
-    assert not espeak.cache_dir.exists()
+    assert audio_files(espeak) == []
 
 
 def test_unknown_engines_are_refused_when_the_cache_is_built(tmp_path):
@@ -151,7 +228,7 @@ def test_personal_texts_fill_the_templates_whose_slots_are_given():
 
 
 def test_prompt_urls_are_absolute_under_the_public_address():
-    name = "0" * 32 + ".mp3"
+    name = "0" * 64 + ".mp3"
     url = prompt_url("https://cdc.example.vn/outreach/", name)
     assert url == f"https://cdc.example.vn/outreach/voice/prompts/{name}"
 
@@ -174,7 +251,8 @@ def test_the_app_renders_every_fixed_line_of_a_call_ahead_when_it_starts(app):
     cache = PromptCache.from_settings(app.settings)
     lines = ahead_of_calls()
     assert set(static_texts(DOMAIN)) < set(lines) and "Hoặc bấm phím 1 nếu đúng, phím 2 nếu không phải." in lines
-    expected = {prompt_file_name("espeak-ng", speakable(text)) for text in lines}
+    key = prompt_key(cache.cache_dir)
+    expected = {prompt_file_name(key, "espeak-ng", speakable(text)) for text in lines}
     deadline = time.monotonic() + 20
     while {path.name for path in cache.cache_dir.glob("*.wav")} != expected:
         assert time.monotonic() < deadline, "the fixed replies were not rendered ahead"
@@ -197,6 +275,16 @@ def test_only_rendered_prompts_are_served(app):
     rendered = cache.file_name(CONSENT)
     (cache.cache_dir / "notes.wav").write_bytes(b"RIFF")
     for name in ("..%2F..%2Fpyproject.toml", "..%2Fstore.db", "notes.wav", rendered.replace(".wav", ".txt"),
-                 rendered.upper(), "0" * 32 + ".wav", "0" * 32 + ".mp3"):  # fmt: skip
+                 rendered.upper(), "0" * 64 + ".wav", "0" * 64 + ".mp3", KEY_FILE):  # fmt: skip
         response = httpx.get(f"{app.url}/voice/prompts/{name}", timeout=10)
         assert response.status_code == 404, name
+
+
+def test_a_guessed_greeting_is_404_whether_or_not_it_was_rendered(app):
+    """Who was called is personal data: the URL of someone's greeting cannot be worked out from their name."""
+    cache = PromptCache.from_settings(app.settings)
+    called = cache.file_name(GREETING)
+    assert httpx.get(prompt_url(app.url, called), timeout=10).status_code == 200
+    never_called = "Xin hỏi có phải anh/chị Trần Thị Bình không ạ?"
+    for guess in unkeyed_names(GREETING) + unkeyed_names(never_called):
+        assert httpx.get(prompt_url(app.url, guess), timeout=10).status_code == 404, guess

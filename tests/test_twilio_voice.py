@@ -18,9 +18,11 @@ from tests import factories
 from tests.conftest import run_app
 from tests.fakes.twilio import FakeCall, FakeTwilio
 from tests.support.net import free_port
+from tests.test_prompts import unkeyed_names
 
 pytestmark = pytest.mark.engine
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
+GREETING = "Xin hỏi có phải anh/chị Nguyễn Văn An không ạ?"  # the name factories.outreach_attempt gives
 
 
 @pytest.fixture
@@ -78,8 +80,7 @@ def test_a_call_is_placed_with_callbacks_detection_and_a_ring_timeout(app, twili
     placed = attempt(app, attempt_id)
     assert (placed.status, placed.provider_ref, placed.tries, placed.channel) == ("contacting", call.sid, 1, "voice")
     # The resident's name was rendered before the phone rang: the greeting with it is in the cache already.
-    greeting = "Xin hỏi có phải anh/chị Nguyễn Văn An không ạ?"
-    assert (app.settings.tts_cache_dir / app.platform.prompts.file_name(greeting)).exists()
+    assert app.platform.prompts.rendered(GREETING) is not None
 
 
 def test_a_call_answered_by_keypad_and_speech_ends_with_the_declaration(app, twilio):
@@ -128,10 +129,41 @@ def test_an_unanswered_call_is_retried_after_the_spacing(app, twilio, call_statu
     waiting = attempt(app, attempt_id)
     assert (waiting.status, waiting.last_outcome) == ("retry_wait", outcome)
     assert waiting.due_at >= datetime.now(UTC) + timedelta(minutes=4)
+    assert app.platform.prompts.rendered(GREETING) is None, "the greeting with their name left with the call"
     call.end_unanswered(call_status)  # Twilio repeats the callback: nothing changes
     assert attempt(app, attempt_id).due_at == waiting.due_at
     with app.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Conversation)) == 0, "no one was reached"
+
+
+def test_who_was_called_cannot_be_told_from_prompt_urls_and_their_greeting_leaves_with_the_call(app, twilio):
+    never_called = "Xin hỏi có phải anh/chị Trần Thị Bình không ạ?"
+    guesses = [f"{app.url}/voice/prompts/{name}" for name in unkeyed_names(GREETING) + unkeyed_names(never_called)]
+    _, call = place_call(app, twilio)
+    greeting = app.platform.prompts.rendered(GREETING)
+    greeting_url = f"{app.url}/voice/prompts/{greeting.name}"
+    opening = call.answer()
+    assert greeting_url in opening.plays, "Twilio got the keyed name"
+    assert [httpx.get(url).status_code for url in guesses] == [404] * len(guesses)
+
+    call.hang_up()  # the status callback: completed
+    assert app.platform.prompts.rendered(GREETING) is None and not greeting.exists()
+    assert httpx.get(greeting_url).status_code == 404
+    assert [httpx.get(url).status_code for url in guesses] == [404] * len(guesses)
+    fixed = [httpx.get(url) for url in opening.plays if url != greeting_url]  # the introduction, the keypad hint
+    assert fixed and [(r.status_code, r.headers["cache-control"]) for r in fixed] == [
+        (200, "public, max-age=31536000, immutable")] * len(fixed)  # fmt: skip
+
+
+def test_a_namesakes_call_under_way_keeps_the_greeting_they_share(app, twilio):
+    _, first = place_call(app, twilio)
+    _, second = place_call(app, twilio, phone="+84987654321")  # another Nguyễn Văn An
+    first.answer()
+    second.answer()
+    first.hang_up()
+    assert app.platform.prompts.rendered(GREETING) is not None, "the second call may still play it"
+    second.hang_up()
+    assert app.platform.prompts.rendered(GREETING) is None
 
 
 def test_the_last_try_of_the_day_fails_the_day(app, twilio):

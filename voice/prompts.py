@@ -5,11 +5,15 @@ fixed replies when the app starts and when a campaign starts, a resident's perso
 their call is placed. Rendering is synchronous (it runs in threads); async callers use `asyncio.to_thread`.
 
 Engines are tried in the order of `OUTREACH_TTS_ENGINES`: gTTS (Google's voice, needs the internet) and espeak-ng
-(offline, robotic, always there). A file is named by a hash of engine, language and text, so a name never changes
-meaning: Twilio and any proxy may cache it forever.
+(offline, robotic, always there). A file is named by an HMAC of engine, language and text under a secret key, so a
+name never changes meaning (Twilio and any proxy may cache it forever) and nobody can work out the name of a
+greeting from a guessed name: which residents were called stays unknown, over HTTP and in a listing of the folder.
+The key comes from `OUTREACH_TTS_PROMPT_KEY`, or else from a private file the first process writes into the cache
+folder, so every process sharing the folder names files alike. Personal lines are removed once their call is over.
 """
 
 import hashlib
+import hmac
 import logging
 import os
 import re
@@ -25,6 +29,7 @@ import yaml
 from gtts import gTTS, gTTSError
 
 from bot.vntext import nfc
+from outreach.private import secret_in_file
 from outreach.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,7 +38,11 @@ LANGUAGE = "vi"
 ROUTE = "/voice/prompts"  # where the platform serves the cache (outreach/routers/prompts.py)
 EXTENSIONS = {"gtts": ".mp3", "espeak-ng": ".wav"}  # every engine this module can drive
 MEDIA_TYPES = {".mp3": "audio/mpeg", ".wav": "audio/wav"}
-FILE_NAME = re.compile(r"[0-9a-f]{32}\.(?:mp3|wav)")  # what file_name() gives; nothing else is ever served
+FILE_NAME = re.compile(r"[0-9a-f]{64}\.(?:mp3|wav)")  # what file_name() gives; nothing else is ever served
+# Names from before keyed names: a plain hash of the text, which anyone can compute. Removed, never served.
+UNKEYED_NAME = re.compile(r"[0-9a-f]{32}\.(?:mp3|wav)")
+KEY_FILE = ".prompt-key"  # in the cache folder; FILE_NAME never matches it, so it is never served
+MIN_KEY_CHARS = 32  # a made key has 43 (256 random bits); anything shorter is a damaged file
 ENGINE_REST_S = 300.0  # after a failure (Google unreachable), the next engine renders alone for this long
 ESPEAK_TIMEOUT_S = 30.0  # a long reply takes well under a second; this only ends a hung process
 # What a failing engine raises: gTTS wraps network errors in gTTSError; espeak-ng missing, failing or hung.
@@ -54,10 +63,28 @@ def speakable(text: str) -> str:
     return " ".join(_READ_OUT_BADLY.sub("", text).split())
 
 
-def prompt_file_name(engine: str, spoken: str) -> str:
-    """The cache file of a speakable text rendered by an engine."""
-    digest = hashlib.sha256(f"{engine}|{LANGUAGE}|{spoken}".encode()).hexdigest()
-    return digest[:32] + EXTENSIONS[engine]
+def prompt_file_name(key: bytes, engine: str, spoken: str) -> str:
+    """The cache file of a speakable text rendered by an engine: unguessable without the key."""
+    digest = hmac.new(key, f"{engine}|{LANGUAGE}|{spoken}".encode(), hashlib.sha256).hexdigest()
+    return digest + EXTENSIONS[engine]
+
+
+def prompt_key(cache_dir: Path) -> bytes:
+    """The folder's naming key, made (0600) by the first process that needs it and read by all the others."""
+    path = Path(cache_dir) / KEY_FILE
+    key = secret_in_file(path)
+    if len(key) < MIN_KEY_CHARS:
+        raise ValueError(f"{path} is not a prompt key (too short): remove it and a new one is made")
+    return key.encode()
+
+
+def _private_folder(folder: Path) -> None:
+    """The cache folder, readable by this user only, without the guessable names of earlier versions."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder.chmod(0o700)
+    for path in folder.iterdir():
+        if UNKEYED_NAME.fullmatch(path.name):
+            path.unlink(missing_ok=True)
 
 
 def prompt_url(public_base_url: str, file_name: str) -> str:
@@ -68,7 +95,8 @@ def prompt_url(public_base_url: str, file_name: str) -> str:
 class PromptCache:
     """Rendered prompts on disk: each text rendered once, by the first engine that works; safe across threads."""
 
-    def __init__(self, cache_dir: Path, engines: Iterable[str], gtts_timeout_s: float) -> None:
+    def __init__(self, cache_dir: Path, engines: Iterable[str], gtts_timeout_s: float, key: str = "") -> None:
+        """`key` names the files; empty: the key file in the folder, made by the first cache that needs one."""
         self.cache_dir = Path(cache_dir)
         self.engines = list(engines)
         self.gtts_timeout_s = gtts_timeout_s
@@ -76,6 +104,8 @@ class PromptCache:
             raise ValueError("no speech synthesis engine given; known: " + ", ".join(EXTENSIONS))
         if unknown := [name for name in self.engines if name not in EXTENSIONS]:
             raise ValueError(f"unknown speech synthesis engine(s) {unknown}; known: " + ", ".join(EXTENSIONS))
+        _private_folder(self.cache_dir)
+        self._key = key.encode() if key else prompt_key(self.cache_dir)
         # One render per text at a time; a lock lives only while someone holds or waits for it.
         self._locks: WeakValueDictionary[str, threading.Lock] = WeakValueDictionary()
         self._guard = threading.Lock()  # over _locks and _fallback_reported
@@ -84,7 +114,8 @@ class PromptCache:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "PromptCache":
-        return cls(settings.tts_cache_dir, settings.tts_engines, settings.gtts_timeout_s)
+        key = settings.tts_prompt_key.get_secret_value()
+        return cls(settings.tts_cache_dir, settings.tts_engines, settings.gtts_timeout_s, key)
 
     def audio_file(self, text: str) -> Path:
         """The rendered prompt of `text`, rendered now if no engine has rendered it yet."""
@@ -102,6 +133,18 @@ class PromptCache:
                 break
             rendered += self._ensure(text)[1]
         return rendered
+
+    def rendered(self, text: str) -> Path | None:
+        """The rendered prompt of `text` if some engine has rendered it, without rendering it."""
+        return self._cached(speakable(text))
+
+    def forget(self, texts: Iterable[str]) -> int:
+        """Remove the renderings of `texts` (personal lines after their call); returns how many files went."""
+        paths = [self.cache_dir / self._name(engine, speakable(text)) for text in texts for engine in self.engines]
+        removed = [path for path in paths if path.is_file()]
+        for path in removed:
+            path.unlink(missing_ok=True)
+        return len(removed)
 
     def cached_file(self, file_name: str) -> Path | None:
         """The rendered prompt of a public name, or None for any other name (a path, a file not rendered here)."""
@@ -124,8 +167,11 @@ class PromptCache:
 
     def _cached(self, spoken: str) -> Path | None:
         """Any rendering already on disk, the preferred engine's first."""
-        paths = (self.cache_dir / prompt_file_name(engine, spoken) for engine in self.engines)
+        paths = (self.cache_dir / self._name(engine, spoken) for engine in self.engines)
         return next((path for path in paths if path.is_file()), None)
+
+    def _name(self, engine: str, spoken: str) -> str:
+        return prompt_file_name(self._key, engine, spoken)
 
     def _lock(self, spoken: str) -> threading.Lock:
         with self._guard:
@@ -155,12 +201,13 @@ class PromptCache:
 
     def _render_with(self, engine: str, spoken: str) -> Path:
         """Render into a temporary file beside the cache entry, then rename it: readers never see half a file."""
-        path = self.cache_dir / prompt_file_name(engine, spoken)
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        path = self.cache_dir / self._name(engine, spoken)
+        self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # removed since: a new one, as private
         handle, temporary = tempfile.mkstemp(dir=self.cache_dir, prefix=".rendering-", suffix=path.suffix)
         os.close(handle)
         try:
             self._synthesise(engine, spoken, Path(temporary))
+            os.chmod(temporary, 0o600)  # an engine may have replaced the private file mkstemp made
             os.replace(temporary, path)
         finally:
             Path(temporary).unlink(missing_ok=True)  # only left when synthesis failed

@@ -1,4 +1,8 @@
-"""Alerts: declarations a tracing team must act on, urgent ones within minutes."""
+"""Alerts: declarations a tracing team must act on, urgent ones within minutes.
+
+Read and acknowledged by those who act on them (admin, manager, tracer); viewers see each declaration's alert level
+and reasons through the declarations, not this work queue.
+"""
 
 from datetime import datetime
 from typing import Annotated
@@ -10,8 +14,8 @@ from sqlalchemy.orm import contains_eager
 
 from models import Alert, AlertLevel, Person, utcnow
 from outreach.auth import audit, in_scope
-from outreach.deps import AlertHandlerDep, SessionDep, UserDep
-from outreach.schemas import ErrorOut, PersonOut
+from outreach.deps import AlertHandlerDep, SessionDep
+from outreach.schemas import ErrorOut, Id, Offset, PersonOut
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
@@ -38,16 +42,20 @@ def _scoped(user):
     return in_scope(select(Alert).join(Alert.person), user).options(contains_eager(Alert.person))
 
 
-@router.get("", summary="List alerts, urgent and newest first", responses={401: {"model": ErrorOut}})
+@router.get(
+    "",
+    summary="List alerts, urgent and newest first (admin, manager, tracer)",
+    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}},
+)
 def list_alerts(
     request: Request,
     session: SessionDep,
-    user: UserDep,
+    user: AlertHandlerDep,
     level: AlertLevel | None = None,
     province: Annotated[str | None, Query(description="two-digit province code (national users)")] = None,
     acknowledged: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[AlertOut]:
     stmt = _scoped(user)
     if level is not None:
@@ -67,7 +75,7 @@ def list_alerts(
     summary="Acknowledge an alert (someone is acting on it)",
     responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}},
 )
-def acknowledge(alert_id: int, request: Request, session: SessionDep, user: AlertHandlerDep) -> AlertOut:
+def acknowledge(alert_id: Id, request: Request, session: SessionDep, user: AlertHandlerDep) -> AlertOut:
     alert = session.scalar(_scoped(user).where(Alert.id == alert_id))
     if alert is None:
         raise HTTPException(404, f"no alert {alert_id} in your scope")

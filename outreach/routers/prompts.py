@@ -1,4 +1,8 @@
-"""Rendered voice prompts, fetched by Twilio for `<Play>`: no token, and cacheable forever (names are hashes)."""
+"""Rendered voice prompts, fetched by Twilio for `<Play>`: no token, and cacheable forever.
+
+A name is an HMAC of what is said under a secret key: only the TwiML of a call gives it out, and a guessed
+greeting does not lead to it. A name not rendered here, or a personal prompt removed after its call, is 404 alike.
+"""
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
@@ -9,7 +13,7 @@ from voice.prompts import MEDIA_TYPES, ROUTE
 
 router = APIRouter(prefix=ROUTE, tags=["voice (Twilio)"])
 
-# A name is the hash of engine, language and text: its content never changes.
+# A name is the keyed hash of engine, language and text: its content never changes.
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
