@@ -1,9 +1,20 @@
-"""Every error as JSON with a message a person can act on: {"error": code, "message": text}."""
+"""Every error as JSON with a message a person can act on: {"error": code, "message": text}.
+
+No input should give a 500: parameters are bounded where they are declared (ids and offsets fit the store's 64-bit
+integers, see `outreach.schemas.Id`) and bodies are checked as they arrive (`outreach.security`). The handlers for
+values the store cannot hold are a safety net behind those: a 422 instead of a 500. Anything else unexpected is a 500
+whose body says nothing of the server's insides (the traceback goes to the log).
+"""
+
+import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
 
 ERROR_CODES = {
     400: "bad_request",
@@ -13,10 +24,19 @@ ERROR_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "too_large",
+    415: "unsupported_media_type",
     422: "invalid_request",
     429: "rate_limited",
+    500: "server_error",
     503: "unavailable",
 }
+LONE_SURROGATE = "not valid Unicode: a lone surrogate (a \\ud800-\\udfff escape without its pair) cannot be stored"
+OUT_OF_RANGE = "a value in the request is out of the range the store can hold"
+SERVER_ERROR = "something went wrong on the server; it is logged. Try again, and tell the operator if it persists"
+
+
+def error_body(status_code: int, message: str, **extra) -> dict:
+    return {"error": ERROR_CODES.get(status_code, "error"), "message": message, **extra}
 
 
 def _describe(error: dict) -> str:
@@ -25,7 +45,7 @@ def _describe(error: dict) -> str:
 
 
 async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-    body = {"error": ERROR_CODES.get(exc.status_code, "error"), "message": str(exc.detail)}
+    body = error_body(exc.status_code, str(exc.detail))
     return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
@@ -35,6 +55,26 @@ async def validation_error(_: Request, exc: RequestValidationError) -> JSONRespo
     return JSONResponse(body, status_code=422)
 
 
+async def not_unicode(request: Request, exc: UnicodeEncodeError) -> JSONResponse:
+    log.warning("%s %s: refused text that is not valid Unicode (%s)", request.method, request.url.path, exc.reason)
+    return JSONResponse(error_body(422, LONE_SURROGATE), status_code=422)
+
+
+async def out_of_range(request: Request, exc: Exception) -> JSONResponse:
+    # Logged with its traceback: a value the API let through to the store is a missing bound to add where declared.
+    log.warning("%s %s: a value the store cannot hold", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(error_body(422, OUT_OF_RANGE), status_code=422)
+
+
+async def server_error(_: Request, exc: Exception) -> JSONResponse:
+    # Starlette re-raises the exception after this answer is sent, so the server logs its traceback.
+    return JSONResponse(error_body(500, SERVER_ERROR), status_code=500)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(UnicodeEncodeError, not_unicode)
+    app.add_exception_handler(OverflowError, out_of_range)
+    app.add_exception_handler(DataError, out_of_range)
+    app.add_exception_handler(Exception, server_error)

@@ -192,3 +192,119 @@ def test_openapi_documents_the_api(api):
     assert {"/healthz", "/api/v1/declarations", "/api/v1/declarations/{declaration_id}",
             "/api/v1/conversations/{conversation_id}"} <= set(paths)  # fmt: skip
     assert api.get("/docs").status_code == 200
+
+
+# No input gives a 500: numbers beyond the store's 64-bit integers, text that is not Unicode, anything unexpected.
+
+TOO_BIG = 2**64  # 18446744073709551616: past any integer PostgreSQL or SQLite holds
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "field"),
+    [("GET", f"/api/v1/declarations/{TOO_BIG}", "declaration_id"),
+     ("GET", f"/api/v1/declarations/{2**31}", "declaration_id"),  # ids are 32-bit INTEGER columns on PostgreSQL
+     ("GET", f"/api/v1/declarations?offset={2**63}", "offset"),
+     ("GET", f"/api/v1/declarations?offset={TOO_BIG}", "offset"),
+     ("GET", f"/api/v1/declarations?campaign_id={TOO_BIG}", "campaign_id"),
+     ("GET", f"/api/v1/conversations/{TOO_BIG}", "conversation_id"),
+     ("GET", f"/api/v1/alerts?offset={TOO_BIG}", "offset"),
+     ("POST", f"/api/v1/alerts/{TOO_BIG}/ack", "alert_id"),
+     ("GET", f"/api/v1/campaigns/{TOO_BIG}", "campaign_id"),
+     ("GET", f"/api/v1/campaigns/{TOO_BIG}/export.csv", "campaign_id"),
+     ("POST", f"/api/v1/campaigns/{TOO_BIG}/pause", "campaign_id"),
+     ("GET", "/api/v1/declarations/-1", "declaration_id")],
+)  # fmt: skip
+def test_numbers_beyond_the_store_are_422_naming_the_parameter(api, seeded, method, path, field):
+    _, tokens = seeded
+    response = httpx.request(method, f"{api.url}{path}", headers={"Authorization": f"Bearer {tokens['admin']}"})
+    assert response.status_code == 422, response.text
+    assert response.json()["message"].startswith(f"{field}:")
+
+
+def test_the_largest_id_the_store_holds_is_simply_not_found(api, seeded):
+    _, tokens = seeded
+    response = api.get(f"/api/v1/declarations/{2**31 - 1}", tokens["admin"])
+    assert response.status_code == 404
+    assert api.get("/api/v1/declarations", tokens["admin"], offset=2**63 - 1).json() == []
+
+
+def test_a_campaign_over_a_list_id_beyond_the_store_is_422(api, seeded):
+    _, tokens = seeded
+    response = httpx.post(f"{api.url}/api/v1/campaigns", json={"name": "F1", "contact_list_ids": [TOO_BIG]},
+                          headers={"Authorization": f"Bearer {tokens['admin']}"})  # fmt: skip
+    assert response.status_code == 422
+    assert response.json()["message"].startswith("contact_list_ids.0:")
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [(b'{"text": "\\ud800"}', "text"), (b'{"text": "ok \\udfff ok"}', "text"),
+     (b'{"text": "x", "payload": "/affirm{\\"a\\": [\\"\\ud83d\\"]}"}', "payload"),
+     (b'{"text": "x", "extra": {"deep": ["fine", "\\udc00"]}}', "extra.deep.1")],
+)  # fmt: skip
+def test_a_lone_surrogate_in_a_chat_message_is_422_and_nothing_is_stored(api, body, where):
+    from models import Channel, Turn
+
+    with api.sessions.begin() as session:
+        who = factories.person(session, "+84912345678")
+        conversation = factories.conversation(session, who, channel=Channel.WEBCHAT)
+        conversation.resident_token_hash = auth.hash_token("session-key")
+    url = f"{api.url}/api/v1/webchat/sessions/session-key/messages"
+    response = httpx.post(url, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["error"] == "invalid_request"
+    assert response.json()["message"].startswith(f"{where}: not valid Unicode")
+    with api.sessions() as session:
+        assert len(session.scalars(select(Turn)).all()) == 2  # the two the factory wrote
+    # A well-formed pair (an emoji) is text like any other: it reaches the conversation (kept, the engine being down).
+    response = httpx.post(url, content=b'{"text": "\\ud83d\\ude37 ho"}', headers={"content-type": "application/json"})
+    assert response.status_code == 503
+    with api.sessions() as session:
+        assert session.scalars(select(Turn).order_by(Turn.id)).all()[-1].text == "😷 ho"
+
+
+def test_a_lone_surrogate_in_a_webchat_opening_stores_no_person(api):
+    from models import Person
+
+    for body in (b'{"phone": "0912345678", "name": "\\ud800"}', b'{"phone": "0912345678\\udfff"}'):
+        response = httpx.post(f"{api.url}/api/v1/webchat/sessions", content=body)  # no content type: read as JSON
+        assert response.status_code == 422
+    with api.sessions() as session:
+        assert session.scalars(select(Person)).all() == []
+
+
+def test_a_json_body_over_a_megabyte_is_413(api):
+    response = httpx.post(f"{api.url}/api/v1/webchat/sessions", json={"name": "x" * (1 << 20)})
+    assert response.status_code == 413
+    assert response.json()["error"] == "too_large"
+
+
+def test_errors_past_the_routes_are_json_and_reveal_nothing():
+    """The handlers behind the declared bounds: values the store cannot hold are 422, anything else a bare 500."""
+    from fastapi import FastAPI
+
+    from outreach import errors
+    from tests.support.net import serving
+
+    app = FastAPI()
+    errors.install(app)
+
+    @app.get("/overflow")
+    def overflow():
+        raise OverflowError("Python int too large to convert to SQLite INTEGER")
+
+    @app.get("/surrogate")
+    def surrogate():
+        return "\ud800".encode()
+
+    @app.get("/bug")
+    def bug():
+        raise RuntimeError("password=hunter2 in /srv/outreach/secret.py")
+
+    with serving(app) as url:
+        assert httpx.get(f"{url}/overflow").json() == {"error": "invalid_request", "message": errors.OUT_OF_RANGE}
+        assert httpx.get(f"{url}/surrogate").status_code == 422
+        response = httpx.get(f"{url}/bug")
+    assert response.status_code == 500
+    assert response.json() == {"error": "server_error", "message": errors.SERVER_ERROR}
+    assert "hunter2" not in response.text and "secret" not in response.text

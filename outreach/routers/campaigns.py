@@ -24,7 +24,7 @@ from models import Campaign, CampaignStatus, ContactList, User, utcnow
 from outreach.auth import audit, get_in_scope
 from outreach.deps import PlatformDep, SessionDep, UserDep
 from outreach.routers.contact_lists import list_manager
-from outreach.schemas import ErrorOut
+from outreach.schemas import ErrorOut, Id
 
 router = APIRouter(prefix="/api/v1/campaigns", tags=["campaigns"])
 ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut},
@@ -43,7 +43,7 @@ NowDep = Annotated[datetime, Depends(clock)]
 
 class NewCampaign(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    contact_list_ids: list[int] = Field(min_length=1)
+    contact_list_ids: list[Id] = Field(min_length=1)
     rules: CampaignRules = CampaignRules()
 
 
@@ -87,7 +87,7 @@ def create_campaign(body: NewCampaign, session: SessionDep, user: Manager) -> Ca
 
 
 @router.get("/{campaign_id}", responses=ERRORS)
-def get_campaign(campaign_id: int, session: SessionDep, user: UserDep, now: NowDep) -> CampaignOut:
+def get_campaign(campaign_id: Id, session: SessionDep, user: UserDep, now: NowDep) -> CampaignOut:
     campaign = _campaign(session, user, campaign_id)
     return _out(session, campaign, progress(session, campaign, now))
 
@@ -95,7 +95,7 @@ def get_campaign(campaign_id: int, session: SessionDep, user: UserDep, now: NowD
 @router.get("/{campaign_id}/export.csv", responses=ERRORS, response_class=StreamingResponse,
             summary="One row per person per follow-up day (UTF-8 with a BOM)")  # fmt: skip
 def export_csv(
-    campaign_id: int, session: SessionDep, user: UserDep, platform: PlatformDep, request: Request, now: NowDep
+    campaign_id: Id, session: SessionDep, user: UserDep, platform: PlatformDep, request: Request, now: NowDep
 ) -> StreamingResponse:
     _, today = _exporting(session, user, campaign_id, "csv", request, now)
     rows = _rows_in_own_session(platform.sessions, campaign_id, today, user.province_code)
@@ -106,7 +106,7 @@ def export_csv(
 
 @router.get("/{campaign_id}/export.xlsx", responses=ERRORS, response_class=FileResponse,
             summary="One row per person per follow-up day (a workbook)")  # fmt: skip
-def export_xlsx(campaign_id: int, session: SessionDep, user: UserDep, request: Request, now: NowDep) -> FileResponse:
+def export_xlsx(campaign_id: Id, session: SessionDep, user: UserDep, request: Request, now: NowDep) -> FileResponse:
     campaign, today = _exporting(session, user, campaign_id, "xlsx", request, now)
     with tempfile.NamedTemporaryFile(suffix=".xlsx", delete=False) as sink:
         try:
@@ -142,7 +142,7 @@ def _file_name(campaign_id: int, today: date, extension: str) -> str:
 
 @router.post("/{campaign_id}/{action}", responses=ERRORS, summary="start, pause, resume or cancel")
 def change_campaign(
-    campaign_id: int, action: Literal["start", "pause", "resume", "cancel"], session: SessionDep, user: Manager,
+    campaign_id: Id, action: Literal["start", "pause", "resume", "cancel"], session: SessionDep, user: Manager,
     platform: PlatformDep, background: BackgroundTasks,
 ) -> CampaignOut:  # fmt: skip
     campaign = _campaign(session, user, campaign_id)

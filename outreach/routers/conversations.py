@@ -7,7 +7,7 @@ from sqlalchemy.orm import contains_eager, selectinload
 from models import Conversation, Declaration
 from outreach.auth import audit, in_scope
 from outreach.deps import SessionDep, TranscriptReaderDep
-from outreach.schemas import ConversationOut, ErrorOut
+from outreach.schemas import ConversationOut, ErrorOut, Id
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
 
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
     responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}},
 )
 def get_conversation(
-    conversation_id: int, request: Request, session: SessionDep, user: TranscriptReaderDep
+    conversation_id: Id, request: Request, session: SessionDep, user: TranscriptReaderDep
 ) -> ConversationOut:
     stmt = in_scope(
         select(Conversation).join(Conversation.person).where(Conversation.id == conversation_id), user
