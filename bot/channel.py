@@ -3,10 +3,13 @@
 One POST does one resident turn: the engine handles the message, then the reply carries both what the bot
 said and every slot value of the conversation, so the platform never needs a second round trip.
 
-    POST /webhooks/turn/webhook  {"sender": "...", "message": "...", "metadata": {...},
+    POST /webhooks/turn/webhook  {"sender": "...", "message": "...", "message_id": "...", "metadata": {...},
                                   "restore": {"slots": {...}, "active_loop": "declaration_form"}}
     -> {"messages": [{"recipient_id": ..., "text": ..., "buttons": [...]}, ...], "slots": {...},
         "active_loop": "declaration_form" | null, "restored": false}
+
+`message_id` makes a turn idempotent: a message the engine already handled (it answered, then the platform timed
+out or the engine died before the answer arrived) is not handled twice; its replies are read from the tracker.
 
 `restore` is the conversation as the platform's store last saw it. It is used only when the engine has no
 tracker for the sender (restarted without its tracker store, lost, or wiped): the slots and the open form are
@@ -25,7 +28,7 @@ from typing import Any
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME, REQUESTED_SLOT
-from rasa.shared.core.events import ActionExecuted, ActiveLoop, Event, SessionStarted, SlotSet
+from rasa.shared.core.events import ActionExecuted, ActiveLoop, BotUttered, Event, SessionStarted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa_sdk.executor import ActionExecutor
 from rasa_sdk.interfaces import ActionExecutionRejection, ActionNotFoundException
@@ -57,6 +60,20 @@ def restore_events(slots: dict[str, Any], active_loop: str | None, known_slots: 
         ]
     events.append(ActionExecuted(ACTION_LISTEN_NAME))
     return events
+
+
+def replies_to(tracker: DialogueStateTracker, message_id: str) -> list[dict[str, Any]] | None:
+    """The bot's replies to a message the tracker already holds (a retried turn), or None if it is new."""
+    replies = None
+    for event in tracker.events:
+        if isinstance(event, UserUttered):
+            if replies is not None:
+                break
+            if event.message_id == message_id:
+                replies = []
+        elif isinstance(event, BotUttered) and replies is not None:
+            replies.append({"text": event.text, "buttons": event.data.get("buttons") or []})
+    return replies
 
 
 async def _restore_if_forgotten(agent: Any, sender: str, restore: Any) -> bool:
@@ -106,15 +123,18 @@ class TurnInput(InputChannel):
             sender, text = body.get("sender"), body.get("message")
             if not isinstance(sender, str) or not sender or not isinstance(text, str):
                 return response.json({"error": "'sender' and 'message' must be strings"}, status=400)
-            agent = request.app.ctx.agent
+            agent, message_id = request.app.ctx.agent, body.get("message_id")
             restored = await _restore_if_forgotten(agent, sender, body.get("restore"))
-            collector = CollectingOutputChannel()
-            await on_new_message(
-                UserMessage(text, collector, sender, input_channel=self.name(), metadata=body.get("metadata"))
-            )
             tracker = await agent.tracker_store.retrieve(sender)
+            messages = replies_to(tracker, message_id) if tracker and isinstance(message_id, str) else None
+            if messages is None:  # a new message (a retried one was handled already: answered from the tracker)
+                collector = CollectingOutputChannel()
+                await on_new_message(UserMessage(text, collector, sender, input_channel=self.name(),
+                                                 metadata=body.get("metadata"), message_id=message_id))  # fmt: skip
+                messages = collector.messages
+                tracker = await agent.tracker_store.retrieve(sender)
             return response.json({
-                "messages": collector.messages,
+                "messages": messages,
                 "slots": tracker.current_slot_values() if tracker else {},
                 "active_loop": tracker.active_loop_name if tracker else None,
                 "restored": restored,

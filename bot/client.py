@@ -64,23 +64,32 @@ class EngineClient:
             response = await self._http.get(self.HEALTH_PATH, timeout=timeout_s)
         except httpx.HTTPError as error:
             raise EngineError(f"engine unreachable at {self.base_url}: {error.__class__.__name__}") from error
-        if response.status_code != 200 or not response.json().get("ready"):
+        try:
+            health = response.json() if response.status_code == 200 else {}
+        except ValueError:
+            health = {}
+        if not isinstance(health, dict) or not health.get("ready"):
             raise EngineError(f"engine at {self.base_url} answered {response.status_code} (no model loaded?)")
-        return response.json()
+        return health
 
     async def turn(
         self,
         sender_id: str,
         text: str,
         *,
+        message_id: str | None = None,
         restore: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> EngineReply:
-        """Send one resident message; one round trip returns the replies and the slots. `restore` (the state of an
-        earlier reply) is what the engine takes the conversation back from if it has forgotten it."""
-        body = {"sender": sender_id, "message": text, "metadata": metadata or {}, "restore": restore}
+        """Send one resident message; one round trip returns the replies and the slots. A message sent again with
+        the same `message_id` is answered, not handled twice. `restore` (the state of an earlier reply) is what the
+        engine takes the conversation back from if it has forgotten it."""
+        body = {"sender": sender_id, "message": text, "message_id": message_id, "metadata": metadata or {},
+                "restore": restore}  # fmt: skip
         try:
             response = await self._http.post(self.TURN_PATH, json=body)
+            if response.status_code == 401:
+                raise EngineError("the engine refused the platform's token: give both the same OUTREACH_ENGINE_TOKEN")
             response.raise_for_status()
             payload = response.json()
         except (httpx.HTTPError, ValueError) as error:

@@ -129,10 +129,9 @@ def _date(value: Any) -> date:
     raise ValueError(f"exposure date '{text}' is not a date (dd/mm/yyyy)")
 
 
-def parse_contact(
-    line: int, cells: list[Any], mapping: dict[str, int], default_province: str | None, scope: str | None = None
-) -> Contact:
-    """One row as a contact, or ValueError saying what is wrong with it (a province outside `scope` included)."""
+def parse_contact(line: int, cells: list[Any], mapping: dict[str, int], scope: str | None = None) -> Contact:
+    """One row as a contact, or ValueError saying what is wrong with it (a province outside `scope` included).
+    A province is set only when the row names one; the list's own province is the importer's default."""
     values = {name: cells[i] if i < len(cells) else None for name, i in mapping.items()}
     values = {k: v for k, v in values.items() if v not in (None, "")}
     if "phone" not in values:
@@ -141,8 +140,7 @@ def parse_contact(
         phone = normalize_phone(str(values.pop("phone")))
     except InvalidPhone as error:
         raise ValueError(str(error)) from None
-    details: dict[str, Any] = {k: str(v) for k, v in values.items() if k in ("full_name", "address", "ward",
-                                                                           "district", "source_case")}  # fmt: skip
+    details: dict[str, Any] = {k: _fits(k, str(v)) for k, v in values.items() if k in TEXT_LIMITS}
     if "birth_year" in values:
         details["birth_year"] = _year(values["birth_year"])
     if "exposure_date" in values:
@@ -154,12 +152,27 @@ def parse_contact(
         if scope and code != scope:
             raise ValueError(f"province '{values['province']}' ({code}) is outside your province ({scope}); ask "
                              f"province {code} or a national user to import this row")  # fmt: skip
-        details["province_code"], details["province"] = code, str(values["province"])
-    elif default_province:
-        details["province_code"] = default_province
+        details["province_code"], details["province"] = code, _fits("province", str(values["province"]))
     return Contact(phone, details, [(line, cells)])
 
 
+# The longest text the store keeps of each field: a longer cell is a row's error, never a failed import.
+TEXT_LIMITS = {
+    name: column.type.length
+    for name, column in {
+        "full_name": Person.full_name, "address": Person.address, "ward": Person.ward, "district": Person.district,
+        "province": Person.province, "source_case": ContactListMember.source_case,
+    }.items()
+}  # fmt: skip
+
+
+def _fits(name: str, value: str) -> str:
+    if len(value) > TEXT_LIMITS[name]:
+        raise ValueError(f"{name} is longer than {TEXT_LIMITS[name]} characters")
+    return value
+
+
+SOURCE_NAME_CHARS = ContactList.source_file.type.length
 PERSON_FIELDS = ("full_name", "birth_year", "address", "ward", "district", "province", "province_code")
 
 
@@ -173,6 +186,8 @@ def import_contacts(
     province = province or scope
     if scope and province != scope:
         raise UnusableFile(f"a list of province {province} is outside your province ({scope})")
+    if len(list_name) > ContactList.name.type.length:
+        raise UnusableFile(f"the list's name is longer than {ContactList.name.type.length} characters")
     limits = limits or ReadLimits.from_settings(get_settings())
     rows = list(islice(read_table(path, limits), limits.max_rows + 2))  # counted before the slower parsing
     if not rows:
@@ -181,12 +196,13 @@ def import_contacts(
         raise UnusableFile(f"{path.name} has more than {limits.max_rows:,} rows; split the list")
     (_, header), *rows = rows
     mapping = map_columns(header, column_map)
-    contacts, rejects = _parse_rows(rows, mapping, province, scope, progress)
+    contacts, rejects = _parse_rows(rows, mapping, scope, progress)
     if not contacts and not rejects:
         raise UnusableFile(f"{path.name} has a header but no rows")
     with session_scope(sessions) as session:  # one transaction: a failure leaves the store as it was
         _after_other_imports(session)
-        contact_list = ContactList(name=list_name, province_code=province, source_file=source_name or path.name,
+        contact_list = ContactList(name=list_name, province_code=province,
+                                   source_file=(source_name or path.name)[:SOURCE_NAME_CHARS],
                                    created_by_id=created_by)  # fmt: skip
         session.add(contact_list)
         session.flush()
@@ -205,7 +221,7 @@ def _after_other_imports(session: Session) -> None:
 
 
 def _parse_rows(
-    rows: list[tuple[int, list[Any]]], mapping: dict[str, int], province: str | None, scope: str | None,
+    rows: list[tuple[int, list[Any]]], mapping: dict[str, int], scope: str | None,
     progress: Callable[[int], None] | None,
 ) -> tuple[dict[str, Contact], list[Reject]]:  # fmt: skip
     """Contacts by phone (rows of one phone merged) and the rows rejected."""
@@ -215,7 +231,7 @@ def _parse_rows(
         if progress:
             progress(1)
         try:
-            contact = parse_contact(line, cells, mapping, province, scope)
+            contact = parse_contact(line, cells, mapping, scope)
         except ValueError as error:
             rejects.append((line, str(error), cells))
             continue
@@ -241,10 +257,10 @@ def _store(
             if scope and person.province_code not in (None, scope):
                 rejects.extend(_not_yours(contacts.pop(phone), person.province_code))
                 del stored[phone]
-            elif move := _update(person, contacts[phone]):
+            elif move := _update(person, contacts[phone], contact_list.province_code):
                 moves.append(move)
         chunk = [phone for phone in chunk if phone in contacts]
-        new = [_person_row(contacts[p]) for p in chunk if p not in stored]
+        new = [_person_row(contacts[p], contact_list.province_code) for p in chunk if p not in stored]
         if new:
             session.execute(insert(Person), new)
         summary.imported += len(new)
@@ -266,22 +282,27 @@ def _store(
 
 
 def _not_yours(contact: Contact, province: str) -> list[Reject]:
-    reason = f"this phone belongs to a person followed by province {province}; ask them or a national user"
+    # Which province follows them is itself personal (it says they are on that province's list): not named.
+    reason = "this phone belongs to a person followed by another province; ask a national user"
     return [(line, reason, cells) for line, cells in contact.rows]
 
 
-def _update(person: Person, contact: Contact) -> list[Any] | None:
-    """One person per phone: the list's newest details win. A province change comes back as [id, from, to]."""
+def _update(person: Person, contact: Contact, list_province: str | None) -> list[Any] | None:
+    """One person per phone: the list's newest details win. Their province changes only when the row names one
+    (a national import) or they had none (the list's province claims them). A change comes back as [id, from, to]."""
     before = person.province_code
     for name in PERSON_FIELDS:
         if contact.details.get(name) is not None:
             setattr(person, name, contact.details[name])
+    if person.province_code is None:
+        person.province_code = list_province
     return [person.id, before, person.province_code] if person.province_code != before else None
 
 
-def _person_row(contact: Contact) -> dict[str, Any]:
+def _person_row(contact: Contact, list_province: str | None) -> dict[str, Any]:
     now = utcnow()
     row = {name: contact.details.get(name) for name in PERSON_FIELDS}
+    row["province_code"] = row["province_code"] or list_province
     return {**row, "phone": contact.phone, "created_at": now, "updated_at": now}
 
 

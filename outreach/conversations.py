@@ -202,7 +202,8 @@ class ConversationService:
             pending = await asyncio.to_thread(self._oldest_pending, conversation_id)
         while pending:
             try:
-                reply = await self.engine.turn(pending.sender, pending.text, restore=pending.engine_state)
+                reply = await self.engine.turn(pending.sender, pending.text, message_id=f"turn-{pending.turn_id}",
+                                               restore=pending.engine_state)  # fmt: skip
             except EngineError as error:
                 raise EngineDown(str(error)) from error
             if reply.restored:

@@ -16,12 +16,13 @@ MIGRATIONS_DIR = Path(models.__file__).resolve().parent / "migrations"
 
 
 def make_engine(database_url: str) -> Engine:
+    # hide_parameters: a failed statement's error (logged, printed) never carries residents' names and answers
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, hide_parameters=True)
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 30})
+    engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
     event.listen(engine, "connect", _tune_sqlite)
     return engine
 

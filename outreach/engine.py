@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -67,12 +69,20 @@ def engine_token(settings: Settings) -> str:
 
 _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# The kernel's parent-death signal follows the *thread* that forked the child: every child is forked by this one
+# thread, which lives as long as the process, so a child restarted from a scheduler job is not killed with that job.
+_launcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="child-launcher")
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: the kernel sends it SIGKILL when `outreach serve` dies, however it dies (SIGKILL,
-    the out-of-memory killer), so no engine outlives the platform and holds its port."""
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+def _die_with(parent: int) -> Callable[[], None]:
+    def in_child_before_exec() -> None:
+        """The kernel sends the child SIGKILL when `outreach serve` dies, however it dies (SIGKILL, the out-of-memory
+        killer), so no engine outlives the platform and holds its port."""
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the line above: nobody would have told us
+            os._exit(1)
+
+    return in_child_before_exec
 
 
 class Child:
@@ -84,10 +94,10 @@ class Child:
 
     def start(self) -> None:
         with self.log_file.open("ab") as sink:
-            self.process = subprocess.Popen(
-                self.command, cwd=PROJECT_ROOT, env=self.env, stdout=sink, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent,
-            )  # fmt: skip
+            self.process = _launcher.submit(
+                subprocess.Popen, self.command, cwd=PROJECT_ROOT, env=self.env, stdout=sink, stderr=subprocess.STDOUT,
+                start_new_session=True, preexec_fn=_die_with(os.getpid()),
+            ).result()  # fmt: skip
         log.info("%s starting (pid %s, log %s)", self.name, self.process.pid, self.log_file)
 
     def running(self) -> bool:

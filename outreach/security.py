@@ -62,7 +62,8 @@ class SecurityHeaders:
 
 # A JSON string may spell any UTF-16 code unit as an escape, so "\ud800" alone parses into a Python string that no
 # encoder accepts: the store, the engine and the log would each fail on it later. Valid pairs (emoji) are fine.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+# Raw UTF-8 bytes of a surrogate (ED A0-BF ..) are no valid UTF-8 either, but json.loads lets them through.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}|\xed[\xa0-\xbf]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.vnparse import SYMPTOM_PHRASES
-from models import Alert, AuditLog, Role, utcnow
+from models import Alert, AuditLog, Channel, Role, utcnow
 from outreach import auth
 from outreach.alerts import SYMPTOM_NAMES, assess, raise_alert
 from outreach.schemas import Symptom
@@ -90,6 +90,19 @@ def test_acknowledging_an_alert(api, alerts):
     with api.sessions() as session:
         assert session.scalar(select(AuditLog).where(AuditLog.action == "alert.ack")).object_ids == [alert["id"]]
         assert session.get(Alert, alert["id"]).acknowledged_by_id is not None
+
+
+def test_an_alert_from_a_typed_phone_says_the_phone_is_unproven(api, alerts):
+    """A stranger may have typed the number: the tracer sees it before acting on an urgent alert."""
+    with api.sessions.begin() as session:
+        who = factories.person(session, "+84987654321")
+        conversation = factories.conversation(session, who, channel=Channel.WEBCHAT)
+        conversation.phone_verified = False
+        declaration = factories.complete_declaration(session, who, conversation_id=conversation.id,
+                                                     symptoms=["chest_pain"])  # fmt: skip
+        raise_alert(session, declaration, assess(declaration, False, api.settings))
+    listed = {a["person"]["phone"]: a["phone_verified"] for a in api.get("/api/v1/alerts", alerts["tracer"]).json()}
+    assert listed == {"+84987654321": False, "+84912345678": True}
 
 
 def test_the_symptom_codes_agree_wherever_they_are_spelled(declaration_schema):

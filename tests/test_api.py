@@ -240,7 +240,8 @@ def test_a_campaign_over_a_list_id_beyond_the_store_is_422(api, seeded):
     ("body", "where"),
     [(b'{"text": "\\ud800"}', "text"), (b'{"text": "ok \\udfff ok"}', "text"),
      (b'{"text": "x", "payload": "/affirm{\\"a\\": [\\"\\ud83d\\"]}"}', "payload"),
-     (b'{"text": "x", "extra": {"deep": ["fine", "\\udc00"]}}', "extra.deep.1")],
+     (b'{"text": "x", "extra": {"deep": ["fine", "\\udc00"]}}', "extra.deep.1"),
+     (b'{"text": "raw \xed\xa0\x80 bytes"}', "text")],  # a surrogate's UTF-8 bytes, unescaped
 )  # fmt: skip
 def test_a_lone_surrogate_in_a_chat_message_is_422_and_nothing_is_stored(api, body, where):
     from models import Channel, Turn
@@ -266,7 +267,11 @@ def test_a_lone_surrogate_in_a_chat_message_is_422_and_nothing_is_stored(api, bo
 def test_a_lone_surrogate_in_a_webchat_opening_stores_no_person(api):
     from models import Person
 
-    for body in (b'{"phone": "0912345678", "name": "\\ud800"}', b'{"phone": "0912345678\\udfff"}'):
+    for body in (
+        b'{"phone": "0912345678", "name": "\\ud800"}',
+        b'{"phone": "0912345678\\udfff"}',
+        b'{"phone": "0912345678", "name": "\xed\xb0\x80"}',
+    ):
         response = httpx.post(f"{api.url}/api/v1/webchat/sessions", content=body)  # no content type: read as JSON
         assert response.status_code == 422
     with api.sessions() as session:

@@ -115,3 +115,14 @@ def test_an_engine_that_forgot_takes_the_conversation_back_from_the_store(engine
     again = call(engine_url, lambda client: client.turn(forgotten, "từ hôm qua", restore=before.state))
     assert not again.restored, "a conversation the engine holds is never overwritten by the store's copy"
     assert again.slots["symptom_onset"] is not None
+
+
+def test_a_retried_turn_is_answered_not_handled_twice(engine_url):
+    """The engine answered, but the answer never reached the platform (timeout, crash): the replay of the same turn
+    must not answer the next question too."""
+    sender = f"test-{uuid.uuid4()}"
+    call(engine_url, lambda client: client.turn(sender, '/start_declaration{"name": "Lan"}'))
+    first = call(engine_url, lambda client: client.turn(sender, "đúng rồi", message_id="turn-1"))
+    again = call(engine_url, lambda client: client.turn(sender, "đúng rồi", message_id="turn-1"))
+    assert first.slots["requested_slot"] == "consent" and first.slots["consent"] is None
+    assert again.messages == first.messages and again.slots == first.slots

@@ -201,8 +201,20 @@ def test_every_row_of_another_provinces_person_is_rejected_and_counted_once(sess
     with open(summary.rejects_file, encoding="utf-8-sig") as rejects:
         rows = list(csv.DictReader(rejects))
     assert [(r["line"], r["Họ và tên"]) for r in rows] == [("2", "An (HN)"), ("3", "An (HN 2)")]
-    assert all("followed by province 27" in r["reason"] for r in rows)
+    assert all("followed by another province" in r["reason"] and "27" not in r["reason"] for r in rows)
     with sessions() as session:
         an = session.scalar(select(Person).where(Person.phone == "+84912345678"))
         assert (an.full_name, an.province_code) == ("Nguyễn Văn An", "27")
         assert session.scalar(select(Person.province_code).where(Person.phone == "+84987654321")) == "01"
+
+
+def test_a_cell_longer_than_the_store_keeps_is_a_rejected_row(sessions, tmp_path):
+    """PostgreSQL refuses a name past 200 characters: the row says so instead of the whole import failing."""
+    path = tmp_path / "f1.csv"
+    rows = [f"0912345678,{'A' * 201},BN1", f"0987654321,Bình,{'x' * 101}", "0903000111,Chi,BN2"]
+    path.write_text("\n".join(["SĐT,Họ và tên,Mã F0", *rows]) + "\n", encoding="utf-8")
+    summary = import_contacts(sessions, path, "F1", province="27", source_name="f" * 600 + ".csv")
+    assert (summary.imported, summary.rejected) == (1, 2)
+    with open(summary.rejects_file, encoding="utf-8-sig") as rejects:
+        reasons = [row["reason"] for row in csv.DictReader(rejects)]
+    assert reasons == ["full_name is longer than 200 characters", "source_case is longer than 100 characters"]

@@ -50,7 +50,10 @@ def _serve(tmp_path: Path) -> tuple[subprocess.Popen, str, dict]:
 
 
 def _children_of(pid: int) -> list[int]:
-    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    """Children of every thread of `pid` (the kernel lists them per forking thread)."""
+    return [
+        int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()
+    ]
 
 
 def _gone(pid: int, timeout_s: float = 20) -> bool:

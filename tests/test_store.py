@@ -6,11 +6,11 @@ import jsonschema
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
 import models
-from outreach.db import make_engine
+from outreach.db import make_engine, upgrade
 from outreach.schemas import DeclarationOut
 from tests import factories
 
@@ -107,3 +107,27 @@ def test_one_person_per_phone(sessions):
         factories.person(session, "+84912345678")
     with pytest.raises(IntegrityError), sessions.begin() as session:
         factories.person(session, "+84912345678", name="Someone Else")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_web_chats_typed_before_the_trust_revision_become_unverified(backend, tmp_path, request):
+    """0006: chats opened by typing a phone proved nothing; chats answering an outreach (a personal link) did."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        url = request.getfixturevalue("postgres").create_database("test_revision_0006")
+    engine = make_engine(url)
+    upgrade(engine, "0005")
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO people (id, phone, created_at, updated_at) "
+                                "VALUES (1, '+84912345678', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))  # fmt: skip
+        for number, channel in ((1, "webchat"), (2, "voice")):
+            connection.execute(text(
+                "INSERT INTO conversations (id, person_id, channel, engine_sender_id, started_at, last_activity_at) "
+                "VALUES (:id, 1, :channel, :sender, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            ), {"id": number, "channel": channel, "sender": f"s{number}"})  # fmt: skip
+    upgrade(engine)
+    with engine.connect() as connection:
+        verified = dict(connection.execute(text("SELECT channel, phone_verified FROM conversations")).all())
+    engine.dispose()
+    assert verified == {"webchat": False, "voice": True}

@@ -224,7 +224,7 @@ def test_a_provincial_import_never_moves_another_provinces_people(api, two_provi
     rejects = httpx.get(f"{api.url}{body['rejects_url']}", headers={"Authorization": f"Bearer {tokens['hanoi']}"})
     rows = list(csv.DictReader(io.StringIO(rejects.content.decode("utf-8-sig"))))
     assert [(r["line"], r["Họ và tên"]) for r in rows] == [("2", "Tên Hà Nội đặt cho An"), ("3", "Người ở Bắc Ninh")]
-    assert "belongs to a person followed by province 27" in rows[0]["reason"]
+    assert "belongs to a person followed by another province" in rows[0]["reason"]
     assert "outside your province (01)" in rows[1]["reason"]
     with api.sessions() as session:
         an = session.get(Person, an_id)
@@ -249,6 +249,17 @@ def test_a_national_import_may_move_people_and_each_move_is_audited(api, two_pro
         assert session.get(Person, an_id).province_code == "01"
         entry = session.scalar(select(AuditLog).where(AuditLog.action == "person.move"))
         assert entry.detail == {"contact_list_id": response.json()["list_id"], "moves": [[an_id, "27", "01"]]}
+
+
+def test_a_national_import_moves_nobody_by_its_lists_province_alone(api, two_provinces):
+    """The list's province is a default for people new to the store (or without a province), not a move."""
+    an_id, _, tokens = two_provinces
+    response = _post_list(api, tokens["national"], "SĐT,Họ và tên\n0912345678,An\n0903000111,Mới\n", province="01")
+    assert response.status_code == 200 and response.json()["rejected"] == 0
+    with api.sessions() as session:
+        assert session.get(Person, an_id).province_code == "27"
+        assert session.scalar(select(Person.province_code).where(Person.phone == "+84903000111")) == "01"
+        assert session.scalar(select(AuditLog).where(AuditLog.action == "person.move")) is None
 
 
 # Moving a person

@@ -8,11 +8,11 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import case, select
-from sqlalchemy.orm import contains_eager
+from sqlalchemy.orm import contains_eager, selectinload
 
-from models import Alert, AlertLevel, Person, utcnow
+from models import Alert, AlertLevel, Declaration, Person, utcnow
 from outreach.auth import audit, in_scope
 from outreach.deps import AlertHandlerDep, SessionDep
 from outreach.schemas import ErrorOut, Id, Offset, PersonOut
@@ -30,16 +30,23 @@ class AlertOut(BaseModel):
     updated_at: datetime
     acknowledged_at: datetime | None
     acknowledged_by: int | None
+    phone_verified: bool = Field(
+        description="false when the answers came from a web chat opened by typing the phone: call before acting"
+    )
 
     @classmethod
     def of(cls, alert: Alert) -> "AlertOut":
+        conversation = alert.declaration.conversation
         return cls(id=alert.id, level=alert.level, reasons=list(alert.reasons), declaration_id=alert.declaration_id,
                    person=PersonOut.of(alert.person), created_at=alert.created_at, updated_at=alert.updated_at,
-                   acknowledged_at=alert.acknowledged_at, acknowledged_by=alert.acknowledged_by_id)  # fmt: skip
+                   acknowledged_at=alert.acknowledged_at, acknowledged_by=alert.acknowledged_by_id,
+                   phone_verified=conversation is None or conversation.phone_verified)  # fmt: skip
 
 
 def _scoped(user):
-    return in_scope(select(Alert).join(Alert.person), user).options(contains_eager(Alert.person))
+    return in_scope(select(Alert).join(Alert.person), user).options(
+        contains_eager(Alert.person), selectinload(Alert.declaration).selectinload(Declaration.conversation)
+    )
 
 
 @router.get(

@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
-from campaigns.import_process import ImportJob, ImportWorkers, start_fork_server
+from campaigns.import_process import ImportCrashed, ImportJob, ImportWorkers, start_fork_server
 from campaigns.importer import ReadLimits, UnusableFile
 from models import ContactList, ContactListMember, Role, User
 from outreach.auth import AuthError, get_in_scope, validate_province_code
@@ -112,6 +112,8 @@ async def upload_list(
         summary = await workers.run(job)
     except UnusableFile as error:
         raise HTTPException(422, str(error)) from None
+    except ImportCrashed:  # its log line says why; the answer carries none of the list's rows
+        raise HTTPException(500, "the import failed on the server; nothing was stored: try again later") from None
     finally:
         saved.unlink(missing_ok=True)
     rejects_url = _rejects_url(summary.list_id, summary.rejects_file)
