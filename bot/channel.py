@@ -76,17 +76,16 @@ def replies_to(tracker: DialogueStateTracker, message_id: str) -> list[dict[str,
     return replies
 
 
-async def _restore_if_forgotten(agent: Any, sender: str, restore: Any) -> bool:
-    if not isinstance(restore, dict) or not isinstance(restore.get("slots"), dict):
-        return False
-    store = agent.tracker_store
-    tracker = await store.retrieve(sender)
+async def _restore_if_forgotten(agent: Any, tracker: DialogueStateTracker | None, sender: str, restore: Any) -> bool:
+    """Save a tracker rebuilt from `restore` when the engine holds none for the sender; True if it did."""
     if tracker is not None and tracker.events:
+        return False
+    if not isinstance(restore, dict) or not isinstance(restore.get("slots"), dict):
         return False
     domain = agent.domain
     active_loop = restore.get("active_loop") if restore.get("active_loop") in domain.form_names else None
     events = restore_events(restore["slots"], active_loop, {slot.name for slot in domain.slots})
-    await store.save(DialogueStateTracker.from_events(sender, events, domain.slots))
+    await agent.tracker_store.save(DialogueStateTracker.from_events(sender, events, domain.slots))
     return True
 
 
@@ -124,8 +123,8 @@ class TurnInput(InputChannel):
             if not isinstance(sender, str) or not sender or not isinstance(text, str):
                 return response.json({"error": "'sender' and 'message' must be strings"}, status=400)
             agent, message_id = request.app.ctx.agent, body.get("message_id")
-            restored = await _restore_if_forgotten(agent, sender, body.get("restore"))
             tracker = await agent.tracker_store.retrieve(sender)
+            restored = await _restore_if_forgotten(agent, tracker, sender, body.get("restore"))
             messages = replies_to(tracker, message_id) if tracker and isinstance(message_id, str) else None
             if messages is None:  # a new message (a retried one was handled already: answered from the tracker)
                 collector = CollectingOutputChannel()
