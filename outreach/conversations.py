@@ -270,23 +270,22 @@ class ConversationService:
 
 
 def _offered_payloads(session: Session, conversation_id: int) -> set[str]:
-    """The payloads of the buttons in the bot's last reply: the only commands a resident may send."""
-    last_bot = (
-        session.scalar(
-            select(func.max(Turn.seq)).where(Turn.conversation_id == conversation_id, Turn.speaker == Speaker.BOT)
-        )
-        or 0
-    )
-    reply_began_after = session.scalar(
-        select(func.coalesce(func.max(Turn.seq), 0)).where(
-            Turn.conversation_id == conversation_id, Turn.speaker == Speaker.RESIDENT, Turn.seq < last_bot
-        )
-    )
-    offered = session.scalars(
-        select(Turn.buttons).where(Turn.conversation_id == conversation_id, Turn.speaker == Speaker.BOT,
-                                   Turn.seq > reply_began_after)
-    )  # fmt: skip
-    return {button["payload"] for buttons in offered for button in buttons or []}
+    """The payloads of the buttons in the bot's last reply: the only commands a resident may send.
+
+    Walks the transcript back from its end: resident turns still waiting for the engine, then the bot's last reply
+    (its turns up to the resident turn it answered)."""
+    turns = session.execute(
+        select(Turn.speaker, Turn.buttons).where(Turn.conversation_id == conversation_id).order_by(Turn.seq.desc())
+    ).all()  # a conversation is a few dozen lines
+    offered: set[str] = set()
+    in_reply = False
+    for speaker, buttons in turns:
+        if speaker == Speaker.BOT:
+            in_reply = True
+            offered.update(button["payload"] for button in buttons or [])
+        elif in_reply:
+            break
+    return offered
 
 
 def engine_text_for(text: str, payload: str | None, offered: set[str]) -> str | None:
@@ -325,16 +324,10 @@ def _known(value: Any) -> Any:
     return None if value in (None, "unknown", "") else value
 
 
-def _day(value: Any) -> date | None:
+def _iso(kind: type[date] | type[datetime], value: Any) -> date | datetime | None:
+    """An ISO date or moment from a slot, or None when the slot holds none (or something else)."""
     try:
-        return date.fromisoformat(value) if _known(value) else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _moment(value: Any) -> datetime | None:
-    try:
-        return datetime.fromisoformat(value) if _known(value) else None
+        return kind.fromisoformat(value) if _known(value) else None
     except (TypeError, ValueError):
         return None
 
@@ -358,14 +351,14 @@ def answers_in(slots: dict[str, Any]) -> dict[str, Any]:
         "identity_confirmed": _yes_or_no(slots.get("identity_confirmed")),
         "temperature_c": float(temperature) if isinstance(temperature, int | float) and 34 <= temperature <= 43
         else None,
-        "symptom_onset": _day(slots.get("symptom_onset")),
+        "symptom_onset": _iso(date, slots.get("symptom_onset")),
         "contact_with_case": _one_of(slots.get("contact_with_case"), ("yes", "no", "unknown")),
         "test_result": _one_of(slots.get("test_result"), ("positive", "negative", "pending", "not_tested")),
-        "test_date": _day(slots.get("test_date")),
+        "test_date": _iso(date, slots.get("test_date")),
         "vaccine_doses": int(doses) if isinstance(doses, int | float) and 0 <= doses <= 6 else None,
         "at_registered_address": _yes_or_no(slots.get("at_registered_address")),
         "needs": _known(slots.get("needs")),
-        "callback_at": _moment(slots.get("callback_at")),
+        "callback_at": _iso(datetime, slots.get("callback_at")),
         "status": STATUS_OF_OUTCOME.get(slots.get("outcome")),
     }  # fmt: skip
     if isinstance(symptoms, list):
