@@ -18,9 +18,18 @@ FEVER_FROM_C = 37.5  # a measured temperature this high is a fever even when the
 URGENT_SYMPTOMS = {"shortness_of_breath", "chest_pain"}
 
 QUESTIONS = [
-    "identity_confirmed", "consent", "symptoms", "temperature", "symptom_onset", "contact_with_case",
-    "test_result", "test_date", "vaccine_doses", "at_registered_address", "needs",
-]  # fmt: skip
+    "identity_confirmed",
+    "consent",
+    "symptoms",
+    "temperature",
+    "symptom_onset",
+    "contact_with_case",
+    "test_result",
+    "test_date",
+    "vaccine_doses",
+    "at_registered_address",
+    "needs",
+]
 DIALOGUE_SLOTS = [*QUESTIONS, "callback_at", "outcome", "emergency", "reask_count"]
 ENDING_OUTCOMES = {"wrong_person", "refused", "ended_early", "complete"}
 CLOSING_RESPONSES = {
@@ -34,12 +43,36 @@ _YES_NO_QUESTIONS = {"contact_with_case", "at_registered_address"}
 _UNKNOWABLE = {"temperature", "symptom_onset", "contact_with_case", "test_date", "test_result", "vaccine_doses"}
 
 _AT_HOME = [split_phrase(p) for p in ("ở nhà", "vẫn ở", "ở đây", "ở chỗ cũ", "đang cách ly", "ở phòng")]
-_AWAY = [split_phrase(p) for p in ("về quê", "đi làm", "không ở", "chuyển đi", "ra ngoài", "đi vắng", "ở quê",
-                                   "đi công tác", "chuyển chỗ")]  # fmt: skip
-_NO_NEEDS = [split_phrase(p) for p in ("không cần", "chưa cần", "không có gì", "không cần gì", "đủ rồi", "ổn rồi",
-                                       "không phải hỗ trợ", "tự lo được")]  # fmt: skip
-_WRONG_PERSON = [split_phrase(p) for p in ("nhầm số", "sai số", "nhầm người", "sai người", "không phải tôi",
-                                           "không phải người", "nhầm máy", "không có ai tên")]  # fmt: skip
+_AWAY = [
+    split_phrase(p)
+    for p in ("về quê", "đi làm", "không ở", "chuyển đi", "ra ngoài", "đi vắng", "ở quê", "đi công tác", "chuyển chỗ")
+]
+_NO_NEEDS = [
+    split_phrase(p)
+    for p in (
+        "không cần",
+        "chưa cần",
+        "không có gì",
+        "không cần gì",
+        "đủ rồi",
+        "ổn rồi",
+        "không phải hỗ trợ",
+        "tự lo được",
+    )
+]
+_WRONG_PERSON = [
+    split_phrase(p)
+    for p in (
+        "nhầm số",
+        "sai số",
+        "nhầm người",
+        "sai người",
+        "không phải tôi",
+        "không phải người",
+        "nhầm máy",
+        "không có ai tên",
+    )
+]
 _NOT_MEASURED = [split_phrase(p) for p in ("chưa đo", "không đo", "không có nhiệt kế", "chưa kiểm tra")]
 _NOT_VACCINATED = [split_phrase(p) for p in ("chưa tiêm", "không tiêm", "chưa được tiêm", "chưa chích")]
 

@@ -128,16 +128,26 @@ class TurnInput(InputChannel):
             messages = replies_to(tracker, message_id) if tracker and isinstance(message_id, str) else None
             if messages is None:  # a new message (a retried one was handled already: answered from the tracker)
                 collector = CollectingOutputChannel()
-                await on_new_message(UserMessage(text, collector, sender, input_channel=self.name(),
-                                                 metadata=body.get("metadata"), message_id=message_id))  # fmt: skip
+                await on_new_message(
+                    UserMessage(
+                        text,
+                        collector,
+                        sender,
+                        input_channel=self.name(),
+                        metadata=body.get("metadata"),
+                        message_id=message_id,
+                    )
+                )
                 messages = collector.messages
                 tracker = await agent.tracker_store.retrieve(sender)
-            return response.json({
-                "messages": messages,
-                "slots": tracker.current_slot_values() if tracker else {},
-                "active_loop": tracker.active_loop_name if tracker else None,
-                "restored": restored,
-            })  # fmt: skip
+            return response.json(
+                {
+                    "messages": messages,
+                    "slots": tracker.current_slot_values() if tracker else {},
+                    "active_loop": tracker.active_loop_name if tracker else None,
+                    "restored": restored,
+                }
+            )
 
         @webhook.route("/actions", methods=["POST"])
         async def run_action(request: Request) -> HTTPResponse:

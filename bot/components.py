@@ -36,8 +36,12 @@ from bot.vntext import words
 class VietnameseTokenizer(Tokenizer):
     @staticmethod
     def get_default_config() -> dict[str, Any]:
-        return {"intent_tokenization_flag": False, "intent_split_symbol": "_", "token_pattern": None,
-                "prefix_separator_symbol": None}  # fmt: skip
+        return {
+            "intent_tokenization_flag": False,
+            "intent_split_symbol": "_",
+            "token_pattern": None,
+            "prefix_separator_symbol": None,
+        }
 
     @classmethod
     def create(
@@ -71,7 +75,7 @@ class VietnameseEntityExtractor(GraphComponent, EntityExtractorMixin):
                     ENTITY_ATTRIBUTE_START: f.start,
                     ENTITY_ATTRIBUTE_END: f.end,
                     ENTITY_ATTRIBUTE_VALUE: f.value,
-                }  # fmt: skip
+                }
                 for f in find_all(text)
             ]
             message.set(ENTITIES, message.get(ENTITIES, []) + self.add_extractor_name(found), add_to_output=True)

@@ -23,9 +23,20 @@ class Found:
 # ---------------------------------------------------------------------------------------------- numbers
 
 _DIGIT_WORDS = {
-    "một": 1, "mốt": 1, "hai": 2, "ba": 3, "bốn": 4, "tư": 4, "năm": 5, "lăm": 5, "sáu": 6, "bảy": 7, "bẩy": 7,
-    "tám": 8, "chín": 9,
-}  # fmt: skip
+    "một": 1,
+    "mốt": 1,
+    "hai": 2,
+    "ba": 3,
+    "bốn": 4,
+    "tư": 4,
+    "năm": 5,
+    "lăm": 5,
+    "sáu": 6,
+    "bảy": 7,
+    "bẩy": 7,
+    "tám": 8,
+    "chín": 9,
+}
 # Typed without accents these are everyday words first ("tu" = từ, "sau" = after, "nam" = south, "tam" = tạm):
 # they count as numbers only beside another number word ("ba tam phay nam").
 _AMBIGUOUS_UNACCENTED = {"tu", "nam", "sau", "bay", "tam", "lam", "mot"}
@@ -143,29 +154,66 @@ def find_temperatures(text: str, expected: bool = False) -> list[Found]:
 SYMPTOM_PHRASES = {
     "fever": ["sốt", "sốt cao", "sốt nhẹ", "nóng sốt", "phát sốt", "người nóng", "nóng người", "ớn lạnh", "sốt sốt"],
     "cough": ["ho", "ho khan", "ho có đờm", "ho đờm", "ho nhiều", "ho sù sụ", "ho húng hắng", "ho khù khụ"],
-    "shortness_of_breath": ["khó thở", "thở dốc", "hụt hơi", "thở không nổi", "thở không được", "khó hít thở",
-                            "thở gấp", "ngộp thở", "tức thở", "thở không ra hơi", "không thở nổi",
-                            "không thở được"],
+    "shortness_of_breath": [
+        "khó thở",
+        "thở dốc",
+        "hụt hơi",
+        "thở không nổi",
+        "thở không được",
+        "khó hít thở",
+        "thở gấp",
+        "ngộp thở",
+        "tức thở",
+        "thở không ra hơi",
+        "không thở nổi",
+        "không thở được",
+    ],
     "sore_throat": ["đau họng", "rát họng", "viêm họng", "ngứa họng", "đau rát họng", "khô họng", "vướng họng"],
     "fatigue": ["mệt", "mệt mỏi", "uể oải", "mệt lả", "đuối sức", "mỏi mệt", "kiệt sức", "mệt người"],
-    "loss_of_taste_or_smell": ["mất vị giác", "mất khứu giác", "không ngửi được mùi", "không ngửi thấy mùi",
-                               "không ngửi được", "mất mùi", "mất vị", "ăn không thấy vị", "ăn không có vị",
-                               "không cảm nhận được mùi vị", "mất vị giác và khứu giác", "không nếm được"],
+    "loss_of_taste_or_smell": [
+        "mất vị giác",
+        "mất khứu giác",
+        "không ngửi được mùi",
+        "không ngửi thấy mùi",
+        "không ngửi được",
+        "mất mùi",
+        "mất vị",
+        "ăn không thấy vị",
+        "ăn không có vị",
+        "không cảm nhận được mùi vị",
+        "mất vị giác và khứu giác",
+        "không nếm được",
+    ],
     "runny_nose": ["sổ mũi", "chảy nước mũi", "nghẹt mũi", "ngạt mũi", "chảy mũi", "sụt sịt", "tắc mũi"],
-    "body_ache": ["đau nhức người", "đau người", "nhức mỏi", "đau mỏi người", "đau nhức", "đau cơ", "nhức người",
-                  "mỏi người", "đau mình mẩy", "ê ẩm", "đau khớp", "nhức mỏi người", "đau mỏi"],
+    "body_ache": [
+        "đau nhức người",
+        "đau người",
+        "nhức mỏi",
+        "đau mỏi người",
+        "đau nhức",
+        "đau cơ",
+        "nhức người",
+        "mỏi người",
+        "đau mình mẩy",
+        "ê ẩm",
+        "đau khớp",
+        "nhức mỏi người",
+        "đau mỏi",
+    ],
     "headache": ["đau đầu", "nhức đầu", "nặng đầu", "đau nửa đầu", "choáng đầu", "váng đầu"],
     "diarrhea": ["tiêu chảy", "đi ngoài", "đau bụng đi ngoài", "đi ngoài nhiều lần", "tào tháo đuổi", "đi cầu nhiều"],
     "chest_pain": ["đau ngực", "tức ngực", "nặng ngực", "đau tức ngực", "thắt ngực", "nhói ngực"],
-}  # fmt: skip
+}
 # Longest phrases first, so "ho khan" wins over "ho" and "đau tức ngực" over "đau".
 _SYMPTOM_PATTERNS = sorted(
     ((split_phrase(p), code) for code, phrases in SYMPTOM_PHRASES.items() for p in phrases),
     key=lambda item: -len(item[0]),
 )
 # A symptom after one of these, in the same clause, is one the resident does not have.
-_NEGATORS = [split_phrase(p) for p in ("không", "chưa", "chẳng", "chả", "hết", "đỡ", "không còn", "không có",
-                                       "không bị", "hổng", "khỏi")]  # fmt: skip
+_NEGATORS = [
+    split_phrase(p)
+    for p in ("không", "chưa", "chẳng", "chả", "hết", "đỡ", "không còn", "không có", "không bị", "hổng", "khỏi")
+]
 _CLAUSE_BREAKS = [split_phrase(p) for p in ("nhưng", "mà", "còn", "với", "và", "thì", "chỉ", "riêng")]
 
 
@@ -232,9 +280,21 @@ def find_test_results(text: str) -> list[Found]:
     return found
 
 
-NOT_TESTED_PHRASES = [split_phrase(p) for p in ("chưa test", "chưa xét nghiệm", "chưa làm xét nghiệm", "chưa đi test",
-                                                 "không test", "không xét nghiệm", "chưa được test", "chưa làm test",
-                                                 "chưa được xét nghiệm", "chưa lấy mẫu")]  # fmt: skip
+NOT_TESTED_PHRASES = [
+    split_phrase(p)
+    for p in (
+        "chưa test",
+        "chưa xét nghiệm",
+        "chưa làm xét nghiệm",
+        "chưa đi test",
+        "không test",
+        "không xét nghiệm",
+        "chưa được test",
+        "chưa làm test",
+        "chưa được xét nghiệm",
+        "chưa lấy mẫu",
+    )
+]
 
 
 def says_not_tested(text: str) -> bool:
@@ -269,14 +329,28 @@ def find_doses(text: str, expected: bool = False) -> list[Found]:
 _WEEKDAYS = {"hai": 0, "ba": 1, "tư": 2, "bốn": 2, "năm": 3, "sáu": 4, "bảy": 5}
 _PARTS_OF_DAY = {"sáng": time(9), "trưa": time(12), "chiều": time(15), "tối": time(19), "đêm": time(21)}
 _DAY_OFFSETS = [
-    (split_phrase("hôm nay"), 0), (split_phrase("bữa nay"), 0), (split_phrase("ngày hôm nay"), 0),
-    (split_phrase("hôm qua"), -1), (split_phrase("bữa qua"), -1), (split_phrase("ngày hôm qua"), -1),
-    (split_phrase("hôm kia"), -2), (split_phrase("bữa kia"), -2), (split_phrase("hôm trước"), -2),
-    (split_phrase("ngày mai"), 1), (split_phrase("mai"), 1), (split_phrase("ngày kia"), 2), (split_phrase("mốt"), 2),
-    (split_phrase("tuần trước"), -7), (split_phrase("tuần rồi"), -7), (split_phrase("đầu tuần"), None),
-    (split_phrase("mấy hôm nay"), -3), (split_phrase("mấy ngày nay"), -3), (split_phrase("mấy bữa nay"), -3),
-    (split_phrase("mấy hôm rồi"), -3), (split_phrase("mấy ngày rồi"), -3),
-]  # fmt: skip
+    (split_phrase("hôm nay"), 0),
+    (split_phrase("bữa nay"), 0),
+    (split_phrase("ngày hôm nay"), 0),
+    (split_phrase("hôm qua"), -1),
+    (split_phrase("bữa qua"), -1),
+    (split_phrase("ngày hôm qua"), -1),
+    (split_phrase("hôm kia"), -2),
+    (split_phrase("bữa kia"), -2),
+    (split_phrase("hôm trước"), -2),
+    (split_phrase("ngày mai"), 1),
+    (split_phrase("mai"), 1),
+    (split_phrase("ngày kia"), 2),
+    (split_phrase("mốt"), 2),
+    (split_phrase("tuần trước"), -7),
+    (split_phrase("tuần rồi"), -7),
+    (split_phrase("đầu tuần"), None),
+    (split_phrase("mấy hôm nay"), -3),
+    (split_phrase("mấy ngày nay"), -3),
+    (split_phrase("mấy bữa nay"), -3),
+    (split_phrase("mấy hôm rồi"), -3),
+    (split_phrase("mấy ngày rồi"), -3),
+]
 _NOW_WORDS = [split_phrase(p) for p in ("một lát nữa", "lát nữa", "chút nữa", "tí nữa", "lát")]
 
 
@@ -444,8 +518,9 @@ def _day_at(ws: list[Word], i: int) -> tuple[When, int] | None:
                 return When(weekday=weekday), 2
     # "20/6", "20/6/2021", "20-6"
     if i < len(ws) and (m := re.fullmatch(r"(\d{1,2})[/-](\d{1,2})(?:[/-](\d{2,4}))?", ws[i].text)):
-        return When(day_of_month=int(m.group(1)), month=int(m.group(2)),
-                    year=int(m.group(3)) if m.group(3) else None), 1  # fmt: skip
+        return When(
+            day_of_month=int(m.group(1)), month=int(m.group(2)), year=int(m.group(3)) if m.group(3) else None
+        ), 1
     # "ngày 20", "ngày 20 tháng 6"
     if phrase_at(ws, i, ("ngày",)) and (number := number_at(ws, i + 1)) and 1 <= number[0] <= 31:
         used = 1 + number[1]
@@ -490,10 +565,34 @@ def find_all(text: str) -> list[Found]:
 def is_unknown_answer(text: str) -> bool:
     """'không biết', 'không rõ', 'không nhớ', 'chả biết nữa'."""
     ws = words(text)
-    phrases = [split_phrase(p) for p in ("không biết", "không rõ", "không nhớ", "chả biết", "chẳng biết",
-                                         "không chắc", "chưa rõ", "ai biết", "chịu")]  # fmt: skip
+    phrases = [
+        split_phrase(p)
+        for p in (
+            "không biết",
+            "không rõ",
+            "không nhớ",
+            "chả biết",
+            "chẳng biết",
+            "không chắc",
+            "chưa rõ",
+            "ai biết",
+            "chịu",
+        )
+    ]
     return any(phrase_at(ws, i, p) for i in range(len(ws)) for p in phrases)
 
 
-__all__ = ["Found", "When", "find_all", "find_doses", "find_symptoms", "find_temperatures", "find_test_results",
-           "find_times", "fold", "is_unknown_answer", "says_not_tested", "spoken_number"]  # fmt: skip
+__all__ = [
+    "Found",
+    "When",
+    "find_all",
+    "find_doses",
+    "find_symptoms",
+    "find_temperatures",
+    "find_test_results",
+    "find_times",
+    "fold",
+    "is_unknown_answer",
+    "says_not_tested",
+    "spoken_number",
+]

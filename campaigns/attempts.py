@@ -50,9 +50,14 @@ def handed_over(attempt: OutreachAttempt, channel: str, provider_ref: str | None
 
 
 def record(
-    attempt: OutreachAttempt, rules: CampaignRules, outcome: Outcome, now: datetime, *,
-    callback_at: datetime | None = None, detail: str | None = None,
-) -> None:  # fmt: skip
+    attempt: OutreachAttempt,
+    rules: CampaignRules,
+    outcome: Outcome,
+    now: datetime,
+    *,
+    callback_at: datetime | None = None,
+    detail: str | None = None,
+) -> None:
     """Move the attempt on after a channel's report."""
     if attempt.status not in LIVE or (outcome is Outcome.DELIVERED and attempt.status != AttemptStatus.CONTACTING):
         return  # settled already; or a receipt arriving after the resident answered, which must not undo it
@@ -72,8 +77,9 @@ def record(
         _retry_or_fail(attempt, rules, now)
 
 
-def record_report(session: Session, attempt_id: int, provider_ref: str, outcome: Outcome, now: datetime,
-                  detail: str | None = None) -> None:  # fmt: skip
+def record_report(
+    session: Session, attempt_id: int, provider_ref: str, outcome: Outcome, now: datetime, detail: str | None = None
+) -> None:
     """A provider's report about one try (a call's end, a message's delivery), by the attempt it was sent for.
 
     A report about an earlier try (the attempt has been handed over again since) changes nothing.

@@ -60,8 +60,15 @@ def _kind(channel: str) -> str:
 
 def _contact_of(attempt: OutreachAttempt, rules: CampaignRules) -> Contact:
     person = attempt.person
-    return Contact(attempt_id=attempt.id, campaign_id=attempt.campaign_id, person_id=person.id, phone=person.phone,
-                   name=person.full_name, follow_up_day=attempt.follow_up_day, rules=rules)  # fmt: skip
+    return Contact(
+        attempt_id=attempt.id,
+        campaign_id=attempt.campaign_id,
+        person_id=person.id,
+        phone=person.phone,
+        name=person.full_name,
+        follow_up_day=attempt.follow_up_day,
+        rules=rules,
+    )
 
 
 # ---- Claiming ---------------------------------------------------------------------------------------------------
@@ -70,9 +77,11 @@ def _contact_of(attempt: OutreachAttempt, rules: CampaignRules) -> Contact:
 def claim_due(session: Session, worker: str, now: datetime, horizon: timedelta) -> list[Claim]:
     """Claim what running campaigns may send from now until now + horizon; each claim with its send slot."""
     campaigns = session.scalars(
-        select(Campaign).where(Campaign.status == CampaignStatus.RUNNING).order_by(Campaign.id)
+        select(Campaign)
+        .where(Campaign.status == CampaignStatus.RUNNING)
+        .order_by(Campaign.id)
         .with_for_update(skip_locked=True)  # one worker paces a campaign at a time; the other takes the next
-    ).all()  # fmt: skip
+    ).all()
     claims: list[Claim] = []
     for campaign in campaigns:
         rules = CampaignRules.model_validate(campaign.rules)
@@ -84,27 +93,42 @@ def claim_due(session: Session, worker: str, now: datetime, horizon: timedelta) 
 def _someone_live(now: datetime):  # noqa: ANN202 (an SQL condition)
     """The attempt's person is talking already: an open, recently active conversation, or a call ringing."""
     other = aliased(OutreachAttempt)
-    talking = exists().where(Conversation.person_id == OutreachAttempt.person_id, Conversation.ended_at.is_(None),
-                             Conversation.last_activity_at > now - LIVE_CONVERSATION)  # fmt: skip
-    ringing = exists().where(other.person_id == OutreachAttempt.person_id, other.id != OutreachAttempt.id,
-                             other.channel == "voice", other.status.in_(CALL_HOLDING),
-                             other.updated_at > now - LIVE_CONVERSATION)  # fmt: skip
+    talking = exists().where(
+        Conversation.person_id == OutreachAttempt.person_id,
+        Conversation.ended_at.is_(None),
+        Conversation.last_activity_at > now - LIVE_CONVERSATION,
+    )
+    ringing = exists().where(
+        other.person_id == OutreachAttempt.person_id,
+        other.id != OutreachAttempt.id,
+        other.channel == "voice",
+        other.status.in_(CALL_HOLDING),
+        other.updated_at > now - LIVE_CONVERSATION,
+    )
     return talking | ringing
 
 
-def _claim_for(session: Session, campaign: Campaign, rules: CampaignRules, worker: str, now: datetime,
-               horizon: timedelta) -> list[Claim]:  # fmt: skip
+def _claim_for(
+    session: Session, campaign: Campaign, rules: CampaignRules, worker: str, now: datetime, horizon: timedelta
+) -> list[Claim]:
     due = session.scalars(
         select(OutreachAttempt)
-        .where(OutreachAttempt.campaign_id == campaign.id, OutreachAttempt.status.in_(DUE),
-               OutreachAttempt.due_at <= now, ~_someone_live(now))
-        .order_by(OutreachAttempt.due_at, OutreachAttempt.id).limit(MAX_CLAIMS_PER_TICK)
+        .where(
+            OutreachAttempt.campaign_id == campaign.id,
+            OutreachAttempt.status.in_(DUE),
+            OutreachAttempt.due_at <= now,
+            ~_someone_live(now),
+        )
+        .order_by(OutreachAttempt.due_at, OutreachAttempt.id)
+        .limit(MAX_CLAIMS_PER_TICK)
         .with_for_update(skip_locked=True)
-    ).all()  # fmt: skip
+    ).all()
     state = dict(campaign.dispatch_state or {})
     claims = []
-    for kind, rate, room in (("calls", rules.new_calls_per_second, _call_room(session, campaign, rules, now)),
-                             ("messages", rules.messages_per_second, len(due))):  # fmt: skip
+    for kind, rate, room in (
+        ("calls", rules.new_calls_per_second, _call_room(session, campaign, rules, now)),
+        ("messages", rules.messages_per_second, len(due)),
+    ):
         group = [a for a in due if _kind(a.channel or rules.channels[0]) == kind]
         free = max(datetime.fromisoformat(state[kind]), now) if kind in state else now
         slots = math.ceil((now + horizon - free).total_seconds() * rate) if now + horizon > free else 0
@@ -122,10 +146,13 @@ def _call_room(session: Session, campaign: Campaign, rules: CampaignRules, now: 
     """How many more calls may be under way at once in this campaign (a call whose end was never reported stops
     counting after a while, so a lost status callback cannot hold a line forever)."""
     ongoing = session.scalar(
-        select(func.count()).where(OutreachAttempt.campaign_id == campaign.id, OutreachAttempt.channel == "voice",
-                                   OutreachAttempt.status.in_(CALL_HOLDING),
-                                   OutreachAttempt.updated_at > now - LIVE_CONVERSATION)
-    )  # fmt: skip
+        select(func.count()).where(
+            OutreachAttempt.campaign_id == campaign.id,
+            OutreachAttempt.channel == "voice",
+            OutreachAttempt.status.in_(CALL_HOLDING),
+            OutreachAttempt.updated_at > now - LIVE_CONVERSATION,
+        )
+    )
     return rules.max_concurrent_calls - (ongoing or 0)
 
 
@@ -164,14 +191,22 @@ async def contact(
         return _settle(sessions, attempt_id, rules, now, provider_ref=placed.provider_ref)
 
 
-def _fall_back(sessions: sessionmaker[Session], attempt_id: int, rules: CampaignRules, reason: str,
-               now: datetime) -> bool:  # fmt: skip
+def _fall_back(
+    sessions: sessionmaker[Session], attempt_id: int, rules: CampaignRules, reason: str, now: datetime
+) -> bool:
     with sessions.begin() as session:
         return attempts.fall_back(session.get(OutreachAttempt, attempt_id), rules, reason, now) is not None
 
 
-def _settle(sessions: sessionmaker[Session], attempt_id: int, rules: CampaignRules, now: datetime, *,
-            provider_ref: str | None = None, failure: str | None = None) -> AttemptStatus:  # fmt: skip
+def _settle(
+    sessions: sessionmaker[Session],
+    attempt_id: int,
+    rules: CampaignRules,
+    now: datetime,
+    *,
+    provider_ref: str | None = None,
+    failure: str | None = None,
+) -> AttemptStatus:
     """The channel took the attempt (one try of the day), or failed it (also one try, retried after the spacing)."""
     with sessions.begin() as session:
         attempt = session.get(OutreachAttempt, attempt_id)
@@ -190,21 +225,32 @@ def _stale_claims(session: Session, worker: str, now: datetime, timeout: timedel
         select(OutreachAttempt.id, OutreachAttempt.claimed_by, OutreachAttempt.claimed_at)
         .where(OutreachAttempt.status == AttemptStatus.CLAIMED, OutreachAttempt.claimed_at < now - timeout)
         .limit(MAX_CLAIMS_PER_TICK)
-    ).all()  # fmt: skip
+    ).all()
     taken = []
     for attempt_id, owner, claimed_at in stale:
         moved = session.execute(
-            update(OutreachAttempt).where(and_(OutreachAttempt.id == attempt_id, OutreachAttempt.claimed_by == owner,
-                                               OutreachAttempt.status == AttemptStatus.CLAIMED))
+            update(OutreachAttempt)
+            .where(
+                and_(
+                    OutreachAttempt.id == attempt_id,
+                    OutreachAttempt.claimed_by == owner,
+                    OutreachAttempt.status == AttemptStatus.CLAIMED,
+                )
+            )
             .values(claimed_by=worker, claimed_at=now)
-        )  # fmt: skip
+        )
         if moved.rowcount == 1:
             taken.append((attempt_id, claimed_at))
     return taken
 
 
-async def _recover(sessions: sessionmaker[Session], channels: Mapping[str, OutboundChannel], attempt_id: int,
-                   claimed_at: datetime, now: datetime) -> None:  # fmt: skip
+async def _recover(
+    sessions: sessionmaker[Session],
+    channels: Mapping[str, OutboundChannel],
+    attempt_id: int,
+    claimed_at: datetime,
+    now: datetime,
+) -> None:
     """Did the dead worker reach the person before dying? Record it; else the attempt is due again."""
     with sessions() as session:
         attempt = session.get(OutreachAttempt, attempt_id)
@@ -224,26 +270,36 @@ async def _recover(sessions: sessionmaker[Session], channels: Mapping[str, Outbo
             attempts.handed_over(attempt, name, placed.provider_ref, now)
         else:
             attempt.status, attempt.claimed_by, attempt.due_at = AttemptStatus.SCHEDULED, None, now
-    log.warning("recovered attempt %d left claimed by a stopped worker: %s", attempt_id,
-                "it had been sent" if placed else "scheduled again")  # fmt: skip
+    log.warning(
+        "recovered attempt %d left claimed by a stopped worker: %s",
+        attempt_id,
+        "it had been sent" if placed else "scheduled again",
+    )
 
 
 class Dispatcher:
     """One worker's dispatch: `tick` recovers, claims and hands over; the scheduler calls it every interval."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], channels: Mapping[str, OutboundChannel], worker: str, *,
-        interval: timedelta = timedelta(seconds=1), claim_timeout: timedelta = timedelta(minutes=2),
-        clock: Callable[[], datetime] = utcnow, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:  # fmt: skip
+        self,
+        sessions: sessionmaker[Session],
+        channels: Mapping[str, OutboundChannel],
+        worker: str,
+        *,
+        interval: timedelta = timedelta(seconds=1),
+        claim_timeout: timedelta = timedelta(minutes=2),
+        clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.sessions, self.channels, self.worker = sessions, channels, worker
         self.interval, self.claim_timeout, self.clock, self.sleep = interval, claim_timeout, clock, sleep
 
     async def tick(self) -> int:
         """One round; returns how many attempts were handed over."""
         now = self.clock()
-        for attempt_id, claimed_at in await asyncio.to_thread(self._in_transaction, _stale_claims, self.worker, now,
-                                                              self.claim_timeout):  # fmt: skip
+        for attempt_id, claimed_at in await asyncio.to_thread(
+            self._in_transaction, _stale_claims, self.worker, now, self.claim_timeout
+        ):
             await _recover(self.sessions, self.channels, attempt_id, claimed_at, now)
         claims = await asyncio.to_thread(self._in_transaction, claim_due, self.worker, now, self.interval)
         under_way = []

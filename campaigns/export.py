@@ -58,8 +58,9 @@ def _drain(buffer: io.StringIO) -> bytes:
     return data
 
 
-def write_xlsx(rows: Iterable[tuple[Any, ...]], target: Path | IO[bytes], rows_per_sheet: int = XLSX_ROWS_PER_SHEET
-               ) -> None:  # fmt: skip
+def write_xlsx(
+    rows: Iterable[tuple[Any, ...]], target: Path | IO[bytes], rows_per_sheet: int = XLSX_ROWS_PER_SHEET
+) -> None:
     """A workbook written row by row (openpyxl's write-only mode keeps memory flat); every sheet starts with the
     header, and a full sheet goes on in the next one."""
     workbook = Workbook(write_only=True)

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from campaigns.importer import ImportSummary, ReadLimits, UnusableFile, import_contacts
-from outreach.db import make_engine, make_session_factory
-from outreach.settings import Settings
+from ground.settings import Settings
+from ground.store import make_engine, make_session_factory
 
 _FORKS = multiprocessing.get_context("forkserver")
 _FORKS.set_forkserver_preload([__name__, "sqlalchemy.dialects.postgresql.psycopg"])  # what imports need, loaded once
@@ -112,9 +112,16 @@ def _import_in_child(job: ImportJob, memory_bytes: int, sender: Connection) -> N
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     engine = make_engine(job.database_url)
     try:
-        summary = import_contacts(make_session_factory(engine), job.path, job.list_name, province=job.province,
-                                  scope=job.scope, source_name=job.source_name, limits=job.limits,
-                                  created_by=job.created_by)  # fmt: skip
+        summary = import_contacts(
+            make_session_factory(engine),
+            job.path,
+            job.list_name,
+            province=job.province,
+            scope=job.scope,
+            source_name=job.source_name,
+            limits=job.limits,
+            created_by=job.created_by,
+        )
         outcome: tuple[str, Any] = ("done", summary.as_dict())
     except UnusableFile as error:
         outcome = ("refused", str(error)[:2000])

@@ -28,10 +28,9 @@ from bot.vntext import folded
 from campaigns.export import neutralise
 from campaigns.listfile import ReadLimits, UnusableFile, read_table
 from campaigns.provinces import province_code
+from ground.phones import InvalidPhone, normalize_phone
+from ground.settings import get_settings
 from models import AuditLog, ContactList, ContactListMember, Person, utcnow
-from outreach.db import session_scope
-from outreach.phones import InvalidPhone, normalize_phone
-from outreach.settings import get_settings
 
 __all__ = ["ImportSummary", "ReadLimits", "UnusableFile", "import_contacts", "map_columns", "parse_contact"]
 
@@ -64,8 +63,13 @@ class ImportSummary:
     rejects_file: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"list_id": self.list_id, "imported": self.imported, "duplicates": self.duplicates,
-                "rejected": self.rejected, "rejects_file": self.rejects_file}  # fmt: skip
+        return {
+            "list_id": self.list_id,
+            "imported": self.imported,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "rejects_file": self.rejects_file,
+        }
 
 
 @dataclass
@@ -150,8 +154,10 @@ def parse_contact(line: int, cells: list[Any], mapping: dict[str, int], scope: s
         if code is None:
             raise ValueError(f"unknown province '{values['province']}'")
         if scope and code != scope:
-            raise ValueError(f"province '{values['province']}' ({code}) is outside your province ({scope}); ask "
-                             f"province {code} or a national user to import this row")  # fmt: skip
+            raise ValueError(
+                f"province '{values['province']}' ({code}) is outside your province ({scope}); ask "
+                f"province {code} or a national user to import this row"
+            )
         details["province_code"], details["province"] = code, _fits("province", str(values["province"]))
     return Contact(phone, details, [(line, cells)])
 
@@ -160,10 +166,14 @@ def parse_contact(line: int, cells: list[Any], mapping: dict[str, int], scope: s
 TEXT_LIMITS = {
     name: column.type.length
     for name, column in {
-        "full_name": Person.full_name, "address": Person.address, "ward": Person.ward, "district": Person.district,
-        "province": Person.province, "source_case": ContactListMember.source_case,
+        "full_name": Person.full_name,
+        "address": Person.address,
+        "ward": Person.ward,
+        "district": Person.district,
+        "province": Person.province,
+        "source_case": ContactListMember.source_case,
     }.items()
-}  # fmt: skip
+}
 
 
 def _fits(name: str, value: str) -> str:
@@ -177,11 +187,18 @@ PERSON_FIELDS = ("full_name", "birth_year", "address", "ward", "district", "prov
 
 
 def import_contacts(
-    sessions: sessionmaker[Session], path: Path, list_name: str, *, province: str | None = None,
-    scope: str | None = None, column_map: dict[str, str] | None = None,
-    progress: Callable[[int], None] | None = None, source_name: str | None = None, limits: ReadLimits | None = None,
+    sessions: sessionmaker[Session],
+    path: Path,
+    list_name: str,
+    *,
+    province: str | None = None,
+    scope: str | None = None,
+    column_map: dict[str, str] | None = None,
+    progress: Callable[[int], None] | None = None,
+    source_name: str | None = None,
+    limits: ReadLimits | None = None,
     created_by: int | None = None,
-) -> ImportSummary:  # fmt: skip
+) -> ImportSummary:
     """Import the list at `path` for `province`, as an uploader whose province is `scope` (None: national)."""
     province = province or scope
     if scope and province != scope:
@@ -199,11 +216,14 @@ def import_contacts(
     contacts, rejects = _parse_rows(rows, mapping, scope, progress)
     if not contacts and not rejects:
         raise UnusableFile(f"{path.name} has a header but no rows")
-    with session_scope(sessions) as session:  # one transaction: a failure leaves the store as it was
+    with sessions.begin() as session:  # one transaction: a failure leaves the store as it was
         _after_other_imports(session)
-        contact_list = ContactList(name=list_name, province_code=province,
-                                   source_file=(source_name or path.name)[:SOURCE_NAME_CHARS],
-                                   created_by_id=created_by)  # fmt: skip
+        contact_list = ContactList(
+            name=list_name,
+            province_code=province,
+            source_file=(source_name or path.name)[:SOURCE_NAME_CHARS],
+            created_by_id=created_by,
+        )
         session.add(contact_list)
         session.flush()
         summary = _store(session, contact_list, contacts, scope, rejects, created_by)
@@ -221,9 +241,11 @@ def _after_other_imports(session: Session) -> None:
 
 
 def _parse_rows(
-    rows: list[tuple[int, list[Any]]], mapping: dict[str, int], scope: str | None,
+    rows: list[tuple[int, list[Any]]],
+    mapping: dict[str, int],
+    scope: str | None,
     progress: Callable[[int], None] | None,
-) -> tuple[dict[str, Contact], list[Reject]]:  # fmt: skip
+) -> tuple[dict[str, Contact], list[Reject]]:
     """Contacts by phone (rows of one phone merged) and the rows rejected."""
     contacts: dict[str, Contact] = {}
     rejects: list[Reject] = []
@@ -243,9 +265,13 @@ def _parse_rows(
 
 
 def _store(
-    session: Session, contact_list: ContactList, contacts: dict[str, Contact], scope: str | None,
-    rejects: list[Reject], created_by: int | None,
-) -> ImportSummary:  # fmt: skip
+    session: Session,
+    contact_list: ContactList,
+    contacts: dict[str, Contact],
+    scope: str | None,
+    rejects: list[Reject],
+    created_by: int | None,
+) -> ImportSummary:
     """People and list members, chunk by chunk; the rows of people outside `scope` join `rejects` instead."""
     summary = ImportSummary(list_id=contact_list.id)
     moves: list[list[Any]] = []
@@ -268,15 +294,29 @@ def _store(
         if not chunk:
             continue
         ids = dict(session.execute(select(Person.phone, Person.id).where(Person.phone.in_(chunk))).all())
-        session.execute(insert(ContactListMember), [
-            {"contact_list_id": contact_list.id, "person_id": ids[p], "source_line": contacts[p].line,
-             "exposure_date": contacts[p].details.get("exposure_date"),
-             "source_case": contacts[p].details.get("source_case")} for p in chunk
-        ])  # fmt: skip
+        session.execute(
+            insert(ContactListMember),
+            [
+                {
+                    "contact_list_id": contact_list.id,
+                    "person_id": ids[p],
+                    "source_line": contacts[p].line,
+                    "exposure_date": contacts[p].details.get("exposure_date"),
+                    "source_case": contacts[p].details.get("source_case"),
+                }
+                for p in chunk
+            ],
+        )
     if moves:  # a province given to a stored person changes who may see them: on the record, like a move
-        session.add(AuditLog(user_id=created_by, action="person.move", object_type="person",
-                             object_ids=[m[0] for m in moves],
-                             detail={"contact_list_id": contact_list.id, "moves": moves}))  # fmt: skip
+        session.add(
+            AuditLog(
+                user_id=created_by,
+                action="person.move",
+                object_type="person",
+                object_ids=[m[0] for m in moves],
+                detail={"contact_list_id": contact_list.id, "moves": moves},
+            )
+        )
     summary.rejected = len(rejects)
     return summary
 

@@ -85,9 +85,20 @@ def plan_day(session: Session, campaign: Campaign, day: date, now: datetime) -> 
     )
     already = {tuple(row) for row in session.execute(planned)}
     due_at = rules.next_allowed(max(now, datetime.combine(day, time(0), ZoneInfo(rules.timezone))))
-    rows = [{"campaign_id": campaign.id, "person_id": person, "follow_up_day": offset, "due_at": due_at,
-             "status": AttemptStatus.SCHEDULED, "tries": 0, "created_at": now, "updated_at": now}
-            for person, offset in due_people.items() if (person, offset) not in already]  # fmt: skip
+    rows = [
+        {
+            "campaign_id": campaign.id,
+            "person_id": person,
+            "follow_up_day": offset,
+            "due_at": due_at,
+            "status": AttemptStatus.SCHEDULED,
+            "tries": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for person, offset in due_people.items()
+        if (person, offset) not in already
+    ]
     if rows:
         session.execute(insert(OutreachAttempt), rows)
     return len(rows)
@@ -104,12 +115,18 @@ def plan_running_campaigns(session: Session, now: datetime) -> int:
         today = now.astimezone(zone).date()
         session.execute(
             update(OutreachAttempt)
-            .where(OutreachAttempt.campaign_id == campaign.id,
-                   OutreachAttempt.status.in_((AttemptStatus.SCHEDULED, AttemptStatus.RETRY_WAIT)),
-                   OutreachAttempt.due_at < datetime.combine(today, time(0), zone))
-            .values(status=AttemptStatus.FAILED, last_outcome="day_ended", updated_at=now,
-                    last_error="the day ended before they were reached")
-        )  # fmt: skip
+            .where(
+                OutreachAttempt.campaign_id == campaign.id,
+                OutreachAttempt.status.in_((AttemptStatus.SCHEDULED, AttemptStatus.RETRY_WAIT)),
+                OutreachAttempt.due_at < datetime.combine(today, time(0), zone),
+            )
+            .values(
+                status=AttemptStatus.FAILED,
+                last_outcome="day_ended",
+                updated_at=now,
+                last_error="the day ended before they were reached",
+            )
+        )
         planned += plan_day(session, campaign, today, now)
     return planned
 
@@ -117,7 +134,8 @@ def plan_running_campaigns(session: Session, now: datetime) -> int:
 def attempt_counts(session: Session, campaign_id: int) -> dict[str, int]:
     """Outreach attempts of a campaign by status."""
     rows = session.execute(
-        select(OutreachAttempt.status, func.count()).where(OutreachAttempt.campaign_id == campaign_id)
+        select(OutreachAttempt.status, func.count())
+        .where(OutreachAttempt.campaign_id == campaign_id)
         .group_by(OutreachAttempt.status)
-    )  # fmt: skip
+    )
     return {status.value: count for status, count in rows}

@@ -47,8 +47,12 @@ class ReadLimits:
 
     @classmethod
     def from_settings(cls, settings: Any) -> "ReadLimits":
-        return cls(settings.import_max_rows, settings.import_max_cell_chars, settings.import_max_unpacked_bytes,
-                   settings.import_max_compression_ratio)  # fmt: skip
+        return cls(
+            settings.import_max_rows,
+            settings.import_max_cell_chars,
+            settings.import_max_unpacked_bytes,
+            settings.import_max_compression_ratio,
+        )
 
 
 def read_table(path: Path, limits: ReadLimits) -> Iterator[tuple[int, list[Any]]]:
@@ -74,8 +78,10 @@ def read_table(path: Path, limits: ReadLimits) -> Iterator[tuple[int, list[Any]]
 def _cell(value: Any, line: int, column: int, max_chars: int) -> Any:
     if isinstance(value, str):
         if len(value) > max_chars:
-            raise UnusableFile(f"line {line}, column {_column(column)}: a cell of {len(value):,} characters; a cell "
-                               f"may hold at most {max_chars:,}")  # fmt: skip
+            raise UnusableFile(
+                f"line {line}, column {_column(column)}: a cell of {len(value):,} characters; a cell "
+                f"may hold at most {max_chars:,}"
+            )
         value = value.strip()
         return value if value.isascii() else nfc(value)  # NFC leaves ASCII as it is: most cells skip the work
     if isinstance(value, float) and value.is_integer():
@@ -123,13 +129,17 @@ def _check_zip(path: Path, limits: ReadLimits) -> None:
         raise UnusableFile(f"{path.name} is not a readable XLSX workbook (not a zip archive)") from None
     unpacked = sum(part.file_size for part in parts)
     if unpacked > limits.max_unpacked_bytes:
-        raise UnusableFile(f"{path.name} unpacks to {unpacked >> 20:,} MB; an XLSX list may unpack to at most "
-                           f"{limits.max_unpacked_bytes >> 20:,} MB (split the list)")  # fmt: skip
+        raise UnusableFile(
+            f"{path.name} unpacks to {unpacked >> 20:,} MB; an XLSX list may unpack to at most "
+            f"{limits.max_unpacked_bytes >> 20:,} MB (split the list)"
+        )
     for part in parts:
         if part.file_size > SMALL_ZIP_PART and part.file_size > limits.max_compression_ratio * part.compress_size:
             ratio = part.file_size // max(part.compress_size, 1)
-            raise UnusableFile(f"{path.name}: its part {part.filename[:100]} is compressed {ratio:,} to 1 (a zip "
-                               f"bomb?); a spreadsheet is at most {limits.max_compression_ratio} to 1")  # fmt: skip
+            raise UnusableFile(
+                f"{path.name}: its part {part.filename[:100]} is compressed {ratio:,} to 1 (a zip "
+                f"bomb?); a spreadsheet is at most {limits.max_compression_ratio} to 1"
+            )
 
 
 def _sheet_rows(sheet: Any, name: str) -> Iterator[tuple[int, list[Any]]]:
@@ -139,9 +149,14 @@ def _sheet_rows(sheet: Any, name: str) -> Iterator[tuple[int, list[Any]]]:
     declaring A1:XFD1048576 takes gigabytes. Here a row is as wide as its last value and absent rows are absent.
     """
     workbook = sheet.parent
-    parser = WorkSheetParser(None, sheet._shared_strings, data_only=True, epoch=workbook.epoch,
-                             date_formats=workbook._date_formats,
-                             timedelta_formats=workbook._timedelta_formats)  # fmt: skip
+    parser = WorkSheetParser(
+        None,
+        sheet._shared_strings,
+        data_only=True,
+        epoch=workbook.epoch,
+        date_formats=workbook._date_formats,
+        timedelta_formats=workbook._timedelta_formats,
+    )
     with sheet._get_source() as source:
         try:
             for element in _row_elements(source):

@@ -189,8 +189,9 @@ def person_records(session: Session, campaign: Campaign, today: date) -> Iterato
     records = _records(_follow_up_days(plan))
     for row in session.execute(select(records), execution_options={"yield_per": ROWS_PER_FETCH}):
         outcome_today = DailyOutcome(row.outcome_today) if row.outcome_today else None
-        yield PersonRecord(row.person_id, plan.final(row), outcome_today, row.planned_today > 0,
-                           row.completed_today > 0)  # fmt: skip
+        yield PersonRecord(
+            row.person_id, plan.final(row), outcome_today, row.planned_today > 0, row.completed_today > 0
+        )
 
 
 def follow_up_rows(
@@ -203,18 +204,32 @@ def follow_up_rows(
     plan = _Plan.of(campaign, today)
     days = _follow_up_days(plan)
     records = _records(days)
-    its_declaration = and_(Declaration.campaign_id == plan.campaign_id, Declaration.person_id == days.c.person_id,
-                           Declaration.follow_up_day == days.c.day, _strength() == days.c.verdict)  # fmt: skip
+    its_declaration = and_(
+        Declaration.campaign_id == plan.campaign_id,
+        Declaration.person_id == days.c.person_id,
+        Declaration.follow_up_day == days.c.day,
+        _strength() == days.c.verdict,
+    )
     stmt = (
-        select(days, records, Person.phone, Person.full_name, Person.province, Person.ward,
-               Declaration.status.label("declaration_status"), Conversation.phone_verified, Declaration.symptoms,
-               Declaration.temperature_c, Declaration.alert_level)
+        select(
+            days,
+            records,
+            Person.phone,
+            Person.full_name,
+            Person.province,
+            Person.ward,
+            Declaration.status.label("declaration_status"),
+            Conversation.phone_verified,
+            Declaration.symptoms,
+            Declaration.temperature_c,
+            Declaration.alert_level,
+        )
         .join(records, records.c.person_id == days.c.person_id)
         .join(Person, Person.id == days.c.person_id)
         .outerjoin(Declaration, its_declaration)
         .outerjoin(Conversation, Conversation.id == Declaration.conversation_id)
         .order_by(days.c.person_id, days.c.day, Declaration.id)
-    )  # fmt: skip
+    )
     if province_code is not None:
         stmt = stmt.where(Person.province_code == province_code)
     rows = session.execute(stmt, execution_options={"yield_per": ROWS_PER_FETCH})
@@ -223,10 +238,25 @@ def follow_up_rows(
         *_, row = same_day  # the latest of the day's declarations that say the most
         if row_person != person_id:
             person_id, final = row_person, plan.final(row)
-        yield FollowUpRow(row.phone, row.full_name, row.province, row.ward, row.day,
-                          row.exposure + timedelta(days=row.day), row.attempt_status, row.channel, row.tries or 0,
-                          row.last_outcome, DailyOutcome(row.outcome), row.declaration_status,
-                          _verified(row), row.temperature_c, row.symptoms, row.alert_level, final)  # fmt: skip
+        yield FollowUpRow(
+            row.phone,
+            row.full_name,
+            row.province,
+            row.ward,
+            row.day,
+            row.exposure + timedelta(days=row.day),
+            row.attempt_status,
+            row.channel,
+            row.tries or 0,
+            row.last_outcome,
+            DailyOutcome(row.outcome),
+            row.declaration_status,
+            _verified(row),
+            row.temperature_c,
+            row.symptoms,
+            row.alert_level,
+            final,
+        )
 
 
 def _verified(row: Any) -> bool | None:
@@ -262,8 +292,9 @@ def count_where(condition: ColumnElement[bool]) -> ColumnElement[int]:
 def _strength() -> ColumnElement[int]:
     """How strongly one declaration says what its day was (VERDICT_STRENGTH, from DECLARATION_OUTCOMES)."""
     unwell = or_(Declaration.alert_level != AlertLevel.NONE, func.json_array_length(Declaration.symptoms) > 0)
-    verdicts = [(and_(unwell, Declaration.status != DeclarationStatus.WRONG_PERSON),
-                 VERDICT_STRENGTH[DailyOutcome.SEEN_NOT_OK])]  # fmt: skip
+    verdicts = [
+        (and_(unwell, Declaration.status != DeclarationStatus.WRONG_PERSON), VERDICT_STRENGTH[DailyOutcome.SEEN_NOT_OK])
+    ]
     for outcome, strength in VERDICT_STRENGTH.items():
         statuses = [status for status, said in DECLARATION_OUTCOMES.items() if said == outcome]
         if statuses:
@@ -293,8 +324,9 @@ class _Plan:
 
     def final(self, record: Any) -> FinalStatus:
         over = self.ended or record.elapsed > self.offsets[-1]
-        return final_status(Record(record.seen, record.tried, record.missed_in_a_row, record.seen_on_last_day > 0,
-                                   over))  # fmt: skip
+        return final_status(
+            Record(record.seen, record.tried, record.missed_in_a_row, record.seen_on_last_day > 0, over)
+        )
 
 
 def _follow_up_days(plan: _Plan) -> CTE:
@@ -309,20 +341,34 @@ def _follow_up_days(plan: _Plan) -> CTE:
         held = or_(held, offsets.c.day.between(since_start, elapsed))
     settled = true() if plan.ended else or_(offsets.c.day < elapsed, OutreachAttempt.status.in_(SETTLED_ATTEMPTS))
     return (
-        select(exposures.c.person_id, exposures.c.exposure, elapsed.label("elapsed"), offsets.c.day,
-               OutreachAttempt.status.label("attempt_status"), OutreachAttempt.channel, OutreachAttempt.tries,
-               OutreachAttempt.last_outcome, verdicts.c.strength.label("verdict"),
-               _outcome(verdicts.c.strength, settled).label("outcome"))
+        select(
+            exposures.c.person_id,
+            exposures.c.exposure,
+            elapsed.label("elapsed"),
+            offsets.c.day,
+            OutreachAttempt.status.label("attempt_status"),
+            OutreachAttempt.channel,
+            OutreachAttempt.tries,
+            OutreachAttempt.last_outcome,
+            verdicts.c.strength.label("verdict"),
+            _outcome(verdicts.c.strength, settled).label("outcome"),
+        )
         .select_from(exposures)
         .join(offsets, true())
-        .outerjoin(OutreachAttempt, and_(OutreachAttempt.campaign_id == plan.campaign_id,
-                                         OutreachAttempt.person_id == exposures.c.person_id,
-                                         OutreachAttempt.follow_up_day == offsets.c.day))
-        .outerjoin(verdicts, and_(verdicts.c.person_id == exposures.c.person_id,
-                                  verdicts.c.follow_up_day == offsets.c.day))
+        .outerjoin(
+            OutreachAttempt,
+            and_(
+                OutreachAttempt.campaign_id == plan.campaign_id,
+                OutreachAttempt.person_id == exposures.c.person_id,
+                OutreachAttempt.follow_up_day == offsets.c.day,
+            ),
+        )
+        .outerjoin(
+            verdicts, and_(verdicts.c.person_id == exposures.c.person_id, verdicts.c.follow_up_day == offsets.c.day)
+        )
         .where(held)
         .cte("follow_up_days")
-    )  # fmt: skip
+    )
 
 
 def _outcome(verdict: ColumnElement[int], settled: ColumnElement[bool]) -> ColumnElement[str]:
@@ -330,9 +376,10 @@ def _outcome(verdict: ColumnElement[int], settled: ColumnElement[bool]) -> Colum
     tried = func.coalesce(OutreachAttempt.tries, 0) > 0
     return case(
         *((verdict == strength, outcome.value) for outcome, strength in VERDICT_STRENGTH.items()),
-        (and_(settled, tried), DailyOutcome.MISSED.value), (settled, DailyOutcome.NOT_ATTEMPTED.value),
+        (and_(settled, tried), DailyOutcome.MISSED.value),
+        (settled, DailyOutcome.NOT_ATTEMPTED.value),
         else_=DailyOutcome.NOT_PERFORMED.value,  # also when `settled` is NULL: today, and nothing planned yet
-    )  # fmt: skip
+    )
 
 
 def _verdicts(campaign_id: int) -> Subquery:
@@ -342,20 +389,22 @@ def _verdicts(campaign_id: int) -> Subquery:
         .where(Declaration.campaign_id == campaign_id)
         .group_by(Declaration.person_id, Declaration.follow_up_day)
         .subquery("verdicts")
-    )  # fmt: skip
+    )
 
 
 def _exposures(plan: _Plan) -> Subquery:
     """Each person's latest exposure date; the campaign's start (or today) stands in for a missing one."""
     unknown = plan.start_day or plan.today
     return (
-        select(ContactListMember.person_id,
-               func.max(func.coalesce(ContactListMember.exposure_date, literal(unknown, Date))).label("exposure"))
+        select(
+            ContactListMember.person_id,
+            func.max(func.coalesce(ContactListMember.exposure_date, literal(unknown, Date))).label("exposure"),
+        )
         .join(campaign_lists, campaign_lists.c.contact_list_id == ContactListMember.contact_list_id)
         .where(campaign_lists.c.campaign_id == plan.campaign_id)
         .group_by(ContactListMember.person_id)
         .subquery("exposures")
-    )  # fmt: skip
+    )
 
 
 def _records(days: CTE) -> Subquery:
@@ -366,14 +415,19 @@ def _records(days: CTE) -> Subquery:
     day = select(days, last_seen.label("last_seen"), last_day.label("last_day")).subquery("with_last_days").c
     seen, today = day.outcome.in_(SEEN), day.day == day.elapsed
     return (
-        select(day.person_id, func.max(day.elapsed).label("elapsed"), count_where(seen).label("seen"),
-               count_where(day.outcome.in_(TRIED)).label("tried"),
-               count_where(and_(day.outcome == DailyOutcome.MISSED, day.day > func.coalesce(day.last_seen, -1)))
-               .label("missed_in_a_row"),
-               count_where(and_(seen, day.day == day.last_day)).label("seen_on_last_day"),
-               func.max(case((today, day.outcome))).label("outcome_today"),
-               count_where(and_(today, day.attempt_status.is_not(None))).label("planned_today"),
-               count_where(and_(today, day.attempt_status == AttemptStatus.COMPLETED)).label("completed_today"))
+        select(
+            day.person_id,
+            func.max(day.elapsed).label("elapsed"),
+            count_where(seen).label("seen"),
+            count_where(day.outcome.in_(TRIED)).label("tried"),
+            count_where(and_(day.outcome == DailyOutcome.MISSED, day.day > func.coalesce(day.last_seen, -1))).label(
+                "missed_in_a_row"
+            ),
+            count_where(and_(seen, day.day == day.last_day)).label("seen_on_last_day"),
+            func.max(case((today, day.outcome))).label("outcome_today"),
+            count_where(and_(today, day.attempt_status.is_not(None))).label("planned_today"),
+            count_where(and_(today, day.attempt_status == AttemptStatus.COMPLETED)).label("completed_today"),
+        )
         .group_by(day.person_id)
         .subquery("records")
-    )  # fmt: skip
+    )

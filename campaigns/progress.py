@@ -60,13 +60,15 @@ def progress(session: Session, campaign: Campaign, now: datetime) -> Progress:
     records = list(person_records(session, campaign, today))
     planned_today = sum(record.planned_today for record in records)
     return Progress(
-        today=today, reach_rate=reach_rate, completion_rate=completion_rate,
+        today=today,
+        reach_rate=reach_rate,
+        completion_rate=completion_rate,
         completion_rate_today=_ratio(sum(record.completed_today for record in records), planned_today),
         open_alerts=_zeros(AlertLevel.WATCH, AlertLevel.URGENT) | open_alerts(session, campaign.id),
         outcomes_today=_zeros(*DailyOutcome) | Counter(r.outcome_today for r in records if r.outcome_today),
         final_statuses=_zeros(*FinalStatus) | Counter(record.final for record in records),
         eta=eta(session, campaign, now),
-    )  # fmt: skip
+    )
 
 
 def _zeros(*keys: str) -> dict[str, int]:
@@ -80,21 +82,32 @@ def _ratio(part: int, whole: int) -> float | None:
 def _attempt_rates(session: Session, campaign_id: int) -> tuple[float | None, float | None]:
     """(reach rate, completion rate) over every attempt of the campaign."""
     tried = OutreachAttempt.tries > 0
-    reached = and_(tried, or_(OutreachAttempt.status.in_(REACHED_STATUSES),
-                              OutreachAttempt.last_outcome.in_([o.value for o in REACHED_OUTCOMES])))  # fmt: skip
+    reached = and_(
+        tried,
+        or_(
+            OutreachAttempt.status.in_(REACHED_STATUSES),
+            OutreachAttempt.last_outcome.in_([o.value for o in REACHED_OUTCOMES]),
+        ),
+    )
     planned, completed, tried_count, reached_count = session.execute(
-        select(func.count(), count_where(OutreachAttempt.status == AttemptStatus.COMPLETED), count_where(tried),
-               count_where(reached)).where(OutreachAttempt.campaign_id == campaign_id)
-    ).one()  # fmt: skip
+        select(
+            func.count(),
+            count_where(OutreachAttempt.status == AttemptStatus.COMPLETED),
+            count_where(tried),
+            count_where(reached),
+        ).where(OutreachAttempt.campaign_id == campaign_id)
+    ).one()
     return _ratio(reached_count, tried_count), _ratio(completed, planned)
 
 
 def open_alerts(session: Session, campaign_id: int) -> dict[str, int]:
     """Unacknowledged alerts raised on the campaign's declarations, by level."""
     rows = session.execute(
-        select(Alert.level, func.count()).join(Declaration, Declaration.id == Alert.declaration_id)
-        .where(Declaration.campaign_id == campaign_id, Alert.acknowledged_at.is_(None)).group_by(Alert.level)
-    )  # fmt: skip
+        select(Alert.level, func.count())
+        .join(Declaration, Declaration.id == Alert.declaration_id)
+        .where(Declaration.campaign_id == campaign_id, Alert.acknowledged_at.is_(None))
+        .group_by(Alert.level)
+    )
     return {level.value: count for level, count in rows}
 
 
@@ -103,17 +116,21 @@ def eta(session: Session, campaign: Campaign, now: datetime) -> Eta:
     zone = ZoneInfo(rules.timezone)
     tomorrow = datetime.combine(local_today(rules, now) + timedelta(days=1), time(0), zone)
     remaining = session.scalar(
-        select(func.count()).where(OutreachAttempt.campaign_id == campaign.id, OutreachAttempt.status.in_(WAITING),
-                                   OutreachAttempt.due_at < tomorrow)
-    )  # fmt: skip
+        select(func.count()).where(
+            OutreachAttempt.campaign_id == campaign.id,
+            OutreachAttempt.status.in_(WAITING),
+            OutreachAttempt.due_at < tomorrow,
+        )
+    )
     if not remaining:
         return Eta(remaining=0, at=None, rate_per_second=None, reason="nothing is left to do today")
     if campaign.status != CampaignStatus.RUNNING:
         return Eta(remaining=remaining, at=None, rate_per_second=None, reason=f"the campaign is {campaign.status}")
     claimed = session.scalar(
-        select(func.count()).where(OutreachAttempt.campaign_id == campaign.id,
-                                   OutreachAttempt.claimed_at.between(now - RATE_WINDOW, now))
-    )  # fmt: skip
+        select(func.count()).where(
+            OutreachAttempt.campaign_id == campaign.id, OutreachAttempt.claimed_at.between(now - RATE_WINDOW, now)
+        )
+    )
     if not claimed:
         return Eta(remaining=remaining, at=None, rate_per_second=None, reason=_standing_still(rules, now))
     rate = min(claimed / RATE_WINDOW.total_seconds(), _allowed_rate(rules))

@@ -11,9 +11,9 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
+from app.deps import PlatformDep
 from campaigns.channels import ChannelFailed, Placed, Unreachable
-from outreach.deps import PlatformDep
-from outreach.settings import Settings
+from ground.settings import Settings
 
 # Twilio error codes that mean this number cannot take a call at all: another channel may still reach them.
 UNCALLABLE_NUMBER_CODES = frozenset({13223, 13224, 21210, 21211, 21214, 21215, 21217})

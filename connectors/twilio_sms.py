@@ -14,6 +14,7 @@ from datetime import datetime
 from fastapi import APIRouter, Response
 from twilio.base.exceptions import TwilioRestException
 
+from app.deps import Platform, PlatformDep
 from bot.vntext import fold
 from campaigns import attempts
 from campaigns.attempts import Outcome
@@ -22,7 +23,6 @@ from connectors.events import first_time
 from connectors.twilio_auth import UNCALLABLE_NUMBER_CODES, SignedForm, channel_error, sent_since, twilio_client
 from connectors.webchat import new_invite
 from models import utcnow
-from outreach.deps import Platform, PlatformDep
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/webhooks/twilio/sms", tags=["Twilio SMS (webhooks)"], include_in_schema=False)
@@ -44,8 +44,9 @@ class SmsChannel:
     name: str = "sms"
 
     async def reach(self, contact: Contact) -> Placed:
-        link = await asyncio.to_thread(new_invite, self.platform.sessions, self.platform.settings.public_url,
-                                       contact.attempt_id)  # fmt: skip
+        link = await asyncio.to_thread(
+            new_invite, self.platform.sessions, self.platform.settings.public_url, contact.attempt_id
+        )
         try:
             message = await asyncio.to_thread(self._send, contact, invitation_text(contact.name, link))
         except TwilioRestException as error:
@@ -60,9 +61,11 @@ class SmsChannel:
     def _send(self, contact: Contact, body: str):  # noqa: ANN202 (the SDK's MessageInstance)
         settings = self.platform.settings
         return twilio_client(settings).messages.create(
-            to=contact.phone, from_=settings.twilio_from_number, body=body,
+            to=contact.phone,
+            from_=settings.twilio_from_number,
+            body=body,
             status_callback=f"{settings.public_url}{router.prefix}/status?attempt={contact.attempt_id}",
-        )  # fmt: skip
+        )
 
 
 @router.post("/status")
@@ -75,6 +78,7 @@ def status(attempt: int, form: SignedForm, platform: PlatformDep) -> Response:
     with platform.sessions.begin() as session:
         if first_time(session, "twilio-sms", f"{message_sid}:{message_status}"):
             error = f" (error {form['ErrorCode']})" if form.get("ErrorCode") else ""
-            attempts.record_report(session, attempt, message_sid, outcome, utcnow(),
-                                   detail=f"SMS {message_status}{error}")  # fmt: skip
+            attempts.record_report(
+                session, attempt, message_sid, outcome, utcnow(), detail=f"SMS {message_status}{error}"
+            )
     return Response(status_code=204)

@@ -22,14 +22,16 @@ from sqlalchemy.orm import Session
 from twilio.base.exceptions import TwilioRestException
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from bot.client import BotMessage, Button
-from bot.training import DOMAIN
+from app.deps import Platform, PlatformDep
 from campaigns import attempts
 from campaigns.attempts import Outcome
 from campaigns.channels import Contact, Placed
 from campaigns.dispatch import DUE
 from connectors.events import first_time
 from connectors.twilio_auth import UNCALLABLE_NUMBER_CODES, SignedForm, channel_error, sent_since, twilio_client
+from conversations.engine import BotMessage, Button
+from conversations.engine_project import DOMAIN
+from conversations.service import EngineDown
 from models import (
     AttemptStatus,
     Campaign,
@@ -42,8 +44,6 @@ from models import (
     Turn,
     utcnow,
 )
-from outreach.conversations import EngineDown
-from outreach.deps import Platform, PlatformDep
 from voice.prompts import button_titles, personal_texts, prompt_url, static_texts
 
 log = logging.getLogger(__name__)
@@ -56,14 +56,48 @@ CALL_BACK_LATER = "Có vẻ đường truyền không tốt. Chúng tôi sẽ g�
 APOLOGY = "Xin lỗi, hệ thống đang gặp sự cố. Chúng tôi sẽ gọi lại cho anh/chị sau. Xin cảm ơn."
 # Words the declaration's answers are made of: they help Twilio's recogniser on every question.
 ANSWER_HINTS = (
-    "có", "không", "đúng", "không phải", "vâng", "dạ", "sốt", "ho", "khó thở", "đau họng", "mệt mỏi",
-    "mất vị giác", "mất khứu giác", "đau ngực", "tiêu chảy", "độ", "ba mươi bảy độ", "ba mươi tám độ",
-    "hôm qua", "hôm nay", "hôm kia", "ngày", "âm tính", "dương tính", "chưa xét nghiệm", "chờ kết quả",
-    "mũi", "một mũi", "hai mũi", "ba mũi", "chưa tiêm", "ở nhà", "cần hỗ trợ", "để lúc khác", "gọi lại sau",
-)  # fmt: skip
+    "có",
+    "không",
+    "đúng",
+    "không phải",
+    "vâng",
+    "dạ",
+    "sốt",
+    "ho",
+    "khó thở",
+    "đau họng",
+    "mệt mỏi",
+    "mất vị giác",
+    "mất khứu giác",
+    "đau ngực",
+    "tiêu chảy",
+    "độ",
+    "ba mươi bảy độ",
+    "ba mươi tám độ",
+    "hôm qua",
+    "hôm nay",
+    "hôm kia",
+    "ngày",
+    "âm tính",
+    "dương tính",
+    "chưa xét nghiệm",
+    "chờ kết quả",
+    "mũi",
+    "một mũi",
+    "hai mũi",
+    "ba mũi",
+    "chưa tiêm",
+    "ở nhà",
+    "cần hỗ trợ",
+    "để lúc khác",
+    "gọi lại sau",
+)
 FAILED_CALL_STATUSES = {
-    "busy": Outcome.BUSY, "no-answer": Outcome.NO_ANSWER, "failed": Outcome.FAILED, "canceled": Outcome.FAILED,
-}  # fmt: skip
+    "busy": Outcome.BUSY,
+    "no-answer": Outcome.NO_ANSWER,
+    "failed": Outcome.FAILED,
+    "canceled": Outcome.FAILED,
+}
 
 
 def keypad_hint(titles: Sequence[str]) -> str:
@@ -81,10 +115,14 @@ def ahead_of_calls() -> list[str]:
 def personal_lines_due(session: Session) -> list[str]:
     """The personal lines (greetings with a name) of everyone running campaigns have still to reach."""
     names = session.scalars(
-        select(Person.full_name).distinct().join(OutreachAttempt, OutreachAttempt.person_id == Person.id)
-        .join(Campaign).where(Campaign.status == CampaignStatus.RUNNING, OutreachAttempt.status.in_(DUE),
-                              Person.full_name.is_not(None))
-    )  # fmt: skip
+        select(Person.full_name)
+        .distinct()
+        .join(OutreachAttempt, OutreachAttempt.person_id == Person.id)
+        .join(Campaign)
+        .where(
+            Campaign.status == CampaignStatus.RUNNING, OutreachAttempt.status.in_(DUE), Person.full_name.is_not(None)
+        )
+    )
     return [line for name in names for line in personal_texts(DOMAIN, {"name": name})]
 
 
@@ -119,13 +157,18 @@ class VoiceChannel:
         settings = self.platform.settings
         base = f"{settings.public_url}{router.prefix}"
         return twilio_client(settings).calls.create(
-            to=contact.phone, from_=settings.twilio_from_number, url=f"{base}/answer?attempt={contact.attempt_id}",
-            method="POST", fallback_url=f"{base}/fallback", fallback_method="POST",
-            status_callback=f"{base}/status?attempt={contact.attempt_id}", status_callback_method="POST",
+            to=contact.phone,
+            from_=settings.twilio_from_number,
+            url=f"{base}/answer?attempt={contact.attempt_id}",
+            method="POST",
+            fallback_url=f"{base}/fallback",
+            fallback_method="POST",
+            status_callback=f"{base}/status?attempt={contact.attempt_id}",
+            status_callback_method="POST",
             status_callback_event=["initiated", "ringing", "answered", "completed"],
             timeout=settings.twilio_ring_timeout_s,
             machine_detection="Enable" if settings.twilio_machine_detection else None,
-        )  # fmt: skip
+        )
 
 
 def _twiml(body: VoiceResponse) -> Response:
@@ -155,12 +198,16 @@ async def _speak_and_listen(
         return response
     buttons = messages[-1].buttons
     gather = Gather(
-        input="speech dtmf", language="vi-VN", method="POST",
+        input="speech dtmf",
+        language="vi-VN",
+        method="POST",
         action=f"{platform.settings.public_url}{router.prefix}/turn?n={turn_number}&silences={silences}",
-        timeout=platform.settings.voice_gather_timeout_s, speech_timeout="auto", action_on_empty_result=True,
+        timeout=platform.settings.voice_gather_timeout_s,
+        speech_timeout="auto",
+        action_on_empty_result=True,
         hints=", ".join(dict.fromkeys([b.title.lower() for b in buttons] + list(ANSWER_HINTS))),
         **({"num_digits": 1} if buttons else {}),
-    )  # fmt: skip
+    )
     for message in messages:
         for line in spoken_lines(message):
             await _play(platform, gather, line)
@@ -284,11 +331,15 @@ def _personal_lines_done_with(session: Session, attempt_id: int, call_sid: str) 
     if not name:
         return []
     namesake_on_the_line = (
-        select(OutreachAttempt.id).join(Person)
-        .where(Person.full_name == name, OutreachAttempt.channel == Channel.VOICE.value,
-               OutreachAttempt.status.in_((AttemptStatus.CONTACTING, AttemptStatus.IN_PROGRESS)),
-               OutreachAttempt.provider_ref != call_sid)
-    )  # fmt: skip
+        select(OutreachAttempt.id)
+        .join(Person)
+        .where(
+            Person.full_name == name,
+            OutreachAttempt.channel == Channel.VOICE.value,
+            OutreachAttempt.status.in_((AttemptStatus.CONTACTING, AttemptStatus.IN_PROGRESS)),
+            OutreachAttempt.provider_ref != call_sid,
+        )
+    )
     if session.scalar(namesake_on_the_line.limit(1)) is not None:
         return []
     return personal_texts(DOMAIN, {"name": name})
@@ -305,8 +356,12 @@ def _attempt_target(platform: Platform, attempt_id: int, call_sid: str) -> dict 
         attempt = session.get(OutreachAttempt, attempt_id)
         if attempt is None or attempt.provider_ref != call_sid:
             return None
-        return {"person_id": attempt.person_id, "campaign_id": attempt.campaign_id, "outreach_id": attempt.id,
-                "follow_up_day": attempt.follow_up_day}  # fmt: skip
+        return {
+            "person_id": attempt.person_id,
+            "campaign_id": attempt.campaign_id,
+            "outreach_id": attempt.id,
+            "follow_up_day": attempt.follow_up_day,
+        }
 
 
 def _conversation_of_call(platform: Platform, call_sid: str) -> int | None:
@@ -316,8 +371,9 @@ def _conversation_of_call(platform: Platform, call_sid: str) -> int | None:
 
 def _seq_of_turn(platform: Platform, conversation_id: int, external_id: str) -> int:
     with platform.sessions() as session:
-        return session.scalar(select(Turn.seq).where(Turn.conversation_id == conversation_id,
-                                                     Turn.external_id == external_id))  # fmt: skip
+        return session.scalar(
+            select(Turn.seq).where(Turn.conversation_id == conversation_id, Turn.external_id == external_id)
+        )
 
 
 def _message(turn: Turn) -> BotMessage:
@@ -336,8 +392,12 @@ def _bot_lines_after(platform: Platform, conversation_id: int, seq: int) -> tupl
 
 def _last_question(platform: Platform, conversation_id: int) -> BotMessage | None:
     with platform.sessions() as session:
-        last = session.scalar(select(Turn).where(Turn.conversation_id == conversation_id, Turn.speaker == Speaker.BOT)
-                              .order_by(Turn.seq.desc()).limit(1))  # fmt: skip
+        last = session.scalar(
+            select(Turn)
+            .where(Turn.conversation_id == conversation_id, Turn.speaker == Speaker.BOT)
+            .order_by(Turn.seq.desc())
+            .limit(1)
+        )
         return _message(last) if last else None
 
 

@@ -24,16 +24,16 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from bot.client import BotMessage
+from access.auth import hash_token
+from app.deps import PlatformDep
+from app.schemas import ErrorOut
 from bot.vntext import nfc
+from conversations.engine import BotMessage
+from conversations.service import EngineDown, TurnResult
+from ground.phones import InvalidPhone, normalize_phone
+from ground.ratelimit import RateLimiter
+from ground.settings import Settings
 from models import AttemptStatus, Channel, Conversation, OutreachAttempt, Person
-from outreach.auth import hash_token
-from outreach.conversations import EngineDown, TurnResult
-from outreach.deps import PlatformDep
-from outreach.phones import InvalidPhone, normalize_phone
-from outreach.ratelimit import RateLimiter
-from outreach.schemas import ErrorOut
-from outreach.settings import Settings
 
 router = APIRouter(prefix="/api/v1/webchat", tags=["web chat (residents)"])
 
@@ -56,10 +56,11 @@ INSERT_OF_DIALECT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 class NewSession(BaseModel):
     phone: str | None = Field(default=None, examples=["0912 345 678"], description="any common Vietnamese form")
     name: str | None = Field(
-        default=None, max_length=200,
+        default=None,
+        max_length=200,
         description="the name the resident gives: a claim, greeted with and kept in the transcript, never stored as "
         "the person's name",
-    )  # fmt: skip
+    )
     invite: str | None = Field(
         default=None, max_length=100, description="the key of a personal link sent by SMS, instead of a phone"
     )
@@ -104,8 +105,10 @@ class HistoryOut(BaseModel):
 
 
 def _replies(messages: list[BotMessage]) -> list[ReplyOut]:
-    return [ReplyOut(text=m.text, buttons=[ButtonOut(title=b.title, payload=b.payload) for b in m.buttons])
-            for m in messages]  # fmt: skip
+    return [
+        ReplyOut(text=m.text, buttons=[ButtonOut(title=b.title, payload=b.payload) for b in m.buttons])
+        for m in messages
+    ]
 
 
 def _refuse_if_limited(limiter: RateLimiter, key: str, message: str) -> None:
@@ -156,8 +159,12 @@ def _invited(platform: PlatformDep, invite: str) -> dict[str, int]:
         attempt = session.scalar(select(OutreachAttempt).where(OutreachAttempt.invite_token_hash == hash_token(invite)))
         if attempt is None or attempt.status == AttemptStatus.CANCELED:
             raise HTTPException(404, "this link is unknown or has expired")
-        return {"person_id": attempt.person_id, "campaign_id": attempt.campaign_id, "outreach_id": attempt.id,
-                "follow_up_day": attempt.follow_up_day}  # fmt: skip
+        return {
+            "person_id": attempt.person_id,
+            "campaign_id": attempt.campaign_id,
+            "outreach_id": attempt.id,
+            "follow_up_day": attempt.follow_up_day,
+        }
 
 
 def _typed_phone(platform: PlatformDep, phone: str, name: str | None) -> dict[str, object]:
@@ -174,8 +181,11 @@ def _typed_phone(platform: PlatformDep, phone: str, name: str | None) -> dict[st
         person_id = _person_for(session, phone)
         opened_today = _unverified_chats_since(session, person_id, _local_midnight(settings))
     if opened_today >= settings.webchat_sessions_per_phone_per_day:
-        raise HTTPException(429, TOO_MANY_CHATS_TODAY.format(cap=settings.webchat_sessions_per_phone_per_day),
-                            headers={"Retry-After": str(_seconds_to_midnight(settings))})  # fmt: skip
+        raise HTTPException(
+            429,
+            TOO_MANY_CHATS_TODAY.format(cap=settings.webchat_sessions_per_phone_per_day),
+            headers={"Retry-After": str(_seconds_to_midnight(settings))},
+        )
     return {"person_id": person_id, "phone_verified": False, "claimed_name": _claimed(name)}
 
 
@@ -199,11 +209,15 @@ def _unverified_chats_since(session: Session, person_id: int, since: datetime) -
     """Chats opened by typing this phone since `since`, counted in the store: the cap holds across API replicas.
     Personal-link chats do not count: a stranger must not learn, from the cap, that a link was sent."""
     return session.scalar(
-        select(func.count()).select_from(Conversation).where(
-            Conversation.person_id == person_id, Conversation.channel == Channel.WEBCHAT,
-            Conversation.phone_verified.is_(False), Conversation.started_at >= since,
+        select(func.count())
+        .select_from(Conversation)
+        .where(
+            Conversation.person_id == person_id,
+            Conversation.channel == Channel.WEBCHAT,
+            Conversation.phone_verified.is_(False),
+            Conversation.started_at >= since,
         )
-    )  # fmt: skip
+    )
 
 
 def _local_midnight(settings: Settings) -> datetime:

@@ -30,12 +30,16 @@ from pydantic import BaseModel, Field, StringConstraints, TypeAdapter, Validatio
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.client import BotMessage, Button
+from app.deps import Platform, PlatformDep
 from campaigns import attempts
 from campaigns.attempts import Outcome
 from campaigns.channels import ChannelFailed, Contact, Placed, Unreachable
 from connectors.events import first_time
 from connectors.webchat import new_invite
+from conversations.engine import BotMessage, Button
+from conversations.service import EngineDown
+from ground.phones import InvalidPhone, normalize_phone
+from ground.settings import Settings
 from models import (
     AttemptStatus,
     Campaign,
@@ -50,11 +54,6 @@ from models import (
     ZaloUser,
     utcnow,
 )
-from outreach.conversations import EngineDown
-from outreach.db import session_scope
-from outreach.deps import Platform, PlatformDep
-from outreach.phones import InvalidPhone, normalize_phone
-from outreach.settings import Settings
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["Zalo (webhooks)"], include_in_schema=False)
@@ -171,8 +170,12 @@ class _Info(BaseModel):
     def place(self) -> dict[str, str | None]:
         nested = self.full_address
         if nested is not None:
-            return {"address": nested.user_address, "ward": nested.user_ward, "district": nested.user_district,
-                    "province": nested.user_city}  # fmt: skip
+            return {
+                "address": nested.user_address,
+                "ward": nested.user_ward,
+                "district": nested.user_district,
+                "province": nested.user_city,
+            }
         return {"address": self.address, "ward": self.ward, "district": self.district, "province": self.city}
 
 
@@ -274,8 +277,12 @@ async def webhook(request: Request, background: BackgroundTasks, platform: Platf
     if event is None:
         return {"received": True}
     if not event.fresh(utcnow(), platform.settings.zalo_event_max_age_s):
-        log.warning("Zalo %s stamped %s ignored: outside the %d s window (a replay, or a clock far off)",
-                    event.event_name, event.timestamp, platform.settings.zalo_event_max_age_s)  # fmt: skip
+        log.warning(
+            "Zalo %s stamped %s ignored: outside the %d s window (a replay, or a clock far off)",
+            event.event_name,
+            event.timestamp,
+            platform.settings.zalo_event_max_age_s,
+        )
         return {"received": True}
     if await asyncio.to_thread(_first_time, platform.sessions, event.key):
         background.add_task(_process, platform, event)
@@ -285,7 +292,7 @@ async def webhook(request: Request, background: BackgroundTasks, platform: Platf
 
 
 def _first_time(sessions: sessionmaker[Session], key: str) -> bool:
-    with session_scope(sessions) as session:
+    with sessions.begin() as session:
         return first_time(session, "zalo", key)
 
 
@@ -336,8 +343,11 @@ async def _on_zns_receipt(platform: Platform, event: ZnsReceipt) -> None:
 
 
 HANDLERS: dict[type, Callable[[Platform, Any], Awaitable[None]]] = {
-    TextEvent: _on_text, FollowEvent: _on_follow, SubmitInfoEvent: _on_submit_info, ZnsReceipt: _on_zns_receipt,
-}  # fmt: skip
+    TextEvent: _on_text,
+    FollowEvent: _on_follow,
+    SubmitInfoEvent: _on_submit_info,
+    ZnsReceipt: _on_zns_receipt,
+}
 
 
 async def open_conversation(platform: Platform, user_id: str, person_id: int, **campaign: int) -> str | None:
@@ -396,13 +406,13 @@ def _note_message(user: ZaloUser, at: datetime) -> None:
 
 
 def _set_following(sessions: sessionmaker[Session], user_id: str, following: bool) -> None:
-    with session_scope(sessions) as session:
+    with sessions.begin() as session:
         _zalo_user(session, user_id).following = following
 
 
 def _heard_from(sessions: sessionmaker[Session], user_id: str, at: datetime) -> tuple[int | None, int | None]:
     """Note the message; returns the user's person and live conversation, when they have them."""
-    with session_scope(sessions) as session:
+    with sessions.begin() as session:
         user = _zalo_user(session, user_id)
         _note_message(user, at)
         return user.person_id, _live_conversation(session, user)
@@ -412,7 +422,7 @@ def _link_person(
     sessions: sessionmaker[Session], user_id: str, phone: str, info: _Info, at: datetime
 ) -> tuple[int, int | None]:
     """The person with this phone (added when unknown) is the user's; returns them and their live conversation."""
-    with session_scope(sessions) as session:
+    with sessions.begin() as session:
         person = session.scalar(select(Person).where(Person.phone == phone))
         if person is None:
             person = Person(phone=phone)
@@ -437,19 +447,24 @@ def _waiting_attempt(sessions: sessionmaker[Session], person_id: int) -> dict[st
     """The running campaign's attempt whose ZNS or Zalo message is waiting for this person's answer, if any."""
     with sessions() as session:
         attempt = session.scalars(
-            select(OutreachAttempt).join(Campaign)
-            .where(OutreachAttempt.person_id == person_id, OutreachAttempt.status == AttemptStatus.CONTACTING,
-                   OutreachAttempt.channel.in_((Channel.ZNS.value, Channel.ZALO.value)),
-                   Campaign.status == CampaignStatus.RUNNING)
-            .order_by(OutreachAttempt.updated_at.desc()).limit(1)
-        ).first()  # fmt: skip
+            select(OutreachAttempt)
+            .join(Campaign)
+            .where(
+                OutreachAttempt.person_id == person_id,
+                OutreachAttempt.status == AttemptStatus.CONTACTING,
+                OutreachAttempt.channel.in_((Channel.ZNS.value, Channel.ZALO.value)),
+                Campaign.status == CampaignStatus.RUNNING,
+            )
+            .order_by(OutreachAttempt.updated_at.desc())
+            .limit(1)
+        ).first()
     if attempt is None:
         return {}
     return {"campaign_id": attempt.campaign_id, "outreach_id": attempt.id, "follow_up_day": attempt.follow_up_day}
 
 
 def _follow_conversation(sessions: sessionmaker[Session], user_id: str, conversation_id: int) -> None:
-    with session_scope(sessions) as session:
+    with sessions.begin() as session:
         _zalo_user(session, user_id).conversation_id = conversation_id
 
 
@@ -457,9 +472,11 @@ def _as_button_tap(sessions: sessionmaker[Session], conversation_id: int, text: 
     """A tap arrives as the button's payload typed by the user: store its title, give the engine its payload."""
     with sessions() as session:
         offered = session.scalars(
-            select(Turn.buttons).where(Turn.conversation_id == conversation_id, Turn.speaker == Speaker.BOT)
-            .order_by(Turn.seq.desc()).limit(1)
-        ).first()  # fmt: skip
+            select(Turn.buttons)
+            .where(Turn.conversation_id == conversation_id, Turn.speaker == Speaker.BOT)
+            .order_by(Turn.seq.desc())
+            .limit(1)
+        ).first()
     for button in offered or ():
         if button["payload"] == text:
             return button["title"], text
@@ -471,7 +488,7 @@ def _mark_delivered(sessions: sessionmaker[Session], delivery: _Delivery) -> Non
     if not (delivery.tracking_id.isascii() and delivery.tracking_id.isdigit()):
         log.debug("ZNS receipt of a message this platform did not track: %s", delivery.tracking_id)
         return
-    with session_scope(sessions) as session:
+    with sessions.begin() as session:
         attempts.record_report(session, int(delivery.tracking_id), delivery.msg_id, Outcome.DELIVERED, utcnow())
 
 
@@ -566,8 +583,7 @@ class ZaloClient:
 
     async def send_zns(self, phone: str, template_id: str, template_data: dict[str, str], tracking_id: str) -> str:
         """A ZNS template to a phone in the 84xxxxxxxxx form; returns Zalo's msg_id."""
-        body = {"phone": phone, "template_id": template_id, "template_data": template_data,
-                "tracking_id": tracking_id}  # fmt: skip
+        body = {"phone": phone, "template_id": template_id, "template_data": template_data, "tracking_id": tracking_id}
         data = await self._call(f"{self.settings.zalo_zns_base_url.rstrip('/')}/message/template", body)
         return str(data.get("msg_id"))
 
@@ -636,11 +652,13 @@ class ZaloClient:
             return _Tokens(row.access_token, row.refresh_token, row.expires_at) if row else None
 
     def _store_tokens(self, tokens: _Tokens) -> None:
-        with session_scope(self.sessions) as session:
+        with self.sessions.begin() as session:
             row = session.get(ProviderToken, TOKEN_ROW) or ProviderToken(provider=TOKEN_ROW)
             row.access_token, row.refresh_token, row.expires_at = (
-                tokens.access_token, tokens.refresh_token, tokens.expires_at
-            )  # fmt: skip
+                tokens.access_token,
+                tokens.refresh_token,
+                tokens.expires_at,
+            )
             session.add(row)
 
 
@@ -667,9 +685,13 @@ class ZaloChannel:
         try:
             async with self.platform.zalo.user_lock(user_id):
                 message_id = await open_conversation(
-                    self.platform, user_id, contact.person_id, campaign_id=contact.campaign_id,
-                    outreach_id=contact.attempt_id, follow_up_day=contact.follow_up_day,
-                )  # fmt: skip
+                    self.platform,
+                    user_id,
+                    contact.person_id,
+                    campaign_id=contact.campaign_id,
+                    outreach_id=contact.attempt_id,
+                    follow_up_day=contact.follow_up_day,
+                )
         except EngineDown as error:
             raise ChannelFailed(f"the dialogue engine is down: {error}") from error
         except ZaloError as error:
@@ -680,9 +702,11 @@ class ZaloChannel:
         hours = self.platform.settings.zalo_reply_window_hours
         with self.platform.sessions() as session:
             user = session.scalars(
-                select(ZaloUser).where(ZaloUser.person_id == person_id)
-                .order_by(ZaloUser.last_message_at.desc().nulls_last()).limit(1)
-            ).first()  # fmt: skip
+                select(ZaloUser)
+                .where(ZaloUser.person_id == person_id)
+                .order_by(ZaloUser.last_message_at.desc().nulls_last())
+                .limit(1)
+            ).first()
         if user is None:
             raise Unreachable("no Zalo user has shared this person's phone with the OA")
         if not in_reply_window(user.last_message_at, utcnow(), hours):
@@ -702,8 +726,9 @@ class ZnsChannel:
 
     async def reach(self, contact: Contact) -> Placed:
         rules = contact.rules
-        link = await asyncio.to_thread(new_invite, self.platform.sessions, self.platform.settings.public_url,
-                                       contact.attempt_id)  # fmt: skip
+        link = await asyncio.to_thread(
+            new_invite, self.platform.sessions, self.platform.settings.public_url, contact.attempt_id
+        )
         values = self._values(contact, link)
         try:
             data = {key: template.format_map(values) for key, template in rules.zns_template_data.items()}

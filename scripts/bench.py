@@ -42,24 +42,33 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app.deps import Platform  # noqa: E402
+from app.engine_process import EngineProcess  # noqa: E402
+from app.web import create_app  # noqa: E402
+from app.worker import outbound_channels, plan_follow_ups  # noqa: E402
 from campaigns.dispatch import Dispatcher, contact  # noqa: E402
 from campaigns.lifecycle import attempt_counts, new_campaign, transition  # noqa: E402
 from campaigns.rules import CampaignRules  # noqa: E402
 from connectors.twilio_voice import VoiceChannel, ahead_of_calls  # noqa: E402
+from ground.private import engine_token
+from ground.settings import PROJECT_ROOT, Settings  # noqa: E402
+from ground.store import make_engine, make_session_factory  # noqa: E402
 from models import ContactList, ContactListMember  # noqa: E402
-from outreach.app import create_app  # noqa: E402
-from outreach.db import make_engine, make_session_factory  # noqa: E402
-from outreach.deps import Platform  # noqa: E402
-from outreach.engine import EngineProcess, engine_token  # noqa: E402
-from outreach.scheduler import outbound_channels, plan_follow_ups  # noqa: E402
-from outreach.settings import PROJECT_ROOT, Settings  # noqa: E402
 from tests import factories  # noqa: E402
 from tests.fakes.twilio import FakeTwilio  # noqa: E402
 from tests.support.net import free_port  # noqa: E402
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
-SCRIPT = ["vâng", "được", "tôi sốt 38 độ 5 từ hôm qua, ho khan", "không", "test nhanh âm tính sáng nay",
-          "tiêm 2 mũi rồi", "có", "không cần"]  # fmt: skip
+SCRIPT = [
+    "vâng",
+    "được",
+    "tôi sốt 38 độ 5 từ hôm qua, ho khan",
+    "không",
+    "test nhanh âm tính sáng nay",
+    "tiêm 2 mũi rồi",
+    "có",
+    "không cần",
+]
 
 
 async def engine_resident(client: httpx.AsyncClient, url: str, latencies: list[float]) -> None:
@@ -87,8 +96,9 @@ async def platform_resident(client: httpx.AsyncClient, url: str, latencies: list
 async def run(kind: str, url: str, residents: int, rounds: int) -> tuple[float, list[float]]:
     latencies: list[float] = []
     token = {"Authorization": f"Bearer {engine_token(Settings())}"}
-    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=residents * 2),
-                                 headers=token) as client:  # fmt: skip
+    async with httpx.AsyncClient(
+        timeout=60, limits=httpx.Limits(max_connections=residents * 2), headers=token
+    ) as client:
         started = time.perf_counter()
         for round_no in range(rounds):
             if kind == "engine":
@@ -136,8 +146,19 @@ def start_platform(env: dict[str, str], port: int) -> subprocess.Popen:
     raise RuntimeError("the platform did not become healthy")
 
 
-CALL_SCRIPT = ["vâng đúng rồi", "được", "tôi bị sốt và ho", "ba mươi tám độ rưỡi", "từ hôm qua", "không",
-               "test nhanh âm tính", "sáng nay", "hai mũi", "có", "không cần gì"]  # fmt: skip
+CALL_SCRIPT = [
+    "vâng đúng rồi",
+    "được",
+    "tôi bị sốt và ho",
+    "ba mươi tám độ rưỡi",
+    "từ hôm qua",
+    "không",
+    "test nhanh âm tính",
+    "sáng nay",
+    "hai mũi",
+    "có",
+    "không cần gì",
+]
 
 
 def one_call(twilio: FakeTwilio, platform: Platform, phone: str) -> tuple[float, list[float]]:
@@ -160,8 +181,10 @@ def bench_voice(twilio: FakeTwilio, env: dict[str, str], calls: int, concurrent:
         platform = create_app(Settings()).state.platform  # the dispatcher's side, on the same store
     platform.prompts.render_ahead(ahead_of_calls())  # warm cache: what `serve` does at start
     one_call(twilio, platform, "+84389999999")  # warm-up: the engine's and the store's first turn
-    print(f"\nTwiML turn latency (webhook in, TwiML out; engine, store and prompt cache included), {calls} calls "
-          f"of {len(CALL_SCRIPT)} answers")  # fmt: skip
+    print(
+        f"\nTwiML turn latency (webhook in, TwiML out; engine, store and prompt cache included), {calls} calls "
+        f"of {len(CALL_SCRIPT)} answers"
+    )
     print(f"{'':28}{'turns':>8}{'p50 ms':>10}{'p95 ms':>10}{'answer p50 ms':>15}")
     for at_once in sorted({1, concurrent}):
         phones = [f"+8438{at_once}{i:06d}" for i in range(calls)]
@@ -169,8 +192,10 @@ def bench_voice(twilio: FakeTwilio, env: dict[str, str], calls: int, concurrent:
             results = list(pool.map(lambda phone: one_call(twilio, platform, phone), phones))
         turns = [latency for _, call_turns in results for latency in call_turns]
         answers = [answer for answer, _ in results]
-        print(f"{f'{at_once} call(s) at a time':28}{len(turns):>8}{percentile(turns, 0.5):>10.0f}"
-              f"{percentile(turns, 0.95):>10.0f}{statistics.median(answers) * 1000:>15.0f}")  # fmt: skip
+        print(
+            f"{f'{at_once} call(s) at a time':28}{len(turns):>8}{percentile(turns, 0.5):>10.0f}"
+            f"{percentile(turns, 0.95):>10.0f}{statistics.median(answers) * 1000:>15.0f}"
+        )
     print("goal: p95 under 300 ms (one call at a time)")
 
 
@@ -185,10 +210,20 @@ def bench_dispatch(twilio: FakeTwilio, env: dict[str, str], people: int, rate: f
         session.flush()
         for i in range(people):
             person = factories.person(session, f"+8435{i:07d}", name=f"Trần Thị {i}")
-            session.add(ContactListMember(contact_list_id=contacts.id, person_id=person.id,
-                                          exposure_date=datetime.now(zone).date() - timedelta(days=1)))  # fmt: skip
-        rules = CampaignRules(channels=["voice"], new_calls_per_second=rate, max_concurrent_calls=people,
-                              timezone=str(zone), calling_hours=[{"start": "00:00", "end": "23:59:59"}])  # fmt: skip
+            session.add(
+                ContactListMember(
+                    contact_list_id=contacts.id,
+                    person_id=person.id,
+                    exposure_date=datetime.now(zone).date() - timedelta(days=1),
+                )
+            )
+        rules = CampaignRules(
+            channels=["voice"],
+            new_calls_per_second=rate,
+            max_concurrent_calls=people,
+            timezone=str(zone),
+            calling_hours=[{"start": "00:00", "end": "23:59:59"}],
+        )
         campaign = new_campaign("dispatch bench", [contacts], rules)
         session.add(campaign)
         session.flush()
@@ -239,18 +274,26 @@ def bench_import(rows: int, workdir: Path) -> None:
         )
         for i in range(rows):
             phone = "không rõ" if i % 50 == 0 else rng.choice(prefixes) + f"{rng.randrange(10**7):07d}"
-            writer.writerow([i + 1, f"Nguyễn Văn {i}", phone, 1950 + i % 60, f"{i} Lý Thái Tổ", "Suối Hoa", "Bắc Ninh",
-                             exposed])  # fmt: skip
+            writer.writerow(
+                [i + 1, f"Nguyễn Văn {i}", phone, 1950 + i % 60, f"{i} Lý Thái Tổ", "Suối Hoa", "Bắc Ninh", exposed]
+            )
     env = {**os.environ, "OUTREACH_DATABASE_URL": f"sqlite:///{workdir / 'import.db'}"}
     outreach = str(PROJECT_ROOT / ".venv" / "bin" / "outreach")
     subprocess.run([outreach, "db", "upgrade"], env=env, check=True, capture_output=True)
     started = time.perf_counter()
-    result = subprocess.run([outreach, "contacts", "import", str(path), "--list", "bench", "--json"], env=env,
-                            check=True, capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        [outreach, "contacts", "import", str(path), "--list", "bench", "--json"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     elapsed = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"\nF1 list import of {rows:,} rows: {elapsed:.1f} s, peak memory {peak_mb:.0f} MB "
-          f"(goals: under 20 s and 500 MB); {result.stdout.strip()}")  # fmt: skip
+    print(
+        f"\nF1 list import of {rows:,} rows: {elapsed:.1f} s, peak memory {peak_mb:.0f} MB "
+        f"(goals: under 20 s and 500 MB); {result.stdout.strip()}"
+    )
     bench_planning(env["OUTREACH_DATABASE_URL"], json.loads(result.stdout)["list_id"])
 
 
@@ -269,8 +312,9 @@ def bench_planning(database_url: str, list_id: int) -> None:
     print(f"planning a day of follow-ups: {planned:,} attempts in {elapsed:.1f} s ({planned / elapsed:,.0f}/s)")
 
 
-def report_webchat(args: argparse.Namespace, bare_rate: float, bare: list[float], ours_rate: float,
-                   ours: list[float]) -> None:  # fmt: skip
+def report_webchat(
+    args: argparse.Namespace, bare_rate: float, bare: list[float], ours_rate: float, ours: list[float]
+) -> None:
     turns = len(SCRIPT) + 1
     print(f"\nweb chat turns, {args.residents} concurrent residents x {args.rounds} declarations of {turns} turns")
     print(f"{'':24}{'turns/s':>10}{'p50 ms':>10}{'p95 ms':>10}")
@@ -288,8 +332,12 @@ def bench_actions(workdir: Path, residents: int, rounds: int, runs: int) -> None
     engines up at once, the same load on each in turn, `runs` times; medians reported."""
     engines = {}
     for mode in ("in-engine", "server"):
-        settings = Settings(engine_port=free_port(), actions_port=free_port(), engine_actions=mode,
-                            engine_tracker_db=workdir / mode / "trackers.db")  # fmt: skip
+        settings = Settings(
+            engine_port=free_port(),
+            actions_port=free_port(),
+            engine_actions=mode,
+            engine_tracker_db=workdir / mode / "trackers.db",
+        )
         engines[mode] = EngineProcess(settings, workdir / f"engine-{mode}.log")
     try:
         for engine in engines.values():
@@ -307,13 +355,17 @@ def bench_actions(workdir: Path, residents: int, rounds: int, runs: int) -> None
             engine.stop()
     print(f"\ndialogue actions, {residents} concurrent residents x {rounds} declarations, median of {runs} runs")
     print(f"{'':24}{'turns/s':>10}{'p50 ms':>10}")
-    medians = {mode: (statistics.median(r for r, _ in runs_), statistics.median(p for _, p in runs_))
-               for mode, runs_ in measured.items()}  # fmt: skip
+    medians = {
+        mode: (statistics.median(r for r, _ in runs_), statistics.median(p for _, p in runs_))
+        for mode, runs_ in measured.items()
+    }
     for mode, (rate, p50) in medians.items():
         print(f"{'actions ' + mode:24}{rate:>10.1f}{p50:>10.0f}")
     (in_rate, in_p50), (server_rate, server_p50) = medians["in-engine"], medians["server"]
-    print(f"in-engine / action server: throughput x{in_rate / server_rate:.3f}, p50 {in_p50 - server_p50:+.0f} ms "
-          f"per turn")  # fmt: skip
+    print(
+        f"in-engine / action server: throughput x{in_rate / server_rate:.3f}, p50 {in_p50 - server_p50:+.0f} ms "
+        f"per turn"
+    )
 
 
 def main() -> None:

@@ -11,11 +11,12 @@ import httpx
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from outreach.app import create_app
-from outreach.db import make_engine, make_session_factory, upgrade
-from outreach.deps import Platform
-from outreach.engine import EngineProcess
-from outreach.settings import PROJECT_ROOT, Settings
+from app.deps import Platform
+from app.engine_process import EngineProcess
+from app.web import create_app
+from ground.settings import PROJECT_ROOT, Settings
+from ground.store import make_engine, make_session_factory
+from models.migrate import upgrade
 from tests.support.net import free_port, serving
 from tests.support.postgres import ThrowawayPostgres
 

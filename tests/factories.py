@@ -21,8 +21,14 @@ from models import (
 
 
 def person(session: Session, phone: str, province_code: str | None = "27", name: str = "Nguyễn Văn An") -> Person:
-    row = Person(phone=phone, full_name=name, birth_year=1985, province_code=province_code, province="Bắc Ninh",
-                 ward="Phường Suối Hoa")  # fmt: skip
+    row = Person(
+        phone=phone,
+        full_name=name,
+        birth_year=1985,
+        province_code=province_code,
+        province="Bắc Ninh",
+        ward="Phường Suối Hoa",
+    )
     session.add(row)
     session.flush()
     return row
@@ -50,7 +56,7 @@ def conversation(session: Session, who: Person, channel: Channel = Channel.VOICE
                 channel=channel,
                 asr_confidence=0.91,
                 intent="affirm",
-            ),  # fmt: skip
+            ),
         ]
     )
     session.flush()
@@ -103,11 +109,21 @@ def zone_at_midday() -> str:
 
 def outreach_attempt(session: Session, phone: str, name: str = "Nguyễn Văn An", **rules) -> OutreachAttempt:
     """A running campaign (any hour a calling hour, retries 5 minutes apart) with one attempt due now."""
-    settings = {"channels": ["voice"], "timezone": zone_at_midday(), "retry_spacing_minutes": 5,
-                "calling_hours": [{"start": "00:00", "end": "23:59:59"}], **rules}  # fmt: skip
+    settings = {
+        "channels": ["voice"],
+        "timezone": zone_at_midday(),
+        "retry_spacing_minutes": 5,
+        "calling_hours": [{"start": "00:00", "end": "23:59:59"}],
+        **rules,
+    }
     rules_json = CampaignRules.model_validate(settings).model_dump(mode="json")
-    row = Campaign(name="F1 Bắc Ninh", province_code="27", status=CampaignStatus.RUNNING, rules=rules_json,
-                   started_at=datetime.now(UTC))  # fmt: skip
+    row = Campaign(
+        name="F1 Bắc Ninh",
+        province_code="27",
+        status=CampaignStatus.RUNNING,
+        rules=rules_json,
+        started_at=datetime.now(UTC),
+    )
     session.add(row)
     who = person(session, phone, name=name)
     attempt = OutreachAttempt(campaign=row, person=who, follow_up_day=2, due_at=datetime.now(UTC))

@@ -6,22 +6,29 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from access import auth
+from app.schemas import Symptom
 from bot.vnparse import SYMPTOM_PHRASES
+from conversations.alerts import SYMPTOM_NAMES, assess, raise_alert
+from ground.settings import Settings
 from models import Alert, AuditLog, Channel, Role, utcnow
-from outreach import auth
-from outreach.alerts import SYMPTOM_NAMES, assess, raise_alert
-from outreach.schemas import Symptom
-from outreach.settings import Settings
 from tests import factories
 
 
 @pytest.mark.parametrize(
     ("answers", "level"),
-    [({"symptoms": []}, "none"), ({"symptoms": ["cough"]}, "watch"), ({"temperature_c": 37.5}, "watch"),
-     ({"temperature_c": 37.4}, "none"), ({"temperature_c": 39.0}, "urgent"),
-     ({"symptoms": ["shortness_of_breath"]}, "urgent"), ({"symptoms": ["chest_pain"]}, "urgent"),
-     ({"test_result": "positive"}, "urgent"), ({"test_result": "negative", "symptoms": ["fatigue"]}, "watch")],
-)  # fmt: skip
+    [
+        ({"symptoms": []}, "none"),
+        ({"symptoms": ["cough"]}, "watch"),
+        ({"temperature_c": 37.5}, "watch"),
+        ({"temperature_c": 37.4}, "none"),
+        ({"temperature_c": 39.0}, "urgent"),
+        ({"symptoms": ["shortness_of_breath"]}, "urgent"),
+        ({"symptoms": ["chest_pain"]}, "urgent"),
+        ({"test_result": "positive"}, "urgent"),
+        ({"test_result": "negative", "symptoms": ["fatigue"]}, "watch"),
+    ],
+)
 def test_levels_follow_the_thresholds(sessions, answers, level):
     with sessions.begin() as session:
         declaration = factories.empty_declaration(session, factories.person(session, "+84912345678"), **answers)
@@ -30,8 +37,9 @@ def test_levels_follow_the_thresholds(sessions, answers, level):
 
 def test_thresholds_are_settings(sessions):
     with sessions.begin() as session:
-        declaration = factories.empty_declaration(session, factories.person(session, "+84912345678"),
-                                                  temperature_c=38.0)  # fmt: skip
+        declaration = factories.empty_declaration(
+            session, factories.person(session, "+84912345678"), temperature_c=38.0
+        )
         assert assess(declaration, False, Settings(alert_urgent_temperature_c=38.0)).level == "urgent"
 
 
@@ -54,8 +62,9 @@ def test_one_open_alert_escalates_and_a_new_one_follows_an_acknowledged_one(sess
 @pytest.fixture
 def alerts(api):
     with api.sessions.begin() as session:
-        bac_ninh = factories.complete_declaration(session, factories.person(session, "+84912345678"),
-                                                  temperature_c=39.5)  # fmt: skip
+        bac_ninh = factories.complete_declaration(
+            session, factories.person(session, "+84912345678"), temperature_c=39.5
+        )
         hanoi = factories.complete_declaration(session, factories.person(session, "+84901234567", province_code="01"))
         for declaration in (bac_ninh, hanoi):
             raise_alert(session, declaration, assess(declaration, False, api.settings))
@@ -98,8 +107,9 @@ def test_an_alert_from_a_typed_phone_says_the_phone_is_unproven(api, alerts):
         who = factories.person(session, "+84987654321")
         conversation = factories.conversation(session, who, channel=Channel.WEBCHAT)
         conversation.phone_verified = False
-        declaration = factories.complete_declaration(session, who, conversation_id=conversation.id,
-                                                     symptoms=["chest_pain"])  # fmt: skip
+        declaration = factories.complete_declaration(
+            session, who, conversation_id=conversation.id, symptoms=["chest_pain"]
+        )
         raise_alert(session, declaration, assess(declaration, False, api.settings))
     listed = {a["person"]["phone"]: a["phone_verified"] for a in api.get("/api/v1/alerts", alerts["tracer"]).json()}
     assert listed == {"+84987654321": False, "+84912345678": True}

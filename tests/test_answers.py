@@ -45,10 +45,18 @@ def test_not_understood_twice_moves_on_as_unknown():
 
 
 def test_yes_and_no_need_words_or_a_button():
-    assert apply(START | {"identity_confirmed": None}, "identity_confirmed", turn("asdfgh", "affirm"))[
-        "identity_confirmed"] is None, "a confident classifier alone is not a yes"  # fmt: skip
-    assert apply(START | {"identity_confirmed": None}, "identity_confirmed", turn("/affirm", "affirm"))[
-        "identity_confirmed"] is True  # fmt: skip
+    assert (
+        apply(START | {"identity_confirmed": None}, "identity_confirmed", turn("asdfgh", "affirm"))[
+            "identity_confirmed"
+        ]
+        is None
+    ), "a confident classifier alone is not a yes"
+    assert (
+        apply(START | {"identity_confirmed": None}, "identity_confirmed", turn("/affirm", "affirm"))[
+            "identity_confirmed"
+        ]
+        is True
+    )
     contact = apply(START | {"symptoms": []}, "contact_with_case", turn("có, vợ tôi là F0", "ask_identity"))
     assert contact["contact_with_case"] == "yes"
 

@@ -6,8 +6,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from access import auth
 from models import AlertLevel, AuditLog, Declaration, DeclarationStatus, Role
-from outreach import auth
 from tests import factories
 
 
@@ -22,16 +22,22 @@ def seeded(api):
         campaign = factories.campaign(session)
         conversation = factories.conversation(session, an)
         ids = {
-            "an": factories.complete_declaration(session, an, campaign_id=campaign.id,
-                                                 conversation_id=conversation.id).id,
+            "an": factories.complete_declaration(
+                session, an, campaign_id=campaign.id, conversation_id=conversation.id
+            ).id,
             "binh": factories.empty_declaration(session, binh).id,
-            "cuong": factories.complete_declaration(session, cuong, status=DeclarationStatus.REFUSED,
-                                                    alert_level=AlertLevel.URGENT, alert_reasons=["chest_pain"]).id,
+            "cuong": factories.complete_declaration(
+                session,
+                cuong,
+                status=DeclarationStatus.REFUSED,
+                alert_level=AlertLevel.URGENT,
+                alert_reasons=["chest_pain"],
+            ).id,
             "hanoi": factories.complete_declaration(session, hanoi, campaign_id=campaign.id).id,
             "conversation": conversation.id,
             "hanoi_conversation": factories.conversation(session, hanoi).id,
             "campaign": campaign.id,
-        }  # fmt: skip
+        }
         tokens = {
             "bacninh": auth.add_user(session, "tracer-27", Role.TRACER, "27").token,
             "hanoi": auth.add_user(session, "tracer-01", Role.TRACER, "01").token,
@@ -63,8 +69,9 @@ def test_the_list_is_json_and_filters_combine(api, seeded):
     assert _ids(api.get("/api/v1/declarations", admin, status="refused")) == {ids["cuong"]}
     assert _ids(api.get("/api/v1/declarations", admin, alert_level="urgent")) == {ids["cuong"]}
     assert _ids(api.get("/api/v1/declarations", admin, campaign_id=ids["campaign"])) == {ids["an"], ids["hanoi"]}
-    assert _ids(api.get("/api/v1/declarations", admin, campaign_id=ids["campaign"], status="complete",
-                        phone="0901 234 567")) == {ids["hanoi"]}  # fmt: skip
+    assert _ids(
+        api.get("/api/v1/declarations", admin, campaign_id=ids["campaign"], status="complete", phone="0901 234 567")
+    ) == {ids["hanoi"]}
 
 
 @pytest.mark.parametrize("phone", ["0912345678", "0912 345 678", "84912345678", "+84 91 234 5678", "0912.345.678"])
@@ -104,10 +111,17 @@ def test_pages_follow_link_headers_and_cover_everything_once(api, seeded):
 
 @pytest.mark.parametrize(
     ("params", "field"),
-    [({"phone": "not a phone"}, "phone"), ({"status": "sick"}, "status"), ({"alert_level": "red"}, "alert_level"),
-     ({"updated_since": "yesterday"}, "updated_since"), ({"limit": 0}, "limit"), ({"limit": 100000}, "limit"),
-     ({"campaign_id": "abc"}, "campaign_id"), ({"offset": -1}, "offset")],
-)  # fmt: skip
+    [
+        ({"phone": "not a phone"}, "phone"),
+        ({"status": "sick"}, "status"),
+        ({"alert_level": "red"}, "alert_level"),
+        ({"updated_since": "yesterday"}, "updated_since"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 100000}, "limit"),
+        ({"campaign_id": "abc"}, "campaign_id"),
+        ({"offset": -1}, "offset"),
+    ],
+)
 def test_bad_filters_are_422_naming_the_field(api, seeded, params, field):
     _, tokens = seeded
     response = api.get("/api/v1/declarations", tokens["admin"], **params)
@@ -189,8 +203,12 @@ def test_openapi_documents_the_api(api):
     response = api.get("/openapi.json")
     assert response.status_code == 200
     paths = response.json()["paths"]
-    assert {"/healthz", "/api/v1/declarations", "/api/v1/declarations/{declaration_id}",
-            "/api/v1/conversations/{conversation_id}"} <= set(paths)  # fmt: skip
+    assert {
+        "/healthz",
+        "/api/v1/declarations",
+        "/api/v1/declarations/{declaration_id}",
+        "/api/v1/conversations/{conversation_id}",
+    } <= set(paths)
     assert api.get("/docs").status_code == 200
 
 
@@ -201,19 +219,21 @@ TOO_BIG = 2**64  # 18446744073709551616: past any integer PostgreSQL or SQLite h
 
 @pytest.mark.parametrize(
     ("method", "path", "field"),
-    [("GET", f"/api/v1/declarations/{TOO_BIG}", "declaration_id"),
-     ("GET", f"/api/v1/declarations/{2**31}", "declaration_id"),  # ids are 32-bit INTEGER columns on PostgreSQL
-     ("GET", f"/api/v1/declarations?offset={2**63}", "offset"),
-     ("GET", f"/api/v1/declarations?offset={TOO_BIG}", "offset"),
-     ("GET", f"/api/v1/declarations?campaign_id={TOO_BIG}", "campaign_id"),
-     ("GET", f"/api/v1/conversations/{TOO_BIG}", "conversation_id"),
-     ("GET", f"/api/v1/alerts?offset={TOO_BIG}", "offset"),
-     ("POST", f"/api/v1/alerts/{TOO_BIG}/ack", "alert_id"),
-     ("GET", f"/api/v1/campaigns/{TOO_BIG}", "campaign_id"),
-     ("GET", f"/api/v1/campaigns/{TOO_BIG}/export.csv", "campaign_id"),
-     ("POST", f"/api/v1/campaigns/{TOO_BIG}/pause", "campaign_id"),
-     ("GET", "/api/v1/declarations/-1", "declaration_id")],
-)  # fmt: skip
+    [
+        ("GET", f"/api/v1/declarations/{TOO_BIG}", "declaration_id"),
+        ("GET", f"/api/v1/declarations/{2**31}", "declaration_id"),  # ids are 32-bit INTEGER columns on PostgreSQL
+        ("GET", f"/api/v1/declarations?offset={2**63}", "offset"),
+        ("GET", f"/api/v1/declarations?offset={TOO_BIG}", "offset"),
+        ("GET", f"/api/v1/declarations?campaign_id={TOO_BIG}", "campaign_id"),
+        ("GET", f"/api/v1/conversations/{TOO_BIG}", "conversation_id"),
+        ("GET", f"/api/v1/alerts?offset={TOO_BIG}", "offset"),
+        ("POST", f"/api/v1/alerts/{TOO_BIG}/ack", "alert_id"),
+        ("GET", f"/api/v1/campaigns/{TOO_BIG}", "campaign_id"),
+        ("GET", f"/api/v1/campaigns/{TOO_BIG}/export.csv", "campaign_id"),
+        ("POST", f"/api/v1/campaigns/{TOO_BIG}/pause", "campaign_id"),
+        ("GET", "/api/v1/declarations/-1", "declaration_id"),
+    ],
+)
 def test_numbers_beyond_the_store_are_422_naming_the_parameter(api, seeded, method, path, field):
     _, tokens = seeded
     response = httpx.request(method, f"{api.url}{path}", headers={"Authorization": f"Bearer {tokens['admin']}"})
@@ -230,19 +250,25 @@ def test_the_largest_id_the_store_holds_is_simply_not_found(api, seeded):
 
 def test_a_campaign_over_a_list_id_beyond_the_store_is_422(api, seeded):
     _, tokens = seeded
-    response = httpx.post(f"{api.url}/api/v1/campaigns", json={"name": "F1", "contact_list_ids": [TOO_BIG]},
-                          headers={"Authorization": f"Bearer {tokens['admin']}"})  # fmt: skip
+    response = httpx.post(
+        f"{api.url}/api/v1/campaigns",
+        json={"name": "F1", "contact_list_ids": [TOO_BIG]},
+        headers={"Authorization": f"Bearer {tokens['admin']}"},
+    )
     assert response.status_code == 422
     assert response.json()["message"].startswith("contact_list_ids.0:")
 
 
 @pytest.mark.parametrize(
     ("body", "where"),
-    [(b'{"text": "\\ud800"}', "text"), (b'{"text": "ok \\udfff ok"}', "text"),
-     (b'{"text": "x", "payload": "/affirm{\\"a\\": [\\"\\ud83d\\"]}"}', "payload"),
-     (b'{"text": "x", "extra": {"deep": ["fine", "\\udc00"]}}', "extra.deep.1"),
-     (b'{"text": "raw \xed\xa0\x80 bytes"}', "text")],  # a surrogate's UTF-8 bytes, unescaped
-)  # fmt: skip
+    [
+        (b'{"text": "\\ud800"}', "text"),
+        (b'{"text": "ok \\udfff ok"}', "text"),
+        (b'{"text": "x", "payload": "/affirm{\\"a\\": [\\"\\ud83d\\"]}"}', "payload"),
+        (b'{"text": "x", "extra": {"deep": ["fine", "\\udc00"]}}', "extra.deep.1"),
+        (b'{"text": "raw \xed\xa0\x80 bytes"}', "text"),
+    ],  # a surrogate's UTF-8 bytes, unescaped
+)
 def test_a_lone_surrogate_in_a_chat_message_is_422_and_nothing_is_stored(api, body, where):
     from models import Channel, Turn
 
@@ -288,7 +314,7 @@ def test_errors_past_the_routes_are_json_and_reveal_nothing():
     """The handlers behind the declared bounds: values the store cannot hold are 422, anything else a bare 500."""
     from fastapi import FastAPI
 
-    from outreach import errors
+    from app import errors
     from tests.support.net import serving
 
     app = FastAPI()

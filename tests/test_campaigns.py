@@ -8,11 +8,11 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from access import auth
 from campaigns.lifecycle import TransitionRefused, plan_day, transition
 from campaigns.rules import CampaignRules, Window
+from ground.store import make_engine, make_session_factory
 from models import AttemptStatus, Campaign, ContactList, ContactListMember, OutreachAttempt, Role
-from outreach import auth
-from outreach.db import make_engine, make_session_factory
 from tests import factories
 from tests.test_cli import outreach
 
@@ -29,9 +29,14 @@ def at(day: int, hour: int, minute: int = 0) -> datetime:
 
 @pytest.mark.parametrize(
     ("moment", "allowed"),
-    [(at(3, 7), at(3, 8)), (at(3, 9), at(3, 9)), (at(3, 12), at(3, 13, 30)), (at(3, 20, 30), at(5, 8)),
-     (datetime(2021, 6, 3, 1, 0, tzinfo=ZoneInfo("UTC")), at(3, 8))],
-)  # fmt: skip
+    [
+        (at(3, 7), at(3, 8)),
+        (at(3, 9), at(3, 9)),
+        (at(3, 12), at(3, 13, 30)),
+        (at(3, 20, 30), at(5, 8)),
+        (datetime(2021, 6, 3, 1, 0, tzinfo=ZoneInfo("UTC")), at(3, 8)),
+    ],
+)
 def test_calling_hours_and_holidays(moment, allowed):
     rules = CampaignRules(holidays=[date(2021, 6, 4)])
     assert rules.next_allowed(moment) == allowed
@@ -39,13 +44,18 @@ def test_calling_hours_and_holidays(moment, allowed):
 
 @pytest.mark.parametrize(
     ("rules", "message"),
-    [({"channels": []}, "at least 1"), ({"channels": ["voice", "voice"]}, "once"), ({"timezone": "Mars/Base"}, "zone"),
-     ({"channels": ["zns"]}, "zns_template_id"),
-     ({"zns_template_data": {"customer_name": "{full_name}"}}, "zns_template_data.customer_name may use name"),
-     ({"calling_hours": [{"start": "12:00", "end": "08:00"}]}, "end after"),
-     ({"calling_hours": [{"start": "08:00", "end": "12:00"}, {"start": "11:00", "end": "13:00"}]}, "overlap"),
-     ({"follow_up_days": 0}, "1 to 60"), ({"follow_up_days": [1, 99]}, "0 to 60")],
-)  # fmt: skip
+    [
+        ({"channels": []}, "at least 1"),
+        ({"channels": ["voice", "voice"]}, "once"),
+        ({"timezone": "Mars/Base"}, "zone"),
+        ({"channels": ["zns"]}, "zns_template_id"),
+        ({"zns_template_data": {"customer_name": "{full_name}"}}, "zns_template_data.customer_name may use name"),
+        ({"calling_hours": [{"start": "12:00", "end": "08:00"}]}, "end after"),
+        ({"calling_hours": [{"start": "08:00", "end": "12:00"}, {"start": "11:00", "end": "13:00"}]}, "overlap"),
+        ({"follow_up_days": 0}, "1 to 60"),
+        ({"follow_up_days": [1, 99]}, "0 to 60"),
+    ],
+)
 def test_bad_rules_are_refused_with_a_reason(rules, message):
     with pytest.raises(ValidationError, match=message):
         CampaignRules.model_validate(rules)
@@ -54,8 +64,9 @@ def test_bad_rules_are_refused_with_a_reason(rules, message):
 def test_follow_up_days_as_a_count_or_a_list():
     assert CampaignRules(follow_up_days=3).follow_up_offsets() == [1, 2, 3]
     assert CampaignRules(follow_up_days=[7, 1, 3]).follow_up_offsets() == [1, 3, 7]
-    assert CampaignRules(calling_hours=[Window(start=time(13), end=time(17)), Window(start=time(8), end=time(9))])\
-        .calling_hours[0].start == time(8)  # fmt: skip
+    assert CampaignRules(
+        calling_hours=[Window(start=time(13), end=time(17)), Window(start=time(8), end=time(9))]
+    ).calling_hours[0].start == time(8)
 
 
 @pytest.fixture
@@ -73,8 +84,12 @@ def campaign(sessions):
         session.add(
             ContactListMember(contact_list_id=second.id, person_id=people[0].id, exposure_date=date(2021, 6, 2))
         )
-        row = Campaign(name="F1 BN", province_code="27", contact_lists=[first, second],
-                       rules=CampaignRules(follow_up_days=3).model_dump(mode="json"))  # fmt: skip
+        row = Campaign(
+            name="F1 BN",
+            province_code="27",
+            contact_lists=[first, second],
+            rules=CampaignRules(follow_up_days=3).model_dump(mode="json"),
+        )
         session.add(row)
         session.flush()
         return row.id
@@ -120,26 +135,43 @@ def test_campaign_api(api, tmp_path):
         session.add_all([mine, theirs])
         session.flush()
         person = factories.person(session, "+84912345678")
-        session.add(ContactListMember(contact_list_id=mine.id, person_id=person.id,
-                                      exposure_date=datetime.now(HANOI).date() - timedelta(days=1)))  # fmt: skip
+        session.add(
+            ContactListMember(
+                contact_list_id=mine.id,
+                person_id=person.id,
+                exposure_date=datetime.now(HANOI).date() - timedelta(days=1),
+            )
+        )
         ids = {"mine": mine.id, "theirs": theirs.id}
-        tokens = {"manager": auth.add_user(session, "m27", Role.MANAGER, "27").token,
-                  "tracer": auth.add_user(session, "t27", Role.TRACER, "27").token}  # fmt: skip
+        tokens = {
+            "manager": auth.add_user(session, "m27", Role.MANAGER, "27").token,
+            "tracer": auth.add_user(session, "t27", Role.TRACER, "27").token,
+        }
     manager = {"Authorization": f"Bearer {tokens['manager']}"}
     url = f"{api.url}/api/v1/campaigns"
     refused = httpx.post(url, json={"name": "x", "contact_list_ids": [ids["theirs"]]}, headers=manager)
     assert refused.status_code == 422 and "scope" in refused.json()["message"]
     backwards = {"calling_hours": [{"start": "20:00", "end": "08:00"}]}
-    bad_rules = httpx.post(url, json={"name": "x", "contact_list_ids": [ids["mine"]], "rules": backwards},
-                           headers=manager)  # fmt: skip
+    bad_rules = httpx.post(
+        url, json={"name": "x", "contact_list_ids": [ids["mine"]], "rules": backwards}, headers=manager
+    )
     assert bad_rules.status_code == 422
-    assert httpx.post(url, json={"name": "x", "contact_list_ids": [ids["mine"]]},
-                      headers={"Authorization": f"Bearer {tokens['tracer']}"}).status_code == 403  # fmt: skip
+    assert (
+        httpx.post(
+            url,
+            json={"name": "x", "contact_list_ids": [ids["mine"]]},
+            headers={"Authorization": f"Bearer {tokens['tracer']}"},
+        ).status_code
+        == 403
+    )
     created = httpx.post(url, json={"name": "F1 BN", "contact_list_ids": [ids["mine"]]}, headers=manager)
     assert created.status_code == 201, created.text
     campaign = created.json()
     assert (campaign["status"], campaign["province_code"], campaign["rules"]["channels"]) == (
-        "draft", "27", ["voice", "sms"])  # fmt: skip
+        "draft",
+        "27",
+        ["voice", "sms"],
+    )
     started = httpx.post(f"{url}/{campaign['id']}/start", headers=manager).json()
     assert started["status"] == "running" and started["attempts"] == {"scheduled": 1}
     assert httpx.post(f"{url}/{campaign['id']}/resume", headers=manager).status_code == 409
@@ -154,13 +186,19 @@ def test_campaign_cli(store_url, tmp_path):
         session.add(contact_list)
         session.flush()
         person = factories.person(session, "+84912345678")
-        session.add(ContactListMember(contact_list_id=contact_list.id, person_id=person.id,
-                                      exposure_date=datetime.now(HANOI).date() - timedelta(days=2)))  # fmt: skip
+        session.add(
+            ContactListMember(
+                contact_list_id=contact_list.id,
+                person_id=person.id,
+                exposure_date=datetime.now(HANOI).date() - timedelta(days=2),
+            )
+        )
         list_id = contact_list.id
     rules = tmp_path / "rules.json"
     rules.write_text('{"follow_up_days": [2, 4], "calling_hours": [{"start": "00:00", "end": "23:59"}]}')
-    created = outreach("campaign", "create", "F1 BN", "--list", str(list_id), "--rules", str(rules),
-                       database_url=store_url)  # fmt: skip
+    created = outreach(
+        "campaign", "create", "F1 BN", "--list", str(list_id), "--rules", str(rules), database_url=store_url
+    )
     assert created.returncode == 0 and "draft" in created.stdout, created.stderr
     campaign_id = created.stdout.split()[1]
     assert "1 scheduled" in outreach("campaign", "change", campaign_id, "start", database_url=store_url).stdout

@@ -8,15 +8,22 @@ import shutil
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from outreach.settings import Settings
+from ground.settings import Settings
 from tests.conftest import run_app
 
 pytestmark = pytest.mark.engine
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Headless on a closed network: no background requests to Google, no sandbox as root.
 STRICT_CSP = "default-src 'self'; frame-ancestors 'none'"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture

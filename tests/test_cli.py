@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from outreach.db import make_engine
-from outreach.settings import Settings
+from ground.settings import Settings
+from ground.store import make_engine
 from tests.conftest import run_app
 from tests.support.net import free_port
 
@@ -22,7 +22,7 @@ def outreach(*args: str, database_url: str, **env: str) -> subprocess.CompletedP
 
 
 def test_db_upgrade_creates_the_store_on_first_use(tmp_path):
-    url = f"sqlite:///{tmp_path / 'new' / 'outreach.db'}"
+    url = f"sqlite:///{tmp_path / 'new' / 'ground.store'}"
     result = outreach("db", "upgrade", database_url=url)
     assert result.returncode == 0, result.stderr
     tables = set(inspect(make_engine(url)).get_table_names())
@@ -82,7 +82,11 @@ def test_a_second_user_of_the_same_name_is_refused_and_the_first_kept(tmp_path):
 
 
 def test_worker_check_fails_without_a_running_scheduler(tmp_path):
-    result = outreach("worker", "--check", database_url=f"sqlite:///{tmp_path / 'o.db'}",
-                      OUTREACH_HEARTBEAT_FILE=str(tmp_path / "heartbeat"))  # fmt: skip
+    result = outreach(
+        "worker",
+        "--check",
+        database_url=f"sqlite:///{tmp_path / 'o.db'}",
+        OUTREACH_HEARTBEAT_FILE=str(tmp_path / "heartbeat"),
+    )
     assert result.returncode == 1
     assert "no scheduler heartbeat" in result.stderr

@@ -6,22 +6,24 @@ import subprocess
 import pytest
 import yaml
 
-from outreach.settings import PROJECT_ROOT
+from ground.settings import PROJECT_ROOT
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict:
     environment = {**os.environ, "OUTREACH_ENGINE_TOKEN": "a-long-random-secret"}
-    result = subprocess.run(["docker-compose", "config"], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                            env=environment)  # fmt: skip
+    result = subprocess.run(
+        ["docker-compose", "config"], cwd=PROJECT_ROOT, capture_output=True, text=True, env=environment
+    )
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
 
 
 def test_the_stack_does_not_start_without_an_engine_token():
     environment = {k: v for k, v in os.environ.items() if k != "OUTREACH_ENGINE_TOKEN"}
-    result = subprocess.run(["docker-compose", "config"], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                            env=environment)  # fmt: skip
+    result = subprocess.run(
+        ["docker-compose", "config"], cwd=PROJECT_ROOT, capture_output=True, text=True, env=environment
+    )
     assert result.returncode != 0 and "OUTREACH_ENGINE_TOKEN" in result.stderr
 
 

@@ -22,9 +22,10 @@ from campaigns.dispatch import Dispatcher
 from campaigns.importer import import_contacts
 from campaigns.lifecycle import new_campaign, plan_running_campaigns, transition
 from campaigns.rules import CampaignRules
+from ground.settings import PROJECT_ROOT
+from ground.store import make_engine, make_session_factory
 from models import AttemptStatus, Campaign, Channel, ContactList, ContactListMember, Conversation, OutreachAttempt
-from outreach.db import make_engine, make_session_factory, upgrade
-from outreach.settings import PROJECT_ROOT
+from models.migrate import upgrade
 from tests import factories
 from tests.fakes.twilio import FakeTwilio
 from tests.test_import import MESSY
@@ -74,8 +75,9 @@ def start_campaign(sessions, phones: list[str], now: datetime, exposed: date = E
         contacts = ContactList(name="F1 của BN1234", province_code="27")
         session.add(contacts)
         session.flush()
-        session.add_all(ContactListMember(contact_list_id=contacts.id, person_id=p.id, exposure_date=exposed)
-                        for p in people)  # fmt: skip
+        session.add_all(
+            ContactListMember(contact_list_id=contacts.id, person_id=p.id, exposure_date=exposed) for p in people
+        )
         campaign = new_campaign("Bắc Ninh", [contacts], CampaignRules.model_validate(rules))
         session.add(campaign)
         session.flush()
@@ -110,8 +112,16 @@ PHONES = ["+84912000001", "+84912000002", "+84912000003", "+84912000004"]
 def test_a_campaign_runs_in_test_time_with_hours_pacing_retries_and_daily_follow_ups(sessions):
     clock = Clock(hanoi(2, 7, 0))
     phone = Telephone(clock)
-    start_campaign(sessions, PHONES, clock.now, channels=["voice"], follow_up_days=2, max_attempts_per_day=2,
-                   retry_spacing_minutes=60, new_calls_per_second=2)  # fmt: skip
+    start_campaign(
+        sessions,
+        PHONES,
+        clock.now,
+        channels=["voice"],
+        follow_up_days=2,
+        max_attempts_per_day=2,
+        retry_spacing_minutes=60,
+        new_calls_per_second=2,
+    )
     dispatcher = Dispatcher(sessions, {"voice": phone}, "worker-1", clock=clock, sleep=clock.sleep)
 
     run(dispatcher, clock, hanoi(2, 7, 59), step=timedelta(minutes=7))
@@ -162,8 +172,9 @@ def test_a_messy_imported_list_is_followed_from_each_persons_own_exposure_date(s
     clock = Clock(hanoi(3, 7, 0))
     phone = Telephone(clock)
     with sessions.begin() as session:
-        campaign = new_campaign("BN1234", [session.get(ContactList, summary.list_id)],
-                                CampaignRules(channels=["voice"], follow_up_days=2))  # fmt: skip
+        campaign = new_campaign(
+            "BN1234", [session.get(ContactList, summary.list_id)], CampaignRules(channels=["voice"], follow_up_days=2)
+        )
         session.add(campaign)
         session.flush()
         transition(session, campaign, "start", clock.now)
@@ -208,8 +219,9 @@ def test_an_unreachable_channel_hands_over_to_the_next_at_once(sessions):
 def test_no_channel_left_fails_the_day_with_the_reason(sessions):
     clock = Clock(hanoi(2, 9, 0))
     start_campaign(sessions, PHONES[:1], clock.now, channels=["voice", "sms"])
-    dispatcher = Dispatcher(sessions, {"voice": Telephone(clock, unreachable={PHONES[0]})}, "w", clock=clock,
-                            sleep=clock.sleep)  # fmt: skip
+    dispatcher = Dispatcher(
+        sessions, {"voice": Telephone(clock, unreachable={PHONES[0]})}, "w", clock=clock, sleep=clock.sleep
+    )
     run(dispatcher, clock, hanoi(2, 9, 0, 2))
     with sessions() as session:
         attempt = session.scalar(select(OutreachAttempt))
@@ -250,8 +262,9 @@ def test_a_paused_claim_is_given_back_unsent(sessions):
         with sessions.begin() as session:
             transition(session, session.get(Campaign, campaign_id), "pause", clock.now)
 
-    dispatcher = Dispatcher(sessions, {"voice": phone}, "w", clock=clock, sleep=pause_while_waiting,
-                            interval=timedelta(seconds=2))  # fmt: skip
+    dispatcher = Dispatcher(
+        sessions, {"voice": phone}, "w", clock=clock, sleep=pause_while_waiting, interval=timedelta(seconds=2)
+    )
     asyncio.run(dispatcher.tick())
     assert len(phone.calls) == 1, "the second claim's slot came after the pause"
     assert sorted(statuses(sessions).values()) == ["contacting", "scheduled"]
@@ -262,8 +275,9 @@ def test_someone_in_a_live_conversation_is_not_called(sessions):
     phone = Telephone(clock)
     start_campaign(sessions, PHONES[:1], clock.now, channels=["voice"])
     with sessions.begin() as session:
-        conversation = factories.conversation(session, session.scalar(select(OutreachAttempt)).person,
-                                              channel=Channel.WEBCHAT)  # fmt: skip
+        conversation = factories.conversation(
+            session, session.scalar(select(OutreachAttempt)).person, channel=Channel.WEBCHAT
+        )
         conversation.last_activity_at = clock.now - timedelta(minutes=2)
         conversation_id = conversation.id
     dispatcher = Dispatcher(sessions, {"voice": phone}, "w", clock=clock, sleep=clock.sleep)
@@ -308,8 +322,11 @@ def test_a_dead_workers_claim_on_a_channel_that_cannot_tell_is_not_sent_again(se
         attempt = session.scalar(select(OutreachAttempt))
         attempt.status, attempt.claimed_by, attempt.claimed_at = AttemptStatus.CLAIMED, "dead", clock.now
     clock.now += timedelta(minutes=3)
-    run(Dispatcher(sessions, {"voice": phone}, "alive", clock=clock, sleep=clock.sleep), clock,
-        clock.now + timedelta(seconds=2))  # fmt: skip
+    run(
+        Dispatcher(sessions, {"voice": phone}, "alive", clock=clock, sleep=clock.sleep),
+        clock,
+        clock.now + timedelta(seconds=2),
+    )
     assert phone.calls == []
     with sessions() as session:
         assert session.scalar(select(OutreachAttempt)).last_outcome == "interrupted"
@@ -319,21 +336,40 @@ def contact_for(sessions, phone: str) -> Contact:
     with sessions() as session:
         attempt = session.scalars(select(OutreachAttempt)).all()
         row = next(a for a in attempt if a.person.phone == phone)
-        return Contact(row.id, row.campaign_id, row.person_id, phone, None, row.follow_up_day,
-                       CampaignRules.model_validate(row.campaign.rules))  # fmt: skip
+        return Contact(
+            row.id,
+            row.campaign_id,
+            row.person_id,
+            phone,
+            None,
+            row.follow_up_day,
+            CampaignRules.model_validate(row.campaign.rules),
+        )
 
 
 # ---- Real workers on PostgreSQL ----------------------------------------------------------------------------------
 
 
 def worker(store_url: str, twilio: FakeTwilio, heartbeat: Path) -> subprocess.Popen:
-    env = {**os.environ, "OUTREACH_DATABASE_URL": store_url, "OUTREACH_ENGINE_URL": "http://127.0.0.1:9",
-           "OUTREACH_TWILIO_ACCOUNT_SID": twilio.account_sid, "OUTREACH_TWILIO_AUTH_TOKEN": twilio.auth_token,
-           "OUTREACH_TWILIO_FROM_NUMBER": "+15005550006", "OUTREACH_TWILIO_API_BASE_URL": twilio.url,
-           "OUTREACH_DISPATCH_CLAIM_TIMEOUT_S": "3", "OUTREACH_HEARTBEAT_FILE": str(heartbeat),
-           "OUTREACH_LOG_LEVEL": "warning"}  # fmt: skip
-    return subprocess.Popen([str(PROJECT_ROOT / ".venv" / "bin" / "outreach"), "worker"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    env = {
+        **os.environ,
+        "OUTREACH_DATABASE_URL": store_url,
+        "OUTREACH_ENGINE_URL": "http://127.0.0.1:9",
+        "OUTREACH_TWILIO_ACCOUNT_SID": twilio.account_sid,
+        "OUTREACH_TWILIO_AUTH_TOKEN": twilio.auth_token,
+        "OUTREACH_TWILIO_FROM_NUMBER": "+15005550006",
+        "OUTREACH_TWILIO_API_BASE_URL": twilio.url,
+        "OUTREACH_DISPATCH_CLAIM_TIMEOUT_S": "3",
+        "OUTREACH_HEARTBEAT_FILE": str(heartbeat),
+        "OUTREACH_LOG_LEVEL": "warning",
+    }
+    return subprocess.Popen(
+        [str(PROJECT_ROOT / ".venv" / "bin" / "outreach"), "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.mark.postgres
@@ -345,9 +381,17 @@ def test_two_workers_and_a_kill_contact_everyone_exactly_once(postgres, tmp_path
     phones = [f"+8491300{i:04d}" for i in range(60)]
     zone = factories.zone_at_midday()
     yesterday = datetime.now(ZoneInfo(zone)).date() - timedelta(days=1)
-    start_campaign(sessions, phones, datetime.now(UTC), yesterday, channels=["voice"], new_calls_per_second=8,
-                   max_concurrent_calls=100, timezone=zone,
-                   calling_hours=[{"start": "00:00", "end": "23:59:59"}])  # fmt: skip
+    start_campaign(
+        sessions,
+        phones,
+        datetime.now(UTC),
+        yesterday,
+        channels=["voice"],
+        new_calls_per_second=8,
+        max_concurrent_calls=100,
+        timezone=zone,
+        calling_hours=[{"start": "00:00", "end": "23:59:59"}],
+    )
     twilio = FakeTwilio()
     with twilio.running() as twilio.url:
         workers = [worker(store_url, twilio, tmp_path / "beat"), worker(store_url, twilio, tmp_path / "beat")]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from outreach.settings import PROJECT_ROOT, Settings
+from ground.settings import PROJECT_ROOT, Settings
 
 
 @pytest.mark.parametrize("document", ["README.md", ".env.example"])

@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot import training
-from bot.client import EngineClient, EngineError
-from outreach.engine import engine_token
-from outreach.settings import Settings
+from conversations import engine_project
+from conversations.engine import EngineClient, EngineError
+from ground.private import engine_token
+from ground.settings import Settings
 from tests.support.net import free_port
 
 pytestmark = pytest.mark.engine
@@ -30,7 +30,7 @@ def call(engine_url, operation, timeout_s=10.0, token=None):
 
 def test_serves_the_model_of_the_current_project(engine_url):
     status = call(engine_url, lambda client: client.status())
-    assert status["model_file"] == f"{training.model_name()}.tar.gz"
+    assert status["model_file"] == f"{engine_project.model_name()}.tar.gz"
 
 
 @pytest.mark.parametrize("greeting", ["xin chào", "xin chao", "alo", "chào bạn"])

@@ -19,9 +19,10 @@ import schemathesis
 import schemathesis.engine
 from schemathesis.engine import Status, StopReason, events
 
+from access import auth
+from app import errors
+from ground.settings import Settings
 from models import ContactList
-from outreach import auth, errors
-from outreach.settings import Settings
 from tests import factories
 from tests.conftest import run_app
 from tests.support.net import free_port
@@ -108,8 +109,9 @@ def test_no_input_gives_a_server_error(fuzzed_api):
                 for check in checks:
                     if check.status == Status.FAILURE and check.failure_info:
                         failure = check.failure_info.failure
-                        problems.setdefault(f"{recorder.label}: {failure.title}",
-                                            f"{failure.message}\n{check.failure_info.code_sample}")  # fmt: skip
+                        problems.setdefault(
+                            f"{recorder.label}: {failure.title}", f"{failure.message}\n{check.failure_info.code_sample}"
+                        )
         elif isinstance(event, events.NonFatalError):
             problems.setdefault(f"{event.label}: error", event.info.format())
         elif isinstance(event, events.FatalError):
@@ -117,8 +119,10 @@ def test_no_input_gives_a_server_error(fuzzed_api):
         elif isinstance(event, events.EngineFinished):
             finished = event
     elapsed = time.monotonic() - started
-    print(f"\nfuzz: {len(labels)} operations, {cases} cases, {sum(responses.values())} responses in {elapsed:.0f} s; "
-          f"status codes {dict(sorted(responses.items()))}; caught only by the safety net: {+caught_late}")  # fmt: skip
+    print(
+        f"\nfuzz: {len(labels)} operations, {cases} cases, {sum(responses.values())} responses in {elapsed:.0f} s; "
+        f"status codes {dict(sorted(responses.items()))}; caught only by the safety net: {+caught_late}"
+    )
     assert finished is not None and finished.stop_reason == StopReason.COMPLETED
     assert labels >= _operations(schema)
     assert problems == {}

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from outreach.settings import Settings
+from ground.settings import Settings
 from tests.conftest import RunningApp, run_app
 from tests.support.net import free_port
 

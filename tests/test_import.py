@@ -9,10 +9,10 @@ import pytest
 from openpyxl import Workbook
 from sqlalchemy import func, select
 
+from access import auth
 from campaigns.importer import UnusableFile, import_contacts
+from ground.settings import Settings
 from models import ContactList, ContactListMember, Person, Role
-from outreach import auth
-from outreach.settings import Settings
 from tests import factories
 from tests.conftest import run_app
 from tests.support.net import free_port
@@ -46,7 +46,12 @@ def test_a_messy_list_imports_with_exact_counts_and_reasons(sessions, messy_csv)
     with open(summary.rejects_file, encoding="utf-8-sig") as rejects:
         rows = list(csv.DictReader(rejects))
     assert [(r["line"], r["Họ và tên"]) for r in rows] == [
-        ("6", "Phạm Dũng"), ("8", "Hoàng Em"), ("9", "Đỗ Giang"), ("10", "Vũ Hà"), ("11", "Ngô Ích")]  # fmt: skip
+        ("6", "Phạm Dũng"),
+        ("8", "Hoàng Em"),
+        ("9", "Đỗ Giang"),
+        ("10", "Vũ Hà"),
+        ("11", "Ngô Ích"),
+    ]
     assert "letters" in rows[0]["reason"] and "province" in rows[2]["reason"] and "no phone" in rows[4]["reason"]
     with sessions() as session:
         an = session.scalar(select(Person).where(Person.phone == "+84912345678"))
@@ -99,11 +104,14 @@ def test_utf16_tab_separated_text_from_excel(sessions, tmp_path):
 
 @pytest.mark.parametrize(
     ("name", "content", "message"),
-    [("list.pdf", b"%PDF-1.4", "unsupported format"),
-     ("no-phone.csv", "Họ và tên,Địa chỉ\nAn,HN\n".encode(), "no phone"),
-     ("empty.csv", b"", "empty"), ("header-only.csv", "Họ và tên,SĐT\n".encode(), "no rows"),
-     ("broken.xlsx", b"not a zip", "not a readable XLSX")],
-)  # fmt: skip
+    [
+        ("list.pdf", b"%PDF-1.4", "unsupported format"),
+        ("no-phone.csv", "Họ và tên,Địa chỉ\nAn,HN\n".encode(), "no phone"),
+        ("empty.csv", b"", "empty"),
+        ("header-only.csv", "Họ và tên,SĐT\n".encode(), "no rows"),
+        ("broken.xlsx", b"not a zip", "not a readable XLSX"),
+    ],
+)
 def test_unusable_files_say_why_and_store_nothing(sessions, tmp_path, name, content, message):
     path = tmp_path / name
     path.write_bytes(content)
@@ -114,12 +122,16 @@ def test_unusable_files_say_why_and_store_nothing(sessions, tmp_path, name, cont
 
 
 def test_cli_json_summary_and_exit_codes(store_url, messy_csv, tmp_path):
-    result = outreach("contacts", "import", str(messy_csv), "--list", "F1", "--province", "27", "--json",
-                      database_url=store_url)  # fmt: skip
+    result = outreach(
+        "contacts", "import", str(messy_csv), "--list", "F1", "--province", "27", "--json", database_url=store_url
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert {k: summary[k] for k in ("imported", "duplicates", "rejected")} == {"imported": 3, "duplicates": 1,
-                                                                              "rejected": 5}  # fmt: skip
+    assert {k: summary[k] for k in ("imported", "duplicates", "rejected")} == {
+        "imported": 3,
+        "duplicates": 1,
+        "rejected": 5,
+    }
     assert summary["rejects_file"].endswith("f1-bacninh.rejects.csv") and isinstance(summary["list_id"], int)
     text = outreach("contacts", "import", str(messy_csv), "--list", "F1 again", database_url=store_url)
     assert "0 imported, 4 merged duplicates, 5 rejected" in text.stdout
@@ -141,8 +153,13 @@ def managers(api):
 
 def _upload(api, token, path, **form):
     with path.open("rb") as handle:
-        return httpx.post(f"{api.url}/api/v1/contact-lists", headers={"Authorization": f"Bearer {token}"},
-                          files={"file": (path.name, handle)}, data=form, timeout=30)  # fmt: skip
+        return httpx.post(
+            f"{api.url}/api/v1/contact-lists",
+            headers={"Authorization": f"Bearer {token}"},
+            files={"file": (path.name, handle)},
+            data=form,
+            timeout=30,
+        )
 
 
 def test_api_upload_gives_the_same_summary_and_the_rejects(api, managers, messy_csv):
@@ -168,8 +185,9 @@ def test_api_upload_rules(api, managers, messy_csv, tmp_path):
 
 
 def test_api_upload_size_limit(store_url, tmp_path):
-    for running in run_app(Settings(database_url=store_url, engine_url=f"http://127.0.0.1:{free_port()}",
-                                    import_max_bytes=1000)):  # fmt: skip
+    for running in run_app(
+        Settings(database_url=store_url, engine_url=f"http://127.0.0.1:{free_port()}", import_max_bytes=1000)
+    ):
         with running.sessions.begin() as session:
             token = auth.add_user(session, "admin", Role.ADMIN, None).token
         big = tmp_path / "big.csv"
@@ -182,8 +200,10 @@ def test_api_upload_size_limit(store_url, tmp_path):
 
 def test_the_rejects_file_never_holds_a_formula(sessions, tmp_path):
     path = tmp_path / "f1.csv"
-    path.write_text('Họ và tên,Số điện thoại\n"=HYPERLINK(""http://x"",""bấm"")",không có\n@SUM(A1),0912 345 678\n',
-                    encoding="utf-8")  # fmt: skip
+    path.write_text(
+        'Họ và tên,Số điện thoại\n"=HYPERLINK(""http://x"",""bấm"")",không có\n@SUM(A1),0912 345 678\n',
+        encoding="utf-8",
+    )
     summary = import_contacts(sessions, path, "F1")
     with open(summary.rejects_file, encoding="utf-8-sig") as rejects:
         rows = list(csv.DictReader(rejects))
@@ -194,8 +214,10 @@ def test_every_row_of_another_provinces_person_is_rejected_and_counted_once(sess
     with sessions.begin() as session:
         factories.person(session, "+84912345678", province_code="27", name="Nguyễn Văn An")
     path = tmp_path / "f1.csv"
-    path.write_text("SĐT,Họ và tên\n0912345678,An (HN)\n0912 345 678,An (HN 2)\n0987654321,Bình\n0987654321,Bình 2\n",
-                    encoding="utf-8")  # fmt: skip
+    path.write_text(
+        "SĐT,Họ và tên\n0912345678,An (HN)\n0912 345 678,An (HN 2)\n0987654321,Bình\n0987654321,Bình 2\n",
+        encoding="utf-8",
+    )
     summary = import_contacts(sessions, path, "F1", scope="01")
     assert (summary.imported, summary.duplicates, summary.rejected) == (1, 1, 2), "four rows, each counted once"
     with open(summary.rejects_file, encoding="utf-8-sig") as rejects:

@@ -21,11 +21,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from access import auth
 from campaigns.import_process import start_fork_server
 from campaigns.importer import ReadLimits, UnusableFile, import_contacts
+from ground.settings import Settings
 from models import ContactList, Person, Role
-from outreach import auth
-from outreach.settings import Settings
 from tests.conftest import run_app
 from tests.support.net import free_port
 from tests.test_cli import outreach
@@ -57,8 +57,10 @@ def write_xlsx(path: Path, sheet: Iterable[str | bytes], shared_strings: Iterabl
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, text in PARTS.items():
             archive.writestr(name, text)
-        for name, chunks in (("xl/sharedStrings.xml", shared_strings or [f"<sst {MAIN_NS}/>"]),
-                             ("xl/worksheets/sheet1.xml", sheet)):  # fmt: skip
+        for name, chunks in (
+            ("xl/sharedStrings.xml", shared_strings or [f"<sst {MAIN_NS}/>"]),
+            ("xl/worksheets/sheet1.xml", sheet),
+        ):
             with archive.open(name, "w", force_zip64=True) as part:
                 for chunk in chunks:
                     part.write(chunk.encode() if isinstance(chunk, str) else chunk)
@@ -89,8 +91,10 @@ def dimension_bomb(path: Path, rows: int = 2) -> Path:
 def huge_string_cell(path: Path, megabytes: int = 150) -> Path:
     """One 150 MB shared string in a 155 KB file."""
     strings = [f'<sst {MAIN_NS} count="1" uniqueCount="1"><si><t>', *[b"A" * MB] * megabytes, "</t></si></sst>"]
-    rows = [f'<row r="1">{cell("A1", "SĐT")}{cell("B1", "Ghi chú")}</row>',
-            f'<row r="2">{cell("A2", "0912345678")}<c r="B2" t="s"><v>0</v></c></row>']  # fmt: skip
+    rows = [
+        f'<row r="1">{cell("A1", "SĐT")}{cell("B1", "Ghi chú")}</row>',
+        f'<row r="2">{cell("A2", "0912345678")}<c r="B2" t="s"><v>0</v></c></row>',
+    ]
     return write_xlsx(path, sheet_of(rows), strings)
 
 
@@ -151,14 +155,21 @@ def admin(api) -> str:
 
 def upload(url: str, token: str, path: Path, **form) -> httpx.Response:
     with path.open("rb") as handle:
-        return httpx.post(f"{url}/api/v1/contact-lists", headers={"Authorization": f"Bearer {token}"},
-                          files={"file": (path.name, handle)}, data={"name": "F1", **form}, timeout=120)  # fmt: skip
+        return httpx.post(
+            f"{url}/api/v1/contact-lists",
+            headers={"Authorization": f"Bearer {token}"},
+            files={"file": (path.name, handle)},
+            data={"name": "F1", **form},
+            timeout=120,
+        )
 
 
 def _stored(sessions) -> tuple[int, int]:
     with sessions() as session:
-        return (session.scalar(select(func.count()).select_from(ContactList)),
-                session.scalar(select(func.count()).select_from(Person)))  # fmt: skip
+        return (
+            session.scalar(select(func.count()).select_from(ContactList)),
+            session.scalar(select(func.count()).select_from(Person)),
+        )
 
 
 def test_each_hostile_file_is_refused_fast_and_the_api_stays_small(api, admin, tmp_path, capsys):
@@ -170,8 +181,10 @@ def test_each_hostile_file_is_refused_fast_and_the_api_stays_small(api, admin, t
             started = time.monotonic()
             response = upload(api.url, admin, path, province="27")
             elapsed = time.monotonic() - started
-        figures.append(f"{name} ({path.stat().st_size:,} bytes): {response.status_code} in {elapsed:.2f} s, API "
-                       f"peak memory +{growth[0]:.1f} MB")  # fmt: skip
+        figures.append(
+            f"{name} ({path.stat().st_size:,} bytes): {response.status_code} in {elapsed:.2f} s, API "
+            f"peak memory +{growth[0]:.1f} MB"
+        )
         assert response.status_code == expected_status, response.text
         assert elapsed < 5, figures[-1]
         assert growth[0] < 100, figures[-1]
@@ -207,9 +220,11 @@ def test_six_uploads_at_once_leave_healthz_quick(api, admin, tmp_path, capsys):
         uploading.clear()
         poller.join()
     p99 = sorted(latencies)[math.ceil(0.99 * len(latencies)) - 1]
-    figure = (f"six 3,000-row dimension bombs at once: all answered in {elapsed:.1f} s; /healthz p99 "
-              f"{p99 * 1000:.0f} ms (max {max(latencies) * 1000:.0f} ms, {len(latencies)} requests); API peak memory "
-              f"+{growth[0]:.1f} MB")  # fmt: skip
+    figure = (
+        f"six 3,000-row dimension bombs at once: all answered in {elapsed:.1f} s; /healthz p99 "
+        f"{p99 * 1000:.0f} ms (max {max(latencies) * 1000:.0f} ms, {len(latencies)} requests); API peak memory "
+        f"+{growth[0]:.1f} MB"
+    )
     with capsys.disabled():
         print(f"\n{figure}")
     assert [r.status_code for r in responses] == [200] * 6, [r.text for r in responses]
@@ -229,8 +244,9 @@ def test_an_import_that_outlives_its_time_is_stopped_and_stores_nothing(store_ur
 
 
 def test_the_cli_refuses_a_hostile_file_with_exit_code_1(store_url, tmp_path):
-    result = outreach("contacts", "import", str(zip_bomb(tmp_path / "bomb.xlsx")), "--list", "F1",
-                      database_url=store_url)  # fmt: skip
+    result = outreach(
+        "contacts", "import", str(zip_bomb(tmp_path / "bomb.xlsx")), "--list", "F1", database_url=store_url
+    )
     assert result.returncode == 1 and "zip bomb" in result.stderr and result.stdout == ""
 
 
@@ -239,14 +255,16 @@ LIMITS = ReadLimits()
 
 @pytest.mark.parametrize(
     ("name", "content", "limits", "reason"),
-    [("long-cell.csv", "SĐT,Ghi chú\n0912345678," + "x" * 1001 + "\n", LIMITS, "line 2, column B: a cell of 1,001"),
-     ("long-line.csv", "SĐT\n" + "0912345678," * 30_000 + "\n", LIMITS, "longer than 200,000 characters"),
-     ("too-wide.csv", "SĐT" + "," * 250 + "x\n0912345678\n", LIMITS, "column IQ; a list has at most 200 columns"),
-     ("xlsx-named.csv", None, LIMITS, "zip archive"),
-     ("nul.csv", "SĐT\n0912345678\x00\n", LIMITS, "binary data"),
-     ("shift-jis-as-1258.csv", "電話,電話\n".encode("shift_jis") * 50, LIMITS, "not text in UTF-8"),
-     ("rows.csv", "SĐT\n0912345678\n0912345679\n0912345670\n", ReadLimits(max_rows=2), "more than 2 rows")],
-)  # fmt: skip
+    [
+        ("long-cell.csv", "SĐT,Ghi chú\n0912345678," + "x" * 1001 + "\n", LIMITS, "line 2, column B: a cell of 1,001"),
+        ("long-line.csv", "SĐT\n" + "0912345678," * 30_000 + "\n", LIMITS, "longer than 200,000 characters"),
+        ("too-wide.csv", "SĐT" + "," * 250 + "x\n0912345678\n", LIMITS, "column IQ; a list has at most 200 columns"),
+        ("xlsx-named.csv", None, LIMITS, "zip archive"),
+        ("nul.csv", "SĐT\n0912345678\x00\n", LIMITS, "binary data"),
+        ("shift-jis-as-1258.csv", "電話,電話\n".encode("shift_jis") * 50, LIMITS, "not text in UTF-8"),
+        ("rows.csv", "SĐT\n0912345678\n0912345679\n0912345670\n", ReadLimits(max_rows=2), "more than 2 rows"),
+    ],
+)
 def test_text_beyond_a_cap_is_refused_with_where_and_why(sessions, tmp_path, name, content, limits, reason):
     path = tmp_path / name
     if content is None:
@@ -260,16 +278,32 @@ def test_text_beyond_a_cap_is_refused_with_where_and_why(sessions, tmp_path, nam
 
 @pytest.mark.parametrize(
     ("make", "limits", "reason"),
-    [(lambda path: zip_bomb(path, megabytes=3), ReadLimits(), "compressed"),
-     (lambda path: write_xlsx(path, sheet_of(people_rows(3)), [b" " * (2 * MB)]),
-      ReadLimits(max_unpacked_bytes=MB), "unpacks to 2 MB"),
-     (lambda path: write_xlsx(path, sheet_of(['<row r="1"><c r="B1" t="inlineStr"><is><t>' + "x" * 2000
-                                              + "</t></is></c></row>"])), ReadLimits(), "column B: a cell of 2,000"),
-     (lambda path: write_xlsx(path, sheet_of([f'<row r="1">{cell("A1", "SĐT")}{cell("XFD1", "x")}</row>'])),
-      ReadLimits(), "column XFD"),
-     (lambda path: write_xlsx(path, sheet_of(['<row r="1"><c r="A1" t="s"><v>7</v></c></row>'])), ReadLimits(),
-      "the sheet cannot be read")],
-)  # fmt: skip
+    [
+        (lambda path: zip_bomb(path, megabytes=3), ReadLimits(), "compressed"),
+        (
+            lambda path: write_xlsx(path, sheet_of(people_rows(3)), [b" " * (2 * MB)]),
+            ReadLimits(max_unpacked_bytes=MB),
+            "unpacks to 2 MB",
+        ),
+        (
+            lambda path: write_xlsx(
+                path, sheet_of(['<row r="1"><c r="B1" t="inlineStr"><is><t>' + "x" * 2000 + "</t></is></c></row>"])
+            ),
+            ReadLimits(),
+            "column B: a cell of 2,000",
+        ),
+        (
+            lambda path: write_xlsx(path, sheet_of([f'<row r="1">{cell("A1", "SĐT")}{cell("XFD1", "x")}</row>'])),
+            ReadLimits(),
+            "column XFD",
+        ),
+        (
+            lambda path: write_xlsx(path, sheet_of(['<row r="1"><c r="A1" t="s"><v>7</v></c></row>'])),
+            ReadLimits(),
+            "the sheet cannot be read",
+        ),
+    ],
+)
 def test_workbooks_beyond_a_cap_are_refused_before_they_cost_anything(sessions, tmp_path, make, limits, reason):
     with pytest.raises(UnusableFile, match=reason):
         import_contacts(sessions, make(tmp_path / "list.xlsx"), "F1", limits=limits)

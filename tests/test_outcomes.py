@@ -14,10 +14,14 @@ from fastapi import FastAPI
 from openpyxl import load_workbook
 from sqlalchemy import select
 
+from access import auth
+from app.routers.campaigns import clock
+from app.web import create_app
 from campaigns.export import COLUMNS, write_xlsx
 from campaigns.outcomes import DailyOutcome, FinalStatus, follow_up_rows
 from campaigns.progress import WAITING, eta
 from campaigns.rules import CampaignRules
+from ground.settings import Settings
 from models import (
     Alert,
     AlertLevel,
@@ -33,10 +37,6 @@ from models import (
     Person,
     Role,
 )
-from outreach import auth
-from outreach.app import create_app
-from outreach.routers.campaigns import clock
-from outreach.settings import Settings
 from tests import factories
 from tests.support.net import free_port, serving
 from tests.test_cli import outreach
@@ -56,8 +56,9 @@ def june(day: int) -> date:
 def new_campaign(session, follow_up_days: int, started: datetime | None, status=CampaignStatus.RUNNING) -> Campaign:
     contact_list = ContactList(name="F1 Bắc Ninh", province_code="27")
     rules = CampaignRules(follow_up_days=follow_up_days).model_dump(mode="json")
-    campaign = Campaign(name="F1 BN", province_code="27", status=status, started_at=started,
-                        contact_lists=[contact_list], rules=rules)  # fmt: skip
+    campaign = Campaign(
+        name="F1 BN", province_code="27", status=status, started_at=started, contact_lists=[contact_list], rules=rules
+    )
     session.add(campaign)
     session.flush()
     return campaign
@@ -65,16 +66,34 @@ def new_campaign(session, follow_up_days: int, started: datetime | None, status=
 
 def resident(session, campaign: Campaign, name: str, exposure: date, province_code: str = "27") -> Person:
     person = factories.person(session, next(_phones), province_code=province_code, name=name)
-    session.add(ContactListMember(contact_list_id=campaign.contact_lists[0].id, person_id=person.id,
-                                  exposure_date=exposure))  # fmt: skip
+    session.add(
+        ContactListMember(contact_list_id=campaign.contact_lists[0].id, person_id=person.id, exposure_date=exposure)
+    )
     return person
 
 
-def attempt(session, campaign: Campaign, person: Person, day: int, status: AttemptStatus, tries: int,
-            last_outcome: str | None = None, due_at: datetime | None = None, **fields) -> OutreachAttempt:  # fmt: skip
-    row = OutreachAttempt(campaign_id=campaign.id, person_id=person.id, follow_up_day=day, status=status, tries=tries,
-                          last_outcome=last_outcome, channel="voice" if tries else None,
-                          due_at=due_at or at(3, 8), **fields)  # fmt: skip
+def attempt(
+    session,
+    campaign: Campaign,
+    person: Person,
+    day: int,
+    status: AttemptStatus,
+    tries: int,
+    last_outcome: str | None = None,
+    due_at: datetime | None = None,
+    **fields,
+) -> OutreachAttempt:
+    row = OutreachAttempt(
+        campaign_id=campaign.id,
+        person_id=person.id,
+        follow_up_day=day,
+        status=status,
+        tries=tries,
+        last_outcome=last_outcome,
+        channel="voice" if tries else None,
+        due_at=due_at or at(3, 8),
+        **fields,
+    )
     session.add(row)
     return row
 
@@ -92,27 +111,51 @@ SITUATIONS = [
     ("declared well", -1, DONE, [WELL], DailyOutcome.SEEN_OK),
     ("37.0 °C is no fever", -1, DONE, [{**WELL, "temperature_c": 37.0}], DailyOutcome.SEEN_OK),
     ("declared a cough", -1, DONE, [COUGH], DailyOutcome.SEEN_NOT_OK),
-    ("fever, then hung up", -1, (AttemptStatus.FAILED, 3, "dropped"),
-     [{"status": DeclarationStatus.IN_PROGRESS, "temperature_c": 38.2, "alert_level": AlertLevel.WATCH}],
-     DailyOutcome.SEEN_NOT_OK),
+    (
+        "fever, then hung up",
+        -1,
+        (AttemptStatus.FAILED, 3, "dropped"),
+        [{"status": DeclarationStatus.IN_PROGRESS, "temperature_c": 38.2, "alert_level": AlertLevel.WATCH}],
+        DailyOutcome.SEEN_NOT_OK,
+    ),
     ("refused", 0, DONE, [{"status": DeclarationStatus.REFUSED}], DailyOutcome.MISSED),
     ("wrong person with a cough", 0, DONE, [{**COUGH, "status": DeclarationStatus.WRONG_PERSON}], DailyOutcome.MISSED),
     ("no answer, no tries left", 0, (AttemptStatus.FAILED, 3, "no_answer"), [], DailyOutcome.MISSED),
     ("still waiting at midnight", -1, (AttemptStatus.RETRY_WAIT, 1, "busy"), [], DailyOutcome.MISSED),
-    ("callback due later today", 0, (AttemptStatus.RETRY_WAIT, 1, "callback"),
-     [{"status": DeclarationStatus.CALLBACK_REQUESTED}], DailyOutcome.NOT_PERFORMED),
-    ("callback never kept", -1, (AttemptStatus.RETRY_WAIT, 1, "callback"),
-     [{"status": DeclarationStatus.CALLBACK_REQUESTED}], DailyOutcome.MISSED),
+    (
+        "callback due later today",
+        0,
+        (AttemptStatus.RETRY_WAIT, 1, "callback"),
+        [{"status": DeclarationStatus.CALLBACK_REQUESTED}],
+        DailyOutcome.NOT_PERFORMED,
+    ),
+    (
+        "callback never kept",
+        -1,
+        (AttemptStatus.RETRY_WAIT, 1, "callback"),
+        [{"status": DeclarationStatus.CALLBACK_REQUESTED}],
+        DailyOutcome.MISSED,
+    ),
     ("declared the next morning", -1, (AttemptStatus.FAILED, 3, "no_answer"), [WELL], DailyOutcome.SEEN_OK),
-    ("declared, then opened the chat again", -1, DONE, [WELL, {"status": DeclarationStatus.IN_PROGRESS}],
-     DailyOutcome.SEEN_OK),
-    ("refused, then a cough by chat", 0, DONE, [{"status": DeclarationStatus.REFUSED}, COUGH],
-     DailyOutcome.SEEN_NOT_OK),
+    (
+        "declared, then opened the chat again",
+        -1,
+        DONE,
+        [WELL, {"status": DeclarationStatus.IN_PROGRESS}],
+        DailyOutcome.SEEN_OK,
+    ),
+    (
+        "refused, then a cough by chat",
+        0,
+        DONE,
+        [{"status": DeclarationStatus.REFUSED}, COUGH],
+        DailyOutcome.SEEN_NOT_OK,
+    ),
     ("never handed to a channel", -1, (AttemptStatus.SCHEDULED, 0, None), [], DailyOutcome.NOT_ATTEMPTED),
     ("waiting for the calling hours", 0, (AttemptStatus.SCHEDULED, 0, None), [], DailyOutcome.NOT_PERFORMED),
     ("never planned", -1, None, [], DailyOutcome.NOT_ATTEMPTED),
     ("not planned yet today", 0, None, [], DailyOutcome.NOT_PERFORMED),
-]  # fmt: skip
+]
 
 
 def outcomes_by_name(session, campaign: Campaign, today: date) -> dict[str, dict[date, DailyOutcome]]:
@@ -141,13 +184,15 @@ def test_each_daily_outcome_arises_from_its_situation(sessions):
 
 @pytest.mark.parametrize(
     ("status", "attempted", "expected"),
-    [(CampaignStatus.CANCELED, (AttemptStatus.CANCELED, 0, None), DailyOutcome.NOT_ATTEMPTED),
-     (CampaignStatus.CANCELED, (AttemptStatus.CANCELED, 1, "no_answer"), DailyOutcome.MISSED),
-     (CampaignStatus.CANCELED, (AttemptStatus.CONTACTING, 1, None), DailyOutcome.MISSED),  # no retry follows
-     (CampaignStatus.CANCELED, None, None),
-     (CampaignStatus.PAUSED, (AttemptStatus.SCHEDULED, 0, None), DailyOutcome.NOT_PERFORMED),
-     (CampaignStatus.PAUSED, None, DailyOutcome.NOT_PERFORMED)],
-)  # fmt: skip
+    [
+        (CampaignStatus.CANCELED, (AttemptStatus.CANCELED, 0, None), DailyOutcome.NOT_ATTEMPTED),
+        (CampaignStatus.CANCELED, (AttemptStatus.CANCELED, 1, "no_answer"), DailyOutcome.MISSED),
+        (CampaignStatus.CANCELED, (AttemptStatus.CONTACTING, 1, None), DailyOutcome.MISSED),  # no retry follows
+        (CampaignStatus.CANCELED, None, None),
+        (CampaignStatus.PAUSED, (AttemptStatus.SCHEDULED, 0, None), DailyOutcome.NOT_PERFORMED),
+        (CampaignStatus.PAUSED, None, DailyOutcome.NOT_PERFORMED),
+    ],
+)
 def test_a_paused_day_may_still_happen_a_canceled_one_is_over(sessions, status, attempted, expected):
     with sessions.begin() as session:
         campaign = new_campaign(session, 3, at(3, 7), status)
@@ -199,8 +244,9 @@ def test_each_final_status_arises_from_its_follow_up(sessions):
     assert finals == {name: status for name, _, _, status in FINALS}, "no follow-up day before the campaign began"
 
 
-@pytest.mark.parametrize(("days", "expected"), [("MS", FinalStatus.FOLLOW_UP_COMPLETED),
-                                                 ("SM", FinalStatus.LOST_TO_FOLLOW_UP)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("days", "expected"), [("MS", FinalStatus.FOLLOW_UP_COMPLETED), ("SM", FinalStatus.LOST_TO_FOLLOW_UP)]
+)
 def test_canceling_ends_the_follow_up(sessions, days, expected):
     with sessions.begin() as session:
         campaign = new_campaign(session, 7, at(1, 7), CampaignStatus.CANCELED)
@@ -208,7 +254,8 @@ def test_canceling_ends_the_follow_up(sessions, days, expected):
         session.flush()
         rows = list(follow_up_rows(session, campaign, june(4)))
     assert [(row.follow_up_day, row.final_status) for row in rows] == [(1, expected), (2, expected)], (
-        "only the days held; none after the cancel")  # fmt: skip
+        "only the days held; none after the cancel"
+    )
 
 
 @dataclass
@@ -252,39 +299,61 @@ def a_busy_morning(session, now: datetime) -> tuple[int, str]:
     declaration(session, campaign, well, 1, **WELL)
     cough = declaration(session, campaign, coughing, 1, **COUGH)
     breathless = one(AttemptStatus.IN_PROGRESS, 1, "answered")
-    chest_pain = declaration(session, campaign, breathless, 1, status=DeclarationStatus.IN_PROGRESS,
-                             symptoms=["chest_pain"], alert_level=AlertLevel.URGENT)  # fmt: skip
+    chest_pain = declaration(
+        session,
+        campaign,
+        breathless,
+        1,
+        status=DeclarationStatus.IN_PROGRESS,
+        symptoms=["chest_pain"],
+        alert_level=AlertLevel.URGENT,
+    )
     one(AttemptStatus.RETRY_WAIT, 1, "dropped", due_at=now + timedelta(minutes=30))
     one(AttemptStatus.FAILED, 3, "no_answer")
     for minutes in range(1, 7):
         one(AttemptStatus.CONTACTING, 1, claimed_at=now - timedelta(minutes=minutes))
     for _ in range(30):
         one(AttemptStatus.SCHEDULED, 0)
-    session.add_all([
-        Alert(declaration_id=cough.id, person_id=coughing.id, level=AlertLevel.WATCH),
-        Alert(declaration_id=chest_pain.id, person_id=breathless.id, level=AlertLevel.URGENT),
-        Alert(declaration_id=cough.id, person_id=coughing.id, level=AlertLevel.WATCH, acknowledged_at=now),
-    ])  # fmt: skip
+    session.add_all(
+        [
+            Alert(declaration_id=cough.id, person_id=coughing.id, level=AlertLevel.WATCH),
+            Alert(declaration_id=chest_pain.id, person_id=breathless.id, level=AlertLevel.URGENT),
+            Alert(declaration_id=cough.id, person_id=coughing.id, level=AlertLevel.WATCH, acknowledged_at=now),
+        ]
+    )
     return campaign.id, user_token(session, "lan")
 
 
 @pytest.mark.parametrize(
     ("now", "finish", "spills"),
-    [(at(3, 11), at(3, 13, 51, 40), False),  # 30 minutes before the lunch break, 21'40" after it
-     (at(3, 19, 40), at(4, 8, 31, 40), True)],  # 20 minutes left today, the rest on Friday morning
-)  # fmt: skip
+    [
+        (at(3, 11), at(3, 13, 51, 40), False),  # 30 minutes before the lunch break, 21'40" after it
+        (at(3, 19, 40), at(4, 8, 31, 40), True),
+    ],  # 20 minutes left today, the rest on Friday morning
+)
 def test_progress_through_the_api(clocked_api, now, finish, spills):
     with clocked_api.sessions.begin() as session:
         campaign_id, token = a_busy_morning(session, now)
     body = clocked_api.get(f"/api/v1/campaigns/{campaign_id}", token, now).json()
     progress = body["progress"]
-    assert body["attempts"] == {"completed": 2, "in_progress": 1, "retry_wait": 1, "failed": 1, "contacting": 6,
-                                "scheduled": 30}  # fmt: skip
+    assert body["attempts"] == {
+        "completed": 2,
+        "in_progress": 1,
+        "retry_wait": 1,
+        "failed": 1,
+        "contacting": 6,
+        "scheduled": 30,
+    }
     assert (progress["today"], progress["reach_rate"]) == ("2021-06-03", round(4 / 11, 4))
     assert progress["completion_rate"] == progress["completion_rate_today"] == round(2 / 41, 4)
     assert progress["open_alerts"] == {"watch": 1, "urgent": 1}
-    assert progress["outcomes_today"] == {"SEEN_OK": 1, "SEEN_NOT_OK": 2, "MISSED": 1, "NOT_ATTEMPTED": 0,
-                                          "NOT_PERFORMED": 37}  # fmt: skip
+    assert progress["outcomes_today"] == {
+        "SEEN_OK": 1,
+        "SEEN_NOT_OK": 2,
+        "MISSED": 1,
+        "NOT_ATTEMPTED": 0,
+        "NOT_PERFORMED": 37,
+    }
     assert progress["final_statuses"] == {"UNDER_FOLLOW_UP": 41, "FOLLOW_UP_COMPLETED": 0, "LOST_TO_FOLLOW_UP": 0}
     expected_eta = progress["eta"]
     assert (expected_eta["remaining"], expected_eta["rate_per_second"]) == (31, 0.01), "6 claimed in 600 s"
@@ -320,30 +389,43 @@ def exported(clocked_api) -> dict:
         follow(session, campaign, "Trần Thị Bình", june(2), "MMM")
         outsider = resident(session, campaign, "Lê Văn Cường", june(2), province_code="01")
         attempt(session, campaign, outsider, 1, *DONE)
-        tokens = {"tracer": user_token(session, "lan"), "other": user_token(session, "hoa", province="01"),
-                  "admin": user_token(session, "root", Role.ADMIN, None)}  # fmt: skip
+        tokens = {
+            "tracer": user_token(session, "lan"),
+            "other": user_token(session, "hoa", province="01"),
+            "admin": user_token(session, "root", Role.ADMIN, None),
+        }
         return {"id": campaign.id, "tokens": tokens, "now": at(6, 9)}
 
 
 def test_csv_export(clocked_api, exported):
-    response = clocked_api.get(f"/api/v1/campaigns/{exported['id']}/export.csv", exported["tokens"]["tracer"],
-                               exported["now"])  # fmt: skip
+    response = clocked_api.get(
+        f"/api/v1/campaigns/{exported['id']}/export.csv", exported["tokens"]["tracer"], exported["now"]
+    )
     assert response.status_code == 200 and response.content.startswith(b"\xef\xbb\xbf"), "a BOM for Excel"
     assert 'filename="campaign-' in response.headers["content-disposition"]
     rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert tuple(rows[0]) == COLUMNS
     assert [(r["name"], r["follow_up_day"], r["outcome"]) for r in rows] == [
-        ("'=HYPERLINK(\"http://evil.example\",\"bấm\")", "1", "SEEN_OK"),
-        ("'=HYPERLINK(\"http://evil.example\",\"bấm\")", "2", "SEEN_NOT_OK"),
-        ("'=HYPERLINK(\"http://evil.example\",\"bấm\")", "3", "NOT_ATTEMPTED"),
-        ("Trần Thị Bình", "1", "MISSED"), ("Trần Thị Bình", "2", "MISSED"), ("Trần Thị Bình", "3", "MISSED"),
-    ], "the province-01 resident is left out for a province-27 tracer"  # fmt: skip
+        ('\'=HYPERLINK("http://evil.example","bấm")', "1", "SEEN_OK"),
+        ('\'=HYPERLINK("http://evil.example","bấm")', "2", "SEEN_NOT_OK"),
+        ('\'=HYPERLINK("http://evil.example","bấm")', "3", "NOT_ATTEMPTED"),
+        ("Trần Thị Bình", "1", "MISSED"),
+        ("Trần Thị Bình", "2", "MISSED"),
+        ("Trần Thị Bình", "3", "MISSED"),
+    ], "the province-01 resident is left out for a province-27 tracer"
     coughing = rows[1]
     assert coughing["phone"].startswith("'+849") and coughing["date"] == "2021-06-04"
     assert (coughing["attempt_status"], coughing["channel"], coughing["tries"], coughing["last_outcome"]) == (
-        "completed", "voice", "1", "completed")  # fmt: skip
+        "completed",
+        "voice",
+        "1",
+        "completed",
+    )
     assert (coughing["declaration_status"], coughing["symptoms"], coughing["alert_level"]) == (
-        "complete", "cough", "watch")  # fmt: skip
+        "complete",
+        "cough",
+        "watch",
+    )
     assert {r["final_status"] for r in rows} == {"FOLLOW_UP_COMPLETED", "LOST_TO_FOLLOW_UP"}
     assert (rows[0]["province"], rows[0]["ward"]) == ("Bắc Ninh", "Phường Suối Hoa")
     with clocked_api.sessions() as session:
@@ -352,8 +434,9 @@ def test_csv_export(clocked_api, exported):
 
 
 def test_xlsx_export(clocked_api, exported):
-    response = clocked_api.get(f"/api/v1/campaigns/{exported['id']}/export.xlsx", exported["tokens"]["admin"],
-                               exported["now"])  # fmt: skip
+    response = clocked_api.get(
+        f"/api/v1/campaigns/{exported['id']}/export.xlsx", exported["tokens"]["admin"], exported["now"]
+    )
     assert response.status_code == 200, response.text
     sheet = load_workbook(io.BytesIO(response.content)).worksheets[0]
     header, *rows = [[cell.value for cell in row] for row in sheet.iter_rows()]
@@ -365,13 +448,15 @@ def test_xlsx_export(clocked_api, exported):
     assert all(not isinstance(c.value, str) or not c.value.startswith("=") for row in sheet.iter_rows() for c in row)
     with clocked_api.sessions() as session:
         assert session.scalar(select(AuditLog.action).where(AuditLog.action.like("campaign.export%"))) == (
-            "campaign.export.xlsx")  # fmt: skip
+            "campaign.export.xlsx"
+        )
 
 
 @pytest.mark.parametrize("path", ["", "/export.csv", "/export.xlsx"])
 def test_another_province_sees_no_campaign(clocked_api, exported, path):
-    response = clocked_api.get(f"/api/v1/campaigns/{exported['id']}{path}", exported["tokens"]["other"],
-                               exported["now"])  # fmt: skip
+    response = clocked_api.get(
+        f"/api/v1/campaigns/{exported['id']}{path}", exported["tokens"]["other"], exported["now"]
+    )
     assert response.status_code == 404
     with clocked_api.sessions() as session:
         assert session.scalar(select(AuditLog).where(AuditLog.action.like("campaign.export%"))) is None
@@ -382,7 +467,10 @@ def test_a_full_sheet_goes_on_in_the_next(tmp_path):
     write_xlsx(iter(rows), tmp_path / "out.xlsx", rows_per_sheet=3)
     sheets = load_workbook(tmp_path / "out.xlsx").worksheets
     assert [[row[1] for row in sheet.iter_rows(values_only=True)] for sheet in sheets] == [
-        ["name", "person 0", "person 1"], ["name", "person 2", "person 3"], ["name", "person 4"]]  # fmt: skip
+        ["name", "person 0", "person 1"],
+        ["name", "person 2", "person 3"],
+        ["name", "person 4"],
+    ]
 
 
 def test_export_cli(sessions, store_url, tmp_path):
@@ -393,8 +481,9 @@ def test_export_cli(sessions, store_url, tmp_path):
         campaign_id = campaign.id
     for file_format in ("csv", "xlsx"):
         target = tmp_path / f"out.{file_format}"
-        result = outreach("campaign", "export", str(campaign_id), "--format", file_format, "-o", str(target),
-                          database_url=store_url)  # fmt: skip
+        result = outreach(
+            "campaign", "export", str(campaign_id), "--format", file_format, "-o", str(target), database_url=store_url
+        )
         assert result.returncode == 0, result.stderr
     with (tmp_path / "out.csv").open(encoding="utf-8-sig") as source:
         rows = list(csv.DictReader(source))
@@ -403,6 +492,8 @@ def test_export_cli(sessions, store_url, tmp_path):
     with sessions() as session:
         logged = session.scalars(select(AuditLog).order_by(AuditLog.id)).all()
     assert [(a.action, a.user_id, a.detail["via"]) for a in logged] == [
-        ("campaign.export.csv", None, "cli"), ("campaign.export.xlsx", None, "cli")]  # fmt: skip
+        ("campaign.export.csv", None, "cli"),
+        ("campaign.export.xlsx", None, "cli"),
+    ]
     unknown = outreach("campaign", "export", "999", "-o", str(tmp_path / "x.csv"), database_url=store_url)
     assert unknown.returncode == 1 and "no campaign 999" in unknown.stderr

@@ -1,22 +1,37 @@
 import pytest
 
-from outreach.phones import InvalidPhone, normalize_phone
+from ground.phones import InvalidPhone, normalize_phone
 
 
 @pytest.mark.parametrize(
     "raw",
-    ["0912345678", "0912 345 678", "0912.345.678", "84912345678", "+84 91 234 5678", "+84912345678",
-     "0084912345678", "912345678", " 091-234-5678 "],
-)  # fmt: skip
+    [
+        "0912345678",
+        "0912 345 678",
+        "0912.345.678",
+        "84912345678",
+        "+84 91 234 5678",
+        "+84912345678",
+        "0084912345678",
+        "912345678",
+        " 091-234-5678 ",
+    ],
+)
 def test_common_forms_of_one_mobile_number_agree(raw):
     assert normalize_phone(raw) == "+84912345678"
 
 
 @pytest.mark.parametrize(
     ("legacy", "current"),
-    [("01623456789", "+84323456789"), ("0120 345 6789", "+84703456789"), ("01293456789", "+84823456789"),
-     ("01883456789", "+84583456789"), ("01993456789", "+84593456789"), ("841663456789", "+84363456789")],
-)  # fmt: skip
+    [
+        ("01623456789", "+84323456789"),
+        ("0120 345 6789", "+84703456789"),
+        ("01293456789", "+84823456789"),
+        ("01883456789", "+84583456789"),
+        ("01993456789", "+84593456789"),
+        ("841663456789", "+84363456789"),
+    ],
+)
 def test_pre_2018_eleven_digit_mobiles_map_to_their_new_prefix(legacy, current):
     assert normalize_phone(legacy) == current
 
@@ -27,9 +42,14 @@ def test_landlines_keep_their_area_code():
 
 @pytest.mark.parametrize(
     ("raw", "reason"),
-    [("", "empty"), ("abc", "letters"), ("12345", "not a valid"), ("+1 212 555 0100", "not a valid"),
-     ("0912", "not a valid")],
-)  # fmt: skip
+    [
+        ("", "empty"),
+        ("abc", "letters"),
+        ("12345", "not a valid"),
+        ("+1 212 555 0100", "not a valid"),
+        ("0912", "not a valid"),
+    ],
+)
 def test_invalid_numbers_say_why(raw, reason):
     with pytest.raises(InvalidPhone, match=reason):
         normalize_phone(raw)

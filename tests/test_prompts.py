@@ -14,10 +14,11 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from bot.training import DOMAIN
 from connectors.twilio_voice import ahead_of_calls
-from outreach.db import make_engine, upgrade
-from outreach.settings import Settings
+from conversations.engine_project import DOMAIN
+from ground.settings import Settings
+from ground.store import make_engine
+from models.migrate import upgrade
 from tests.conftest import run_app
 from tests.support.net import free_port
 from voice import prompts
@@ -274,8 +275,16 @@ def test_only_rendered_prompts_are_served(app):
     cache = PromptCache.from_settings(app.settings)
     rendered = cache.file_name(CONSENT)
     (cache.cache_dir / "notes.wav").write_bytes(b"RIFF")
-    for name in ("..%2F..%2Fpyproject.toml", "..%2Fstore.db", "notes.wav", rendered.replace(".wav", ".txt"),
-                 rendered.upper(), "0" * 64 + ".wav", "0" * 64 + ".mp3", KEY_FILE):  # fmt: skip
+    for name in (
+        "..%2F..%2Fpyproject.toml",
+        "..%2Fstore.db",
+        "notes.wav",
+        rendered.replace(".wav", ".txt"),
+        rendered.upper(),
+        "0" * 64 + ".wav",
+        "0" * 64 + ".mp3",
+        KEY_FILE,
+    ):
         response = httpx.get(f"{app.url}/voice/prompts/{name}", timeout=10)
         assert response.status_code == 404, name
 

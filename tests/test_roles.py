@@ -8,9 +8,9 @@ resident) and the rejected rows of an imported file are for the roles that act o
 
 import pytest
 
+from access import auth
+from conversations.alerts import assess, raise_alert
 from models import ContactList, Role
-from outreach import auth
-from outreach.alerts import assess, raise_alert
 from tests import factories
 
 ROLES = (Role.ADMIN, Role.MANAGER, Role.TRACER, Role.VIEWER)
@@ -37,16 +37,23 @@ def province(api, tmp_path):
         an = factories.person(session, "+84912345678")
         campaign = factories.campaign(session)
         conversation = factories.conversation(session, an)
-        declaration = factories.complete_declaration(session, an, campaign_id=campaign.id,
-                                                     conversation_id=conversation.id)  # fmt: skip
+        declaration = factories.complete_declaration(
+            session, an, campaign_id=campaign.id, conversation_id=conversation.id
+        )
         raise_alert(session, declaration, assess(declaration, False, api.settings))
         contact_list = ContactList(name="F1 của BN1234", province_code="27", rejects_file=str(rejects))
         session.add(contact_list)
         session.flush()
-        ids = {"declaration": declaration.id, "conversation": conversation.id, "campaign": campaign.id,
-               "contact_list": contact_list.id}  # fmt: skip
-        tokens = {role: auth.add_user(session, f"{role.value}-27", role, None if role == Role.ADMIN else "27").token
-                  for role in ROLES}  # fmt: skip
+        ids = {
+            "declaration": declaration.id,
+            "conversation": conversation.id,
+            "campaign": campaign.id,
+            "contact_list": contact_list.id,
+        }
+        tokens = {
+            role: auth.add_user(session, f"{role.value}-27", role, None if role == Role.ADMIN else "27").token
+            for role in ROLES
+        }
     return ids, tokens
 
 

@@ -7,15 +7,23 @@ import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from outreach.db import make_engine, upgrade
-from outreach.security import CONTENT_SECURITY_POLICY
-from outreach.settings import Settings
+from app.security import CONTENT_SECURITY_POLICY
+from ground.settings import Settings
+from ground.store import make_engine
+from models.migrate import upgrade
 from tests.conftest import run_app
 from tests.support.net import free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 EXPECTED = {
     "content-security-policy": CONTENT_SECURITY_POLICY,
     "x-content-type-options": "nosniff",
@@ -46,9 +54,19 @@ def test_the_csp_is_strict():
 
 
 @pytest.mark.parametrize(
-    "path", ["/chat", "/docs", "/docs/start.js", "/docs/assets/swagger-ui-bundle.js", "/openapi.json", "/healthz",
-             "/api/v1/declarations", "/no/such/page", "/static/chat.js"],
-)  # fmt: skip
+    "path",
+    [
+        "/chat",
+        "/docs",
+        "/docs/start.js",
+        "/docs/assets/swagger-ui-bundle.js",
+        "/openapi.json",
+        "/healthz",
+        "/api/v1/declarations",
+        "/no/such/page",
+        "/static/chat.js",
+    ],
+)
 def test_every_response_carries_the_security_headers(app, path):
     response = httpx.get(f"{app.url}{path}")
     assert {name: response.headers.get(name) for name in EXPECTED} == EXPECTED
@@ -56,8 +74,11 @@ def test_every_response_carries_the_security_headers(app, path):
 
 
 def test_errors_refused_before_any_route_carry_them_too(app):
-    response = httpx.post(f"{app.url}/api/v1/webchat/sessions", content=b'{"phone": "\\ud800"}',
-                          headers={"content-type": "application/json"})  # fmt: skip
+    response = httpx.post(
+        f"{app.url}/api/v1/webchat/sessions",
+        content=b'{"phone": "\\ud800"}',
+        headers={"content-type": "application/json"},
+    )
     assert response.status_code == 422
     assert {name: response.headers.get(name) for name in EXPECTED} == EXPECTED
 

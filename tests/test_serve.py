@@ -36,7 +36,7 @@ def _serve(tmp_path: Path) -> tuple[subprocess.Popen, str, dict]:
     var = tmp_path / "var"
     env = {
         **os.environ,
-        "OUTREACH_DATABASE_URL": f"sqlite:///{var / 'outreach.db'}",
+        "OUTREACH_DATABASE_URL": f"sqlite:///{var / 'ground.store'}",
         "OUTREACH_PORT": str(free_port()),
         "OUTREACH_ENGINE_PORT": str(free_port()),
         "OUTREACH_HEARTBEAT_FILE": str(var / "heartbeat"),
@@ -85,8 +85,9 @@ def test_serve_runs_everything_keeps_files_private_and_sigterm_stops_it_all(tmp_
         database_url = env["OUTREACH_DATABASE_URL"]
         token = outreach("user", "add", "lan", "--role", "manager", database_url=database_url).stdout.split()[-1]
         assert httpx.get(f"{url}/api/v1/declarations", headers={"Authorization": f"Bearer {token}"}).json() == []
-        heartbeat = outreach("worker", "--check", database_url=database_url,
-                             OUTREACH_HEARTBEAT_FILE=env["OUTREACH_HEARTBEAT_FILE"])  # fmt: skip
+        heartbeat = outreach(
+            "worker", "--check", database_url=database_url, OUTREACH_HEARTBEAT_FILE=env["OUTREACH_HEARTBEAT_FILE"]
+        )
         assert heartbeat.returncode == 0, "the scheduler runs inside serve"
         _converse(url)
         children = _children_of(process.pid)

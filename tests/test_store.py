@@ -10,8 +10,9 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
 import models
-from outreach.db import make_engine, upgrade
-from outreach.schemas import DeclarationOut
+from app.schemas import DeclarationOut
+from ground.store import make_engine
+from models.migrate import upgrade
 from tests import factories
 
 
@@ -41,9 +42,12 @@ def test_complete_declaration_serialises_to_the_shared_schema(sessions, declarat
     jsonschema.validate(document, declaration_schema, format_checker=jsonschema.FormatChecker())
     assert set(document) == set(declaration_schema["properties"])
     assert document["person"] == {
-        "phone": "+84912345678", "full_name": "Nguyễn Văn An", "birth_year": 1985,
-        "province": "Bắc Ninh", "ward": "Phường Suối Hoa",
-    }  # fmt: skip
+        "phone": "+84912345678",
+        "full_name": "Nguyễn Văn An",
+        "birth_year": 1985,
+        "province": "Bắc Ninh",
+        "ward": "Phường Suối Hoa",
+    }
     assert document["symptoms"] == ["fever", "cough"]
     assert document["temperature_c"] == 38.5
     assert document["symptom_onset"] == "2021-06-02"
@@ -92,11 +96,27 @@ def test_a_retried_webhook_turn_lands_once(sessions):
     with sessions.begin() as session:
         conversation = factories.conversation(session, factories.person(session, "+84912345678"))
         conversation_id = conversation.id
-        session.add(models.Turn(conversation_id=conversation_id, seq=3, speaker=models.Speaker.RESIDENT, text="có",
-                                channel=models.Channel.VOICE, external_id="CA123:3"))  # fmt: skip
+        session.add(
+            models.Turn(
+                conversation_id=conversation_id,
+                seq=3,
+                speaker=models.Speaker.RESIDENT,
+                text="có",
+                channel=models.Channel.VOICE,
+                external_id="CA123:3",
+            )
+        )
     with pytest.raises(IntegrityError), sessions.begin() as session:
-        session.add(models.Turn(conversation_id=conversation_id, seq=4, speaker=models.Speaker.RESIDENT, text="có",
-                                channel=models.Channel.VOICE, external_id="CA123:3"))  # fmt: skip
+        session.add(
+            models.Turn(
+                conversation_id=conversation_id,
+                seq=4,
+                speaker=models.Speaker.RESIDENT,
+                text="có",
+                channel=models.Channel.VOICE,
+                external_id="CA123:3",
+            )
+        )
     with sessions() as session:
         texts = session.scalars(select(models.Turn.text).where(models.Turn.conversation_id == conversation_id)).all()
     assert len(texts) == 3, "the first delivery stays, the retry adds nothing"
@@ -119,13 +139,21 @@ def test_web_chats_typed_before_the_trust_revision_become_unverified(backend, tm
     engine = make_engine(url)
     upgrade(engine, "0005")
     with engine.begin() as connection:
-        connection.execute(text("INSERT INTO people (id, phone, created_at, updated_at) "
-                                "VALUES (1, '+84912345678', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))  # fmt: skip
+        connection.execute(
+            text(
+                "INSERT INTO people (id, phone, created_at, updated_at) "
+                "VALUES (1, '+84912345678', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
         for number, channel in ((1, "webchat"), (2, "voice")):
-            connection.execute(text(
-                "INSERT INTO conversations (id, person_id, channel, engine_sender_id, started_at, last_activity_at) "
-                "VALUES (:id, 1, :channel, :sender, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-            ), {"id": number, "channel": channel, "sender": f"s{number}"})  # fmt: skip
+            connection.execute(
+                text(
+                    "INSERT INTO conversations"
+                    " (id, person_id, channel, engine_sender_id, started_at, last_activity_at)"
+                    " VALUES (:id, 1, :channel, :sender, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                ),
+                {"id": number, "channel": channel, "sender": f"s{number}"},
+            )
     upgrade(engine)
     with engine.connect() as connection:
         verified = dict(connection.execute(text("SELECT channel, phone_verified FROM conversations")).all())

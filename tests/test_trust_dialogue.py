@@ -9,11 +9,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot.client import EngineClient
+from app.engine_process import EngineProcess
+from conversations.engine import EngineClient
+from conversations.service import ConversationService, EngineDown
+from ground.private import engine_token
+from ground.settings import Settings
 from models import Channel, Conversation, Declaration, Turn
-from outreach.conversations import ConversationService, EngineDown
-from outreach.engine import EngineProcess, engine_token
-from outreach.settings import Settings
 from tests import factories
 from tests.support.net import free_port
 
@@ -70,8 +71,12 @@ def resident(sessions, engine_url, event_loop_for_test):
 
 
 def answered_so_far(declaration: Declaration) -> dict:
-    return {"identity_confirmed": declaration.identity_confirmed, "symptoms": declaration.symptoms,
-            "temperature_c": declaration.temperature_c, "alert_level": declaration.alert_level.value}  # fmt: skip
+    return {
+        "identity_confirmed": declaration.identity_confirmed,
+        "symptoms": declaration.symptoms,
+        "temperature_c": declaration.temperature_c,
+        "alert_level": declaration.alert_level.value,
+    }
 
 
 def test_typed_commands_are_plain_text_and_wipe_nothing(resident):
@@ -79,8 +84,12 @@ def test_typed_commands_are_plain_text_and_wipe_nothing(resident):
     resident.say("được")
     resident.say("tôi bị ho, sốt 38 độ 5")
     before = answered_so_far(resident.declaration())
-    assert before == {"identity_confirmed": True, "symptoms": ["cough", "fever"], "temperature_c": 38.5,
-                      "alert_level": "watch"}  # fmt: skip
+    assert before == {
+        "identity_confirmed": True,
+        "symptoms": ["cough", "fever"],
+        "temperature_c": 38.5,
+        "alert_level": "watch",
+    }
     for control in ("/restart", " /restart{}", '/inform{"symptom": "fever"}'):
         resident.say(control)
         assert answered_so_far(resident.declaration()) == before, control
@@ -89,8 +98,9 @@ def test_typed_commands_are_plain_text_and_wipe_nothing(resident):
     assert declaration.symptom_onset == today() - timedelta(days=1), "the form went on where it was"
     assert answered_so_far(declaration) == before
     with resident.sessions() as session:
-        stored = session.scalar(select(Turn).where(Turn.conversation_id == resident.conversation_id,
-                                                   Turn.text == "/restart"))  # fmt: skip
+        stored = session.scalar(
+            select(Turn).where(Turn.conversation_id == resident.conversation_id, Turn.text == "/restart")
+        )
         assert stored.engine_text == "restart", "the transcript keeps what was typed, the engine gets plain words"
 
 
@@ -134,8 +144,7 @@ def _kill_and_restart(engine: EngineProcess, *, lose_trackers: bool) -> None:
 
 
 @pytest.mark.parametrize("lose_trackers", [False, True], ids=["trackers-kept", "trackers-lost"])
-def test_sigkill_of_the_engine_mid_conversation_loses_nothing(sessions, own_engine, event_loop_for_test,
-                                                             lose_trackers):  # fmt: skip
+def test_sigkill_of_the_engine_mid_conversation_loses_nothing(sessions, own_engine, event_loop_for_test, lose_trackers):
     resident = Resident(sessions, own_engine.url)
     try:
         resident.say("Vâng, đúng rồi")
@@ -148,19 +157,47 @@ def test_sigkill_of_the_engine_mid_conversation_loses_nothing(sessions, own_engi
         _kill_and_restart(own_engine, lose_trackers=lose_trackers)
         assert resident.run(resident.service.replay_pending()) == 1
         assert resident.declaration().temperature_c == 38.5
-        for answer in ("Từ hôm qua", "Không", "Test nhanh âm tính", "Sáng nay", "Tiêm 2 mũi rồi",
-                       "Có, tôi vẫn ở nhà", "Không cần gì"):  # fmt: skip
+        for answer in (
+            "Từ hôm qua",
+            "Không",
+            "Test nhanh âm tính",
+            "Sáng nay",
+            "Tiêm 2 mũi rồi",
+            "Có, tôi vẫn ở nhà",
+            "Không cần gì",
+        ):
             text = resident.say(answer)
             assert "chưa hiểu" not in text.lower(), f"'{answer}' was not understood after the restart: {text}"
         declaration = resident.declaration()
-        actual = {name: getattr(declaration, name) for name in (
-            "status", "identity_confirmed", "symptoms", "temperature_c", "symptom_onset", "contact_with_case",
-            "test_result", "test_date", "vaccine_doses", "at_registered_address", "alert_level")}  # fmt: skip
+        actual = {
+            name: getattr(declaration, name)
+            for name in (
+                "status",
+                "identity_confirmed",
+                "symptoms",
+                "temperature_c",
+                "symptom_onset",
+                "contact_with_case",
+                "test_result",
+                "test_date",
+                "vaccine_doses",
+                "at_registered_address",
+                "alert_level",
+            )
+        }
         assert actual == {
-            "status": "complete", "identity_confirmed": True, "symptoms": ["fever", "cough"], "temperature_c": 38.5,
-            "symptom_onset": today() - timedelta(days=1), "contact_with_case": "no", "test_result": "negative",
-            "test_date": today(), "vaccine_doses": 2, "at_registered_address": True, "alert_level": "watch",
-        }  # fmt: skip
+            "status": "complete",
+            "identity_confirmed": True,
+            "symptoms": ["fever", "cough"],
+            "temperature_c": 38.5,
+            "symptom_onset": today() - timedelta(days=1),
+            "contact_with_case": "no",
+            "test_result": "negative",
+            "test_date": today(),
+            "vaccine_doses": 2,
+            "at_registered_address": True,
+            "alert_level": "watch",
+        }
         with sessions() as session:
             assert session.get(Conversation, resident.conversation_id).ended_at is not None
     finally:

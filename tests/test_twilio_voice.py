@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from campaigns.dispatch import contact
 from connectors.twilio_sms import SmsChannel
 from connectors.twilio_voice import VoiceChannel, keypad_hint
+from ground.settings import Settings
 from models import AttemptStatus, Conversation, Declaration, InboundEvent, OutreachAttempt, Speaker, Turn
-from outreach.settings import Settings
 from tests import factories
 from tests.conftest import run_app
 from tests.fakes.twilio import FakeCall, FakeTwilio
@@ -37,10 +37,14 @@ def twilio():
 def app(store_url, engine_url, twilio):
     port = free_port()
     settings = Settings(
-        database_url=store_url, engine_url=engine_url, public_base_url=f"http://127.0.0.1:{port}",
-        twilio_account_sid=twilio.account_sid, twilio_auth_token=twilio.auth_token,
-        twilio_from_number="+15005550006", twilio_api_base_url=twilio.url,
-    )  # fmt: skip
+        database_url=store_url,
+        engine_url=engine_url,
+        public_base_url=f"http://127.0.0.1:{port}",
+        twilio_account_sid=twilio.account_sid,
+        twilio_auth_token=twilio.auth_token,
+        twilio_from_number="+15005550006",
+        twilio_api_base_url=twilio.url,
+    )
     yield from run_app(settings, port)
 
 
@@ -98,8 +102,15 @@ def test_a_call_answered_by_keypad_and_speech_ends_with_the_declaration(app, twi
 
     call.press("1")  # "Đúng"
     call.press("1")  # "Đồng ý"
-    for said in ("tôi bị sốt và ho", "ba mươi tám độ rưỡi", "từ hôm qua", "không", "test nhanh âm tính",
-                 "sáng nay", "hai mũi"):  # fmt: skip
+    for said in (
+        "tôi bị sốt và ho",
+        "ba mươi tám độ rưỡi",
+        "từ hôm qua",
+        "không",
+        "test nhanh âm tính",
+        "sáng nay",
+        "hai mũi",
+    ):
         assert call.prompt.gather, f"the call ended before '{said}'"
         call.say(said, confidence=0.87)
     call.say("có tôi vẫn ở nhà")
@@ -108,9 +119,17 @@ def test_a_call_answered_by_keypad_and_speech_ends_with_the_declaration(app, twi
 
     with app.sessions() as session:
         declaration = session.scalar(select(Declaration))
-        answers = (declaration.status, declaration.identity_confirmed, declaration.symptoms,
-                   declaration.temperature_c, declaration.symptom_onset, declaration.test_result,
-                   declaration.test_date, declaration.vaccine_doses, declaration.follow_up_day)  # fmt: skip
+        answers = (
+            declaration.status,
+            declaration.identity_confirmed,
+            declaration.symptoms,
+            declaration.temperature_c,
+            declaration.symptom_onset,
+            declaration.test_result,
+            declaration.test_date,
+            declaration.vaccine_doses,
+            declaration.follow_up_day,
+        )
         yesterday = today() - timedelta(days=1)
         assert answers == ("complete", True, ["fever", "cough"], 38.5, yesterday, "negative", today(), 2, 2)
         said = session.scalars(select(Turn).where(Turn.speaker == Speaker.RESIDENT).order_by(Turn.seq)).all()
@@ -121,8 +140,9 @@ def test_a_call_answered_by_keypad_and_speech_ends_with_the_declaration(app, twi
     assert (final.status, final.last_outcome) == ("completed", "completed")
 
 
-@pytest.mark.parametrize(("call_status", "outcome"), [("busy", "busy"), ("no-answer", "no_answer"),
-                                                        ("failed", "failed")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("call_status", "outcome"), [("busy", "busy"), ("no-answer", "no_answer"), ("failed", "failed")]
+)
 def test_an_unanswered_call_is_retried_after_the_spacing(app, twilio, call_status, outcome):
     attempt_id, call = place_call(app, twilio)
     call.end_unanswered(call_status)
@@ -152,7 +172,8 @@ def test_who_was_called_cannot_be_told_from_prompt_urls_and_their_greeting_leave
     assert [httpx.get(url).status_code for url in guesses] == [404] * len(guesses)
     fixed = [httpx.get(url) for url in opening.plays if url != greeting_url]  # the introduction, the keypad hint
     assert fixed and [(r.status_code, r.headers["cache-control"]) for r in fixed] == [
-        (200, "public, max-age=31536000, immutable")] * len(fixed)  # fmt: skip
+        (200, "public, max-age=31536000, immutable")
+    ] * len(fixed)
 
 
 def test_a_namesakes_call_under_way_keeps_the_greeting_they_share(app, twilio):
@@ -256,7 +277,10 @@ def test_an_uncallable_number_falls_back_to_sms_with_a_personal_chat_link(app, t
     with app.sessions() as session:
         declaration = session.scalar(select(Declaration))
         assert (declaration.status, declaration.campaign_id is not None, declaration.follow_up_day) == (
-            "complete", True, 2)  # fmt: skip
+            "complete",
+            True,
+            2,
+        )
     assert attempt(app, attempt_id).status == AttemptStatus.COMPLETED
 
 

@@ -11,8 +11,18 @@ from bot.vntext import canonical, canonical_tones, fold, words, yes_no
 NOW = datetime(2021, 6, 3, 10, 0, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))  # a Thursday
 
 
-@pytest.mark.parametrize(("typed", "expected"), [("hoà", "hòa"), ("khoẻ", "khỏe"), ("thuỷ", "thủy"), ("quý", "quý"),
-                                                 ("người", "người"), ("HOÀ", "hòa"), ("Ðược", "được")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("hoà", "hòa"),
+        ("khoẻ", "khỏe"),
+        ("thuỷ", "thủy"),
+        ("quý", "quý"),
+        ("người", "người"),
+        ("HOÀ", "hòa"),
+        ("Ðược", "được"),
+    ],
+)
 def test_both_tone_placements_and_lookalikes_become_one_form(typed, expected):
     assert canonical_tones(typed.lower()) == expected or canonical(typed) == expected
 
@@ -30,26 +40,52 @@ def test_teencode_expands_per_whole_word_only():
 def test_words_keep_offsets_into_the_typed_text():
     text = "Tôi sốt 38,5 độ"
     assert [(w.text, text[w.start : w.end]) for w in words(text)] == [
-        ("Tôi", "Tôi"), ("sốt", "sốt"), ("38,5", "38,5"), ("độ", "độ")]  # fmt: skip
+        ("Tôi", "Tôi"),
+        ("sốt", "sốt"),
+        ("38,5", "38,5"),
+        ("độ", "độ"),
+    ]
     assert fold("Đồng Nai, khỏe") == "Dong Nai, khoe"
 
 
 @pytest.mark.parametrize(
     ("text", "meaning"),
-    [("dạ vâng", True), ("có ạ", True), ("ừ", True), ("ok", True), ("dung roi", True), ("uh", True),
-     ("không ạ", False), ("hổng có", False), ("dạ không", False), ("khong co", False), ("chưa", False),
-     ("ko", False), ("xét nghiệm ở đâu", None)],
-)  # fmt: skip
+    [
+        ("dạ vâng", True),
+        ("có ạ", True),
+        ("ừ", True),
+        ("ok", True),
+        ("dung roi", True),
+        ("uh", True),
+        ("không ạ", False),
+        ("hổng có", False),
+        ("dạ không", False),
+        ("khong co", False),
+        ("chưa", False),
+        ("ko", False),
+        ("xét nghiệm ở đâu", None),
+    ],
+)
 def test_northern_and_southern_yes_and_no(text, meaning):
     assert yes_no(text) is meaning
 
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("38,5", 38.5), ("38.5 độ", 38.5), ("38 độ 5", 38.5), ("38 do 5", 38.5), ("ba mươi tám độ rưỡi", 38.5),
-     ("ba tám phẩy năm", 38.5), ("ba tam phay nam", 38.5), ("39 độ", 39.0), ("ba chín độ hai", 39.2),
-     ("sốt 39", 39.0), ("nhiệt độ 37 độ 8", 37.8)],
-)  # fmt: skip
+    [
+        ("38,5", 38.5),
+        ("38.5 độ", 38.5),
+        ("38 độ 5", 38.5),
+        ("38 do 5", 38.5),
+        ("ba mươi tám độ rưỡi", 38.5),
+        ("ba tám phẩy năm", 38.5),
+        ("ba tam phay nam", 38.5),
+        ("39 độ", 39.0),
+        ("ba chín độ hai", 39.2),
+        ("sốt 39", 39.0),
+        ("nhiệt độ 37 độ 8", 37.8),
+    ],
+)
 def test_temperatures_in_digits_and_words(text, value):
     assert [f.value for f in find_temperatures(text)] == [value]
 
@@ -61,11 +97,20 @@ def test_a_bare_number_is_a_temperature_only_when_one_was_asked():
 
 @pytest.mark.parametrize(
     ("text", "day"),
-    [("hôm qua", date(2021, 6, 2)), ("hom kia", date(2021, 6, 1)), ("sáng nay", date(2021, 6, 3)),
-     ("từ thứ hai", date(2021, 5, 31)), ("3 ngày nay", date(2021, 5, 31)), ("ngày 20", date(2021, 5, 20)),
-     ("20/5", date(2021, 5, 20)), ("tuần trước", date(2021, 5, 27)), ("cách đây 2 ngày", date(2021, 6, 1)),
-     ("hqua", date(2021, 6, 2)), ("chủ nhật", date(2021, 5, 30))],
-)  # fmt: skip
+    [
+        ("hôm qua", date(2021, 6, 2)),
+        ("hom kia", date(2021, 6, 1)),
+        ("sáng nay", date(2021, 6, 3)),
+        ("từ thứ hai", date(2021, 5, 31)),
+        ("3 ngày nay", date(2021, 5, 31)),
+        ("ngày 20", date(2021, 5, 20)),
+        ("20/5", date(2021, 5, 20)),
+        ("tuần trước", date(2021, 5, 27)),
+        ("cách đây 2 ngày", date(2021, 6, 1)),
+        ("hqua", date(2021, 6, 2)),
+        ("chủ nhật", date(2021, 5, 30)),
+    ],
+)
 def test_days_look_back_from_today(text, day):
     (_, when), *_ = find_times(text)
     assert when.as_date(NOW.date()) == day
@@ -73,10 +118,18 @@ def test_days_look_back_from_today(text, day):
 
 @pytest.mark.parametrize(
     ("text", "moment"),
-    [("5 giờ chiều", (3, 17, 0)), ("5h chiều", (3, 17, 0)), ("17h30", (3, 17, 30)), ("tối nay", (3, 19, 0)),
-     ("sáng mai", (4, 9, 0)), ("mai", (4, 9, 0)), ("30 phút nữa", (3, 10, 30)), ("8 giờ sáng mai", (4, 8, 0)),
-     ("5 giờ", (3, 17, 0))],
-)  # fmt: skip
+    [
+        ("5 giờ chiều", (3, 17, 0)),
+        ("5h chiều", (3, 17, 0)),
+        ("17h30", (3, 17, 30)),
+        ("tối nay", (3, 19, 0)),
+        ("sáng mai", (4, 9, 0)),
+        ("mai", (4, 9, 0)),
+        ("30 phút nữa", (3, 10, 30)),
+        ("8 giờ sáng mai", (4, 8, 0)),
+        ("5 giờ", (3, 17, 0)),
+    ],
+)
 def test_callback_times_look_ahead(text, moment):
     (_, when), *_ = find_times(text)
     at = when.as_moment(NOW)
@@ -85,11 +138,18 @@ def test_callback_times_look_ahead(text, moment):
 
 @pytest.mark.parametrize(
     ("text", "codes"),
-    [("tôi sốt và ho khan", ["fever", "cough"]), ("khó thở quá", ["shortness_of_breath"]),
-     ("không sốt nhưng ho", ["cough"]), ("ko sot ko ho", []), ("hết sốt rồi nhưng còn mệt", ["fatigue"]),
-     ("họ bảo tôi ở nhà", []), ("mat vi giac, so mui", ["loss_of_taste_or_smell", "runny_nose"]),
-     ("đau đầu với tiêu chảy", ["headache", "diarrhea"]), ("tức ngực", ["chest_pain"])],
-)  # fmt: skip
+    [
+        ("tôi sốt và ho khan", ["fever", "cough"]),
+        ("khó thở quá", ["shortness_of_breath"]),
+        ("không sốt nhưng ho", ["cough"]),
+        ("ko sot ko ho", []),
+        ("hết sốt rồi nhưng còn mệt", ["fatigue"]),
+        ("họ bảo tôi ở nhà", []),
+        ("mat vi giac, so mui", ["loss_of_taste_or_smell", "runny_nose"]),
+        ("đau đầu với tiêu chảy", ["headache", "diarrhea"]),
+        ("tức ngực", ["chest_pain"]),
+    ],
+)
 def test_symptoms_had_not_symptoms_denied(text, codes):
     assert [f.value for f in find_symptoms(text)] == codes
 
@@ -106,7 +166,11 @@ def test_test_results_and_doses():
 def test_one_utterance_many_answers_with_spans():
     text = "tôi sốt 38 độ 5 từ hôm qua, ho khan"
     assert [(f.entity, text[f.start : f.end]) for f in find_all(text)] == [
-        ("symptom", "sốt"), ("temperature", "38 độ 5"), ("time", "hôm qua"), ("symptom", "ho khan")]  # fmt: skip
+        ("symptom", "sốt"),
+        ("temperature", "38 độ 5"),
+        ("time", "hôm qua"),
+        ("symptom", "ho khan"),
+    ]
 
 
 def test_a_day_then_an_hour_is_one_moment():

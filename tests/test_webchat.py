@@ -11,8 +11,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from ground.settings import Settings
 from models import Alert, Declaration, Turn
-from outreach.settings import Settings
 from tests.conftest import run_app
 
 pytestmark = pytest.mark.engine
@@ -38,8 +38,9 @@ class Resident:
 
     def say(self, text: str, payload: str | None = None) -> list[dict]:
         message = {"text": text, **({"payload": payload} if payload else {})}
-        response = httpx.post(f"{self.app.url}/api/v1/webchat/sessions/{self.session_id}/messages", json=message,
-                              timeout=30)  # fmt: skip
+        response = httpx.post(
+            f"{self.app.url}/api/v1/webchat/sessions/{self.session_id}/messages", json=message, timeout=30
+        )
         assert response.status_code == 200, response.text
         body = response.json()
         self.replies, self.ended = body["replies"], body["ended"]
@@ -87,41 +88,89 @@ def test_accented_full_declaration(chat):
         "Không cần gì",
     )
     assert resident.ended
-    expect(resident.declaration(), status="complete", identity_confirmed=True, symptoms_asked=True,
-           symptoms=["fever", "cough"], temperature_c=38.5, symptom_onset=today() - timedelta(days=1),
-           contact_with_case="no", test_result="negative", test_date=today(), vaccine_doses=2,
-           at_registered_address=True, needs=None)  # fmt: skip
+    expect(
+        resident.declaration(),
+        status="complete",
+        identity_confirmed=True,
+        symptoms_asked=True,
+        symptoms=["fever", "cough"],
+        temperature_c=38.5,
+        symptom_onset=today() - timedelta(days=1),
+        contact_with_case="no",
+        test_result="negative",
+        test_date=today(),
+        vaccine_doses=2,
+        at_registered_address=True,
+        needs=None,
+    )
 
 
 def test_unaccented_declaration_with_no_symptoms(chat):
     resident = Resident(chat, "84987654321")
-    resident.converse("dung roi", "duoc", "khong co trieu chung gi", "khong", "chua xet nghiem", "tiem 3 mui",
-                      "co", "khong can")  # fmt: skip
+    resident.converse(
+        "dung roi", "duoc", "khong co trieu chung gi", "khong", "chua xet nghiem", "tiem 3 mui", "co", "khong can"
+    )
     assert resident.ended
-    expect(resident.declaration(), status="complete", symptoms_asked=True, symptoms=[], temperature_c=None,
-           symptom_onset=None, contact_with_case="no", test_result="not_tested", test_date=None, vaccine_doses=3,
-           at_registered_address=True)  # fmt: skip
+    expect(
+        resident.declaration(),
+        status="complete",
+        symptoms_asked=True,
+        symptoms=[],
+        temperature_c=None,
+        symptom_onset=None,
+        contact_with_case="no",
+        test_result="not_tested",
+        test_date=None,
+        vaccine_doses=3,
+        at_registered_address=True,
+    )
 
 
 def test_teencode_declaration(chat):
     resident = Resident(chat, "0323456789")
-    resident.converse("uh dg r", "ok", "e bi ho vs dau hong", "hqua", "k", "chx test", "tiem 2 mui r", "uh",
-                      "ko can j")  # fmt: skip
+    resident.converse("uh dg r", "ok", "e bi ho vs dau hong", "hqua", "k", "chx test", "tiem 2 mui r", "uh", "ko can j")
     assert resident.ended
-    expect(resident.declaration(), status="complete", symptoms=["cough", "sore_throat"],
-           symptom_onset=today() - timedelta(days=1), contact_with_case="no", test_result="not_tested",
-           vaccine_doses=2, at_registered_address=True)  # fmt: skip
+    expect(
+        resident.declaration(),
+        status="complete",
+        symptoms=["cough", "sore_throat"],
+        symptom_onset=today() - timedelta(days=1),
+        contact_with_case="no",
+        test_result="not_tested",
+        vaccine_doses=2,
+        at_registered_address=True,
+    )
 
 
 def test_voice_like_text_with_numbers_in_words(chat):
     resident = Resident(chat, "0901234567")
-    resident.converse("vâng đúng rồi", "được", "tôi bị sốt", "ba mươi tám độ rưỡi", "ba ngày nay", "có",
-                      "dương tính", "hôm qua", "hai mũi", "có", "cần thuốc hạ sốt")  # fmt: skip
+    resident.converse(
+        "vâng đúng rồi",
+        "được",
+        "tôi bị sốt",
+        "ba mươi tám độ rưỡi",
+        "ba ngày nay",
+        "có",
+        "dương tính",
+        "hôm qua",
+        "hai mũi",
+        "có",
+        "cần thuốc hạ sốt",
+    )
     assert resident.ended
-    expect(resident.declaration(), status="complete", symptoms=["fever"], temperature_c=38.5,
-           symptom_onset=today() - timedelta(days=3), contact_with_case="yes", test_result="positive",
-           test_date=today() - timedelta(days=1), vaccine_doses=2, needs="cần thuốc hạ sốt",
-           alert_level="urgent")  # fmt: skip
+    expect(
+        resident.declaration(),
+        status="complete",
+        symptoms=["fever"],
+        temperature_c=38.5,
+        symptom_onset=today() - timedelta(days=3),
+        contact_with_case="yes",
+        test_result="positive",
+        test_date=today() - timedelta(days=1),
+        vaccine_doses=2,
+        needs="cần thuốc hạ sốt",
+        alert_level="urgent",
+    )
 
 
 def test_answers_volunteered_early_skip_their_questions(chat):
@@ -131,9 +180,16 @@ def test_answers_volunteered_early_skip_their_questions(chat):
     resident.converse("không", "test nhanh âm tính sáng nay")
     assert "mũi" in resident.texts(), "the test date was given with the result"
     resident.converse("2 mũi", "có", "không")
-    expect(resident.declaration(), status="complete", symptoms=["fever", "cough"], temperature_c=38.5,
-           symptom_onset=today() - timedelta(days=1), test_result="negative", test_date=today(),
-           vaccine_doses=2)  # fmt: skip
+    expect(
+        resident.declaration(),
+        status="complete",
+        symptoms=["fever", "cough"],
+        temperature_c=38.5,
+        symptom_onset=today() - timedelta(days=1),
+        test_result="negative",
+        test_date=today(),
+        vaccine_doses=2,
+    )
 
 
 def test_busy_with_a_time_requests_a_callback(chat):
@@ -181,8 +237,13 @@ def test_emergency_raises_an_urgent_alert_at_once_and_goes_on_if_wanted(chat):
     assert not resident.ended
     resident.converse("từ sáng nay", "không", "chưa test", "1 mũi", "có", "không")
     assert resident.ended
-    expect(resident.declaration(), status="complete", alert_level="urgent", symptoms=["shortness_of_breath"],
-           symptom_onset=today())  # fmt: skip
+    expect(
+        resident.declaration(),
+        status="complete",
+        alert_level="urgent",
+        symptoms=["shortness_of_breath"],
+        symptom_onset=today(),
+    )
 
 
 def test_a_question_is_answered_then_the_form_goes_on(chat):

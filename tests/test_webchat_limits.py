@@ -9,9 +9,9 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from access.auth import hash_token
+from ground.settings import Settings
 from models import Conversation, Speaker, Turn
-from outreach.auth import hash_token
-from outreach.settings import Settings
 from tests.conftest import run_app
 from tests.support.net import free_port
 
@@ -26,8 +26,13 @@ def _say(url: str, session_id: str, text: str = "vâng") -> httpx.Response:
 
 @pytest.fixture
 def strict(store_url, engine_url):
-    settings = Settings(database_url=store_url, engine_url=engine_url, webchat_messages_per_minute=3,
-                        webchat_requests_per_minute_per_ip=8, webchat_max_chars=50)  # fmt: skip
+    settings = Settings(
+        database_url=store_url,
+        engine_url=engine_url,
+        webchat_messages_per_minute=3,
+        webchat_requests_per_minute_per_ip=8,
+        webchat_max_chars=50,
+    )
     yield from run_app(settings)
 
 
@@ -90,8 +95,11 @@ def _history(app, forwarded_for: str | None = None) -> int:
 
 @pytest.fixture
 def guard_of_three(store_url):
-    yield from run_app(Settings(database_url=store_url, engine_url=f"http://127.0.0.1:{free_port()}",
-                                webchat_requests_per_minute_per_ip=3))  # fmt: skip
+    yield from run_app(
+        Settings(
+            database_url=store_url, engine_url=f"http://127.0.0.1:{free_port()}", webchat_requests_per_minute_per_ip=3
+        )
+    )
 
 
 def test_a_forged_forwarded_header_from_an_untrusted_peer_changes_nothing(guard_of_three):
@@ -101,8 +109,14 @@ def test_a_forged_forwarded_header_from_an_untrusted_peer_changes_nothing(guard_
 
 @pytest.fixture
 def behind_a_proxy(store_url):
-    yield from run_app(Settings(database_url=store_url, engine_url=f"http://127.0.0.1:{free_port()}",
-                                webchat_requests_per_minute_per_ip=3, trusted_proxies=["127.0.0.0/8"]))  # fmt: skip
+    yield from run_app(
+        Settings(
+            database_url=store_url,
+            engine_url=f"http://127.0.0.1:{free_port()}",
+            webchat_requests_per_minute_per_ip=3,
+            trusted_proxies=["127.0.0.0/8"],
+        )
+    )
 
 
 def test_behind_a_trusted_proxy_the_forwarded_client_is_limited(behind_a_proxy):

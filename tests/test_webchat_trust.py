@@ -8,10 +8,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from access import auth
 from connectors.webchat import new_invite
+from ground.settings import Settings
 from models import Channel, Conversation, Person, Role
-from outreach import auth
-from outreach.settings import Settings
 from tests import factories
 from tests.conftest import run_app
 
@@ -81,8 +81,11 @@ def test_the_api_marks_typed_phone_declarations_unverified(chat, on_file):
     assert "Trần Văn Bảo" in _replies(linked)[-1]["text"], "a personal link was sent to the phone: verified"
     listed = chat.get("/api/v1/declarations", on_file).json()
     verified = {(d["person"]["phone"], d["channel"]): d["phone_verified"] for d in listed}
-    assert verified == {(KNOWN_PHONE, "voice"): True, (KNOWN_PHONE, "webchat"): False,
-                        ("+84987000333", "webchat"): True}  # fmt: skip
+    assert verified == {
+        (KNOWN_PHONE, "voice"): True,
+        (KNOWN_PHONE, "webchat"): False,
+        ("+84987000333", "webchat"): True,
+    }
     unverified = chat.get("/api/v1/declarations", on_file, phone_verified="false").json()
     assert [(d["person"]["phone"], d["phone_verified"]) for d in unverified] == [(KNOWN_PHONE, False)]
     one = chat.get(f"/api/v1/declarations/{unverified[0]['id']}", on_file).json()
@@ -93,8 +96,15 @@ def test_a_phone_opens_only_so_many_chats_a_day(chat, on_file):
     with chat.sessions.begin() as session:
         person_id = session.scalar(select(Person.id).where(Person.phone == KNOWN_PHONE))
         before_midnight = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).replace(hour=0, minute=0) - timedelta(minutes=1)
-        session.add(Conversation(person_id=person_id, channel=Channel.WEBCHAT, engine_sender_id="yesterday",
-                                 phone_verified=False, started_at=before_midnight.astimezone(UTC)))  # fmt: skip
+        session.add(
+            Conversation(
+                person_id=person_id,
+                channel=Channel.WEBCHAT,
+                engine_sender_id="yesterday",
+                phone_verified=False,
+                started_at=before_midnight.astimezone(UTC),
+            )
+        )
     replica = run_app(chat.settings)
     another_replica = next(replica)
     try:

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from access import auth
 from campaigns.rules import CampaignRules
 from models import (
     Alert,
@@ -29,7 +30,6 @@ from models import (
     Person,
     Role,
 )
-from outreach import auth
 from tests import factories
 from tests.test_cli import outreach
 
@@ -64,8 +64,13 @@ def _list(session) -> dict:
 def _campaign(status: CampaignStatus) -> Callable[[object], dict]:
     def setup(session) -> dict:
         contact_list = session.get(ContactList, _list(session)["list"])
-        campaign = Campaign(name="F1", province_code="27", status=status, rules=CampaignRules().model_dump(mode="json"),
-                            contact_lists=[contact_list])  # fmt: skip
+        campaign = Campaign(
+            name="F1",
+            province_code="27",
+            status=status,
+            rules=CampaignRules().model_dump(mode="json"),
+            contact_lists=[contact_list],
+        )
         session.add(campaign)
         session.flush()
         return {"campaign": campaign.id}
@@ -84,8 +89,9 @@ def _alert(session) -> dict:
 
 def _upload(client: httpx.Client, ids: dict) -> httpx.Response:
     text = f"Họ và tên,Số điện thoại\nNguyễn Văn Mới,{next(_phones)}\n"
-    return client.post("/api/v1/contact-lists", files={"file": ("f1.csv", text.encode())},
-                       data={"name": "F1", "province": "27"})  # fmt: skip
+    return client.post(
+        "/api/v1/contact-lists", files={"file": ("f1.csv", text.encode())}, data={"name": "F1", "province": "27"}
+    )
 
 
 def _managers(code_if_allowed: int, refused_other: int) -> Callable[[Role, str], int]:
@@ -113,48 +119,74 @@ CAMPAIGN_ACTION = "/api/v1/campaigns/{campaign_id}/{action}"
 CASES = {
     "upload a list": Case("post", "/api/v1/contact-lists", _upload, lambda session: {}, _managers(200, 403)),
     "create a campaign": Case(
-        "post", "/api/v1/campaigns",
+        "post",
+        "/api/v1/campaigns",
         lambda client, ids: client.post("/api/v1/campaigns", json={"name": "F1", "contact_list_ids": [ids["list"]]}),
-        _list, _managers(201, 422),  # the list is named in the body: 422 "no contact list [id] in your scope"
+        _list,
+        _managers(201, 422),  # the list is named in the body: 422 "no contact list [id] in your scope"
     ),
-    **{f"{action} a campaign": Case(
-        "post", CAMPAIGN_ACTION,
-        lambda client, ids, action=action: client.post(f"/api/v1/campaigns/{ids['campaign']}/{action}"),
-        _campaign(status), _managers(200, 404),
-    ) for action, status in [("start", CampaignStatus.DRAFT), ("pause", CampaignStatus.RUNNING),
-                             ("resume", CampaignStatus.PAUSED), ("cancel", CampaignStatus.RUNNING)]},
+    **{
+        f"{action} a campaign": Case(
+            "post",
+            CAMPAIGN_ACTION,
+            lambda client, ids, action=action: client.post(f"/api/v1/campaigns/{ids['campaign']}/{action}"),
+            _campaign(status),
+            _managers(200, 404),
+        )
+        for action, status in [
+            ("start", CampaignStatus.DRAFT),
+            ("pause", CampaignStatus.RUNNING),
+            ("resume", CampaignStatus.PAUSED),
+            ("cancel", CampaignStatus.RUNNING),
+        ]
+    },
     "acknowledge an alert": Case(
-        "post", "/api/v1/alerts/{alert_id}/ack",
-        lambda client, ids: client.post(f"/api/v1/alerts/{ids['alert']}/ack"), _alert, _alert_handlers,
+        "post",
+        "/api/v1/alerts/{alert_id}/ack",
+        lambda client, ids: client.post(f"/api/v1/alerts/{ids['alert']}/ack"),
+        _alert,
+        _alert_handlers,
     ),
     "move a person": Case(
-        "post", "/api/v1/people/{person_id}/province",
-        lambda client, ids: client.post(f"/api/v1/people/{ids['person']}/province",
-                                        json={"province_code": "01", "reason": "moved house"}),
-        lambda session: {"person": _person(session).id}, _national_managers,
+        "post",
+        "/api/v1/people/{person_id}/province",
+        lambda client, ids: client.post(
+            f"/api/v1/people/{ids['person']}/province", json={"province_code": "01", "reason": "moved house"}
+        ),
+        lambda session: {"person": _person(session).id},
+        _national_managers,
     ),
-}  # fmt: skip
+}
 
 
 def _store_snapshot(sessions) -> dict[str, list[tuple]]:
     """Every row of every table, but for API tokens (each request stamps its token's last use)."""
     with sessions() as session:
-        return {table.name: sorted(map(tuple, session.execute(select(table))), key=repr)
-                for table in Base.metadata.sorted_tables if table.name != "api_tokens"}  # fmt: skip
+        return {
+            table.name: sorted(map(tuple, session.execute(select(table))), key=repr)
+            for table in Base.metadata.sorted_tables
+            if table.name != "api_tokens"
+        }
 
 
 @pytest.fixture
 def users(api) -> dict[tuple[Role, str], str]:
     with api.sessions.begin() as session:
-        return {(role, relation): auth.add_user(session, f"{role.value}-{relation}", role, code).token
-                for role in ROLES for relation, code in PROVINCES.items()}  # fmt: skip
+        return {
+            (role, relation): auth.add_user(session, f"{role.value}-{relation}", role, code).token
+            for role in ROLES
+            for relation, code in PROVINCES.items()
+        }
 
 
 def test_the_matrix_covers_every_write_endpoint(api):
     paths = api.get("/openapi.json").json()["paths"]
-    writes = {(method, path) for path, operations in paths.items() for method, operation in operations.items()
-              if method in ("post", "put", "patch", "delete") and path.startswith("/api/v1")
-              and operation.get("security")}  # fmt: skip
+    writes = {
+        (method, path)
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+        if method in ("post", "put", "patch", "delete") and path.startswith("/api/v1") and operation.get("security")
+    }
     assert writes == {(case.method, case.path) for case in CASES.values()}, "a write endpoint is not in the matrix"
 
 
@@ -169,8 +201,10 @@ def test_roles_by_provinces_by_write_endpoints(api, users):
         with httpx.Client(base_url=api.url, headers=headers, timeout=30) as client:
             response = case.request(client, ids)
         if response.status_code != expected:
-            wrong.append(f"{name} as {role.value} ({relation}): {response.status_code}, expected {expected}: "
-                         f"{response.text[:200]}")  # fmt: skip
+            wrong.append(
+                f"{name} as {role.value} ({relation}): {response.status_code}, expected {expected}: "
+                f"{response.text[:200]}"
+            )
         elif before is not None and _store_snapshot(api.sessions) != before:
             wrong.append(f"{name} as {role.value} ({relation}): refused with {expected} but the store changed")
     assert not wrong, "\n".join(wrong)
@@ -187,9 +221,11 @@ def two_provinces(api):
         bac_ninh = factories.person(session, "+84912345678", name="Nguyễn Văn An")
         alert = _alert_for(session, bac_ninh)
         factories.person(session, "+84977777777", province_code=None, name="khách web chat")
-        tokens = {"hanoi": auth.add_user(session, "m01", Role.MANAGER, "01").token,
-                  "tracer27": auth.add_user(session, "t27", Role.TRACER, "27").token,
-                  "national": auth.add_user(session, "nat", Role.MANAGER, None).token}  # fmt: skip
+        tokens = {
+            "hanoi": auth.add_user(session, "m01", Role.MANAGER, "01").token,
+            "tracer27": auth.add_user(session, "t27", Role.TRACER, "27").token,
+            "national": auth.add_user(session, "nat", Role.MANAGER, None).token,
+        }
     return bac_ninh.id, alert, tokens
 
 
@@ -211,8 +247,13 @@ Khách web chat,0977 777 777,
 
 
 def _post_list(api, token: str, text: str, **form) -> httpx.Response:
-    return httpx.post(f"{api.url}/api/v1/contact-lists", headers={"Authorization": f"Bearer {token}"},
-                      files={"file": ("f1.csv", text.encode())}, data={"name": "F1", **form}, timeout=60)  # fmt: skip
+    return httpx.post(
+        f"{api.url}/api/v1/contact-lists",
+        headers={"Authorization": f"Bearer {token}"},
+        files={"file": ("f1.csv", text.encode())},
+        data={"name": "F1", **form},
+        timeout=60,
+    )
 
 
 def test_a_provincial_import_never_moves_another_provinces_people(api, two_provinces):
@@ -230,8 +271,9 @@ def test_a_provincial_import_never_moves_another_provinces_people(api, two_provi
         an = session.get(Person, an_id)
         assert (an.province_code, an.full_name) == ("27", "Nguyễn Văn An"), "An stays Bắc Ninh's, under their name"
         assert session.scalar(select(Person).where(Person.phone == "+84987000111")) is None
-        members = session.scalars(select(ContactListMember.person_id).where(
-            ContactListMember.contact_list_id == body["list_id"])).all()  # fmt: skip
+        members = session.scalars(
+            select(ContactListMember.person_id).where(ContactListMember.contact_list_id == body["list_id"])
+        ).all()
         assert an_id not in members and len(members) == 2
         guest = session.scalar(select(Person).where(Person.phone == "+84977777777"))
         assert (guest.province_code, guest.full_name) == ("01", "Khách web chat"), "no province yet: Hà Nội's now"
@@ -268,11 +310,19 @@ def test_a_national_import_moves_nobody_by_its_lists_province_alone(api, two_pro
 def test_a_national_manager_moves_a_person_on_the_record(api, two_provinces):
     an_id, alert_id, tokens = two_provinces
     headers = {"Authorization": f"Bearer {tokens['national']}"}
-    moved = httpx.post(f"{api.url}/api/v1/people/{an_id}/province", headers=headers,
-                       json={"province_code": "01", "reason": "chuyển về Hà Nội"})  # fmt: skip
+    moved = httpx.post(
+        f"{api.url}/api/v1/people/{an_id}/province",
+        headers=headers,
+        json={"province_code": "01", "reason": "chuyển về Hà Nội"},
+    )
     assert moved.status_code == 200, moved.text
-    assert moved.json() == {"id": an_id, "phone": "+84912345678", "province_code": "01", "province": "Hà Nội",
-                            "moved_from": "27"}  # fmt: skip
+    assert moved.json() == {
+        "id": an_id,
+        "phone": "+84912345678",
+        "province_code": "01",
+        "province": "Hà Nội",
+        "moved_from": "27",
+    }
     assert api.get("/api/v1/alerts", tokens["tracer27"]).json() == [], "Bắc Ninh no longer follows An"
     with api.sessions() as session:
         entry = session.scalar(select(AuditLog).where(AuditLog.action == "person.move"))
@@ -287,8 +337,9 @@ def test_a_national_manager_moves_a_person_on_the_record(api, two_provinces):
 def test_the_cli_moves_a_person_on_the_record(store_url, sessions):
     with sessions.begin() as session:
         an_id = factories.person(session, "+84912345678").id
-    moved = outreach("people", "move", "0912 345 678", "--province", "01", "--reason", "chuyển nhà",
-                     database_url=store_url)  # fmt: skip
+    moved = outreach(
+        "people", "move", "0912 345 678", "--province", "01", "--reason", "chuyển nhà", database_url=store_url
+    )
     assert moved.returncode == 0, moved.stderr
     assert "27 -> 01" in moved.stdout
     with sessions() as session:

@@ -17,11 +17,14 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from bot.client import Button, EngineClient
 from campaigns import attempts
 from campaigns.channels import ChannelFailed, Contact, OutboundChannel, Placed, Unreachable
 from campaigns.rules import CampaignRules
 from connectors.zalo import TextEvent, ZaloChannel, ZaloClient, ZnsChannel
+from conversations.engine import Button, EngineClient
+from conversations.service import ConversationService
+from ground.private import engine_token
+from ground.settings import Settings
 from models import (
     AttemptStatus,
     Conversation,
@@ -34,9 +37,6 @@ from models import (
     Turn,
     ZaloUser,
 )
-from outreach.conversations import ConversationService
-from outreach.engine import engine_token
-from outreach.settings import Settings
 from tests import factories
 from tests.conftest import RunningApp, run_app
 from tests.fakes.zalo import FakeZalo, SentMessage, SentZns, zalo_id
@@ -61,11 +61,17 @@ def zalo():
 def app(store_url, engine_url, zalo):
     port = free_port()
     settings = Settings(
-        database_url=store_url, engine_url=engine_url, public_base_url=f"http://127.0.0.1:{port}",
-        zalo_app_id=zalo.app_id, zalo_oa_secret_key=zalo.oa_secret_key, zalo_app_secret_key=zalo.app_secret_key,
-        zalo_refresh_token=zalo.refresh_token, zalo_api_base_url=zalo.url, zalo_oauth_base_url=zalo.url,
+        database_url=store_url,
+        engine_url=engine_url,
+        public_base_url=f"http://127.0.0.1:{port}",
+        zalo_app_id=zalo.app_id,
+        zalo_oa_secret_key=zalo.oa_secret_key,
+        zalo_app_secret_key=zalo.app_secret_key,
+        zalo_refresh_token=zalo.refresh_token,
+        zalo_api_base_url=zalo.url,
+        zalo_oauth_base_url=zalo.url,
         zalo_zns_base_url=zalo.url,
-    )  # fmt: skip
+    )
     for running in run_app(settings, port):
         zalo.webhook_url = f"{running.url}/webhooks/zalo"
         yield running
@@ -162,9 +168,15 @@ def current(app: RunningApp, attempt_id: int) -> OutreachAttempt:
 def contact_of(app: RunningApp, attempt_id: int) -> Contact:
     with app.sessions() as session:
         attempt = session.get(OutreachAttempt, attempt_id)
-        return Contact(attempt.id, attempt.campaign_id, attempt.person_id, attempt.person.phone,
-                       attempt.person.full_name, attempt.follow_up_day,
-                       CampaignRules.model_validate(attempt.campaign.rules))  # fmt: skip
+        return Contact(
+            attempt.id,
+            attempt.campaign_id,
+            attempt.person_id,
+            attempt.person.phone,
+            attempt.person.full_name,
+            attempt.follow_up_day,
+            CampaignRules.model_validate(attempt.campaign.rules),
+        )
 
 
 def reach(app: RunningApp, channel: Callable[..., OutboundChannel], attempt_id: int) -> Placed:
@@ -173,9 +185,11 @@ def reach(app: RunningApp, channel: Callable[..., OutboundChannel], attempt_id: 
     async def on_own_loop() -> Placed:
         engine = EngineClient(app.settings.effective_engine_url, engine_token(app.settings))
         platform = dataclasses.replace(
-            app.platform, engine_client=engine, conversations=ConversationService(app.sessions, engine, app.settings),
+            app.platform,
+            engine_client=engine,
+            conversations=ConversationService(app.sessions, engine, app.settings),
             zalo=ZaloClient(app.settings, app.sessions),
-        )  # fmt: skip
+        )
         try:
             return await channel(platform).reach(contact_of(app, attempt_id))
         finally:
@@ -186,8 +200,15 @@ def reach(app: RunningApp, channel: Callable[..., OutboundChannel], attempt_id: 
 
 
 def test_a_resident_shares_their_phone_then_declares_by_text_and_button_taps(app, zalo):
-    attempt_id = new_attempt(app, PHONE, "zns", AttemptStatus.CONTACTING, channels=["zns", "voice"],
-                             zns_template_id=TEMPLATE_ID, zns_template_data=TEMPLATE)  # fmt: skip
+    attempt_id = new_attempt(
+        app,
+        PHONE,
+        "zns",
+        AttemptStatus.CONTACTING,
+        channels=["zns", "voice"],
+        zns_template_id=TEMPLATE_ID,
+        zns_template_data=TEMPLATE,
+    )
     resident = ZaloResident(app, zalo)
     resident.send(zalo.follow_event(resident.user_id))
     resident.send(zalo.text_event(resident.user_id, "xin chào"))
@@ -198,7 +219,9 @@ def test_a_resident_shares_their_phone_then_declares_by_text_and_button_taps(app
     opening = resident.share_phone("84912345678", "An Zalo", full_address=address)
     assert "Nguyễn Văn An" in opening[-1].text, "the name on the F1 list is kept"
     assert [(b["title"], b["type"]) for b in opening[-1].buttons] == [
-        ("Đúng", "oa.query.hide"), ("Không phải", "oa.query.hide")]  # fmt: skip
+        ("Đúng", "oa.query.hide"),
+        ("Không phải", "oa.query.hide"),
+    ]
     resident.tap("Đúng")
     resident.tap("Đồng ý")
     for text in ("Tôi bị sốt và ho khan", "38,5 độ", "Từ hôm qua"):
@@ -214,32 +237,67 @@ def test_a_resident_shares_their_phone_then_declares_by_text_and_button_taps(app
     with app.sessions() as session:
         declaration = session.scalar(select(Declaration))
         conversation = session.get(Conversation, declaration.conversation_id)
-        said = session.execute(select(Turn.text, Turn.engine_text).where(Turn.speaker == Speaker.RESIDENT)
-                               .order_by(Turn.seq)).all()  # fmt: skip
+        said = session.execute(
+            select(Turn.text, Turn.engine_text).where(Turn.speaker == Speaker.RESIDENT).order_by(Turn.seq)
+        ).all()
         user = session.get(ZaloUser, resident.user_id)
         person = session.get(Person, user.person_id)
-    assert (declaration.status, declaration.identity_confirmed, declaration.symptoms, declaration.temperature_c,
-            declaration.symptom_onset, declaration.contact_with_case, declaration.test_result, declaration.test_date,
-            declaration.vaccine_doses, declaration.at_registered_address, declaration.needs) == (
-        "complete", True, ["fever", "cough"], 38.5, today() - timedelta(days=1), "no", "negative", today(), 2, True,
-        None)  # fmt: skip
+    assert (
+        declaration.status,
+        declaration.identity_confirmed,
+        declaration.symptoms,
+        declaration.temperature_c,
+        declaration.symptom_onset,
+        declaration.contact_with_case,
+        declaration.test_result,
+        declaration.test_date,
+        declaration.vaccine_doses,
+        declaration.at_registered_address,
+        declaration.needs,
+    ) == (
+        "complete",
+        True,
+        ["fever", "cough"],
+        38.5,
+        today() - timedelta(days=1),
+        "no",
+        "negative",
+        today(),
+        2,
+        True,
+        None,
+    )
     assert [tuple(row) for row in said] == [
-        ("Đúng", "/affirm"), ("Đồng ý", "/affirm"), ("Tôi bị sốt và ho khan", None), ("38,5 độ", None),
-        ("Từ hôm qua", None), ("Không", "/deny"), ("Âm tính", '/inform{"test_result": "negative"}'),
-        ("Sáng nay", None), ("2 mũi", '/inform{"doses": "2"}'), ("Có", "/affirm"), ("Không cần", "/deny"),
-    ]  # fmt: skip
+        ("Đúng", "/affirm"),
+        ("Đồng ý", "/affirm"),
+        ("Tôi bị sốt và ho khan", None),
+        ("38,5 độ", None),
+        ("Từ hôm qua", None),
+        ("Không", "/deny"),
+        ("Âm tính", '/inform{"test_result": "negative"}'),
+        ("Sáng nay", None),
+        ("2 mũi", '/inform{"doses": "2"}'),
+        ("Có", "/affirm"),
+        ("Không cần", "/deny"),
+    ]
     # The conversation answered the campaign's ZNS: the attempt follows it to the end.
     assert (conversation.channel, conversation.outreach_id, declaration.follow_up_day) == ("zalo", attempt_id, 2)
     assert current(app, attempt_id).status == AttemptStatus.COMPLETED
     # Linked by the phone; the F1 list's details kept, the blanks filled from what they shared.
     assert (user.following, person.phone, person.full_name, person.ward, person.address) == (
-        True, PHONE, "Nguyễn Văn An", "Phường Suối Hoa", "12 Lý Thái Tổ")  # fmt: skip
+        True,
+        PHONE,
+        "Nguyễn Văn An",
+        "Phường Suối Hoa",
+        "12 Lý Thái Tổ",
+    )
 
 
 def test_the_webhook_is_answered_before_the_reply_is_sent(app, zalo):
     resident = ZaloResident(app, zalo)
-    opening = resident.share_phone("0987654321", "Trần Thị Bình", address="5 Ngõ Huế", ward="Phường Đình Bảng",
-                                   city="Bắc Ninh")  # the older, flat shape; a phone no list has  # fmt: skip
+    opening = resident.share_phone(
+        "0987654321", "Trần Thị Bình", address="5 Ngõ Huế", ward="Phường Đình Bảng", city="Bắc Ninh"
+    )  # the older, flat shape; a phone no list has
     assert "Trần Thị Bình" in opening[-1].text
     zalo.hold_messages()
     before, event = len(resident.inbox()), zalo.text_event(resident.user_id, "Vâng, đúng rồi")
@@ -252,7 +310,12 @@ def test_the_webhook_is_answered_before_the_reply_is_sent(app, zalo):
     with app.sessions() as session:
         person = session.scalar(select(Person))
     assert (person.phone, person.full_name, person.address, person.ward, person.province) == (
-        "+84987654321", "Trần Thị Bình", "5 Ngõ Huế", "Phường Đình Bảng", "Bắc Ninh")  # fmt: skip
+        "+84987654321",
+        "Trần Thị Bình",
+        "5 Ngõ Huế",
+        "Phường Đình Bảng",
+        "Bắc Ninh",
+    )
 
 
 def test_a_forged_or_missing_signature_is_refused_and_changes_nothing(app, zalo):
@@ -435,7 +498,10 @@ def test_the_zalo_channel_writes_only_inside_the_reply_window(app, zalo):
         assert attempts.fall_back(attempt, rules, str(refused.value), datetime.now(UTC)) == "voice"
     moved = current(app, outside)
     assert (moved.status, moved.channel, moved.last_error) == (
-        "scheduled", "voice", "zalo: their last Zalo message is older than the 48 h reply window")  # fmt: skip
+        "scheduled",
+        "voice",
+        "zalo: their last Zalo message is older than the 48 h reply window",
+    )
 
 
 def test_zalo_refusing_a_closed_window_makes_the_person_unreachable(app, zalo):
@@ -448,14 +514,25 @@ def test_zalo_refusing_a_closed_window_makes_the_person_unreachable(app, zalo):
 
 
 def test_zns_carries_the_tracking_id_and_84_phone_and_its_receipt_updates_the_attempt(app, zalo):
-    attempt_id = new_attempt(app, PHONE, "zns", AttemptStatus.CLAIMED, channels=["zns", "voice"],
-                             zns_template_id=TEMPLATE_ID, zns_template_data=TEMPLATE)  # fmt: skip
+    attempt_id = new_attempt(
+        app,
+        PHONE,
+        "zns",
+        AttemptStatus.CLAIMED,
+        channels=["zns", "voice"],
+        zns_template_id=TEMPLATE_ID,
+        zns_template_data=TEMPLATE,
+    )
     placed = reach(app, ZnsChannel, attempt_id)
     with app.sessions.begin() as session:  # the dispatcher records the hand-over
         attempts.handed_over(session.get(OutreachAttempt, attempt_id), "zns", placed.provider_ref, datetime.now(UTC))
     [sent] = zalo.zns
     assert (sent.phone, sent.template_id, sent.tracking_id, sent.msg_id) == (
-        "84912345678", TEMPLATE_ID, str(attempt_id), placed.provider_ref)  # fmt: skip
+        "84912345678",
+        TEMPLATE_ID,
+        str(attempt_id),
+        placed.provider_ref,
+    )
     link = sent.template_data.pop("link")
     assert sent.template_data == {"customer_name": "Nguyễn Văn An", "day": "ngày 2"}
     assert link.startswith(f"{app.url}/chat?invite="), "a personal link to the web chat"
@@ -472,10 +549,20 @@ def test_zns_carries_the_tracking_id_and_84_phone_and_its_receipt_updates_the_at
 
 
 def test_zns_refusals_about_the_person_move_on_others_count_as_a_failed_try(app, zalo):
-    attempt_id = new_attempt(app, PHONE, "zns", AttemptStatus.CLAIMED, channels=["zns", "voice"],
-                             zns_template_id=TEMPLATE_ID, zns_template_data=TEMPLATE)  # fmt: skip
-    refusals = [(-108, "Phone number invalid", Unreachable), (-118, "Zalo account not existed", Unreachable),
-                (-144, "Daily quota exceeded", ChannelFailed)]  # fmt: skip
+    attempt_id = new_attempt(
+        app,
+        PHONE,
+        "zns",
+        AttemptStatus.CLAIMED,
+        channels=["zns", "voice"],
+        zns_template_id=TEMPLATE_ID,
+        zns_template_data=TEMPLATE,
+    )
+    refusals = [
+        (-108, "Phone number invalid", Unreachable),
+        (-118, "Zalo account not existed", Unreachable),
+        (-144, "Daily quota exceeded", ChannelFailed),
+    ]
     for code, message, raised in refusals:
         zalo.fail_next(code, message)
         with pytest.raises(raised, match=str(code)):

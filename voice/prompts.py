@@ -29,8 +29,8 @@ import yaml
 from gtts import gTTS, gTTSError
 
 from bot.vntext import nfc
-from outreach.private import secret_in_file
-from outreach.settings import Settings
+from ground.private import secret_in_file
+from ground.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -226,8 +226,12 @@ class PromptCache:
             first = not self._fallback_reported
             self._fallback_reported = True
         level = logging.WARNING if first else logging.DEBUG
-        log.log(level, "voice prompts fall back to %s (%s); later fallbacks are logged at debug level", engine,
-                "; ".join(failures))  # fmt: skip
+        log.log(
+            level,
+            "voice prompts fall back to %s (%s); later fallbacks are logged at debug level",
+            engine,
+            "; ".join(failures),
+        )
 
 
 def _describe(error: BaseException) -> str:

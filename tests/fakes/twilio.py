@@ -34,8 +34,12 @@ def _sid(prefix: str) -> str:
 
 
 def _error(status: int, code: int, message: str) -> JSONResponse:
-    body = {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}",
-            "status": status}  # fmt: skip
+    body = {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
     return JSONResponse(body, status_code=status)
 
 
@@ -67,8 +71,14 @@ class FakeCall:
         return self.prompts[-1]
 
     def _caller_fields(self) -> dict[str, str]:
-        return {"CallSid": self.sid, "AccountSid": self.twilio.account_sid, "From": self.param("From"),
-                "To": self.param("To"), "Direction": "outbound-api", "ApiVersion": "2010-04-01"}  # fmt: skip
+        return {
+            "CallSid": self.sid,
+            "AccountSid": self.twilio.account_sid,
+            "From": self.param("From"),
+            "To": self.param("To"),
+            "Direction": "outbound-api",
+            "ApiVersion": "2010-04-01",
+        }
 
     def _status_callback(self, status: str, **extra: str) -> httpx.Response | None:
         self.status = status
@@ -77,9 +87,14 @@ class FakeCall:
         final = status in ("completed", "busy", "no-answer", "failed", "canceled")
         if not self.param("StatusCallback") or (event not in wanted and not final):
             return None
-        fields = {**self._caller_fields(), "CallStatus": status, "SequenceNumber": str(next(self._sequence)),
-                  "CallbackSource": "call-progress-events", "Timestamp": time.strftime("%a, %d %b %Y %H:%M:%S +0000"),
-                  **extra}  # fmt: skip
+        fields = {
+            **self._caller_fields(),
+            "CallStatus": status,
+            "SequenceNumber": str(next(self._sequence)),
+            "CallbackSource": "call-progress-events",
+            "Timestamp": time.strftime("%a, %d %b %Y %H:%M:%S +0000"),
+            **extra,
+        }
         return self.twilio.post_signed(self.param("StatusCallback"), fields)
 
     def ring(self) -> None:
@@ -139,10 +154,12 @@ def _parse_twiml(document: str, latency_s: float) -> Prompt:
     gather = root.find("Gather")
     spoken = [*root.findall("Play"), *root.findall("Say"), *(gather if gather is not None else [])]
     return Prompt(
-        plays=[e.text.strip() for e in spoken if e.tag == "Play"], says=[e.text for e in spoken if e.tag == "Say"],
+        plays=[e.text.strip() for e in spoken if e.tag == "Play"],
+        says=[e.text for e in spoken if e.tag == "Say"],
         gather=dict(gather.attrib) if gather is not None else None,
-        hangs_up=gather is None, latency_s=latency_s,
-    )  # fmt: skip
+        hangs_up=gather is None,
+        latency_s=latency_s,
+    )
 
 
 class FakeTwilio:
@@ -206,9 +223,13 @@ class FakeTwilio:
                     self.messages.append(params)
                     resource = {"sid": _sid("SM"), "status": "queued", "body": params["Body"][0]}
                     params["Sid"] = [resource["sid"]]
-                resource |= {"account_sid": account_sid, "to": to, "from": params["From"][0],
-                             "date_created": formatdate(usegmt=True),
-                             "uri": f"/2010-04-01/Accounts/{account_sid}/{kind}/{resource['sid']}.json"}  # fmt: skip
+                resource |= {
+                    "account_sid": account_sid,
+                    "to": to,
+                    "from": params["From"][0],
+                    "date_created": formatdate(usegmt=True),
+                    "uri": f"/2010-04-01/Accounts/{account_sid}/{kind}/{resource['sid']}.json",
+                }
                 (self.calls_made if kind == "Calls" else self.messages_sent).append(resource)
             return JSONResponse(resource, status_code=201)
 
@@ -220,9 +241,19 @@ class FakeTwilio:
                 rows = self.calls_made if kind == "Calls" else self.messages_sent
                 found = [r for r in rows if to is None or r["to"] == to]
             uri = f"/2010-04-01/Accounts/{account_sid}/{kind}.json"
-            return JSONResponse({kind.lower(): found[::-1], "first_page_uri": uri, "next_page_uri": None,
-                                 "previous_page_uri": None, "page": 0, "page_size": 50, "start": 0,
-                                 "end": max(0, len(found) - 1), "uri": uri})  # fmt: skip
+            return JSONResponse(
+                {
+                    kind.lower(): found[::-1],
+                    "first_page_uri": uri,
+                    "next_page_uri": None,
+                    "previous_page_uri": None,
+                    "page": 0,
+                    "page_size": 50,
+                    "start": 0,
+                    "end": max(0, len(found) - 1),
+                    "uri": uri,
+                }
+            )
 
         app.add_api_route("/2010-04-01/Accounts/{account_sid}/{kind}.json", create, methods=["POST"])
         app.add_api_route("/2010-04-01/Accounts/{account_sid}/{kind}.json", listing, methods=["GET"])
@@ -231,9 +262,17 @@ class FakeTwilio:
     def deliver_message(self, index: int, status: str, error_code: str | None = None) -> httpx.Response:
         """A delivery report of an SMS (sent, delivered, undelivered, failed) to its StatusCallback."""
         message = self.messages[index]
-        fields = {"MessageSid": message["Sid"][0], "SmsSid": message["Sid"][0], "AccountSid": self.account_sid,
-                  "From": message["From"][0], "To": message["To"][0], "MessageStatus": status, "SmsStatus": status,
-                  "ApiVersion": "2010-04-01", **({"ErrorCode": error_code} if error_code else {})}  # fmt: skip
+        fields = {
+            "MessageSid": message["Sid"][0],
+            "SmsSid": message["Sid"][0],
+            "AccountSid": self.account_sid,
+            "From": message["From"][0],
+            "To": message["To"][0],
+            "MessageStatus": status,
+            "SmsStatus": status,
+            "ApiVersion": "2010-04-01",
+            **({"ErrorCode": error_code} if error_code else {}),
+        }
         return self.post_signed(message["StatusCallback"][0], fields)
 
 

@@ -176,8 +176,12 @@ class FakeZalo:
         self.waiting += 1
         await asyncio.to_thread(self._released.wait, 30)
         self.waiting -= 1
-        sent = SentMessage(body["recipient"]["user_id"], secrets.token_hex(10), body["message"].get("text"),
-                           body["message"].get("attachment"))  # fmt: skip
+        sent = SentMessage(
+            body["recipient"]["user_id"],
+            secrets.token_hex(10),
+            body["message"].get("text"),
+            body["message"].get("attachment"),
+        )
         with self._lock:
             self.messages.append(sent)
         return _envelope(0, "Success", {"message_id": sent.message_id, "user_id": sent.user_id})
@@ -216,8 +220,15 @@ class FakeZalo:
         with self._lock:
             self.zns.append(sent)
             remaining = str(500 - len(self.zns))
-        return _envelope(0, "Success", {"msg_id": sent.msg_id, "sent_time": _now_ms(),
-                                        "quota": {"dailyQuota": "500", "remainingQuota": remaining}})  # fmt: skip
+        return _envelope(
+            0,
+            "Success",
+            {
+                "msg_id": sent.msg_id,
+                "sent_time": _now_ms(),
+                "quota": {"dailyQuota": "500", "remainingQuota": remaining},
+            },
+        )
 
     # ---- Zalo's webhooks -----------------------------------------------------------------------------------
 
@@ -243,12 +254,18 @@ class FakeZalo:
 
     def text_event(self, user_id: str, text: str) -> dict[str, Any]:
         message = {"text": text, "msg_id": secrets.token_hex(10)}
-        return self._event("user_send_text", user_id_by_app=zalo_id(), sender={"id": user_id},
-                           recipient={"id": self.oa_id}, message=message)  # fmt: skip
+        return self._event(
+            "user_send_text",
+            user_id_by_app=zalo_id(),
+            sender={"id": user_id},
+            recipient={"id": self.oa_id},
+            message=message,
+        )
 
     def follow_event(self, user_id: str, name: str = "follow") -> dict[str, Any]:
-        return self._event(name, oa_id=self.oa_id, follower={"id": user_id}, user_id_by_app=zalo_id(),
-                           source="oa_profile")  # fmt: skip
+        return self._event(
+            name, oa_id=self.oa_id, follower={"id": user_id}, user_id_by_app=zalo_id(), source="oa_profile"
+        )
 
     def submit_info_event(self, user_id: str, phone: str, name: str, **address: str) -> dict[str, Any]:
         """The answer to a request_user_info card. `full_address={...}` is today's shape; flat fields the older."""
@@ -256,6 +273,9 @@ class FakeZalo:
         return self._event("user_submit_info", sender={"id": user_id}, recipient={"id": self.oa_id}, info=info)
 
     def zns_receipt(self, sent: SentZns) -> dict[str, Any]:
-        return self._event("user_received_message", sender={"id": self.oa_id}, recipient={"id": sent.phone},
-                           message={"delivery_time": _now_ms(), "msg_id": sent.msg_id,
-                                    "tracking_id": sent.tracking_id})  # fmt: skip
+        return self._event(
+            "user_received_message",
+            sender={"id": self.oa_id},
+            recipient={"id": sent.phone},
+            message={"delivery_time": _now_ms(), "msg_id": sent.msg_id, "tracking_id": sent.tracking_id},
+        )

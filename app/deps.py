@@ -9,13 +9,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.client import EngineClient
+from access.auth import CAN_HANDLE_ALERTS, CAN_READ_TRANSCRIPTS, user_for_token
+from conversations.engine import EngineClient
+from conversations.service import ConversationService
+from ground.ratelimit import RateLimiter
+from ground.settings import Settings
 from models import User
-from outreach.auth import CAN_HANDLE_ALERTS, CAN_READ_TRANSCRIPTS, user_for_token
-from outreach.conversations import ConversationService
-from outreach.db import session_scope
-from outreach.ratelimit import RateLimiter
-from outreach.settings import Settings
 from voice.prompts import PromptCache
 
 if TYPE_CHECKING:  # the Zalo connector builds on Platform: its client is imported for typing only
@@ -45,8 +44,11 @@ PlatformDep = Annotated[Platform, Depends(get_platform)]
 
 
 def get_session(platform: PlatformDep) -> Iterator[Session]:
-    with session_scope(platform.sessions) as session:
+    """The request's unit of work, committed when the route returns; closing it rolls back a failed one. A route may
+    commit earlier (an export writes its audit row before any data leaves)."""
+    with platform.sessions() as session:
         yield session
+        session.commit()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -4,10 +4,10 @@ from fastapi import APIRouter, HTTPException, Request
 from sqlalchemy import select
 from sqlalchemy.orm import contains_eager, selectinload
 
+from access.auth import audit, in_scope
+from app.deps import SessionDep, TranscriptReaderDep
+from app.schemas import ConversationOut, ErrorOut, Id
 from models import Conversation, Declaration
-from outreach.auth import audit, in_scope
-from outreach.deps import SessionDep, TranscriptReaderDep
-from outreach.schemas import ConversationOut, ErrorOut, Id
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
 

@@ -10,6 +10,8 @@ import secrets
 import stat
 from pathlib import Path
 
+from ground.settings import Settings
+
 PRIVATE_UMASK = 0o077
 
 
@@ -48,3 +50,8 @@ def secret_in_file(path: Path) -> str:
         finally:
             draft.unlink()
     return path.read_text().strip()
+
+
+def engine_token(settings: Settings) -> str:
+    """The secret between the platform and the engine: the setting, or one kept for this installation."""
+    return settings.engine_token.get_secret_value() or secret_in_file(settings.engine_token_file)

@@ -13,13 +13,14 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
+from access import auth
+from app.engine_process import EngineProcess, EngineUnavailable, ensure_model
+from app.logs import RedactSecrets
+from ground.private import make_files_private, tighten
+from ground.settings import PROJECT_ROOT, Settings, get_settings
+from ground.store import make_engine, make_session_factory
 from models import Role, User
-from outreach import auth
-from outreach.db import make_engine, make_session_factory, session_scope, upgrade
-from outreach.engine import EngineProcess, EngineUnavailable, ensure_model
-from outreach.logs import RedactSecrets
-from outreach.private import make_files_private, tighten
-from outreach.settings import PROJECT_ROOT, Settings, get_settings
+from models.migrate import upgrade
 
 app = typer.Typer(help="Chatbot and callbot outreach for epidemic follow-up.", no_args_is_help=True)
 db_app = typer.Typer(help="The declaration store.", no_args_is_help=True)
@@ -76,8 +77,8 @@ def serve(
     port: Annotated[int | None, typer.Option(help="default: OUTREACH_PORT")] = None,
 ) -> None:
     """Run the API and the scheduler; start the engine as a child unless OUTREACH_ENGINE_URL is set."""
-    from outreach.app import create_app
-    from outreach.scheduler import DispatchLoop, build_scheduler
+    from app.web import create_app
+    from app.worker import DispatchLoop, build_scheduler
 
     settings = get_settings()
     _configure_logging(settings)
@@ -103,8 +104,13 @@ def serve(
             scheduler.start()
             running.callback(scheduler.shutdown, wait=False)
         # uvicorn would believe X-Forwarded-For from loopback: OUTREACH_TRUSTED_PROXIES alone decides (create_app)
-        uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
-                    log_level=settings.log_level, proxy_headers=False)  # fmt: skip
+        uvicorn.run(
+            create_app(settings),
+            host=host or settings.host,
+            port=port or settings.port,
+            log_level=settings.log_level,
+            proxy_headers=False,
+        )
 
 
 @app.command()
@@ -112,7 +118,7 @@ def worker(
     check: Annotated[bool, typer.Option("--check", help="exit 0 if a worker's scheduler ran lately, else 1")] = False,
 ) -> None:
     """Run the scheduler alone (campaign dispatch and planning), for deployments with separate API replicas."""
-    from outreach.scheduler import HEARTBEAT_INTERVAL_S, DispatchLoop, build_scheduler, heartbeat_age_s
+    from app.worker import HEARTBEAT_INTERVAL_S, DispatchLoop, build_scheduler, heartbeat_age_s
 
     settings = get_settings()
     if check:
@@ -165,7 +171,7 @@ def user_add(
 ) -> None:
     """Create a user and print a new API token (the token alone on the last line; it is shown only once)."""
     try:
-        with session_scope(_store(get_settings())) as session:
+        with _store(get_settings()).begin() as session:
             created = auth.add_user(session, name, role, province)
     except auth.AuthError as error:
         raise _fail(str(error)) from None
@@ -184,7 +190,7 @@ def _existing_user(session, name: str) -> User:
 @user_app.command("token")
 def user_token(name: str) -> None:
     """Print a new API token for an existing user (older tokens stay valid until revoked)."""
-    with session_scope(_store(get_settings())) as session:
+    with _store(get_settings()).begin() as session:
         token = auth.issue_token(session, _existing_user(session, name))
     print(token)
 
@@ -192,7 +198,7 @@ def user_token(name: str) -> None:
 @user_app.command("revoke")
 def user_revoke(name: str) -> None:
     """Revoke every token of a user (a lost laptop, someone leaving the team)."""
-    with session_scope(_store(get_settings())) as session:
+    with _store(get_settings()).begin() as session:
         revoked = auth.revoke_tokens(session, _existing_user(session, name))
     err.print(f"revoked {revoked} token(s) of '{name}'")
 
@@ -201,7 +207,7 @@ def user_revoke(name: str) -> None:
 def user_list() -> None:
     """List users with their role and province."""
     table = Table("name", "role", "province", "tokens", "created")
-    with session_scope(_store(get_settings())) as session:
+    with _store(get_settings()).begin() as session:
         for user in session.scalars(select(User).order_by(User.name)):
             active = sum(1 for t in user.tokens if t.revoked_at is None)
             table.add_row(
@@ -248,19 +254,32 @@ def contacts_import(
         province_code = auth.validate_province_code(province)
     except ValueError as error:
         raise _fail(f"{error} (--map takes 'Header=field')") from None
-    with Progress(SpinnerColumn(), TextColumn("{task.description} {task.completed:,} rows"), console=err,
-                  transient=True, disable=as_json) as progress:  # fmt: skip
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description} {task.completed:,} rows"),
+        console=err,
+        transient=True,
+        disable=as_json,
+    ) as progress:
         task = progress.add_task(f"importing {file.name}", total=None)
         try:
-            summary = import_contacts(_store(get_settings()), file, list_name, province=province_code,
-                                      column_map=column_map, progress=lambda n: progress.advance(task, n))  # fmt: skip
+            summary = import_contacts(
+                _store(get_settings()),
+                file,
+                list_name,
+                province=province_code,
+                column_map=column_map,
+                progress=lambda n: progress.advance(task, n),
+            )
         except UnusableFile as error:
             raise _fail(str(error)) from None
     if as_json:
         print(json.dumps(summary.as_dict(), ensure_ascii=False))
         return
-    print(f"list {summary.list_id}: {summary.imported} imported, {summary.duplicates} merged duplicates, "
-          f"{summary.rejected} rejected")  # fmt: skip
+    print(
+        f"list {summary.list_id}: {summary.imported} imported, {summary.duplicates} merged duplicates, "
+        f"{summary.rejected} rejected"
+    )
     if summary.rejects_file:
         print(f"rejected rows and reasons: {summary.rejects_file}")
 
@@ -272,15 +291,15 @@ def people_move(
     reason: Annotated[str | None, typer.Option(help="why, for the audit log")] = None,
 ) -> None:
     """Move a person to another province (a national action, written to the audit log)."""
+    from app.routers.people import move_person
+    from ground.phones import InvalidPhone, normalize_phone
     from models import Person
-    from outreach.phones import InvalidPhone, normalize_phone
-    from outreach.routers.people import move_person
 
     try:
         e164 = normalize_phone(phone)
     except InvalidPhone as error:
         raise _fail(str(error)) from None
-    with session_scope(_store(get_settings())) as session:
+    with _store(get_settings()).begin() as session:
         person = session.scalar(select(Person).where(Person.phone == e164))
         if person is None:
             raise _fail(f"no person with phone {e164}")
@@ -316,7 +335,7 @@ def campaign_create(
         rules = CampaignRules.model_validate_json(rules_file.read_text()) if rules_file else CampaignRules()
     except ValidationError as error:
         raise _fail(f"rules: {error}") from None
-    with session_scope(_store(get_settings())) as session:
+    with _store(get_settings()).begin() as session:
         lists = session.scalars(select(ContactList).where(ContactList.id.in_(list_ids))).all()
         if missing := sorted(set(list_ids) - {c.id for c in lists}):
             raise _fail(f"no contact list {missing}")
@@ -336,7 +355,7 @@ def campaign_change(
 
     if action not in TRANSITIONS:
         raise _fail(f"unknown action '{action}'; use one of {', '.join(TRANSITIONS)}")
-    with session_scope(_store(get_settings())) as session:
+    with _store(get_settings()).begin() as session:
         campaign = session.get(Campaign, campaign_id)
         if campaign is None:
             raise _fail(f"no campaign {campaign_id}")
@@ -362,7 +381,7 @@ def campaign_export(
 
     if file_format not in ("csv", "xlsx"):
         raise _fail(f"unknown format '{file_format}'; use csv or xlsx")
-    with session_scope(_store(get_settings())) as session:
+    with _store(get_settings()).begin() as session:
         campaign = session.get(Campaign, campaign_id)
         if campaign is None:
             raise _fail(f"no campaign {campaign_id}")
@@ -372,6 +391,12 @@ def campaign_export(
                 write_xlsx(rows, sink)
             else:
                 sink.writelines(csv_chunks(rows))
-        session.add(AuditLog(action=f"campaign.export.{file_format}", object_type="campaign", object_ids=[campaign_id],
-                             detail={"via": "cli", "file": str(output.resolve())}))  # fmt: skip
+        session.add(
+            AuditLog(
+                action=f"campaign.export.{file_format}",
+                object_type="campaign",
+                object_ids=[campaign_id],
+                detail={"via": "cli", "file": str(output.resolve())},
+            )
+        )
     print(f"campaign {campaign_id} exported to {output}")

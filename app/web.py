@@ -14,16 +14,16 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from bot.client import EngineClient
+from app import apidocs, errors, security
+from app.deps import Platform
+from app.routers import alerts, campaigns, contact_lists, conversations, declarations, health, people, prompts
 from connectors import twilio_sms, twilio_voice, webchat, zalo
-from outreach import apidocs, errors, security
-from outreach.conversations import ConversationService
-from outreach.db import make_engine, make_session_factory
-from outreach.deps import Platform
-from outreach.engine import engine_token
-from outreach.ratelimit import RateLimiter, limit_storage
-from outreach.routers import alerts, campaigns, contact_lists, conversations, declarations, health, people, prompts
-from outreach.settings import Settings, get_settings
+from conversations.engine import EngineClient
+from conversations.service import ConversationService
+from ground.private import engine_token
+from ground.ratelimit import RateLimiter, limit_storage
+from ground.settings import Settings, get_settings
+from ground.store import make_engine, make_session_factory
 from voice.prompts import PromptCache
 
 log = logging.getLogger(__name__)

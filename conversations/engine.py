@@ -51,8 +51,9 @@ class EngineClient:
         self, base_url: str, token: str, timeout_s: float = 10.0, transport: httpx.AsyncBaseTransport | None = None
     ):
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout_s, transport=transport,
-                                       headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, timeout=timeout_s, transport=transport, headers={"Authorization": f"Bearer {token}"}
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -84,8 +85,13 @@ class EngineClient:
         """Send one resident message; one round trip returns the replies and the slots. A message sent again with
         the same `message_id` is answered, not handled twice. `restore` (the state of an earlier reply) is what the
         engine takes the conversation back from if it has forgotten it."""
-        body = {"sender": sender_id, "message": text, "message_id": message_id, "metadata": metadata or {},
-                "restore": restore}  # fmt: skip
+        body = {
+            "sender": sender_id,
+            "message": text,
+            "message_id": message_id,
+            "metadata": metadata or {},
+            "restore": restore,
+        }
         try:
             response = await self._http.post(self.TURN_PATH, json=body)
             if response.status_code == 401:

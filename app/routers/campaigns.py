@@ -14,6 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.background import BackgroundTask
 
+from access.auth import audit, get_in_scope
+from app.deps import PlatformDep, SessionDep, UserDep
+from app.routers.contact_lists import list_manager
+from app.schemas import ErrorOut, Id
 from campaigns.export import csv_chunks, export_rows, write_xlsx
 from campaigns.lifecycle import TransitionRefused, attempt_counts, new_campaign, transition
 from campaigns.outcomes import local_today
@@ -21,14 +25,15 @@ from campaigns.progress import Progress, progress
 from campaigns.rules import CampaignRules
 from connectors import twilio_voice
 from models import Campaign, CampaignStatus, ContactList, User, utcnow
-from outreach.auth import audit, get_in_scope
-from outreach.deps import PlatformDep, SessionDep, UserDep
-from outreach.routers.contact_lists import list_manager
-from outreach.schemas import ErrorOut, Id
 
 router = APIRouter(prefix="/api/v1/campaigns", tags=["campaigns"])
-ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut},
-          422: {"model": ErrorOut}}  # fmt: skip
+ERRORS = {
+    401: {"model": ErrorOut},
+    403: {"model": ErrorOut},
+    404: {"model": ErrorOut},
+    409: {"model": ErrorOut},
+    422: {"model": ErrorOut},
+}
 Manager = Annotated[User, Depends(list_manager)]
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -60,10 +65,17 @@ class CampaignOut(BaseModel):
 
 
 def _out(session, campaign: Campaign, progress: Progress | None = None) -> CampaignOut:
-    return CampaignOut(id=campaign.id, name=campaign.name, status=campaign.status, province_code=campaign.province_code,
-                       contact_list_ids=[c.id for c in campaign.contact_lists], rules=campaign.rules,
-                       started_at=campaign.started_at, attempts=attempt_counts(session, campaign.id),
-                       progress=progress)  # fmt: skip
+    return CampaignOut(
+        id=campaign.id,
+        name=campaign.name,
+        status=campaign.status,
+        province_code=campaign.province_code,
+        contact_list_ids=[c.id for c in campaign.contact_lists],
+        rules=campaign.rules,
+        started_at=campaign.started_at,
+        attempts=attempt_counts(session, campaign.id),
+        progress=progress,
+    )
 
 
 def _campaign(session, user: User, campaign_id: int) -> Campaign:
@@ -92,20 +104,29 @@ def get_campaign(campaign_id: Id, session: SessionDep, user: UserDep, now: NowDe
     return _out(session, campaign, progress(session, campaign, now))
 
 
-@router.get("/{campaign_id}/export.csv", responses=ERRORS, response_class=StreamingResponse,
-            summary="One row per person per follow-up day (UTF-8 with a BOM)")  # fmt: skip
+@router.get(
+    "/{campaign_id}/export.csv",
+    responses=ERRORS,
+    response_class=StreamingResponse,
+    summary="One row per person per follow-up day (UTF-8 with a BOM)",
+)
 def export_csv(
     campaign_id: Id, session: SessionDep, user: UserDep, platform: PlatformDep, request: Request, now: NowDep
 ) -> StreamingResponse:
     _, today = _exporting(session, user, campaign_id, "csv", request, now)
     rows = _rows_in_own_session(platform.sessions, campaign_id, today, user.province_code)
     disposition = f'attachment; filename="{_file_name(campaign_id, today, "csv")}"'
-    return StreamingResponse(csv_chunks(rows), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": disposition})  # fmt: skip
+    return StreamingResponse(
+        csv_chunks(rows), media_type="text/csv; charset=utf-8", headers={"Content-Disposition": disposition}
+    )
 
 
-@router.get("/{campaign_id}/export.xlsx", responses=ERRORS, response_class=FileResponse,
-            summary="One row per person per follow-up day (a workbook)")  # fmt: skip
+@router.get(
+    "/{campaign_id}/export.xlsx",
+    responses=ERRORS,
+    response_class=FileResponse,
+    summary="One row per person per follow-up day (a workbook)",
+)
 def export_xlsx(campaign_id: Id, session: SessionDep, user: UserDep, request: Request, now: NowDep) -> FileResponse:
     campaign, today = _exporting(session, user, campaign_id, "xlsx", request, now)
     with tempfile.NamedTemporaryFile(suffix=".xlsx", delete=False) as sink:
@@ -114,8 +135,12 @@ def export_xlsx(campaign_id: Id, session: SessionDep, user: UserDep, request: Re
         except BaseException:
             os.unlink(sink.name)
             raise
-    return FileResponse(sink.name, media_type=XLSX_TYPE, filename=_file_name(campaign_id, today, "xlsx"),
-                        background=BackgroundTask(os.unlink, sink.name))  # fmt: skip
+    return FileResponse(
+        sink.name,
+        media_type=XLSX_TYPE,
+        filename=_file_name(campaign_id, today, "xlsx"),
+        background=BackgroundTask(os.unlink, sink.name),
+    )
 
 
 def _exporting(
@@ -142,9 +167,13 @@ def _file_name(campaign_id: int, today: date, extension: str) -> str:
 
 @router.post("/{campaign_id}/{action}", responses=ERRORS, summary="start, pause, resume or cancel")
 def change_campaign(
-    campaign_id: Id, action: Literal["start", "pause", "resume", "cancel"], session: SessionDep, user: Manager,
-    platform: PlatformDep, background: BackgroundTasks,
-) -> CampaignOut:  # fmt: skip
+    campaign_id: Id,
+    action: Literal["start", "pause", "resume", "cancel"],
+    session: SessionDep,
+    user: Manager,
+    platform: PlatformDep,
+    background: BackgroundTasks,
+) -> CampaignOut:
     campaign = _campaign(session, user, campaign_id)
     try:
         transition(session, campaign, action, utcnow())

@@ -1,5 +1,5 @@
 """The API docs at /docs: Swagger UI served by the platform itself, never from a CDN (provincial networks may be
-closed), and without inline script, so the page works under the strict Content-Security-Policy of `outreach.security`.
+closed), and without inline script, so the page works under the strict Content-Security-Policy of `app.security`.
 
 The Swagger UI files come from the `fastapi-offline` package (installed from PyPI with the platform); the page and its
 few lines of start-up script are ours. `OUTREACH_DOCS_ENABLED=false` turns the docs and /openapi.json off.
@@ -60,8 +60,13 @@ router = APIRouter(include_in_schema=False)
 def docs_page(request: Request) -> HTMLResponse:
     app: FastAPI = request.app
     root = html.escape(request.scope.get("root_path", "").rstrip("/"))
-    page = PAGE.format(title=html.escape(f"{app.title} - API docs"), root=root, assets=ASSETS_URL, docs=DOCS_URL,
-                       openapi=html.escape(app.openapi_url or "/openapi.json"))  # fmt: skip
+    page = PAGE.format(
+        title=html.escape(f"{app.title} - API docs"),
+        root=root,
+        assets=ASSETS_URL,
+        docs=DOCS_URL,
+        openapi=html.escape(app.openapi_url or "/openapi.json"),
+    )
     return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
 

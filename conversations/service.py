@@ -23,11 +23,14 @@ from weakref import WeakValueDictionary
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.client import BotMessage, EngineClient, EngineError, EngineReply
+from access.auth import hash_token
 from bot.vntext import nfc
 from campaigns import attempts
 from campaigns.attempts import Outcome
 from campaigns.rules import CampaignRules
+from conversations.alerts import SYMPTOM_NAMES, assess, raise_alert
+from conversations.engine import BotMessage, EngineClient, EngineError, EngineReply
+from ground.settings import Settings
 from models import (
     AttemptStatus,
     Channel,
@@ -40,10 +43,6 @@ from models import (
     Turn,
     utcnow,
 )
-from outreach.alerts import SYMPTOM_NAMES, assess, raise_alert
-from outreach.auth import hash_token
-from outreach.db import session_scope
-from outreach.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +95,18 @@ class ConversationService:
         return lock
 
     async def start(
-        self, person_id: int, channel: Channel, *, campaign_id: int | None = None, outreach_id: int | None = None,
-        follow_up_day: int | None = None, external_ref: str | None = None, token: str | None = None,
-        phone_verified: bool = True, claimed_name: str | None = None,
-    ) -> tuple[TurnResult, str]:  # fmt: skip
+        self,
+        person_id: int,
+        channel: Channel,
+        *,
+        campaign_id: int | None = None,
+        outreach_id: int | None = None,
+        follow_up_day: int | None = None,
+        external_ref: str | None = None,
+        token: str | None = None,
+        phone_verified: bool = True,
+        claimed_name: str | None = None,
+    ) -> tuple[TurnResult, str]:
         """Open a conversation (and its declaration) and let the bot speak first.
 
         Returns the bot's opening and the resident's secret token for this conversation (shown once): a new one,
@@ -110,10 +117,15 @@ class ConversationService:
         """
         token = token or secrets.token_urlsafe(24)
         conversation = Conversation(
-            person_id=person_id, campaign_id=campaign_id, outreach_id=outreach_id, channel=channel,
-            engine_sender_id=uuid.uuid4().hex, resident_token_hash=hash_token(token), external_ref=external_ref,
+            person_id=person_id,
+            campaign_id=campaign_id,
+            outreach_id=outreach_id,
+            channel=channel,
+            engine_sender_id=uuid.uuid4().hex,
+            resident_token_hash=hash_token(token),
+            external_ref=external_ref,
             phone_verified=phone_verified,
-        )  # fmt: skip
+        )
         opening = (
             await asyncio.to_thread(self._opening, person_id) if phone_verified else _opening_message(claimed_name)
         )
@@ -130,12 +142,18 @@ class ConversationService:
             return _opening_message(session.get(Person, person_id).full_name)
 
     def _open(self, conversation: Conversation, follow_up_day: int | None) -> int:
-        with session_scope(self.sessions) as session:
+        with self.sessions.begin() as session:
             session.add(conversation)
             session.flush()
-            session.add(Declaration(person_id=conversation.person_id, conversation_id=conversation.id,
-                                    campaign_id=conversation.campaign_id, channel=conversation.channel,
-                                    follow_up_day=follow_up_day))  # fmt: skip
+            session.add(
+                Declaration(
+                    person_id=conversation.person_id,
+                    conversation_id=conversation.id,
+                    campaign_id=conversation.campaign_id,
+                    channel=conversation.channel,
+                    follow_up_day=follow_up_day,
+                )
+            )
             return conversation.id
 
     def conversation_for_token(self, token: str) -> int | None:
@@ -143,16 +161,29 @@ class ConversationService:
             return session.scalar(select(Conversation.id).where(Conversation.resident_token_hash == hash_token(token)))
 
     async def handle(
-        self, conversation_id: int, text: str, *, engine_text: str | None = None, external_id: str | None = None,
-        asr_confidence: float | None = None, audio_ref: str | None = None,
-    ) -> TurnResult:  # fmt: skip
+        self,
+        conversation_id: int,
+        text: str,
+        *,
+        engine_text: str | None = None,
+        external_id: str | None = None,
+        asr_confidence: float | None = None,
+        audio_ref: str | None = None,
+    ) -> TurnResult:
         """One resident turn. Raises EngineDown (the turn kept for replay) when the engine does not answer.
 
         `text` is what the resident said or the title of the button they chose; `engine_text` the button's payload.
         """
         text = nfc(text)  # one Unicode form at ingress: what is stored, matched and counted is the same text
-        turn = Turn(conversation_id=conversation_id, speaker=Speaker.RESIDENT, text=text, engine_text=engine_text,
-                    asr_confidence=asr_confidence, audio_ref=audio_ref, external_id=external_id)  # fmt: skip
+        turn = Turn(
+            conversation_id=conversation_id,
+            speaker=Speaker.RESIDENT,
+            text=text,
+            engine_text=engine_text,
+            asr_confidence=asr_confidence,
+            audio_ref=audio_ref,
+            external_id=external_id,
+        )
         async with self._lock(conversation_id):
             pending = await asyncio.to_thread(self._record, turn, engine_text)
             if pending is None:
@@ -172,14 +203,18 @@ class ConversationService:
 
     def _conversations_waiting(self) -> list[int]:
         with self.sessions() as session:
-            return list(session.scalars(
-                select(Turn.conversation_id).where(Turn.speaker == Speaker.RESIDENT, Turn.processed_at.is_(None))
-                .group_by(Turn.conversation_id).order_by(func.min(Turn.id))
-            ))  # fmt: skip
+            return list(
+                session.scalars(
+                    select(Turn.conversation_id)
+                    .where(Turn.speaker == Speaker.RESIDENT, Turn.processed_at.is_(None))
+                    .group_by(Turn.conversation_id)
+                    .order_by(func.min(Turn.id))
+                )
+            )
 
     def _record(self, turn: Turn, payload: str | None) -> Pending | None:
         """Store the resident's turn (committed at once); return the oldest turn the engine has yet to answer."""
-        with session_scope(self.sessions) as session:
+        with self.sessions.begin() as session:
             retried = turn.external_id and session.scalar(
                 select(Turn.id).where(
                     Turn.conversation_id == turn.conversation_id, Turn.external_id == turn.external_id
@@ -202,8 +237,9 @@ class ConversationService:
             pending = await asyncio.to_thread(self._oldest_pending, conversation_id)
         while pending:
             try:
-                reply = await self.engine.turn(pending.sender, pending.text, message_id=f"turn-{pending.turn_id}",
-                                               restore=pending.engine_state)  # fmt: skip
+                reply = await self.engine.turn(
+                    pending.sender, pending.text, message_id=f"turn-{pending.turn_id}", restore=pending.engine_state
+                )
             except EngineError as error:
                 raise EngineDown(str(error)) from error
             if reply.restored:
@@ -220,13 +256,19 @@ class ConversationService:
             with self.sessions() as own:
                 return self._oldest_pending(conversation_id, own)
         row = session.execute(
-            select(Turn.id, Conversation.engine_sender_id, func.coalesce(Turn.engine_text, Turn.text),
-                   Conversation.engine_state)
+            select(
+                Turn.id,
+                Conversation.engine_sender_id,
+                func.coalesce(Turn.engine_text, Turn.text),
+                Conversation.engine_state,
+            )
             .join(Turn.conversation)
-            .where(Turn.conversation_id == conversation_id, Turn.speaker == Speaker.RESIDENT,
-                   Turn.processed_at.is_(None))
-            .order_by(Turn.seq).limit(1)
-        ).first()  # fmt: skip
+            .where(
+                Turn.conversation_id == conversation_id, Turn.speaker == Speaker.RESIDENT, Turn.processed_at.is_(None)
+            )
+            .order_by(Turn.seq)
+            .limit(1)
+        ).first()
         return Pending(*row) if row else None
 
     def _is_ended(self, conversation_id: int) -> bool:
@@ -238,7 +280,7 @@ class ConversationService:
     ) -> tuple[TurnResult, Pending | None]:
         """Steps 3 and 4, in one transaction: the declaration, alerts, the bot's turns. Also returns the next turn
         still waiting for the engine, if any."""
-        with session_scope(self.sessions) as session:
+        with self.sessions.begin() as session:
             conversation = session.get(Conversation, conversation_id)
             if turn_id is not None:
                 session.get(Turn, turn_id).processed_at = utcnow()
@@ -249,16 +291,25 @@ class ConversationService:
             seq = self._next_seq(session, conversation_id)
             for offset, message in enumerate(reply.messages):
                 buttons = [{"title": b.title, "payload": b.payload} for b in message.buttons] or None
-                session.add(Turn(conversation_id=conversation_id, seq=seq + offset, speaker=Speaker.BOT,
-                                 text=message.text, buttons=buttons, channel=conversation.channel,
-                                 processed_at=utcnow()))  # fmt: skip
+                session.add(
+                    Turn(
+                        conversation_id=conversation_id,
+                        seq=seq + offset,
+                        speaker=Speaker.BOT,
+                        text=message.text,
+                        buttons=buttons,
+                        channel=conversation.channel,
+                        processed_at=utcnow(),
+                    )
+                )
             conversation.engine_state = reply.state
             ended = bool(reply.slots.get("conversation_closed"))
             if ended and conversation.ended_at is None:
                 conversation.ended_at = utcnow()
             if conversation.outreach_id is not None:
-                _settle_outreach(session, conversation.outreach_id, declaration, answered=turn_id is not None,
-                                 ended=ended)  # fmt: skip
+                _settle_outreach(
+                    session, conversation.outreach_id, declaration, answered=turn_id is not None, ended=ended
+                )
             conversation.last_activity_at = utcnow()
             session.flush()
             pending = self._oldest_pending(conversation_id, session)
@@ -304,8 +355,9 @@ def engine_text_for(text: str, payload: str | None, offered: set[str]) -> str | 
 _COMMAND_PUNCTUATION = re.compile(r'[/{}\[\]":_]+')
 
 
-def _settle_outreach(session: Session, outreach_id: int, declaration: Declaration, *, answered: bool,
-                     ended: bool) -> None:  # fmt: skip
+def _settle_outreach(
+    session: Session, outreach_id: int, declaration: Declaration, *, answered: bool, ended: bool
+) -> None:
     """The campaign's attempt follows its conversation: answered on the first reply, settled at the end."""
     attempt = session.get(OutreachAttempt, outreach_id)
     if attempt is None or not (answered or ended):
@@ -349,7 +401,8 @@ def answers_in(slots: dict[str, Any]) -> dict[str, Any]:
     )
     answers = {
         "identity_confirmed": _yes_or_no(slots.get("identity_confirmed")),
-        "temperature_c": float(temperature) if isinstance(temperature, int | float) and 34 <= temperature <= 43
+        "temperature_c": float(temperature)
+        if isinstance(temperature, int | float) and 34 <= temperature <= 43
         else None,
         "symptom_onset": _iso(date, slots.get("symptom_onset")),
         "contact_with_case": _one_of(slots.get("contact_with_case"), ("yes", "no", "unknown")),
@@ -360,7 +413,7 @@ def answers_in(slots: dict[str, Any]) -> dict[str, Any]:
         "needs": _known(slots.get("needs")),
         "callback_at": _iso(datetime, slots.get("callback_at")),
         "status": STATUS_OF_OUTCOME.get(slots.get("outcome")),
-    }  # fmt: skip
+    }
     if isinstance(symptoms, list):
         answers |= {"symptoms_asked": True, "symptoms": [s for s in symptoms if s in SYMPTOM_NAMES]}
     return {name: value for name, value in answers.items() if value is not None}

@@ -7,18 +7,21 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from app.deps import SessionDep, UserDep
+from app.schemas import ErrorOut, Id
 from campaigns.provinces import PROVINCES
 from models import AuditLog, Person, Role, User
-from outreach.deps import SessionDep, UserDep
-from outreach.schemas import ErrorOut, Id
 
 router = APIRouter(prefix="/api/v1/people", tags=["people"])
 ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}}
 
 
 class ProvinceChange(BaseModel):
-    province_code: str = Field(pattern=r"^\d{2}$", description="two-digit GSO code of the province that follows the "
-                               "person from now on", examples=["27"])  # fmt: skip
+    province_code: str = Field(
+        pattern=r"^\d{2}$",
+        description="two-digit GSO code of the province that follows the person from now on",
+        examples=["27"],
+    )
     reason: str | None = Field(None, max_length=500, description="why, for the audit log")
 
 
@@ -40,8 +43,16 @@ def move_person(
     before = person.province_code
     if before != code:
         person.province_code, person.province = code, PROVINCES[code]
-        session.add(AuditLog(user_id=user_id, action="person.move", object_type="person", object_ids=[person.id],
-                             client_ip=client_ip, detail={"from": before, "to": code, "reason": reason}))  # fmt: skip
+        session.add(
+            AuditLog(
+                user_id=user_id,
+                action="person.move",
+                object_type="person",
+                object_ids=[person.id],
+                client_ip=client_ip,
+                detail={"from": before, "to": code, "reason": reason},
+            )
+        )
     return before
 
 
@@ -53,19 +64,31 @@ def national_manager(user: UserDep) -> User:
     return user
 
 
-@router.post("/{person_id}/province", responses=ERRORS,
-             summary="Move a person to another province (national admin or manager; audited)")  # fmt: skip
+@router.post(
+    "/{person_id}/province",
+    responses=ERRORS,
+    summary="Move a person to another province (national admin or manager; audited)",
+)
 def move(
-    person_id: Id, change: ProvinceChange, request: Request, session: SessionDep,
+    person_id: Id,
+    change: ProvinceChange,
+    request: Request,
+    session: SessionDep,
     user: Annotated[User, Depends(national_manager)],
-) -> PersonMoved:  # fmt: skip
+) -> PersonMoved:
     person = session.get(Person, person_id)
     if person is None:
         raise HTTPException(404, f"no person {person_id}")
     try:
-        before = move_person(session, person, change.province_code, change.reason, user.id,
-                             request.client and request.client.host)  # fmt: skip
+        before = move_person(
+            session, person, change.province_code, change.reason, user.id, request.client and request.client.host
+        )
     except ValueError as error:
         raise HTTPException(422, f"province_code: {error}") from None
-    return PersonMoved(id=person.id, phone=person.phone, province_code=person.province_code,
-                       province=person.province, moved_from=before)  # fmt: skip
+    return PersonMoved(
+        id=person.id,
+        phone=person.phone,
+        province_code=person.province_code,
+        province=person.province,
+        moved_from=before,
+    )

@@ -7,8 +7,8 @@ greeting does not lead to it. A name not rendered here, or a personal prompt rem
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 
-from outreach.deps import PlatformDep
-from outreach.schemas import ErrorOut
+from app.deps import PlatformDep
+from app.schemas import ErrorOut
 from voice.prompts import MEDIA_TYPES, ROUTE
 
 router = APIRouter(prefix=ROUTE, tags=["voice (Twilio)"])

@@ -12,7 +12,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from outreach.errors import LONE_SURROGATE, error_body
+from app.errors import LONE_SURROGATE, error_body
 
 # Pages load only what the platform serves itself: no inline script or style, no plugins, no framing by another site
 # (clickjacking), no <base> rewriting, forms post back here only. `data:` images are the icons Swagger UI's CSS embeds.

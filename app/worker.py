@@ -20,18 +20,18 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 
+from app.deps import Platform
+from app.engine_process import EngineProcess
+from app.web import build_platform
 from campaigns.channels import OutboundChannel
 from campaigns.dispatch import Dispatcher
 from campaigns.lifecycle import plan_running_campaigns
 from connectors.twilio_sms import SmsChannel
 from connectors.twilio_voice import VoiceChannel, personal_lines_due
 from connectors.zalo import ZaloChannel, ZnsChannel
+from ground.settings import Settings, get_settings
+from ground.store import make_engine, make_session_factory
 from models import JOBS_TABLE, utcnow
-from outreach.app import build_platform
-from outreach.db import make_engine, make_session_factory, session_scope
-from outreach.deps import Platform
-from outreach.engine import EngineProcess
-from outreach.settings import Settings, get_settings
 from voice.prompts import PromptCache
 
 ENGINE_WATCH_INTERVAL_S = 15
@@ -75,10 +75,12 @@ class DispatchLoop:
         self.platform = build_platform(settings)
         worker = f"{socket.gethostname()}:{os.getpid()}"
         self.dispatcher = Dispatcher(
-            self.platform.sessions, outbound_channels(self.platform), worker,
+            self.platform.sessions,
+            outbound_channels(self.platform),
+            worker,
             interval=timedelta(seconds=settings.dispatch_interval_s),
             claim_timeout=timedelta(seconds=settings.dispatch_claim_timeout_s),
-        )  # fmt: skip
+        )
 
     def tick(self) -> None:
         asyncio.run_coroutine_threadsafe(self.dispatcher.tick(), self.loop).result()
@@ -99,7 +101,7 @@ def plan_follow_ups(database_url: str) -> None:
     with the names of everyone due are rendered, so that no call waits on speech synthesis when it is placed."""
     db_engine = make_engine(database_url)
     try:
-        with session_scope(make_session_factory(db_engine)) as session:
+        with make_session_factory(db_engine).begin() as session:
             if planned := plan_running_campaigns(session, utcnow()):
                 log.info("planned %d follow-up attempt(s)", planned)
             lines = personal_lines_due(session)
@@ -121,23 +123,47 @@ def build_scheduler(
     )
     # Proof of life for container health checks: the file is touched only while jobs actually run.
     scheduler.add_job(
-        beat, "interval", args=[settings.heartbeat_file], seconds=HEARTBEAT_INTERVAL_S, id="heartbeat",
-        jobstore="process", next_run_time=datetime.now(UTC), coalesce=True,
-    )  # fmt: skip
+        beat,
+        "interval",
+        args=[settings.heartbeat_file],
+        seconds=HEARTBEAT_INTERVAL_S,
+        id="heartbeat",
+        jobstore="process",
+        next_run_time=datetime.now(UTC),
+        coalesce=True,
+    )
     if dispatch is not None:
         scheduler.add_job(
-            dispatch.tick, "interval", seconds=settings.dispatch_interval_s, id="dispatch", jobstore="process",
-            max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
-        )  # fmt: skip
+            dispatch.tick,
+            "interval",
+            seconds=settings.dispatch_interval_s,
+            id="dispatch",
+            jobstore="process",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+        )
         # Idempotent, so planning every few minutes (and on every worker) costs little and never misses a day.
         scheduler.add_job(
-            plan_follow_ups, "interval", args=[settings.database_url], minutes=PLANNING_INTERVAL_MIN,
-            id="plan-follow-ups", replace_existing=True, coalesce=True, max_instances=1,
-            next_run_time=datetime.now(UTC), misfire_grace_time=None,
-        )  # fmt: skip
+            plan_follow_ups,
+            "interval",
+            args=[settings.database_url],
+            minutes=PLANNING_INTERVAL_MIN,
+            id="plan-follow-ups",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+            next_run_time=datetime.now(UTC),
+            misfire_grace_time=None,
+        )
     if engine is not None:
         scheduler.add_job(
-            engine.restart_if_dead, "interval", seconds=ENGINE_WATCH_INTERVAL_S, id="engine-watchdog",
-            jobstore="process", max_instances=1, coalesce=True,
-        )  # fmt: skip
+            engine.restart_if_dead,
+            "interval",
+            seconds=ENGINE_WATCH_INTERVAL_S,
+            id="engine-watchdog",
+            jobstore="process",
+            max_instances=1,
+            coalesce=True,
+        )
     return scheduler

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import httpx
 
-from bot import training
-from outreach.private import secret_in_file
-from outreach.settings import PROJECT_ROOT, Settings
+from conversations import engine_project
+from ground.private import engine_token
+from ground.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +34,28 @@ def _require_engine_env(settings: Settings) -> None:
 
 def ensure_model(settings: Settings) -> Path:
     """Path of the model for the current bot/ and config.yml, training it first if it is missing."""
-    path = training.model_path(settings.engine_models_dir)
+    path = engine_project.model_path(settings.engine_models_dir)
     if path.exists():
         return path
     _require_engine_env(settings)
     settings.engine_models_dir.mkdir(parents=True, exist_ok=True)
     log.info("training the engine model %s (bot/ or config.yml changed)", path.name)
     command = [
-        str(settings.engine_python), "-m", "rasa", "train",
-        "--config", str(training.CONFIG), "--domain", str(training.DOMAIN), "--data", str(training.DATA_DIR),
-        "--out", str(settings.engine_models_dir), "--fixed-model-name", training.model_name(),
-    ]  # fmt: skip
+        str(settings.engine_python),
+        "-m",
+        "rasa",
+        "train",
+        "--config",
+        str(engine_project.CONFIG),
+        "--domain",
+        str(engine_project.DOMAIN),
+        "--data",
+        str(engine_project.DATA_DIR),
+        "--out",
+        str(settings.engine_models_dir),
+        "--fixed-model-name",
+        engine_project.model_name(),
+    ]
     result = subprocess.run(command, cwd=PROJECT_ROOT, env=_engine_environ())
     if result.returncode != 0 or not path.exists():
         raise EngineUnavailable(f"`rasa train` failed (exit {result.returncode}); see its output above")
@@ -60,11 +71,6 @@ def _engine_environ() -> dict[str, str]:
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
     return env
-
-
-def engine_token(settings: Settings) -> str:
-    """The secret between the platform and the engine: the setting, or one kept for this installation."""
-    return settings.engine_token.get_secret_value() or secret_in_file(settings.engine_token_file)
 
 
 _PR_SET_PDEATHSIG = 1
@@ -95,9 +101,15 @@ class Child:
     def start(self) -> None:
         with self.log_file.open("ab") as sink:
             self.process = _launcher.submit(
-                subprocess.Popen, self.command, cwd=PROJECT_ROOT, env=self.env, stdout=sink, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with(os.getpid()),
-            ).result()  # fmt: skip
+                subprocess.Popen,
+                self.command,
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with(os.getpid()),
+            ).result()
         log.info("%s starting (pid %s, log %s)", self.name, self.process.pid, self.log_file)
 
     def running(self) -> bool:
@@ -128,16 +140,20 @@ class EngineProcess:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         settings.engine_tracker_db.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         python = str(settings.engine_python)
-        env = {**_engine_environ(), "OUTREACH_ENGINE_TOKEN": engine_token(settings),
-               "ENGINE_TRACKER_DB": str(settings.engine_tracker_db)}  # fmt: skip
+        env = {
+            **_engine_environ(),
+            "OUTREACH_ENGINE_TOKEN": engine_token(settings),
+            "ENGINE_TRACKER_DB": str(settings.engine_tracker_db),
+        }
         self.children: list[tuple[Child, str]] = []
         if settings.engine_actions == "server":
             actions_url = f"http://127.0.0.1:{settings.actions_port}"
             actions = Child(
                 "action server",
                 [python, "-m", "rasa_sdk", "--actions", "bot.actions", "--port", str(settings.actions_port)],
-                {**env, "SANIC_HOST": "127.0.0.1"}, log_file.with_name("actions.log"),
-            )  # fmt: skip
+                {**env, "SANIC_HOST": "127.0.0.1"},
+                log_file.with_name("actions.log"),
+            )
             self.children.append((actions, f"{actions_url}/health"))
             env["ACTION_SERVER_URL"] = f"{actions_url}/webhook"
         else:
@@ -152,12 +168,21 @@ class EngineProcess:
     def start(self) -> None:
         model = ensure_model(self.settings)
         self.engine.command = [
-            str(self.settings.engine_python), "-m", "rasa", "run",
-            "--model", str(model),
-            "--credentials", str(training.BOT_DIR / "credentials.yml"),
-            "--endpoints", str(training.BOT_DIR / "endpoints.yml"),
-            "--interface", "127.0.0.1", "--port", str(self.settings.engine_port),
-        ]  # fmt: skip
+            str(self.settings.engine_python),
+            "-m",
+            "rasa",
+            "run",
+            "--model",
+            str(model),
+            "--credentials",
+            str(engine_project.BOT_DIR / "credentials.yml"),
+            "--endpoints",
+            str(engine_project.BOT_DIR / "endpoints.yml"),
+            "--interface",
+            "127.0.0.1",
+            "--port",
+            str(self.settings.engine_port),
+        ]
         for child, _ in self.children:
             child.start()
 

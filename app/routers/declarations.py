@@ -8,11 +8,11 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from sqlalchemy import Select, func, select, true
 from sqlalchemy.orm import contains_eager
 
+from access.auth import audit, in_scope
+from app.deps import PlatformDep, SessionDep, UserDep
+from app.schemas import DeclarationRecord, ErrorOut, Id, Offset
+from ground.phones import InvalidPhone, normalize_phone
 from models import AlertLevel, Conversation, Declaration, DeclarationStatus, Person, User
-from outreach.auth import audit, in_scope
-from outreach.deps import PlatformDep, SessionDep, UserDep
-from outreach.phones import InvalidPhone, normalize_phone
-from outreach.schemas import DeclarationRecord, ErrorOut, Id, Offset
 
 router = APIRouter(prefix="/api/v1/declarations", tags=["declarations"])
 # A declaration without a conversation was made by the platform itself (nobody typed a phone for it).

@@ -5,15 +5,23 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ground.settings import Settings
 from models import Alert, AlertLevel, Declaration
-from outreach.settings import Settings
 
 _RANK = {AlertLevel.NONE: 0, AlertLevel.WATCH: 1, AlertLevel.URGENT: 2}
 SYMPTOM_NAMES = {
-    "fever": "fever", "cough": "cough", "shortness_of_breath": "shortness of breath", "sore_throat": "sore throat",
-    "fatigue": "fatigue", "loss_of_taste_or_smell": "loss of taste or smell", "runny_nose": "runny nose",
-    "body_ache": "body ache", "headache": "headache", "diarrhea": "diarrhea", "chest_pain": "chest pain",
-}  # fmt: skip
+    "fever": "fever",
+    "cough": "cough",
+    "shortness_of_breath": "shortness of breath",
+    "sore_throat": "sore throat",
+    "fatigue": "fatigue",
+    "loss_of_taste_or_smell": "loss of taste or smell",
+    "runny_nose": "runny nose",
+    "body_ache": "body ache",
+    "headache": "headache",
+    "diarrhea": "diarrhea",
+    "chest_pain": "chest pain",
+}
 
 
 @dataclass(frozen=True)
@@ -56,7 +64,11 @@ def raise_alert(session: Session, declaration: Declaration, assessment: Assessme
         return latest
     if latest is not None and set(assessment.reasons) <= set(latest.reasons):
         return latest  # nothing new since a tracer acknowledged it
-    alert = Alert(declaration_id=declaration.id, person_id=declaration.person_id, level=assessment.level,
-                  reasons=assessment.reasons)  # fmt: skip
+    alert = Alert(
+        declaration_id=declaration.id,
+        person_id=declaration.person_id,
+        level=assessment.level,
+        reasons=assessment.reasons,
+    )
     session.add(alert)
     return alert

@@ -6,9 +6,9 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from bot.client import EngineError
-from outreach.db import ping
-from outreach.deps import PlatformDep
+from app.deps import PlatformDep
+from conversations.engine import EngineError
+from ground.store import ping
 
 router = APIRouter(tags=["health"])
 

@@ -1,7 +1,7 @@
 """Every error as JSON with a message a person can act on: {"error": code, "message": text}.
 
 No input should give a 500: parameters are bounded where they are declared (ids and offsets fit the store's 64-bit
-integers, see `outreach.schemas.Id`) and bodies are checked as they arrive (`outreach.security`). The handlers for
+integers, see `app.schemas.Id`) and bodies are checked as they arrive (`app.security`). The handlers for
 values the store cannot hold are a safety net behind those: a 422 instead of a 500. Anything else unexpected is a 500
 whose body says nothing of the server's insides (the traceback goes to the log).
 """

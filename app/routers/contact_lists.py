@@ -14,13 +14,13 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
+from access.auth import AuthError, get_in_scope, validate_province_code
+from app.deps import PlatformDep, SessionDep, UserDep
+from app.schemas import ErrorOut, Id
 from campaigns.import_process import ImportCrashed, ImportJob, ImportWorkers, start_fork_server
 from campaigns.importer import ReadLimits, UnusableFile
+from ground.settings import PROJECT_ROOT
 from models import ContactList, ContactListMember, Role, User
-from outreach.auth import AuthError, get_in_scope, validate_province_code
-from outreach.deps import PlatformDep, SessionDep, UserDep
-from outreach.schemas import ErrorOut, Id
-from outreach.settings import PROJECT_ROOT
 
 
 @asynccontextmanager
@@ -34,8 +34,13 @@ async def _import_processes(app: FastAPI) -> AsyncIterator[None]:
 
 router = APIRouter(prefix="/api/v1/contact-lists", tags=["contact lists"], lifespan=_import_processes)
 UPLOADS = PROJECT_ROOT / "var" / "imports"
-ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 413: {"model": ErrorOut},
-          422: {"model": ErrorOut}}  # fmt: skip
+ERRORS = {
+    401: {"model": ErrorOut},
+    403: {"model": ErrorOut},
+    404: {"model": ErrorOut},
+    413: {"model": ErrorOut},
+    422: {"model": ErrorOut},
+}
 
 
 class ImportOut(BaseModel):
@@ -105,9 +110,16 @@ async def upload_list(
         raise HTTPException(403, f"you may import lists of province {user.province_code} only")
     settings = platform.settings
     saved = await asyncio.to_thread(_save_upload, file, settings.import_max_bytes)
-    job = ImportJob(database_url=settings.database_url, path=saved, list_name=name, province=province,
-                    scope=user.province_code, source_name=file.filename, created_by=user.id,
-                    limits=ReadLimits.from_settings(settings))  # fmt: skip
+    job = ImportJob(
+        database_url=settings.database_url,
+        path=saved,
+        list_name=name,
+        province=province,
+        scope=user.province_code,
+        source_name=file.filename,
+        created_by=user.id,
+        limits=ReadLimits.from_settings(settings),
+    )
     try:
         summary = await workers.run(job)
     except UnusableFile as error:
@@ -117,8 +129,13 @@ async def upload_list(
     finally:
         saved.unlink(missing_ok=True)
     rejects_url = _rejects_url(summary.list_id, summary.rejects_file)
-    return ImportOut(list_id=summary.list_id, imported=summary.imported, duplicates=summary.duplicates,
-                     rejected=summary.rejected, rejects_url=rejects_url)  # fmt: skip
+    return ImportOut(
+        list_id=summary.list_id,
+        imported=summary.imported,
+        duplicates=summary.duplicates,
+        rejected=summary.rejected,
+        rejects_url=rejects_url,
+    )
 
 
 def _scoped_list(session: SessionDep, user: User, list_id: int) -> ContactList:
@@ -132,9 +149,15 @@ def _scoped_list(session: SessionDep, user: User, list_id: int) -> ContactList:
 def get_list(list_id: Id, session: SessionDep, user: UserDep) -> ContactListOut:
     contact_list = _scoped_list(session, user, list_id)
     people = session.scalar(select(func.count()).where(ContactListMember.contact_list_id == list_id))
-    return ContactListOut(id=contact_list.id, name=contact_list.name, province_code=contact_list.province_code,
-                          source_file=contact_list.source_file, created_at=contact_list.created_at, people=people,
-                          rejects_url=_rejects_url(list_id, contact_list.rejects_file))  # fmt: skip
+    return ContactListOut(
+        id=contact_list.id,
+        name=contact_list.name,
+        province_code=contact_list.province_code,
+        source_file=contact_list.source_file,
+        created_at=contact_list.created_at,
+        people=people,
+        rejects_url=_rejects_url(list_id, contact_list.rejects_file),
+    )
 
 
 @router.get("/{list_id}/rejects.csv", responses=ERRORS, response_class=FileResponse)
@@ -142,5 +165,6 @@ def get_rejects(list_id: Id, session: SessionDep, user: Annotated[User, Depends(
     contact_list = _scoped_list(session, user, list_id)
     if not contact_list.rejects_file or not Path(contact_list.rejects_file).exists():
         raise HTTPException(404, f"contact list {list_id} has no rejected rows")
-    return FileResponse(contact_list.rejects_file, media_type="text/csv; charset=utf-8",
-                        filename=f"list-{list_id}-rejects.csv")  # fmt: skip
+    return FileResponse(
+        contact_list.rejects_file, media_type="text/csv; charset=utf-8", filename=f"list-{list_id}-rejects.csv"
+    )

@@ -12,10 +12,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy import case, select
 from sqlalchemy.orm import contains_eager, selectinload
 
+from access.auth import audit, in_scope
+from app.deps import AlertHandlerDep, SessionDep
+from app.schemas import ErrorOut, Id, Offset, PersonOut
 from models import Alert, AlertLevel, Declaration, Person, utcnow
-from outreach.auth import audit, in_scope
-from outreach.deps import AlertHandlerDep, SessionDep
-from outreach.schemas import ErrorOut, Id, Offset, PersonOut
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
@@ -37,10 +37,18 @@ class AlertOut(BaseModel):
     @classmethod
     def of(cls, alert: Alert) -> "AlertOut":
         conversation = alert.declaration.conversation
-        return cls(id=alert.id, level=alert.level, reasons=list(alert.reasons), declaration_id=alert.declaration_id,
-                   person=PersonOut.of(alert.person), created_at=alert.created_at, updated_at=alert.updated_at,
-                   acknowledged_at=alert.acknowledged_at, acknowledged_by=alert.acknowledged_by_id,
-                   phone_verified=conversation is None or conversation.phone_verified)  # fmt: skip
+        return cls(
+            id=alert.id,
+            level=alert.level,
+            reasons=list(alert.reasons),
+            declaration_id=alert.declaration_id,
+            person=PersonOut.of(alert.person),
+            created_at=alert.created_at,
+            updated_at=alert.updated_at,
+            acknowledged_at=alert.acknowledged_at,
+            acknowledged_by=alert.acknowledged_by_id,
+            phone_verified=conversation is None or conversation.phone_verified,
+        )
 
 
 def _scoped(user):

@@ -17,9 +17,18 @@ Id = Annotated[int, Field(ge=1, le=STORE_ID_MAX)]
 Offset = Annotated[int, Field(ge=0, le=STORE_OFFSET_MAX, description="rows to skip")]
 
 Symptom = Literal[
-    "fever", "cough", "shortness_of_breath", "sore_throat", "fatigue", "loss_of_taste_or_smell",
-    "runny_nose", "body_ache", "headache", "diarrhea", "chest_pain",
-]  # fmt: skip
+    "fever",
+    "cough",
+    "shortness_of_breath",
+    "sore_throat",
+    "fatigue",
+    "loss_of_taste_or_smell",
+    "runny_nose",
+    "body_ache",
+    "headache",
+    "diarrhea",
+    "chest_pain",
+]
 
 
 class PersonOut(BaseModel):
