@@ -20,7 +20,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OUTREACH_", env_file=".env", extra="ignore")
 
     database_url: str = Field(
-        default="sqlite:///var/ground.store",
+        default="sqlite:///var/outreach.db",
         description="SQLAlchemy URL of the declaration store (SQLite file or postgresql+psycopg://...).",
     )
     host: str = Field(default="127.0.0.1", description="Address the API listens on.")

@@ -22,7 +22,7 @@ def outreach(*args: str, database_url: str, **env: str) -> subprocess.CompletedP
 
 
 def test_db_upgrade_creates_the_store_on_first_use(tmp_path):
-    url = f"sqlite:///{tmp_path / 'new' / 'ground.store'}"
+    url = f"sqlite:///{tmp_path / 'new' / 'outreach.db'}"
     result = outreach("db", "upgrade", database_url=url)
     assert result.returncode == 0, result.stderr
     tables = set(inspect(make_engine(url)).get_table_names())

@@ -36,7 +36,7 @@ def _serve(tmp_path: Path) -> tuple[subprocess.Popen, str, dict]:
     var = tmp_path / "var"
     env = {
         **os.environ,
-        "OUTREACH_DATABASE_URL": f"sqlite:///{var / 'ground.store'}",
+        "OUTREACH_DATABASE_URL": f"sqlite:///{var / 'outreach.db'}",
         "OUTREACH_PORT": str(free_port()),
         "OUTREACH_ENGINE_PORT": str(free_port()),
         "OUTREACH_HEARTBEAT_FILE": str(var / "heartbeat"),
