@@ -16,15 +16,16 @@ run: platform engine model voice-packages
 test: platform engine model system-packages voice-packages
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
-# The fast layer for developers: everything that needs neither the engine nor PostgreSQL (SQLite, the API, parsers).
+# The fast layer for developers (under a minute): pure code and SQLite in this process; no engine, no PostgreSQL, no
+# browser, no child processes, no server. tests/conftest.py marks each test by the parts it uses.
 test-fast: platform
-	.venv/bin/python -m pytest -m "not engine and not postgres" $(PYTEST_ARGS)
+	.venv/bin/python -m pytest -m "not engine and not postgres and not browser and not processes and not served" $(PYTEST_ARGS)
 
 bench: platform engine model
 	.venv/bin/python scripts/bench.py $(BENCH_ARGS)
 
 lint: platform
-	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports --no-cache --no-logo
 
 model: platform engine
 	@.venv/bin/outreach engine train

@@ -4,11 +4,12 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from access.errors import Forbidden, NotFound
 from models import ApiToken, AuditLog, Person, Role, User, utcnow
 
 T = TypeVar("T")
@@ -20,6 +21,8 @@ CAN_READ_TRANSCRIPTS = {Role.ADMIN, Role.MANAGER, Role.TRACER}
 # Alerts are the work queue of the people who act on them (read and acknowledge). A viewer's dashboards have each
 # declaration's alert level and reasons already; the queue, who took what and when, is not theirs.
 CAN_HANDLE_ALERTS = {Role.ADMIN, Role.MANAGER, Role.TRACER}
+# Who imports contact lists and runs campaigns over them.
+CAN_MANAGE_LISTS = {Role.ADMIN, Role.MANAGER}
 
 
 class AuthError(ValueError):
@@ -29,6 +32,18 @@ class AuthError(ValueError):
 def hash_token(token: str) -> str:
     # Tokens carry 256 random bits, so a fast hash is safe here (no dictionary to attack) and lookups are cheap.
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def check_manages_lists(user: User) -> None:
+    """Importing contact lists and running campaigns over them is for admins and managers."""
+    if user.role not in CAN_MANAGE_LISTS:
+        raise Forbidden(f"the {user.role.value} role cannot import contact lists")
+
+
+def check_moves_people(user: User) -> None:
+    """Moving a person between provinces is a national action: a national admin or manager's."""
+    if user.province_code is not None or user.role not in CAN_MANAGE_LISTS:
+        raise Forbidden("only a national admin or manager moves people between provinces")
 
 
 def validate_province_code(code: str | None) -> str | None:
@@ -82,8 +97,20 @@ def user_for_token(session: Session, token: str) -> User | None:
     return api_token.user
 
 
+def operator() -> User:
+    """Who the command line acts as. Whoever runs it holds the store itself: a national admin, with no user row (the
+    audit log records its actions without a user). Never added to a session."""
+    return User(name="operator", role=Role.ADMIN, province_code=None)
+
+
 def audit(
-    session: Session, user: User, action: str, object_type: str, object_ids: list[int], client_ip: str | None
+    session: Session,
+    user: User,
+    action: str,
+    object_type: str,
+    object_ids: list[int],
+    client_ip: str | None = None,
+    detail: dict[str, Any] | None = None,
 ) -> None:
     session.add(
         AuditLog(
@@ -92,15 +119,16 @@ def audit(
             object_type=object_type,
             object_ids=object_ids,
             client_ip=client_ip,
+            detail=detail or {},
         )
     )
 
 
-def get_in_scope(session: Session, user: User, model: type[T], row_id: int) -> T | None:
-    """A row with its own `province_code` (contact list, campaign), or None when absent or another province's."""
+def get_in_scope(session: Session, user: User, model: type[T], row_id: int, noun: str) -> T:
+    """A row with its own `province_code` (contact list, campaign). NotFound when absent or another province's."""
     row = session.get(model, row_id)
     if row is None or (user.province_code and row.province_code != user.province_code):
-        return None
+        raise NotFound.in_scope(noun, row_id)
     return row
 
 

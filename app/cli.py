@@ -3,7 +3,8 @@
 import logging
 import signal
 import threading
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -12,14 +13,16 @@ import uvicorn
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from access import auth
+from access.errors import Refused
 from app.engine_process import EngineProcess, EngineUnavailable, ensure_model
 from app.logs import RedactSecrets
 from ground.private import make_files_private, tighten
 from ground.settings import PROJECT_ROOT, Settings, get_settings
 from ground.store import make_engine, make_session_factory
-from models import Role, User
+from models import Campaign, Role, User, utcnow
 from models.migrate import upgrade
 
 app = typer.Typer(help="Chatbot and callbot outreach for epidemic follow-up.", no_args_is_help=True)
@@ -64,11 +67,23 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _store(settings: Settings):
+def _store(settings: Settings) -> sessionmaker[Session]:
     """Sessions on an up-to-date store (migrations are idempotent and cheap when nothing is pending)."""
     engine = make_engine(settings.database_url)
     upgrade(engine)
     return make_session_factory(engine)
+
+
+@contextmanager
+def _as_operator() -> Iterator[tuple[Session, User]]:
+    """A unit of work of the operator (a national admin, see `auth.operator`), committed at the end. What the domain
+    refuses is an error message and exit code 1."""
+    try:
+        with _store(get_settings())() as session:
+            yield session, auth.operator()
+            session.commit()
+    except Refused as error:
+        raise _fail(str(error)) from None
 
 
 @app.command()
@@ -291,31 +306,25 @@ def people_move(
     reason: Annotated[str | None, typer.Option(help="why, for the audit log")] = None,
 ) -> None:
     """Move a person to another province (a national action, written to the audit log)."""
-    from app.routers.people import move_person
-    from ground.phones import InvalidPhone, normalize_phone
-    from models import Person
+    from campaigns.people import move_person, person_by_phone
 
-    try:
-        e164 = normalize_phone(phone)
-    except InvalidPhone as error:
-        raise _fail(str(error)) from None
-    with _store(get_settings()).begin() as session:
-        person = session.scalar(select(Person).where(Person.phone == e164))
-        if person is None:
-            raise _fail(f"no person with phone {e164}")
-        try:
-            before = move_person(session, person, province, reason, user_id=None, client_ip=None)
-        except ValueError as error:
-            raise _fail(str(error)) from None
-    print(f"{e164}: province {before or 'none'} -> {province}" if before != province else f"{e164} is in {province}")
+    with _as_operator() as (session, operator):
+        person = person_by_phone(session, operator, phone)
+        before = move_person(session, operator, person, province, reason)
+    moved = f"{person.phone}: province {before or 'none'} -> {province}"
+    print(moved if before != province else f"{person.phone} is in {province}")
 
 
-def _show_campaign(session, campaign) -> None:
+def _show_campaign(session: Session, campaign: Campaign) -> None:
     from campaigns.lifecycle import attempt_counts
 
     counts = attempt_counts(session, campaign.id)
     attempts = ", ".join(f"{n} {status}" for status, n in counts.items()) or "none planned"
     print(f"campaign {campaign.id} '{campaign.name}': {campaign.status.value}; attempts: {attempts}")
+
+
+def _campaign(session: Session, operator: User, campaign_id: int) -> Campaign:
+    return auth.get_in_scope(session, operator, Campaign, campaign_id, "campaign")
 
 
 @campaign_app.command("create")
@@ -327,22 +336,23 @@ def campaign_create(
     """Create a draft campaign over contact lists; rules default to calling hours 08:00-11:30, 13:30-20:00."""
     from pydantic import ValidationError
 
-    from campaigns.lifecycle import new_campaign
+    from campaigns.creation import create_campaign
     from campaigns.rules import CampaignRules
-    from models import ContactList
 
     try:
         rules = CampaignRules.model_validate_json(rules_file.read_text()) if rules_file else CampaignRules()
     except ValidationError as error:
         raise _fail(f"rules: {error}") from None
-    with _store(get_settings()).begin() as session:
-        lists = session.scalars(select(ContactList).where(ContactList.id.in_(list_ids))).all()
-        if missing := sorted(set(list_ids) - {c.id for c in lists}):
-            raise _fail(f"no contact list {missing}")
-        campaign = new_campaign(name, list(lists), rules)
-        session.add(campaign)
-        session.flush()
-        _show_campaign(session, campaign)
+    with _as_operator() as (session, operator):
+        _show_campaign(session, create_campaign(session, operator, name, list_ids, rules))
+
+
+@campaign_app.command("show")
+def campaign_show(campaign_id: int) -> None:
+    """A campaign's status (draft, running, paused, canceled, or completed once its last follow-up day has closed)
+    and its attempts by status."""
+    with _as_operator() as (session, operator):
+        _show_campaign(session, _campaign(session, operator, campaign_id))
 
 
 @campaign_app.command("change")
@@ -350,19 +360,11 @@ def campaign_change(
     campaign_id: int, action: Annotated[str, typer.Argument(help="start, pause, resume or cancel")]
 ) -> None:
     """Start, pause, resume or cancel a campaign."""
-    from campaigns.lifecycle import TRANSITIONS, TransitionRefused, transition
-    from models import Campaign, utcnow
+    from campaigns.lifecycle import transition
 
-    if action not in TRANSITIONS:
-        raise _fail(f"unknown action '{action}'; use one of {', '.join(TRANSITIONS)}")
-    with _store(get_settings()).begin() as session:
-        campaign = session.get(Campaign, campaign_id)
-        if campaign is None:
-            raise _fail(f"no campaign {campaign_id}")
-        try:
-            transition(session, campaign, action, utcnow())
-        except TransitionRefused as error:
-            raise _fail(str(error)) from None
+    with _as_operator() as (session, operator):
+        campaign = _campaign(session, operator, campaign_id)
+        transition(session, campaign, action, utcnow())
         session.flush()
         _show_campaign(session, campaign)
 
@@ -374,29 +376,11 @@ def campaign_export(
     file_format: Annotated[str, typer.Option("--format", help="csv or xlsx")] = "csv",
 ) -> None:
     """One row per person per follow-up day. The file holds health data: the export goes into the audit log."""
-    from campaigns.export import csv_chunks, export_rows, write_xlsx
-    from campaigns.outcomes import local_today
-    from campaigns.rules import CampaignRules
-    from models import AuditLog, Campaign, utcnow
+    from campaigns.export import begin_export
 
-    if file_format not in ("csv", "xlsx"):
-        raise _fail(f"unknown format '{file_format}'; use csv or xlsx")
-    with _store(get_settings()).begin() as session:
-        campaign = session.get(Campaign, campaign_id)
-        if campaign is None:
-            raise _fail(f"no campaign {campaign_id}")
-        rows = export_rows(session, campaign, local_today(CampaignRules.model_validate(campaign.rules), utcnow()))
+    with _as_operator() as (session, operator):
+        via = {"via": "cli", "file": str(output.resolve())}
+        export = begin_export(session, operator, campaign_id, file_format, utcnow(), detail=via)
         with output.open("wb") as sink:
-            if file_format == "xlsx":
-                write_xlsx(rows, sink)
-            else:
-                sink.writelines(csv_chunks(rows))
-        session.add(
-            AuditLog(
-                action=f"campaign.export.{file_format}",
-                object_type="campaign",
-                object_ids=[campaign_id],
-                detail={"via": "cli", "file": str(output.resolve())},
-            )
-        )
+            export.write(session, sink)
     print(f"campaign {campaign_id} exported to {output}")

@@ -1,39 +1,15 @@
-"""FastAPI dependencies: the store session, the engine client and the signed-in user."""
+"""FastAPI dependencies of the API routers: the platform's parts, the store session and the signed-in user."""
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from access.auth import CAN_HANDLE_ALERTS, CAN_READ_TRANSCRIPTS, user_for_token
-from conversations.engine import EngineClient
-from conversations.service import ConversationService
-from ground.ratelimit import RateLimiter
-from ground.settings import Settings
+from app.platform import Platform
 from models import User
-from voice.prompts import PromptCache
-
-if TYPE_CHECKING:  # the Zalo connector builds on Platform: its client is imported for typing only
-    from connectors.zalo import ZaloClient
-
-
-@dataclass
-class Platform:
-    """What the app shares between requests, built once by the app factory."""
-
-    settings: Settings
-    db_engine: Engine
-    sessions: sessionmaker[Session]
-    engine_client: EngineClient
-    conversations: ConversationService
-    webchat_ip_limit: RateLimiter
-    webchat_session_limit: RateLimiter
-    prompts: PromptCache
-    zalo: "ZaloClient"
 
 
 def get_platform(request: Request) -> Platform:

@@ -14,6 +14,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
+from access.errors import Conflict, Forbidden, InvalidValue, NotFound, Refused
+
 log = logging.getLogger(__name__)
 
 ERROR_CODES = {
@@ -30,6 +32,8 @@ ERROR_CODES = {
     500: "server_error",
     503: "unavailable",
 }
+# What each refusal of the domain is in HTTP, so that no route maps them by hand.
+REFUSAL_STATUS: dict[type[Refused], int] = {NotFound: 404, InvalidValue: 422, Forbidden: 403, Conflict: 409}
 LONE_SURROGATE = "not valid Unicode: a lone surrogate (a \\ud800-\\udfff escape without its pair) cannot be stored"
 OUT_OF_RANGE = "a value in the request is out of the range the store can hold"
 SERVER_ERROR = "something went wrong on the server; it is logged. Try again, and tell the operator if it persists"
@@ -47,6 +51,11 @@ def _describe(error: dict) -> str:
 async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
     body = error_body(exc.status_code, str(exc.detail))
     return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
+async def refused(_: Request, exc: Refused) -> JSONResponse:
+    status_code = next((code for kind, code in REFUSAL_STATUS.items() if isinstance(exc, kind)), 400)
+    return JSONResponse(error_body(status_code, str(exc)), status_code=status_code)
 
 
 async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -73,6 +82,7 @@ async def server_error(_: Request, exc: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Refused, refused)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(UnicodeEncodeError, not_unicode)
     app.add_exception_handler(OverflowError, out_of_range)

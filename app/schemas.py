@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from models import Conversation, Declaration, Person, Turn
+from models import Channel, Conversation, Declaration, Person, Turn
 
 # Numbers the store can hold: ids are INTEGER columns (32-bit on PostgreSQL), offsets go to OFFSET (64-bit). A number
 # beyond is refused with a 422 naming the parameter before any query, instead of failing in the database driver (a 500).
@@ -59,7 +59,7 @@ class DeclarationOut(BaseModel):
     person: PersonOut
     campaign_id: int | None
     conversation_id: int | None
-    channel: Literal["voice", "zalo", "zns", "sms", "webchat"]
+    channel: Channel
     follow_up_day: int | None = Field(description="day N of the follow-up period, 0 = first contact")
     status: Literal["in_progress", "complete", "refused", "wrong_person", "callback_requested", "unreachable"]
     identity_confirmed: bool | None
@@ -104,7 +104,7 @@ def _document(declaration: Declaration) -> dict:
         person=PersonOut.of(d.person),
         campaign_id=d.campaign_id,
         conversation_id=d.conversation_id,
-        channel=d.channel.value,
+        channel=d.channel,
         follow_up_day=d.follow_up_day,
         status=d.status.value,
         identity_confirmed=d.identity_confirmed,
@@ -129,7 +129,7 @@ class TurnOut(BaseModel):
     seq: int
     speaker: Literal["resident", "bot", "agent"]
     text: str
-    channel: str
+    channel: Channel
     at: datetime
     asr_confidence: float | None = Field(description="speech recognition confidence, 0-1, for spoken turns")
     intent: str | None
@@ -140,7 +140,7 @@ class TurnOut(BaseModel):
             seq=turn.seq,
             speaker=turn.speaker.value,
             text=turn.text,
-            channel=turn.channel.value,
+            channel=turn.channel,
             at=turn.created_at,
             asr_confidence=turn.asr_confidence,
             intent=turn.intent,
@@ -150,7 +150,7 @@ class TurnOut(BaseModel):
 class ConversationOut(BaseModel):
     id: int
     person: PersonOut
-    channel: str
+    channel: Channel
     campaign_id: int | None
     declaration_id: int | None
     started_at: datetime
@@ -162,7 +162,7 @@ class ConversationOut(BaseModel):
         return cls(
             id=conversation.id,
             person=PersonOut.of(conversation.person),
-            channel=conversation.channel.value,
+            channel=conversation.channel,
             campaign_id=conversation.campaign_id,
             declaration_id=declaration_id,
             started_at=conversation.started_at,

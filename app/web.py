@@ -15,15 +15,12 @@ from fastapi.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import apidocs, errors, security
-from app.deps import Platform
+from app.platform import Platform, build_platform
 from app.routers import alerts, campaigns, contact_lists, conversations, declarations, health, people, prompts
-from connectors import twilio_sms, twilio_voice, webchat, zalo
-from conversations.engine import EngineClient
-from conversations.service import ConversationService
-from ground.private import engine_token
-from ground.ratelimit import RateLimiter, limit_storage
+from app.schemas import ErrorOut
+from connectors import twilio_sms, twilio_voice, webchat
+from connectors.zalo import inbound as zalo
 from ground.settings import Settings, get_settings
-from ground.store import make_engine, make_session_factory
 from voice.prompts import PromptCache
 
 log = logging.getLogger(__name__)
@@ -36,27 +33,6 @@ Every `/api/v1` endpoint needs `Authorization: Bearer <token>` (make one with `o
 channels residents use. A user scoped to a province sees only that province's people, declarations and
 transcripts; every read of a declaration or transcript is written to the audit log.
 """
-
-
-def build_platform(settings: Settings) -> Platform:
-    """What requests (and the dispatcher's channels) share: the store, the engine client, the channels' clients."""
-    db_engine = make_engine(settings.database_url)
-    sessions = make_session_factory(db_engine)
-    limits = limit_storage(settings.rate_limit_storage_uri)
-    engine_client = EngineClient(
-        settings.effective_engine_url, engine_token(settings), timeout_s=settings.engine_timeout_s
-    )
-    return Platform(
-        settings=settings,
-        db_engine=db_engine,
-        sessions=sessions,
-        engine_client=engine_client,
-        conversations=ConversationService(sessions, engine_client, settings),
-        webchat_ip_limit=RateLimiter(limits, "webchat-address", settings.webchat_requests_per_minute_per_ip),
-        webchat_session_limit=RateLimiter(limits, "webchat-session", settings.webchat_messages_per_minute),
-        prompts=PromptCache.from_settings(settings),
-        zalo=zalo.ZaloClient(settings, sessions),
-    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -75,8 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         with contextlib.suppress(asyncio.CancelledError):
             await replayer
         await renderer  # a thread cannot be cancelled: it ends after the prompt in hand
-        await platform.engine_client.aclose()
-        await platform.zalo.aclose()
+        await platform.aclose_clients()
         db_engine.dispose()
 
     app = FastAPI(
@@ -95,21 +70,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         apidocs.install(app)
     if settings.trusted_proxies:  # the server's own proxy handling is off (serve): this setting alone decides
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
-    for module in (
-        health,
-        declarations,
-        conversations,
-        alerts,
-        contact_lists,
-        people,
-        campaigns,
-        webchat,
-        prompts,
-        twilio_voice,
-        twilio_sms,
-        zalo,
-    ):
+    for module in (health, declarations, conversations, alerts, contact_lists, people, campaigns):
         app.include_router(module.router)
+    _include_channels(app, platform)
+    app.include_router(prompts.router)
 
     @app.get("/chat", include_in_schema=False)
     def chat_page() -> FileResponse:
@@ -118,6 +82,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     return app
+
+
+def _include_channels(app: FastAPI, platform: Platform) -> None:
+    """The residents' channels and the providers' webhooks, each given the parts it uses."""
+    settings, conversation_service = platform.settings, platform.conversations
+    app.include_router(
+        webchat.router(conversation_service, platform.webchat_limits, settings),
+        responses={code: {"model": ErrorOut} for code in webchat.ERROR_CODES},
+    )
+    app.include_router(twilio_voice.router(conversation_service, platform.sessions, platform.prompts, settings))
+    app.include_router(twilio_sms.router(platform.sessions, settings))
+    app.include_router(zalo.router(platform.zalo_conversations, settings))
 
 
 async def _replay_forever(platform: Platform) -> None:

@@ -20,15 +20,11 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 
-from app.deps import Platform
 from app.engine_process import EngineProcess
-from app.web import build_platform
-from campaigns.channels import OutboundChannel
+from app.platform import build_platform, outbound_channels
 from campaigns.dispatch import Dispatcher
 from campaigns.lifecycle import plan_running_campaigns
-from connectors.twilio_sms import SmsChannel
-from connectors.twilio_voice import VoiceChannel, personal_lines_due
-from connectors.zalo import ZaloChannel, ZnsChannel
+from connectors.twilio_voice import personal_lines_due
 from ground.settings import Settings, get_settings
 from ground.store import make_engine, make_session_factory
 from models import JOBS_TABLE, utcnow
@@ -53,17 +49,6 @@ def heartbeat_age_s(heartbeat_file: Path) -> float | None:
         return None
 
 
-def outbound_channels(platform: Platform) -> dict[str, OutboundChannel]:
-    """The channels this platform is set up for; a campaign's other channels fall back past them."""
-    settings = platform.settings
-    channels: dict[str, OutboundChannel] = {}
-    if settings.twilio_account_sid:
-        channels |= {"voice": VoiceChannel(platform), "sms": SmsChannel(platform)}
-    if settings.zalo_app_id:
-        channels |= {"zalo": ZaloChannel(platform), "zns": ZnsChannel(platform)}
-    return channels
-
-
 class DispatchLoop:
     """The dispatcher on an event loop of its own, in a thread: the channels' async clients live on that loop, and
     a scheduler job (a thread) runs each tick on it."""
@@ -85,12 +70,8 @@ class DispatchLoop:
     def tick(self) -> None:
         asyncio.run_coroutine_threadsafe(self.dispatcher.tick(), self.loop).result()
 
-    async def _close_clients(self) -> None:
-        await self.platform.engine_client.aclose()
-        await self.platform.zalo.aclose()
-
     def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._close_clients(), self.loop).result(10)
+        asyncio.run_coroutine_threadsafe(self.platform.aclose_clients(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.platform.db_engine.dispose()

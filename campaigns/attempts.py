@@ -12,35 +12,18 @@ canceled), a provider's late or repeated report about it changes nothing.
 """
 
 from datetime import datetime, timedelta
-from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
 from campaigns.rules import CampaignRules
-from models import AttemptStatus, OutreachAttempt
+from models import AttemptStatus, Channel, Outcome, OutreachAttempt
 
 LIVE = frozenset({AttemptStatus.CONTACTING, AttemptStatus.IN_PROGRESS})
-
-
-class Outcome(StrEnum):
-    """What a channel reports about one try."""
-
-    ANSWERED = "answered"  # a person picked up, or replied to the message
-    DELIVERED = "delivered"  # the message reached their phone; waiting for a reply
-    COMPLETED = "completed"  # the dialogue reached its end (declared, refused, wrong person)
-    CALLBACK = "callback"  # the resident asked to be contacted again later
-    DROPPED = "dropped"  # reached, but the dialogue stopped half-way (hang-up, silences)
-    BUSY = "busy"
-    NO_ANSWER = "no_answer"
-    MACHINE = "machine"  # an answering machine or voicemail picked up
-    FAILED = "failed"  # the provider could not place the call or message
-
-
 UNREACHED = frozenset({Outcome.DROPPED, Outcome.BUSY, Outcome.NO_ANSWER, Outcome.MACHINE, Outcome.FAILED})
 
 
-def handed_over(attempt: OutreachAttempt, channel: str, provider_ref: str | None, now: datetime) -> None:
+def handed_over(attempt: OutreachAttempt, channel: Channel, provider_ref: str | None, now: datetime) -> None:
     """A channel took the attempt: the call is placed or the message sent. Counts as one try of the day."""
     attempt.status = AttemptStatus.CONTACTING
     attempt.channel = channel
@@ -61,7 +44,7 @@ def record(
     """Move the attempt on after a channel's report."""
     if attempt.status not in LIVE or (outcome is Outcome.DELIVERED and attempt.status != AttemptStatus.CONTACTING):
         return  # settled already; or a receipt arriving after the resident answered, which must not undo it
-    attempt.last_outcome = outcome.value
+    attempt.last_outcome = outcome
     attempt.updated_at = now
     if detail:
         attempt.last_error = detail[:500]
@@ -103,11 +86,11 @@ def _retry_or_fail(attempt: OutreachAttempt, rules: CampaignRules, now: datetime
 def record_interrupted(attempt: OutreachAttempt, now: datetime) -> None:
     """A worker died handing the attempt over and the channel cannot say whether it was sent: the day's try is given
     up rather than risk reaching the person twice."""
-    attempt.status, attempt.last_outcome, attempt.updated_at = AttemptStatus.FAILED, "interrupted", now
+    attempt.status, attempt.last_outcome, attempt.updated_at = AttemptStatus.FAILED, Outcome.INTERRUPTED, now
     attempt.last_error = "the worker stopped while handing it over; not sent again so no one is contacted twice"
 
 
-def fall_back(attempt: OutreachAttempt, rules: CampaignRules, reason: str, now: datetime) -> str | None:
+def fall_back(attempt: OutreachAttempt, rules: CampaignRules, reason: str, now: datetime) -> Channel | None:
     """The current channel cannot reach this person: schedule the next channel in the fallback order at once.
 
     Returns the next channel, or None when none is left (the attempt then fails for the day).

@@ -28,10 +28,9 @@ from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from campaigns import attempts
-from campaigns.attempts import Outcome
 from campaigns.channels import ChannelFailed, Contact, OutboundChannel, Placed, Unreachable
 from campaigns.rules import CampaignRules
-from models import AttemptStatus, Campaign, CampaignStatus, Conversation, OutreachAttempt, utcnow
+from models import AttemptStatus, Campaign, CampaignStatus, Channel, Conversation, Outcome, OutreachAttempt, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +53,8 @@ class Claim:
     send_at: datetime
 
 
-def _kind(channel: str) -> str:
-    return "calls" if channel == "voice" else "messages"
+def _kind(channel: Channel) -> str:
+    return "calls" if channel == Channel.VOICE else "messages"
 
 
 def _contact_of(attempt: OutreachAttempt, rules: CampaignRules) -> Contact:
@@ -101,7 +100,7 @@ def _someone_live(now: datetime):  # noqa: ANN202 (an SQL condition)
     ringing = exists().where(
         other.person_id == OutreachAttempt.person_id,
         other.id != OutreachAttempt.id,
-        other.channel == "voice",
+        other.channel == Channel.VOICE,
         other.status.in_(CALL_HOLDING),
         other.updated_at > now - LIVE_CONVERSATION,
     )
@@ -148,7 +147,7 @@ def _call_room(session: Session, campaign: Campaign, rules: CampaignRules, now: 
     ongoing = session.scalar(
         select(func.count()).where(
             OutreachAttempt.campaign_id == campaign.id,
-            OutreachAttempt.channel == "voice",
+            OutreachAttempt.channel == Channel.VOICE,
             OutreachAttempt.status.in_(CALL_HOLDING),
             OutreachAttempt.updated_at > now - LIVE_CONVERSATION,
         )

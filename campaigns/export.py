@@ -9,20 +9,80 @@ also keeps them text, which is what a phone number is.
 import csv
 import io
 from collections.abc import Iterable, Iterator
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
 from openpyxl import Workbook
 from sqlalchemy.orm import Session
 
-from campaigns.outcomes import FollowUpRow, follow_up_rows
-from models import Campaign
+from access.auth import audit, get_in_scope
+from access.errors import InvalidValue
+from campaigns.outcomes import FollowUpRow, follow_up_rows, local_today
+from campaigns.rules import CampaignRules
+from models import Campaign, User
 
 COLUMNS = FollowUpRow._fields
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 XLSX_ROWS_PER_SHEET = 1_048_576  # Excel's limit: a longer export goes on into another sheet
 CSV_ROWS_PER_CHUNK = 1000
+
+
+class ExportFormat(StrEnum):
+    CSV = "csv"
+    XLSX = "xlsx"
+
+
+@dataclass(frozen=True)
+class Export:
+    """One user's export of a campaign, on the record already: its rows are read in whatever session the caller has
+    when the file is written (a streamed response outlives the request's session)."""
+
+    campaign_id: int
+    today: date
+    file_format: ExportFormat
+    province_code: str | None
+
+    @property
+    def file_name(self) -> str:
+        return f"campaign-{self.campaign_id}-{self.today}.{self.file_format}"
+
+    def rows(self, session: Session) -> Iterator[tuple[Any, ...]]:
+        return export_rows(session, session.get(Campaign, self.campaign_id), self.today, self.province_code)
+
+    def csv_bytes(self, session: Session) -> Iterator[bytes]:
+        return csv_chunks(self.rows(session))
+
+    def write(self, session: Session, sink: IO[bytes]) -> None:
+        """The whole file in its format."""
+        if self.file_format is ExportFormat.XLSX:
+            write_xlsx(self.rows(session), sink)
+        else:
+            sink.writelines(self.csv_bytes(session))
+
+
+def begin_export(
+    session: Session,
+    user: User,
+    campaign_id: int,
+    file_format: str,
+    now: datetime,
+    client_ip: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> Export:
+    """The export of a campaign in the user's scope, of their province's people. The audit row is committed before
+    any row is read: the file holds health data, so the record stands whether or not the file is completed."""
+    try:
+        chosen = ExportFormat(file_format)
+    except ValueError:
+        raise InvalidValue("format", f"unknown format '{file_format}'; use csv or xlsx") from None
+    campaign = get_in_scope(session, user, Campaign, campaign_id, "campaign")
+    today = local_today(CampaignRules.model_validate(campaign.rules), now)
+    audit(session, user, f"campaign.export.{chosen}", "campaign", [campaign_id], client_ip, detail)
+    session.commit()
+    return Export(campaign_id, today, chosen, user.province_code)
 
 
 def neutralise(value: Any) -> Any:

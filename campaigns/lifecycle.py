@@ -2,17 +2,23 @@
 
     draft --start--> running --pause--> paused --resume--> running
     draft | running | paused --cancel--> canceled (no one is ever contacted again)
+    running --its last follow-up day closed--> completed (the planning job sees it)
+
+The last follow-up day is the latest exposure date on the campaign's lists plus the last follow-up offset. It closes
+when every attempt of the campaign is settled (completed, failed, canceled) on that day, or when the day ends.
 
 Planning is per day: starting a campaign plans today's contacts; the daily job plans each following day, so a
 100,000-person list never needs millions of rows at once.
 """
 
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Date, exists, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
+from access.errors import Conflict, InvalidValue
+from campaigns.outcomes import SETTLED_ATTEMPTS
 from campaigns.rules import CampaignRules
 from models import (
     AttemptStatus,
@@ -20,6 +26,7 @@ from models import (
     CampaignStatus,
     ContactList,
     ContactListMember,
+    Outcome,
     OutreachAttempt,
     campaign_lists,
 )
@@ -31,9 +38,10 @@ TRANSITIONS = {
     "cancel": ({CampaignStatus.DRAFT, CampaignStatus.RUNNING, CampaignStatus.PAUSED}, CampaignStatus.CANCELED),
 }
 OPEN_ATTEMPTS = (AttemptStatus.SCHEDULED, AttemptStatus.RETRY_WAIT, AttemptStatus.CLAIMED)
+WAITING_ATTEMPTS = (AttemptStatus.SCHEDULED, AttemptStatus.RETRY_WAIT)
 
 
-class TransitionRefused(ValueError):
+class TransitionRefused(Conflict, ValueError):
     pass
 
 
@@ -45,6 +53,8 @@ def new_campaign(name: str, lists: list[ContactList], rules: CampaignRules, prov
 
 
 def transition(session: Session, campaign: Campaign, action: str, now: datetime) -> None:
+    if action not in TRANSITIONS:
+        raise InvalidValue("action", f"unknown action '{action}'; use one of {', '.join(TRANSITIONS)}")
     allowed_from, target = TRANSITIONS[action]
     if campaign.status not in allowed_from:
         raise TransitionRefused(f"cannot {action} a {campaign.status.value} campaign")
@@ -105,30 +115,70 @@ def plan_day(session: Session, campaign: Campaign, day: date, now: datetime) -> 
 
 
 def plan_running_campaigns(session: Session, now: datetime) -> int:
-    """The daily job: for every running campaign, yesterday's unreached attempts end as failed and today is planned.
+    """The daily job: for every running campaign, yesterday's unreached attempts end as failed and today is planned;
+    a campaign whose last follow-up day has closed is completed.
 
     Idempotent (it runs often, and on every worker): days already planned and closed are left alone.
     """
     planned = 0
     for campaign in session.scalars(select(Campaign).where(Campaign.status == CampaignStatus.RUNNING)).all():
-        zone = ZoneInfo(CampaignRules.model_validate(campaign.rules).timezone)
-        today = now.astimezone(zone).date()
-        session.execute(
-            update(OutreachAttempt)
-            .where(
-                OutreachAttempt.campaign_id == campaign.id,
-                OutreachAttempt.status.in_((AttemptStatus.SCHEDULED, AttemptStatus.RETRY_WAIT)),
-                OutreachAttempt.due_at < datetime.combine(today, time(0), zone),
-            )
-            .values(
-                status=AttemptStatus.FAILED,
-                last_outcome="day_ended",
-                updated_at=now,
-                last_error="the day ended before they were reached",
-            )
+        rules = CampaignRules.model_validate(campaign.rules)
+        today = now.astimezone(ZoneInfo(rules.timezone)).date()
+        _end_waiting_attempts(
+            session, campaign, now, due_before=datetime.combine(today, time(0), ZoneInfo(rules.timezone))
         )
         planned += plan_day(session, campaign, today, now)
+        if follow_up_closed(session, campaign, rules, today):
+            complete(session, campaign, now)
     return planned
+
+
+def _end_waiting_attempts(session: Session, campaign: Campaign, now: datetime, due_before: datetime | None) -> None:
+    """Attempts still waiting for a try (due before `due_before`, or all) fail: their day ended first."""
+    waiting = [OutreachAttempt.campaign_id == campaign.id, OutreachAttempt.status.in_(WAITING_ATTEMPTS)]
+    if due_before is not None:
+        waiting.append(OutreachAttempt.due_at < due_before)
+    session.execute(
+        update(OutreachAttempt)
+        .where(*waiting)
+        .values(
+            status=AttemptStatus.FAILED,
+            last_outcome=Outcome.DAY_ENDED,
+            updated_at=now,
+            last_error="the day ended before they were reached",
+        )
+    )
+
+
+def last_follow_up_day(session: Session, campaign: Campaign, rules: CampaignRules) -> date:
+    """The date of the campaign's last follow-up: the latest exposure date on its lists (the start day stands in for
+    a missing one, as in `plan_day`) plus the last follow-up offset."""
+    zone = ZoneInfo(rules.timezone)
+    start_day = campaign.started_at.astimezone(zone).date() if campaign.started_at else datetime.now(zone).date()
+    latest_exposure = session.scalar(
+        select(func.max(func.coalesce(ContactListMember.exposure_date, literal(start_day, Date)), type_=Date))
+        .join(campaign_lists, campaign_lists.c.contact_list_id == ContactListMember.contact_list_id)
+        .where(campaign_lists.c.campaign_id == campaign.id)
+    )
+    return (latest_exposure or start_day) + timedelta(days=rules.follow_up_offsets()[-1])
+
+
+def follow_up_closed(session: Session, campaign: Campaign, rules: CampaignRules, today: date) -> bool:
+    """The last follow-up day has ended, or it is today (planned already) and every attempt is settled."""
+    last_day = last_follow_up_day(session, campaign, rules)
+    if today != last_day:
+        return today > last_day
+    unsettled = exists().where(
+        OutreachAttempt.campaign_id == campaign.id, OutreachAttempt.status.not_in(SETTLED_ATTEMPTS)
+    )
+    return not session.scalar(select(unsettled))
+
+
+def complete(session: Session, campaign: Campaign, now: datetime) -> None:
+    """The follow-up is over. Attempts still waiting (a callback asked for after the last day) end as failed, as a
+    day's do when it ends: no one dispatches a completed campaign's attempts. A live call or chat still finishes."""
+    campaign.status = CampaignStatus.COMPLETED
+    _end_waiting_attempts(session, campaign, now, due_before=None)
 
 
 def attempt_counts(session: Session, campaign_id: int) -> dict[str, int]:

@@ -82,10 +82,12 @@ from models import (
     AttemptStatus,
     Campaign,
     CampaignStatus,
+    Channel,
     ContactListMember,
     Conversation,
     Declaration,
     DeclarationStatus,
+    Outcome,
     OutreachAttempt,
     Person,
     campaign_lists,
@@ -167,9 +169,9 @@ class FollowUpRow(NamedTuple):
     follow_up_day: int
     date: date
     attempt_status: AttemptStatus | None
-    channel: str | None
+    channel: Channel | None
     tries: int
-    last_outcome: str | None
+    last_outcome: Outcome | None
     outcome: DailyOutcome
     declaration_status: DeclarationStatus | None  # of the day's declaration that says the most (the latest of those)
     phone_verified: bool | None  # of that declaration: false when the phone was only typed into the web chat

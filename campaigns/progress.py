@@ -24,10 +24,19 @@ from pydantic import BaseModel, Field
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from campaigns.attempts import Outcome
 from campaigns.outcomes import DailyOutcome, FinalStatus, count_where, local_today, person_records
 from campaigns.rules import CampaignRules
-from models import Alert, AlertLevel, AttemptStatus, Campaign, CampaignStatus, Declaration, OutreachAttempt
+from models import (
+    Alert,
+    AlertLevel,
+    AttemptStatus,
+    Campaign,
+    CampaignStatus,
+    Channel,
+    Declaration,
+    Outcome,
+    OutreachAttempt,
+)
 
 RATE_WINDOW = timedelta(minutes=10)
 WAITING = (AttemptStatus.SCHEDULED, AttemptStatus.RETRY_WAIT, AttemptStatus.CLAIMED)
@@ -86,7 +95,7 @@ def _attempt_rates(session: Session, campaign_id: int) -> tuple[float | None, fl
         tried,
         or_(
             OutreachAttempt.status.in_(REACHED_STATUSES),
-            OutreachAttempt.last_outcome.in_([o.value for o in REACHED_OUTCOMES]),
+            OutreachAttempt.last_outcome.in_(REACHED_OUTCOMES),
         ),
     )
     planned, completed, tried_count, reached_count = session.execute(
@@ -147,7 +156,7 @@ def _standing_still(rules: CampaignRules, now: datetime) -> str:
 
 
 def _allowed_rate(rules: CampaignRules) -> float:
-    return rules.new_calls_per_second if rules.channels[0] == "voice" else rules.messages_per_second
+    return rules.new_calls_per_second if rules.channels[0] == Channel.VOICE else rules.messages_per_second
 
 
 def _finish(rules: CampaignRules, start: datetime, work: timedelta) -> datetime:

@@ -5,12 +5,12 @@ calling window of a working day in the campaign's time zone.
 """
 
 from datetime import date, datetime, time, timedelta
-from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-ChannelName = Literal["voice", "zalo", "zns", "sms", "webchat"]
+from models import Channel
+
 ZNS_FIELDS = ("name", "phone", "day", "chat_link")  # what a ZNS template's parameters may be filled with
 
 
@@ -26,8 +26,8 @@ class Window(BaseModel):
 
 
 class CampaignRules(BaseModel):
-    channels: list[ChannelName] = Field(
-        default=["voice", "sms"], min_length=1, description="fallback order, e.g. voice, zns, sms"
+    channels: list[Channel] = Field(
+        default=[Channel.VOICE, Channel.SMS], min_length=1, description="fallback order, e.g. voice, zns, sms"
     )
     timezone: str = "Asia/Ho_Chi_Minh"
     calling_hours: list[Window] = Field(
@@ -51,14 +51,14 @@ class CampaignRules(BaseModel):
 
     @field_validator("channels")
     @classmethod
-    def _once_each(cls, channels: list[str]) -> list[str]:
+    def _once_each(cls, channels: list[Channel]) -> list[Channel]:
         if len(set(channels)) != len(channels):
             raise ValueError("each channel may appear once in the fallback order")
         return channels
 
     @model_validator(mode="after")
     def _zns_needs_a_template(self) -> "CampaignRules":
-        if "zns" in self.channels and not self.zns_template_id:
+        if Channel.ZNS in self.channels and not self.zns_template_id:
             raise ValueError("the zns channel needs zns_template_id (an approved template of the OA)")
         for key, value in self.zns_template_data.items():
             try:

@@ -4,14 +4,12 @@ signature check."""
 from collections.abc import Iterable
 from datetime import datetime
 from functools import lru_cache
-from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import HTTPException, Request
 from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from app.deps import PlatformDep
 from campaigns.channels import ChannelFailed, Placed, Unreachable
 from ground.settings import Settings
 
@@ -49,14 +47,17 @@ def public_url(settings: Settings, request: Request) -> str:
     return f"{settings.public_url}{request.url.path}{query}"
 
 
-async def signed_form(request: Request, platform: PlatformDep) -> dict[str, str]:
-    """The webhook's form fields, once `X-Twilio-Signature` proves Twilio sent them; else 403, nothing done."""
-    form = {key: str(value) for key, value in (await request.form()).items()}
-    token = platform.settings.twilio_auth_token.get_secret_value()
-    signature = request.headers.get("X-Twilio-Signature", "")
-    if not token or not _validator(token).validate(public_url(platform.settings, request), form, signature):
-        raise HTTPException(403, "the X-Twilio-Signature header does not match this request")
-    return form
+class TwilioSignature:
+    """A dependency of the Twilio webhooks: the form fields, once `X-Twilio-Signature` proves Twilio sent them; else
+    403, nothing done."""
 
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
 
-SignedForm = Annotated[dict[str, str], Depends(signed_form)]
+    async def __call__(self, request: Request) -> dict[str, str]:
+        form = {key: str(value) for key, value in (await request.form()).items()}
+        token = self.settings.twilio_auth_token.get_secret_value()
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if not token or not _validator(token).validate(public_url(self.settings, request), form, signature):
+            raise HTTPException(403, "the X-Twilio-Signature header does not match this request")
+        return form

@@ -10,22 +10,24 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
+from sqlalchemy.orm import Session, sessionmaker
 from twilio.base.exceptions import TwilioRestException
 
-from app.deps import Platform, PlatformDep
 from bot.vntext import fold
 from campaigns import attempts
 from campaigns.attempts import Outcome
 from campaigns.channels import Contact, Placed
 from connectors.events import first_time
-from connectors.twilio_auth import UNCALLABLE_NUMBER_CODES, SignedForm, channel_error, sent_since, twilio_client
-from connectors.webchat import new_invite
-from models import utcnow
+from connectors.twilio_auth import UNCALLABLE_NUMBER_CODES, TwilioSignature, channel_error, sent_since, twilio_client
+from conversations.outreach import OutreachStore
+from ground.settings import Settings
+from models import Channel, utcnow
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/webhooks/twilio/sms", tags=["Twilio SMS (webhooks)"], include_in_schema=False)
+PREFIX = "/webhooks/twilio/sms"
 
 UNTEXTABLE_NUMBER_CODES = UNCALLABLE_NUMBER_CODES | {21610}  # 21610: the resident replied STOP
 DELIVERY_OUTCOMES = {"delivered": Outcome.DELIVERED, "undelivered": Outcome.FAILED, "failed": Outcome.FAILED}
@@ -40,13 +42,12 @@ def invitation_text(name: str | None, link: str) -> str:
 class SmsChannel:
     """Sends the SMS of an outreach attempt (campaigns.channels.OutboundChannel)."""
 
-    platform: Platform
-    name: str = "sms"
+    outreach: OutreachStore
+    settings: Settings
+    name: str = Channel.SMS
 
     async def reach(self, contact: Contact) -> Placed:
-        link = await asyncio.to_thread(
-            new_invite, self.platform.sessions, self.platform.settings.public_url, contact.attempt_id
-        )
+        link = await asyncio.to_thread(self.outreach.new_invite, contact.attempt_id)
         try:
             message = await asyncio.to_thread(self._send, contact, invitation_text(contact.name, link))
         except TwilioRestException as error:
@@ -55,30 +56,39 @@ class SmsChannel:
 
     async def reached_since(self, contact: Contact, since: datetime) -> Placed | None:
         """The SMS sent to this person since `since`, if any (a worker died before recording it)."""
-        sent = await asyncio.to_thread(twilio_client(self.platform.settings).messages.list, to=contact.phone, limit=20)
+        sent = await asyncio.to_thread(twilio_client(self.settings).messages.list, to=contact.phone, limit=20)
         return sent_since(sent, since)
 
     def _send(self, contact: Contact, body: str):  # noqa: ANN202 (the SDK's MessageInstance)
-        settings = self.platform.settings
-        return twilio_client(settings).messages.create(
+        return twilio_client(self.settings).messages.create(
             to=contact.phone,
-            from_=settings.twilio_from_number,
+            from_=self.settings.twilio_from_number,
             body=body,
-            status_callback=f"{settings.public_url}{router.prefix}/status?attempt={contact.attempt_id}",
+            status_callback=f"{self.settings.public_url}{PREFIX}/status?attempt={contact.attempt_id}",
         )
 
 
-@router.post("/status")
-def status(attempt: int, form: SignedForm, platform: PlatformDep) -> Response:
+def router(sessions: sessionmaker[Session], settings: Settings) -> APIRouter:
+    """The delivery reports, signed by Twilio."""
+    signed_form = Annotated[dict[str, str], Depends(TwilioSignature(settings))]
+    routes = APIRouter(prefix=PREFIX, tags=["Twilio SMS (webhooks)"], include_in_schema=False)
+
+    @routes.post("/status")
+    def status(attempt: int, form: signed_form) -> Response:
+        record_delivery(sessions, attempt, form)
+        return Response(status_code=204)
+
+    return routes
+
+
+def record_delivery(sessions: sessionmaker[Session], attempt_id: int, form: dict[str, str]) -> None:
     """A delivery report; delivered waits for the resident to open the link, a failure is retried."""
     message_sid, message_status = form.get("MessageSid", ""), form.get("MessageStatus", "")
     outcome = DELIVERY_OUTCOMES.get(message_status)
     if outcome is None:
-        return Response(status_code=204)  # accepted, queued, sending, sent: not final
-    with platform.sessions.begin() as session:
+        return  # accepted, queued, sending, sent: not final
+    with sessions.begin() as session:
         if first_time(session, "twilio-sms", f"{message_sid}:{message_status}"):
             error = f" (error {form['ErrorCode']})" if form.get("ErrorCode") else ""
-            attempts.record_report(
-                session, attempt, message_sid, outcome, utcnow(), detail=f"SMS {message_status}{error}"
-            )
-    return Response(status_code=204)
+            detail = f"SMS {message_status}{error}"
+            attempts.record_report(session, attempt_id, message_sid, outcome, utcnow(), detail=detail)

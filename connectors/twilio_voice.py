@@ -15,39 +15,29 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from twilio.base.exceptions import TwilioRestException
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from app.deps import Platform, PlatformDep
 from campaigns import attempts
 from campaigns.attempts import Outcome
 from campaigns.channels import Contact, Placed
 from campaigns.dispatch import DUE
 from connectors.events import first_time
-from connectors.twilio_auth import UNCALLABLE_NUMBER_CODES, SignedForm, channel_error, sent_since, twilio_client
-from conversations.engine import BotMessage, Button
+from connectors.twilio_auth import UNCALLABLE_NUMBER_CODES, TwilioSignature, channel_error, sent_since, twilio_client
+from conversations.engine import BotMessage
 from conversations.engine_project import DOMAIN
-from conversations.service import EngineDown
-from models import (
-    AttemptStatus,
-    Campaign,
-    CampaignStatus,
-    Channel,
-    Conversation,
-    OutreachAttempt,
-    Person,
-    Speaker,
-    Turn,
-    utcnow,
-)
-from voice.prompts import button_titles, personal_texts, prompt_url, static_texts
+from conversations.service import ConversationService, EngineDown
+from ground.settings import Settings
+from models import AttemptStatus, Campaign, CampaignStatus, Channel, Conversation, OutreachAttempt, Person, utcnow
+from voice.prompts import PromptCache, button_titles, personal_texts, prompt_url, static_texts
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/webhooks/twilio/voice", tags=["Twilio voice (webhooks)"], include_in_schema=False)
+PREFIX = "/webhooks/twilio/voice"
 
 SILENCES_BEFORE_HANGING_UP = 2
 FALLBACK_VOICE = "Google.vi-VN-Standard-A"  # Twilio's own Vietnamese voice, for when our prompts cannot be served
@@ -134,14 +124,15 @@ def spoken_lines(message: BotMessage) -> list[str]:
 class VoiceChannel:
     """Places the call of an outreach attempt (campaigns.channels.OutboundChannel)."""
 
-    platform: Platform
-    name: str = "voice"
+    prompts: PromptCache
+    settings: Settings
+    name: str = Channel.VOICE
 
     async def reach(self, contact: Contact) -> Placed:
         # Personal lines (the resident's name) are rendered before the phone rings: no caller waits on synthesis.
         if contact.name:
             lines = personal_texts(DOMAIN, {"name": contact.name})
-            await asyncio.to_thread(self.platform.prompts.render_ahead, lines)
+            await asyncio.to_thread(self.prompts.render_ahead, lines)
         try:
             call = await asyncio.to_thread(self._place_call, contact)
         except TwilioRestException as error:
@@ -150,12 +141,12 @@ class VoiceChannel:
 
     async def reached_since(self, contact: Contact, since: datetime) -> Placed | None:
         """The call placed to this person since `since`, if any (a worker died before recording it)."""
-        calls = await asyncio.to_thread(twilio_client(self.platform.settings).calls.list, to=contact.phone, limit=20)
+        calls = await asyncio.to_thread(twilio_client(self.settings).calls.list, to=contact.phone, limit=20)
         return sent_since(calls, since)
 
     def _place_call(self, contact: Contact):  # noqa: ANN202 (the SDK's CallInstance)
-        settings = self.platform.settings
-        base = f"{settings.public_url}{router.prefix}"
+        settings = self.settings
+        base = f"{settings.public_url}{PREFIX}"
         return twilio_client(settings).calls.create(
             to=contact.phone,
             from_=settings.twilio_from_number,
@@ -171,139 +162,179 @@ class VoiceChannel:
         )
 
 
+def router(
+    conversations: ConversationService, sessions: sessionmaker[Session], prompts: PromptCache, settings: Settings
+) -> APIRouter:
+    """The call webhooks, each signed by Twilio."""
+    calls = VoiceCalls(conversations, sessions, prompts, settings)
+    signed_form = Annotated[dict[str, str], Depends(TwilioSignature(settings))]
+    routes = APIRouter(prefix=PREFIX, tags=["Twilio voice (webhooks)"], include_in_schema=False)
+
+    @routes.post("/answer")
+    async def answer(attempt: int, form: signed_form) -> Response:
+        return _twiml(await calls.answer(attempt, form))
+
+    @routes.post("/turn")
+    async def turn(n: int, form: signed_form, silences: int = 0) -> Response:
+        return _twiml(await calls.turn(n, form, silences))
+
+    @routes.post("/status")
+    def status(attempt: int, form: signed_form) -> Response:
+        calls.status(attempt, form)
+        return Response(status_code=204)
+
+    @routes.post("/fallback")
+    def fallback(form: signed_form) -> Response:
+        return _twiml(apology(form))
+
+    return routes
+
+
 def _twiml(body: VoiceResponse) -> Response:
     return Response(str(body), media_type="application/xml")
 
 
-async def _play(platform: Platform, target: VoiceResponse | Gather, text: str) -> None:
-    """A pre-rendered prompt; if no speech engine can render it, Twilio's own Vietnamese voice says it."""
-    try:
-        path = await asyncio.to_thread(platform.prompts.audio_file, text)
-    except Exception:  # a prompt we cannot render must not cost the call: Twilio can still speak it
-        log.exception("could not render a prompt; Twilio will say it instead")
-        target.say(text, language="vi-VN", voice=FALLBACK_VOICE)
-        return
-    target.play(prompt_url(platform.settings.public_url, path.name))
+class VoiceCalls:
+    """What a call's webhooks do: each answer of the resident goes through the conversation service, and the bot's
+    replies come back as pre-rendered prompts."""
 
+    def __init__(
+        self,
+        conversations: ConversationService,
+        sessions: sessionmaker[Session],
+        prompts: PromptCache,
+        settings: Settings,
+    ) -> None:
+        self.conversations = conversations
+        self.sessions = sessions
+        self.prompts = prompts
+        self.settings = settings
 
-async def _speak_and_listen(
-    platform: Platform, messages: list[BotMessage], ended: bool, turn_number: int, silences: int = 0
-) -> VoiceResponse:
-    """The bot's replies as prompts; then hang up at the end, else listen for speech or a digit."""
-    response = VoiceResponse()
-    if ended or not messages:
+    async def answer(self, attempt_id: int, form: dict[str, str]) -> VoiceResponse:
+        """The resident picked up (or a machine did): open the conversation and speak the bot's opening."""
+        call_sid = form.get("CallSid", "")
+        if form.get("AnsweredBy", "").startswith(("machine", "fax")):
+            await asyncio.to_thread(self._settle_call, attempt_id, call_sid, Outcome.MACHINE)
+            hang_up = VoiceResponse()
+            hang_up.hangup()
+            return hang_up
+        conversation_id = await asyncio.to_thread(self.conversations.conversation_for_ref, call_sid)
+        if conversation_id is not None:  # Twilio retried: the same opening again
+            opening = await asyncio.to_thread(self.conversations.stored_reply, conversation_id)
+            return await self._speak_and_listen(opening.replies, opening.ended, turn_number=1)
+        outreach = await asyncio.to_thread(self.conversations.outreach.placed, attempt_id, call_sid)
+        if outreach is None:  # a call we did not place
+            return await self._goodbye(APOLOGY)
+        try:
+            result, _ = await self.conversations.start(
+                outreach.person_id, Channel.VOICE, outreach=outreach, external_ref=call_sid
+            )
+        except EngineDown:
+            return await self._goodbye(APOLOGY)
+        await asyncio.to_thread(self._settle_call, attempt_id, call_sid, Outcome.ANSWERED)
+        return await self._speak_and_listen(result.replies, result.ended, turn_number=1)
+
+    async def turn(self, n: int, form: dict[str, str], silences: int) -> VoiceResponse:
+        """One answer: speech (with the recogniser's confidence) or a keypad digit; silence is asked again once."""
+        call_sid = form.get("CallSid", "")
+        conversation_id = await asyncio.to_thread(self.conversations.conversation_for_ref, call_sid)
+        if conversation_id is None:
+            return await self._goodbye(APOLOGY)
+        speech, digits = form.get("SpeechResult", "").strip(), form.get("Digits", "").strip()
+        if not speech and not digits:
+            return await self._silence(conversation_id, n, silences + 1)
+        text, engine_text, confidence = speech, None, _confidence(form.get("Confidence"))
+        if digits:  # a key pressed, not words heard: no recogniser's confidence
+            question = await asyncio.to_thread(self.conversations.question_being_answered, conversation_id)
+            (text, engine_text), confidence = _keypad_choice(question, digits), None
+        try:
+            result = await self.conversations.handle(
+                conversation_id, text, engine_text=engine_text, external_id=f"{call_sid}:{n}", asr_confidence=confidence
+            )
+        except EngineDown:  # the answer is kept and replayed later; this call cannot wait for it
+            return await self._goodbye(APOLOGY)
+        return await self._speak_and_listen(result.replies, result.ended, turn_number=n + 1)
+
+    def status(self, attempt_id: int, form: dict[str, str]) -> None:
+        """Call progress. A final status settles the attempt so the campaign can retry; each is handled once. The
+        call's personal prompts are removed then: a file with a resident's name stays on disk only while it may be
+        played."""
+        call_sid, call_status = form.get("CallSid", ""), form.get("CallStatus", "")
+        if call_status != "completed" and call_status not in FAILED_CALL_STATUSES:
+            return  # queued, initiated, ringing, in-progress: nothing to settle
+        with self.sessions.begin() as session:
+            if not first_time(session, "twilio-call", f"{call_sid}:{call_status}"):
+                return
+            outcome = FAILED_CALL_STATUSES.get(call_status) or _completed_call_outcome(session, call_sid, form)
+            sip = f" (SIP {form['SipResponseCode']})" if "SipResponseCode" in form else ""
+            detail = f"Twilio call {call_status}{sip}"
+            attempts.record_report(session, attempt_id, call_sid, outcome, utcnow(), detail=detail)
+            done_with = _personal_lines_done_with(session, attempt_id, call_sid)
+        self.prompts.forget(done_with)
+
+    async def _silence(self, conversation_id: int, turn_number: int, silences: int) -> VoiceResponse:
+        if silences >= SILENCES_BEFORE_HANGING_UP:
+            return await self._goodbye(CALL_BACK_LATER)  # the status callback then schedules the retry
+        question = await asyncio.to_thread(self.conversations.question_being_answered, conversation_id)
+        messages = [BotMessage(NOT_HEARD), *([question] if question else [])]
+        return await self._speak_and_listen(messages, False, turn_number, silences)
+
+    def _settle_call(self, attempt_id: int, call_sid: str, outcome: Outcome) -> None:
+        with self.sessions.begin() as session:
+            attempts.record_report(session, attempt_id, call_sid, outcome, utcnow())
+
+    async def _play(self, target: VoiceResponse | Gather, text: str) -> None:
+        """A pre-rendered prompt; if no speech engine can render it, Twilio's own Vietnamese voice says it."""
+        try:
+            path = await asyncio.to_thread(self.prompts.audio_file, text)
+        except Exception:  # a prompt we cannot render must not cost the call: Twilio can still speak it
+            log.exception("could not render a prompt; Twilio will say it instead")
+            target.say(text, language="vi-VN", voice=FALLBACK_VOICE)
+            return
+        target.play(prompt_url(self.settings.public_url, path.name))
+
+    async def _speak_and_listen(
+        self, messages: list[BotMessage], ended: bool, turn_number: int, silences: int = 0
+    ) -> VoiceResponse:
+        """The bot's replies as prompts; then hang up at the end, else listen for speech or a digit."""
+        response = VoiceResponse()
+        if ended or not messages:
+            for message in messages:
+                await self._play(response, message.text)
+            response.hangup()
+            return response
+        buttons = messages[-1].buttons
+        gather = Gather(
+            input="speech dtmf",
+            language="vi-VN",
+            method="POST",
+            action=f"{self.settings.public_url}{PREFIX}/turn?n={turn_number}&silences={silences}",
+            timeout=self.settings.voice_gather_timeout_s,
+            speech_timeout="auto",
+            action_on_empty_result=True,
+            hints=", ".join(dict.fromkeys([b.title.lower() for b in buttons] + list(ANSWER_HINTS))),
+            **({"num_digits": 1} if buttons else {}),
+        )
         for message in messages:
-            await _play(platform, response, message.text)
+            for line in spoken_lines(message):
+                await self._play(gather, line)
+        response.append(gather)
+        return response
+
+    async def _goodbye(self, text: str) -> VoiceResponse:
+        response = VoiceResponse()
+        await self._play(response, text)
         response.hangup()
         return response
-    buttons = messages[-1].buttons
-    gather = Gather(
-        input="speech dtmf",
-        language="vi-VN",
-        method="POST",
-        action=f"{platform.settings.public_url}{router.prefix}/turn?n={turn_number}&silences={silences}",
-        timeout=platform.settings.voice_gather_timeout_s,
-        speech_timeout="auto",
-        action_on_empty_result=True,
-        hints=", ".join(dict.fromkeys([b.title.lower() for b in buttons] + list(ANSWER_HINTS))),
-        **({"num_digits": 1} if buttons else {}),
-    )
-    for message in messages:
-        for line in spoken_lines(message):
-            await _play(platform, gather, line)
-    response.append(gather)
-    return response
 
 
-async def _goodbye(platform: Platform, text: str) -> Response:
-    response = VoiceResponse()
-    await _play(platform, response, text)
-    response.hangup()
-    return _twiml(response)
-
-
-@router.post("/answer")
-async def answer(attempt: int, form: SignedForm, platform: PlatformDep) -> Response:
-    """The resident picked up (or a machine did): open the conversation and speak the bot's opening."""
-    call_sid = form.get("CallSid", "")
-    if form.get("AnsweredBy", "").startswith(("machine", "fax")):
-        await asyncio.to_thread(_settle_call, platform, attempt, call_sid, Outcome.MACHINE)
-        hang_up = VoiceResponse()
-        hang_up.hangup()
-        return _twiml(hang_up)
-    conversation_id = await asyncio.to_thread(_conversation_of_call, platform, call_sid)
-    if conversation_id is None:
-        target = await asyncio.to_thread(_attempt_target, platform, attempt, call_sid)
-        if target is None:
-            return await _goodbye(platform, APOLOGY)
-        try:
-            result, _ = await platform.conversations.start(**target, channel=Channel.VOICE, external_ref=call_sid)
-        except EngineDown:
-            return await _goodbye(platform, APOLOGY)
-        conversation_id = result.conversation_id
-        await asyncio.to_thread(_settle_call, platform, attempt, call_sid, Outcome.ANSWERED)
-    messages, ended = await asyncio.to_thread(_bot_lines_after, platform, conversation_id, 0)
-    return _twiml(await _speak_and_listen(platform, messages, ended, turn_number=1))
-
-
-@router.post("/turn")
-async def turn(n: int, form: SignedForm, platform: PlatformDep, silences: int = 0) -> Response:
-    """One answer: speech (with the recogniser's confidence) or a keypad digit; silence is asked again once."""
-    conversation_id = await asyncio.to_thread(_conversation_of_call, platform, form.get("CallSid", ""))
-    if conversation_id is None:
-        return await _goodbye(platform, APOLOGY)
-    speech, digits = form.get("SpeechResult", "").strip(), form.get("Digits", "").strip()
-    if not speech and not digits:
-        return await _silence(platform, conversation_id, n, silences + 1)
-    external_id = f"{form['CallSid']}:{n}"
-    text, engine_text, confidence = speech, None, _confidence(form.get("Confidence"))
-    if digits:
-        text, engine_text, confidence = await asyncio.to_thread(_keypad_choice, platform, conversation_id, digits)
-    try:
-        await platform.conversations.handle(
-            conversation_id, text, engine_text=engine_text, external_id=external_id, asr_confidence=confidence
-        )
-    except EngineDown:  # the answer is kept and replayed later; this call cannot wait for it
-        return await _goodbye(platform, APOLOGY)
-    seq = await asyncio.to_thread(_seq_of_turn, platform, conversation_id, external_id)
-    messages, ended = await asyncio.to_thread(_bot_lines_after, platform, conversation_id, seq)
-    return _twiml(await _speak_and_listen(platform, messages, ended, turn_number=n + 1))
-
-
-async def _silence(platform: Platform, conversation_id: int, turn_number: int, silences: int) -> Response:
-    if silences >= SILENCES_BEFORE_HANGING_UP:
-        return await _goodbye(platform, CALL_BACK_LATER)  # the status callback then schedules the retry
-    question = await asyncio.to_thread(_last_question, platform, conversation_id)
-    messages = [BotMessage(NOT_HEARD), *([question] if question else [])]
-    return _twiml(await _speak_and_listen(platform, messages, False, turn_number, silences))
-
-
-@router.post("/status")
-def status(attempt: int, form: SignedForm, platform: PlatformDep) -> Response:
-    """Call progress. A final status settles the attempt so the campaign can retry; each is handled once. The call's
-    personal prompts are removed then: a file with a resident's name stays on disk only while it may be played."""
-    call_sid, call_status = form.get("CallSid", ""), form.get("CallStatus", "")
-    if call_status != "completed" and call_status not in FAILED_CALL_STATUSES:
-        return Response(status_code=204)  # queued, initiated, ringing, in-progress: nothing to settle
-    with platform.sessions.begin() as session:
-        if not first_time(session, "twilio-call", f"{call_sid}:{call_status}"):
-            return Response(status_code=204)
-        outcome = FAILED_CALL_STATUSES.get(call_status) or _completed_call_outcome(session, call_sid, form)
-        sip = f" (SIP {form['SipResponseCode']})" if "SipResponseCode" in form else ""
-        attempts.record_report(session, attempt, call_sid, outcome, utcnow(), detail=f"Twilio call {call_status}{sip}")
-        done_with = _personal_lines_done_with(session, attempt, call_sid)
-    platform.prompts.forget(done_with)
-    return Response(status_code=204)
-
-
-@router.post("/fallback")
-def fallback(form: SignedForm) -> Response:
+def apology(form: dict[str, str]) -> VoiceResponse:
     """Twilio could not get TwiML from the answer or turn URL: apologise in Twilio's own voice and hang up."""
     response = VoiceResponse()
     response.say(APOLOGY, language="vi-VN", voice=FALLBACK_VOICE)
     response.hangup()
     log.warning("Twilio used the fallback URL for call %s (error %s)", form.get("CallSid"), form.get("ErrorCode"))
-    return _twiml(response)
+    return response
 
 
 def _confidence(raw: str | None) -> float | None:
@@ -311,6 +342,18 @@ def _confidence(raw: str | None) -> float | None:
         return max(0.0, min(1.0, float(raw))) if raw else None
     except ValueError:
         return None
+
+
+def _keypad_choice(question: BotMessage | None, digits: str) -> tuple[str, str | None]:
+    """Key N chooses the Nth quick answer of the question being answered; any other key is passed on as said."""
+    buttons = question.buttons if question else ()
+    if digits.isdigit() and 1 <= int(digits) <= len(buttons):
+        chosen = buttons[int(digits) - 1]
+        return chosen.title, chosen.payload
+    return digits, None
+
+
+# ---- The store side of a call's report (run in the status webhook's transaction) ---------------------------------
 
 
 def _completed_call_outcome(session: Session, call_sid: str, form: dict[str, str]) -> Outcome:
@@ -343,69 +386,3 @@ def _personal_lines_done_with(session: Session, attempt_id: int, call_sid: str) 
     if session.scalar(namesake_on_the_line.limit(1)) is not None:
         return []
     return personal_texts(DOMAIN, {"name": name})
-
-
-def _settle_call(platform: Platform, attempt_id: int, call_sid: str, outcome: Outcome) -> None:
-    with platform.sessions.begin() as session:
-        attempts.record_report(session, attempt_id, call_sid, outcome, utcnow())
-
-
-def _attempt_target(platform: Platform, attempt_id: int, call_sid: str) -> dict | None:
-    """Whom this call is for, as ConversationService.start wants it; None for a call we did not place."""
-    with platform.sessions() as session:
-        attempt = session.get(OutreachAttempt, attempt_id)
-        if attempt is None or attempt.provider_ref != call_sid:
-            return None
-        return {
-            "person_id": attempt.person_id,
-            "campaign_id": attempt.campaign_id,
-            "outreach_id": attempt.id,
-            "follow_up_day": attempt.follow_up_day,
-        }
-
-
-def _conversation_of_call(platform: Platform, call_sid: str) -> int | None:
-    with platform.sessions() as session:
-        return session.scalar(select(Conversation.id).where(Conversation.external_ref == call_sid))
-
-
-def _seq_of_turn(platform: Platform, conversation_id: int, external_id: str) -> int:
-    with platform.sessions() as session:
-        return session.scalar(
-            select(Turn.seq).where(Turn.conversation_id == conversation_id, Turn.external_id == external_id)
-        )
-
-
-def _message(turn: Turn) -> BotMessage:
-    return BotMessage(turn.text, tuple(Button(b["title"], b["payload"]) for b in turn.buttons or []))
-
-
-def _bot_lines_after(platform: Platform, conversation_id: int, seq: int) -> tuple[list[BotMessage], bool]:
-    """The bot's replies stored after a resident turn (the same TwiML for a retried webhook), and whether the
-    dialogue has ended."""
-    with platform.sessions() as session:
-        later = select(Turn).where(Turn.conversation_id == conversation_id, Turn.seq > seq)
-        turns = session.scalars(later.order_by(Turn.seq)).all()
-        replies = [_message(t) for t in turns if t.speaker == Speaker.BOT]
-        return replies, session.get(Conversation, conversation_id).ended_at is not None
-
-
-def _last_question(platform: Platform, conversation_id: int) -> BotMessage | None:
-    with platform.sessions() as session:
-        last = session.scalar(
-            select(Turn)
-            .where(Turn.conversation_id == conversation_id, Turn.speaker == Speaker.BOT)
-            .order_by(Turn.seq.desc())
-            .limit(1)
-        )
-        return _message(last) if last else None
-
-
-def _keypad_choice(platform: Platform, conversation_id: int, digits: str) -> tuple[str, str | None, None]:
-    """Key N chooses the Nth quick answer of the last question; any other key is passed on as said."""
-    question = _last_question(platform, conversation_id)
-    buttons = question.buttons if question else ()
-    if digits.isdigit() and 1 <= int(digits) <= len(buttons):
-        chosen = buttons[int(digits) - 1]
-        return chosen.title, chosen.payload, None
-    return digits, None, None

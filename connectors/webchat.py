@@ -13,35 +13,27 @@ GET  /api/v1/webchat/sessions/{id}            -> the conversation so far (to res
 """
 
 import asyncio
-import secrets
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from access.auth import hash_token
-from app.deps import PlatformDep
-from app.schemas import ErrorOut
 from bot.vntext import nfc
 from conversations.engine import BotMessage
-from conversations.service import EngineDown, TurnResult
+from conversations.service import ConversationService, EngineDown, TurnResult
 from ground.phones import InvalidPhone, normalize_phone
 from ground.ratelimit import RateLimiter
 from ground.settings import Settings
-from models import AttemptStatus, Channel, Conversation, OutreachAttempt, Person
-
-router = APIRouter(prefix="/api/v1/webchat", tags=["web chat (residents)"])
+from models import Channel
 
 ENGINE_DOWN_MESSAGE = (
     "Hệ thống đang bận, xin anh/chị thử lại sau ít phút. Tin nhắn của anh/chị đã được lưu lại. "
     "(The assistant is briefly unavailable; your message is saved and will be answered.)"
 )
-ERRORS = {code: {"model": ErrorOut} for code in (404, 409, 422, 429, 503)}
+ERROR_CODES = (404, 409, 422, 429, 503)  # every route may answer these, in the app's error envelope
 TOO_MANY_FROM_ADDRESS = (
     "Có quá nhiều yêu cầu, xin chờ một phút rồi thử lại. (Too many requests from this address; wait a minute.)"
 )
@@ -50,7 +42,12 @@ TOO_MANY_CHATS_TODAY = (
     "Số điện thoại này đã mở {cap} cuộc trò chuyện hôm nay, xin quay lại vào ngày mai. "
     "(This phone has opened {cap} chats today; please come back tomorrow.)"
 )
-INSERT_OF_DIALECT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+@dataclass(frozen=True)
+class WebchatLimits:
+    per_address: RateLimiter  # requests a minute from one client address
+    per_chat: RateLimiter  # messages a minute in one chat
 
 
 class NewSession(BaseModel):
@@ -104,6 +101,33 @@ class HistoryOut(BaseModel):
     ended: bool
 
 
+def router(conversations: ConversationService, limits: WebchatLimits, settings: Settings) -> APIRouter:
+    """The residents' chat API; every request counts against its address's limit."""
+    chat = WebChat(conversations, limits, settings)
+    routes = APIRouter(
+        prefix="/api/v1/webchat", tags=["web chat (residents)"], dependencies=[Depends(chat.throttle_address)]
+    )
+
+    @routes.post("/sessions")
+    async def open_session(body: NewSession) -> SessionOut:
+        """A chat opened by phone, or from the personal link of an SMS (then it answers that campaign's outreach)."""
+        return await chat.open_session(body)
+
+    @routes.post("/sessions/{session_id}/messages")
+    async def send_message(
+        body: ResidentMessage, conversation_id: Annotated[int, Depends(chat.conversation_within_limit)]
+    ) -> TurnOut:
+        return await chat.send_message(conversation_id, body)
+
+    @routes.get("/sessions/{session_id}")
+    def history(session_id: str) -> HistoryOut:
+        transcript = conversations.transcript(chat.conversation(session_id))
+        lines = [HistoryLine(speaker=line.speaker.value, text=line.text) for line in transcript.lines]
+        return HistoryOut(lines=lines, ended=transcript.ended)
+
+    return routes
+
+
 def _replies(messages: list[BotMessage]) -> list[ReplyOut]:
     return [
         ReplyOut(text=m.text, buttons=[ButtonOut(title=b.title, payload=b.payload) for b in m.buttons])
@@ -116,108 +140,92 @@ def _refuse_if_limited(limiter: RateLimiter, key: str, message: str) -> None:
         raise HTTPException(429, message, headers={"Retry-After": str(int(wait) + 1)})
 
 
-def _throttle(platform: PlatformDep, request: Request) -> None:
-    """A flood guard per address, generous: behind carrier NAT one address is a whole district. The client's
-    address is the peer's, or the forwarded one when the peer is a trusted proxy (create_app)."""
-    client = request.client.host if request.client else "unknown"
-    _refuse_if_limited(platform.webchat_ip_limit, client, TOO_MANY_FROM_ADDRESS)
+class WebChat:
+    """What the chat's routes do, on top of the conversation service."""
 
+    def __init__(self, conversations: ConversationService, limits: WebchatLimits, settings: Settings) -> None:
+        self.conversations = conversations
+        self.limits = limits
+        self.settings = settings
 
-Throttled = Depends(_throttle)
+    def throttle_address(self, request: Request) -> None:
+        """A flood guard per address, generous: behind carrier NAT one address is a whole district. The client's
+        address is the peer's, or the forwarded one when the peer is a trusted proxy (create_app)."""
+        client = request.client.host if request.client else "unknown"
+        _refuse_if_limited(self.limits.per_address, client, TOO_MANY_FROM_ADDRESS)
 
+    def conversation(self, session_id: str) -> int:
+        conversation_id = self.conversations.conversation_for_token(session_id)
+        if conversation_id is None:
+            raise HTTPException(404, "no such chat session; open a new one")
+        return conversation_id
 
-@router.post("/sessions", responses=ERRORS, dependencies=[Throttled])
-async def open_session(body: NewSession, platform: PlatformDep) -> SessionOut:
-    """A chat opened by phone, or from the personal link of an SMS (then it answers that campaign's outreach)."""
-    if body.invite:
-        target = await asyncio.to_thread(_invited, platform, body.invite)
-    elif body.phone:
-        target = await asyncio.to_thread(_typed_phone, platform, body.phone, body.name)
-    else:
-        raise HTTPException(422, "phone: give a phone number (or the invite of a personal link)")
-    try:
-        result, token = await platform.conversations.start(**target, channel=Channel.WEBCHAT, token=body.invite)
-    except EngineDown:
-        raise HTTPException(503, ENGINE_DOWN_MESSAGE) from None
-    return SessionOut(session_id=token, replies=_replies(result.replies), ended=result.ended)
+    def conversation_within_limit(self, session_id: str) -> int:
+        """The session's conversation, within its messages a minute (a sync dependency: the store and the limit
+        storage are asked from the thread pool, never on the event loop)."""
+        conversation_id = self.conversation(session_id)
+        # Keyed by the conversation, not the session id: a shared limit store never holds a resident's secret.
+        _refuse_if_limited(self.limits.per_chat, f"conversation:{conversation_id}", TOO_MANY_IN_CHAT)
+        return conversation_id
 
+    async def open_session(self, body: NewSession) -> SessionOut:
+        if body.invite:
+            opening = await asyncio.to_thread(self._invited, body.invite)
+        elif body.phone:
+            opening = await asyncio.to_thread(self._typed_phone, body.phone, body.name)
+        else:
+            raise HTTPException(422, "phone: give a phone number (or the invite of a personal link)")
+        try:
+            result, token = await self.conversations.start(channel=Channel.WEBCHAT, token=body.invite, **opening)
+        except EngineDown:
+            raise HTTPException(503, ENGINE_DOWN_MESSAGE) from None
+        return SessionOut(session_id=token, replies=_replies(result.replies), ended=result.ended)
 
-def new_invite(sessions: sessionmaker[Session], public_url: str, attempt_id: int) -> str:
-    """A personal link to the web chat for an outreach attempt (sent by SMS or ZNS); only its key's hash is kept,
-    and the latest link sent for the attempt is the one that opens it."""
-    invite = secrets.token_urlsafe(24)
-    with sessions.begin() as session:
-        session.get(OutreachAttempt, attempt_id).invite_token_hash = hash_token(invite)
-    return f"{public_url}/chat?invite={invite}"
+    async def send_message(self, conversation_id: int, body: ResidentMessage) -> TurnOut:
+        text = body.text.strip()
+        if not text:
+            raise HTTPException(422, "text: the message is empty")
+        if len(text) > self.settings.webchat_max_chars:
+            raise HTTPException(422, f"text: at most {self.settings.webchat_max_chars} characters, got {len(text)}")
+        try:
+            result: TurnResult = await self.conversations.handle(conversation_id, text, engine_text=body.payload)
+        except EngineDown:
+            raise HTTPException(503, ENGINE_DOWN_MESSAGE) from None
+        return TurnOut(replies=_replies(result.replies), ended=result.ended)
 
-
-def _invited(platform: PlatformDep, invite: str) -> dict[str, int]:
-    """The outreach attempt a personal link was sent for; its chat is opened once (the link then resumes it)."""
-    if platform.conversations.conversation_for_token(invite) is not None:
-        raise HTTPException(409, "this link's chat is open already: resume it with GET /sessions/{invite}")
-    with platform.sessions() as session:
-        attempt = session.scalar(select(OutreachAttempt).where(OutreachAttempt.invite_token_hash == hash_token(invite)))
-        if attempt is None or attempt.status == AttemptStatus.CANCELED:
+    def _invited(self, invite: str) -> dict[str, Any]:
+        """The outreach attempt a personal link was sent for; its chat is opened once (the link then resumes it)."""
+        if self.conversations.conversation_for_token(invite) is not None:
+            raise HTTPException(409, "this link's chat is open already: resume it with GET /sessions/{invite}")
+        outreach = self.conversations.outreach.invited(invite)
+        if outreach is None:
             raise HTTPException(404, "this link is unknown or has expired")
-        return {
-            "person_id": attempt.person_id,
-            "campaign_id": attempt.campaign_id,
-            "outreach_id": attempt.id,
-            "follow_up_day": attempt.follow_up_day,
-        }
+        return {"person_id": outreach.person_id, "outreach": outreach}
 
+    def _typed_phone(self, phone: str, name: str | None) -> dict[str, Any]:
+        """An unverified chat for the person of a typed phone, within the phone's chats of the day.
 
-def _typed_phone(platform: PlatformDep, phone: str, name: str | None) -> dict[str, object]:
-    """An unverified chat for the person of a typed phone, within the phone's chats of the day.
-
-    Known and unknown phones take the same road (the same statements, the same answer for the same name): whether
-    a number is on a list is what must not leak."""
-    try:
-        phone = normalize_phone(phone)
-    except InvalidPhone as error:
-        raise HTTPException(422, f"phone: {error}") from None
-    settings = platform.settings
-    with platform.sessions.begin() as session:
-        person_id = _person_for(session, phone)
-        opened_today = _unverified_chats_since(session, person_id, _local_midnight(settings))
-    if opened_today >= settings.webchat_sessions_per_phone_per_day:
-        raise HTTPException(
-            429,
-            TOO_MANY_CHATS_TODAY.format(cap=settings.webchat_sessions_per_phone_per_day),
-            headers={"Retry-After": str(_seconds_to_midnight(settings))},
-        )
-    return {"person_id": person_id, "phone_verified": False, "claimed_name": _claimed(name)}
-
-
-def _person_for(session: Session, phone: str) -> int:
-    """The resident with this phone; someone new is added (their province is unknown until a list names it).
-
-    Insert-if-absent, then read: one road for known and unknown phones, and two chats opened at once for a new
-    phone meet on one row instead of one failing on the unique phone."""
-    insert = INSERT_OF_DIALECT[session.get_bind().dialect.name]
-    session.execute(insert(Person).values(phone=phone).on_conflict_do_nothing(index_elements=[Person.phone]))
-    return session.scalar(select(Person.id).where(Person.phone == phone))
+        Known and unknown phones take the same road (the same statements, the same answer for the same name):
+        whether a number is on a list is what must not leak."""
+        try:
+            phone = normalize_phone(phone)
+        except InvalidPhone as error:
+            raise HTTPException(422, f"phone: {error}") from None
+        cap = self.settings.webchat_sessions_per_phone_per_day
+        person_id, opened_today = self.conversations.person_for_typed_phone(phone, _local_midnight(self.settings))
+        if opened_today >= cap:
+            raise HTTPException(
+                429,
+                TOO_MANY_CHATS_TODAY.format(cap=cap),
+                headers={"Retry-After": str(_seconds_to_midnight(self.settings))},
+            )
+        return {"person_id": person_id, "phone_verified": False, "claimed_name": _claimed(name)}
 
 
 def _claimed(name: str | None) -> str | None:
     """The typed name as the greeting will say it: one Unicode form, single spaces, or None."""
     words = nfc(name).split() if name else []
     return " ".join(words) or None
-
-
-def _unverified_chats_since(session: Session, person_id: int, since: datetime) -> int:
-    """Chats opened by typing this phone since `since`, counted in the store: the cap holds across API replicas.
-    Personal-link chats do not count: a stranger must not learn, from the cap, that a link was sent."""
-    return session.scalar(
-        select(func.count())
-        .select_from(Conversation)
-        .where(
-            Conversation.person_id == person_id,
-            Conversation.channel == Channel.WEBCHAT,
-            Conversation.phone_verified.is_(False),
-            Conversation.started_at >= since,
-        )
-    )
 
 
 def _local_midnight(settings: Settings) -> datetime:
@@ -229,46 +237,3 @@ def _seconds_to_midnight(settings: Settings) -> int:
     zone = ZoneInfo(settings.timezone)
     next_midnight = _local_midnight(settings) + timedelta(days=1)
     return max(int((next_midnight - datetime.now(zone)).total_seconds()), 1)
-
-
-def _conversation(platform: PlatformDep, session_id: str) -> int:
-    conversation_id = platform.conversations.conversation_for_token(session_id)
-    if conversation_id is None:
-        raise HTTPException(404, "no such chat session; open a new one")
-    return conversation_id
-
-
-def _chat_within_limit(session_id: str, platform: PlatformDep) -> int:
-    """The session's conversation, within its messages a minute (a sync dependency: the store and the limit
-    storage are asked from the thread pool, never on the event loop)."""
-    conversation_id = _conversation(platform, session_id)
-    # Keyed by the conversation, not the session id: a shared limit store never holds a resident's secret.
-    _refuse_if_limited(platform.webchat_session_limit, f"conversation:{conversation_id}", TOO_MANY_IN_CHAT)
-    return conversation_id
-
-
-@router.post("/sessions/{session_id}/messages", responses=ERRORS, dependencies=[Throttled])
-async def send_message(
-    body: ResidentMessage, platform: PlatformDep, conversation_id: Annotated[int, Depends(_chat_within_limit)]
-) -> TurnOut:
-    text = body.text.strip()
-    if not text:
-        raise HTTPException(422, "text: the message is empty")
-    if len(text) > platform.settings.webchat_max_chars:
-        raise HTTPException(422, f"text: at most {platform.settings.webchat_max_chars} characters, got {len(text)}")
-    try:
-        result: TurnResult = await platform.conversations.handle(conversation_id, text, engine_text=body.payload)
-    except EngineDown:
-        raise HTTPException(503, ENGINE_DOWN_MESSAGE) from None
-    return TurnOut(replies=_replies(result.replies), ended=result.ended)
-
-
-@router.get("/sessions/{session_id}", responses=ERRORS, dependencies=[Throttled])
-def history(session_id: str, platform: PlatformDep) -> HistoryOut:
-    conversation_id = _conversation(platform, session_id)
-    with platform.sessions() as session:
-        conversation = session.scalar(
-            select(Conversation).where(Conversation.id == conversation_id).options(selectinload(Conversation.turns))
-        )
-        lines = [HistoryLine(speaker=t.speaker.value, text=t.text) for t in conversation.turns]
-        return HistoryOut(lines=lines, ended=conversation.ended_at is not None)

@@ -17,10 +17,10 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import takewhile
 from typing import Any
-from weakref import WeakValueDictionary
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from access.auth import hash_token
@@ -29,7 +29,10 @@ from campaigns import attempts
 from campaigns.attempts import Outcome
 from campaigns.rules import CampaignRules
 from conversations.alerts import SYMPTOM_NAMES, assess, raise_alert
-from conversations.engine import BotMessage, EngineClient, EngineError, EngineReply
+from conversations.engine import BotMessage, Button, EngineClient, EngineError, EngineReply
+from conversations.outreach import Outreach, OutreachStore
+from conversations.residents import person_with_phone
+from ground.locks import KeyedLocks
 from ground.settings import Settings
 from models import (
     AttemptStatus,
@@ -75,6 +78,18 @@ class TurnResult:
     ended: bool
 
 
+@dataclass(frozen=True)
+class Line:
+    speaker: Speaker
+    text: str
+
+
+@dataclass(frozen=True)
+class Transcript:
+    lines: list[Line]
+    ended: bool
+
+
 def _opening_message(name: str | None) -> str:
     entities = {"name": name} if name else {}
     return "/start_declaration" + json.dumps(entities, ensure_ascii=False)
@@ -85,23 +100,15 @@ class ConversationService:
         self.sessions = sessions
         self.engine = engine
         self.settings = settings
-        # One turn at a time per conversation; a lock lives only while someone holds or awaits it.
-        self._locks: WeakValueDictionary[int, asyncio.Lock] = WeakValueDictionary()
-
-    def _lock(self, conversation_id: int) -> asyncio.Lock:
-        lock = self._locks.get(conversation_id)
-        if lock is None:
-            lock = self._locks[conversation_id] = asyncio.Lock()
-        return lock
+        self.outreach = OutreachStore(sessions, settings.public_url)
+        self._lock = KeyedLocks[int, asyncio.Lock](asyncio.Lock)  # one turn at a time per conversation
 
     async def start(
         self,
         person_id: int,
         channel: Channel,
         *,
-        campaign_id: int | None = None,
-        outreach_id: int | None = None,
-        follow_up_day: int | None = None,
+        outreach: Outreach | None = None,
         external_ref: str | None = None,
         token: str | None = None,
         phone_verified: bool = True,
@@ -114,12 +121,14 @@ class ConversationService:
 
         `phone_verified=False` (a phone only typed into a page): the opening reveals nothing stored about the
         person; it greets with `claimed_name`, the name the resident gave, if any.
+
+        `outreach`: the campaign's attempt this conversation answers (an attempt for `person_id`), if any.
         """
         token = token or secrets.token_urlsafe(24)
         conversation = Conversation(
             person_id=person_id,
-            campaign_id=campaign_id,
-            outreach_id=outreach_id,
+            campaign_id=outreach.campaign_id if outreach else None,
+            outreach_id=outreach.attempt_id if outreach else None,
             channel=channel,
             engine_sender_id=uuid.uuid4().hex,
             resident_token_hash=hash_token(token),
@@ -133,6 +142,7 @@ class ConversationService:
             reply = await self.engine.turn(conversation.engine_sender_id, opening)
         except EngineError as error:
             raise EngineDown(str(error)) from error  # nothing stored: the resident just tries again
+        follow_up_day = outreach.follow_up_day if outreach else None
         conversation_id = await asyncio.to_thread(self._open, conversation, follow_up_day)
         result, _ = await asyncio.to_thread(self._apply, conversation_id, None, reply)
         return result, token
@@ -160,6 +170,64 @@ class ConversationService:
         with self.sessions() as session:
             return session.scalar(select(Conversation.id).where(Conversation.resident_token_hash == hash_token(token)))
 
+    def conversation_for_ref(self, external_ref: str) -> int | None:
+        """The conversation a provider's id opened (a call's CallSid)."""
+        with self.sessions() as session:
+            return session.scalar(select(Conversation.id).where(Conversation.external_ref == external_ref))
+
+    def person_for_typed_phone(self, phone: str, since: datetime) -> tuple[int, int]:
+        """The person of a phone typed into a page (added when new), and the unverified chats opened by typing it
+        since `since`. Personal-link chats do not count: a stranger must not learn, from a cap, that a link was sent."""
+        with self.sessions.begin() as session:
+            person_id = person_with_phone(session, phone)
+            opened = session.scalar(
+                select(func.count())
+                .select_from(Conversation)
+                .where(
+                    Conversation.person_id == person_id,
+                    Conversation.channel == Channel.WEBCHAT,
+                    Conversation.phone_verified.is_(False),
+                    Conversation.started_at >= since,
+                )
+            )
+        return person_id, opened
+
+    def transcript(self, conversation_id: int) -> Transcript:
+        with self.sessions() as session:
+            turns = session.execute(
+                select(Turn.speaker, Turn.text).where(Turn.conversation_id == conversation_id).order_by(Turn.seq)
+            ).all()
+            lines = [Line(speaker, text) for speaker, text in turns]
+            return Transcript(lines, self._is_ended(conversation_id, session))
+
+    def question_being_answered(self, conversation_id: int) -> BotMessage | None:
+        """The bot's last line (with the buttons it offers): what the resident's next turn answers."""
+        with self.sessions() as session:
+            last = session.execute(
+                select(Turn.text, Turn.buttons)
+                .where(Turn.conversation_id == conversation_id, Turn.speaker == Speaker.BOT)
+                .order_by(Turn.seq.desc())
+                .limit(1)
+            ).first()
+        return bot_message(*last) if last else None
+
+    def stored_reply(self, conversation_id: int, external_id: str | None = None) -> TurnResult:
+        """The bot's reply to the resident turn a provider numbered `external_id` as the store has it, or the
+        conversation's opening when None: what a retried webhook is answered with again."""
+        with self.sessions() as session:
+            after = 0
+            if external_id is not None:
+                after = session.scalar(
+                    select(Turn.seq).where(Turn.conversation_id == conversation_id, Turn.external_id == external_id)
+                )
+            later = session.execute(
+                select(Turn.speaker, Turn.text, Turn.buttons)
+                .where(Turn.conversation_id == conversation_id, Turn.seq > after)
+                .order_by(Turn.seq)
+            ).all()  # a conversation is a few dozen lines
+            replies = [bot_message(text, buttons) for _, text, buttons in takewhile(_said_by_bot, later)]
+            return TurnResult(conversation_id, replies, self._is_ended(conversation_id, session))
+
     async def handle(
         self,
         conversation_id: int,
@@ -186,8 +254,8 @@ class ConversationService:
         )
         async with self._lock(conversation_id):
             pending = await asyncio.to_thread(self._record, turn, engine_text)
-            if pending is None:
-                return TurnResult(conversation_id, [], await asyncio.to_thread(self._is_ended, conversation_id))
+            if pending is None:  # a retried turn, answered already: answered again the same
+                return await asyncio.to_thread(self.stored_reply, conversation_id, external_id)
             return await self._process_pending(conversation_id, pending)
 
     async def replay_pending(self) -> int:
@@ -271,9 +339,11 @@ class ConversationService:
         ).first()
         return Pending(*row) if row else None
 
-    def _is_ended(self, conversation_id: int) -> bool:
-        with self.sessions() as session:
-            return session.get(Conversation, conversation_id).ended_at is not None
+    def _is_ended(self, conversation_id: int, session: Session | None = None) -> bool:
+        if session is None:
+            with self.sessions() as own:
+                return self._is_ended(conversation_id, own)
+        return session.get(Conversation, conversation_id).ended_at is not None
 
     def _apply(
         self, conversation_id: int, turn_id: int | None, reply: EngineReply
@@ -318,6 +388,15 @@ class ConversationService:
     @staticmethod
     def _next_seq(session: Session, conversation_id: int) -> int:
         return (session.scalar(select(func.max(Turn.seq)).where(Turn.conversation_id == conversation_id)) or 0) + 1
+
+
+def bot_message(text: str, buttons: list[dict[str, str]] | None) -> BotMessage:
+    """A bot's turn as the store keeps it, as the engine gave it."""
+    return BotMessage(text, tuple(Button(b["title"], b["payload"]) for b in buttons or []))
+
+
+def _said_by_bot(turn: Row) -> bool:
+    return turn.speaker == Speaker.BOT
 
 
 def _offered_payloads(session: Session, conversation_id: int) -> set[str]:

@@ -2,7 +2,7 @@
 
 from models.auth import ApiToken, AuditLog, Role, User
 from models.base import Base, utcnow
-from models.campaign import AttemptStatus, Campaign, CampaignStatus, OutreachAttempt, campaign_lists
+from models.campaign import AttemptStatus, Campaign, CampaignStatus, Outcome, OutreachAttempt, campaign_lists
 from models.channels import InboundEvent, ProviderToken, ZaloUser
 from models.conversation import Channel, Conversation, Speaker, Turn
 from models.declaration import Alert, AlertLevel, Declaration, DeclarationStatus
@@ -26,6 +26,7 @@ __all__ = [
     "Declaration",
     "DeclarationStatus",
     "InboundEvent",
+    "Outcome",
     "OutreachAttempt",
     "Person",
     "ProviderToken",

@@ -22,9 +22,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def enum_column(enum: type[StrEnum]) -> Enum:
-    """Store an enum as its plain value (portable VARCHAR, no native PostgreSQL type to migrate)."""
-    return Enum(enum, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
+def enum_column(enum: type[StrEnum], length: int = 32) -> Enum:
+    """Store an enum as its plain value (portable VARCHAR, no native PostgreSQL type to migrate, no CHECK constraint:
+    a value added to the enum needs no migration)."""
+    return Enum(enum, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e])
 
 
 class UTCDateTime(TypeDecorator[datetime]):

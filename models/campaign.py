@@ -8,10 +8,13 @@ from sqlalchemy import JSON, Column, ForeignKey, String, Table, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, Timestamped, enum_column
+from models.conversation import Channel
 from models.people import ContactList, Person
 
 
 class CampaignStatus(StrEnum):
+    """See the state machine in campaigns/lifecycle.py."""
+
     DRAFT = "draft"
     RUNNING = "running"
     PAUSED = "paused"
@@ -30,6 +33,23 @@ class AttemptStatus(StrEnum):
     RETRY_WAIT = "retry_wait"  # busy / no answer / machine; tried again after the spacing
     FAILED = "failed"  # every allowed attempt of the day used up
     CANCELED = "canceled"  # the campaign was canceled
+
+
+class Outcome(StrEnum):
+    """What the latest try of an attempt gave: what a channel reported, or how the platform ended the day's try."""
+
+    ANSWERED = "answered"  # a person picked up, or replied to the message
+    DELIVERED = "delivered"  # the message reached their phone; waiting for a reply
+    COMPLETED = "completed"  # the dialogue reached its end (declared, refused, wrong person)
+    CALLBACK = "callback"  # the resident asked to be contacted again later
+    DROPPED = "dropped"  # reached, but the dialogue stopped half-way (hang-up, silences)
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    MACHINE = "machine"  # an answering machine or voicemail picked up
+    FAILED = "failed"  # the provider could not place the call or message
+    # Set by the platform, never reported by a channel:
+    INTERRUPTED = "interrupted"  # a worker died handing it over; not sent again so no one is contacted twice
+    DAY_ENDED = "day_ended"  # the day ended before the person was reached
 
 
 campaign_lists = Table(
@@ -76,7 +96,9 @@ class OutreachAttempt(Timestamped, Base):
         enum_column(AttemptStatus), default=AttemptStatus.SCHEDULED, index=True
     )
     due_at: Mapped[datetime] = mapped_column(index=True)
-    channel: Mapped[str | None] = mapped_column(String(16), comment="channel of the latest try")
+    channel: Mapped[Channel | None] = mapped_column(
+        enum_column(Channel, length=16), comment="channel of the latest try"
+    )
     tries: Mapped[int] = mapped_column(default=0)
     provider_ref: Mapped[str | None] = mapped_column(String(64), comment="CallSid, ZNS tracking id, ...")
     invite_token_hash: Mapped[str | None] = mapped_column(
@@ -85,8 +107,9 @@ class OutreachAttempt(Timestamped, Base):
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claimed_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(500))
-    last_outcome: Mapped[str | None] = mapped_column(
-        String(32), comment="what the latest try gave: busy, no_answer, machine, dropped, delivered, completed, ..."
+    last_outcome: Mapped[Outcome | None] = mapped_column(
+        enum_column(Outcome),
+        comment="what the latest try gave: busy, no_answer, machine, dropped, delivered, completed, ...",
     )
 
     campaign: Mapped[Campaign] = relationship()

@@ -42,10 +42,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.deps import Platform  # noqa: E402
 from app.engine_process import EngineProcess  # noqa: E402
+from app.platform import Platform, outbound_channels  # noqa: E402
 from app.web import create_app  # noqa: E402
-from app.worker import outbound_channels, plan_follow_ups  # noqa: E402
+from app.worker import plan_follow_ups  # noqa: E402
 from campaigns.dispatch import Dispatcher, contact  # noqa: E402
 from campaigns.lifecycle import attempt_counts, new_campaign, transition  # noqa: E402
 from campaigns.rules import CampaignRules  # noqa: E402
@@ -165,7 +165,8 @@ def one_call(twilio: FakeTwilio, platform: Platform, phone: str) -> tuple[float,
     """Place, answer and converse one call; returns the answer's latency and each turn's."""
     with platform.sessions.begin() as session:
         attempt_id = factories.outreach_attempt(session, phone).id
-    asyncio.run(contact(platform.sessions, {"voice": VoiceChannel(platform)}, attempt_id, datetime.now(UTC)))
+    voice = VoiceChannel(platform.prompts, platform.settings)
+    asyncio.run(contact(platform.sessions, {"voice": voice}, attempt_id, datetime.now(UTC)))
     call = next(c for c in reversed(twilio.calls) if c.param("To") == phone)
     answered = call.answer()
     turns = []

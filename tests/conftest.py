@@ -1,22 +1,26 @@
 """Shared fixtures: a fresh store on SQLite and on a real PostgreSQL, the real engine, the app over HTTP."""
 
+import inspect
 import itertools
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Browser
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.deps import Platform
 from app.engine_process import EngineProcess
+from app.platform import Platform
 from app.web import create_app
 from ground.settings import PROJECT_ROOT, Settings
 from ground.store import make_engine, make_session_factory
 from models.migrate import upgrade
+from tests.support.browser import chromium
 from tests.support.net import free_port, serving
 from tests.support.postgres import ThrowawayPostgres
 
@@ -29,6 +33,51 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.section("language quality (held-out data)")
         for line in QUALITY_REPORT:
             terminalreporter.write_line(line)
+
+
+# The layers of the suite are named by the parts a test needs, read off the fixtures it asks for and the names its
+# code (and its fixtures' code) calls, so a new test lands in the right layer without anyone marking it.
+# `make test-fast` leaves out every test marked here: what remains is pure code and SQLite, in this process.
+MARKS_BY_FIXTURE = {"managed_engine": "engine", "engine_url": "engine", "postgres": "postgres", "browser": "browser"}
+MARKS_BY_CALLED_NAME = {
+    "outreach": "processes",  # the CLI runner of tests/test_cli.py
+    "subprocess": "processes",
+    "run_app": "served",
+    "serving": "served",
+}
+
+
+def _names_called(item: pytest.Item) -> set[str]:
+    """Global names used by the test, its fixtures and the test helpers they call (followed through tests/)."""
+    pending = [getattr(item, "function", None)]
+    fixture_info = getattr(item, "_fixtureinfo", None)
+    for definitions in fixture_info.name2fixturedefs.values() if fixture_info else ():
+        pending += [definition.func for definition in definitions]
+    seen: set[object] = set()
+    names: set[str] = set()
+    while pending:
+        function = pending.pop()
+        if not inspect.isfunction(function) or function in seen:
+            continue
+        seen.add(function)
+        codes = [function.__code__]
+        while codes:  # the function's own code and the code of the lambdas and functions defined in it
+            code = codes.pop()
+            names |= set(code.co_names)
+            codes += [const for const in code.co_consts if inspect.iscode(const)]
+        helpers = (function.__globals__.get(name) for name in names)
+        pending += [h for h in helpers if inspect.isfunction(h) and h.__module__.startswith("tests")]
+    return names
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        called = _names_called(item)
+        marks = {MARKS_BY_FIXTURE[name] for name in MARKS_BY_FIXTURE.keys() & fixtures}
+        marks |= {MARKS_BY_CALLED_NAME[name] for name in MARKS_BY_CALLED_NAME.keys() & called}
+        for mark in sorted(marks):
+            item.add_marker(mark)
 
 
 _database_numbers = itertools.count()
@@ -50,6 +99,13 @@ def offline_prompts(tmp_path_factory) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One Chromium for the run; each test opens its own context (cookies, storage and routes are per context)."""
+    with chromium() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
 def declaration_schema() -> dict:
     return json.loads(SCHEMA_PATH.read_text())
 
@@ -62,13 +118,23 @@ def postgres() -> Iterator[ThrowawayPostgres]:
     cluster.stop()
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory) -> Path:
+    """A SQLite store brought to the newest migration once; each test gets a copy (migrating takes half a second)."""
+    path = tmp_path_factory.mktemp("template") / "store.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()  # the last connection closing folds the write-ahead log into the file
+    return path
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store_url(request, tmp_path: Path) -> Iterator[str]:
     """A new, migrated store on each backend the platform supports."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-        upgrade(make_engine(url))
-        yield url
+        path = tmp_path / "store.db"
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite"), path)
+        yield f"sqlite:///{path}"
         return
     cluster: ThrowawayPostgres = request.getfixturevalue("postgres")
     name = f"test_{next(_database_numbers)}"

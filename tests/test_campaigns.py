@@ -9,10 +9,11 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from access import auth
-from campaigns.lifecycle import TransitionRefused, plan_day, transition
+from campaigns.lifecycle import TransitionRefused, plan_day, plan_running_campaigns, transition
 from campaigns.rules import CampaignRules, Window
 from ground.store import make_engine, make_session_factory
 from models import AttemptStatus, Campaign, ContactList, ContactListMember, OutreachAttempt, Role
+from models.campaign import CampaignStatus, Outcome
 from tests import factories
 from tests.test_cli import outreach
 
@@ -126,6 +127,71 @@ def test_pause_resume_and_cancel(sessions, campaign):
             transition(session, row, "resume", at(3, 10))
     with sessions() as session:
         assert set(session.scalars(select(OutreachAttempt.status))) == {AttemptStatus.CANCELED}
+
+
+def _plan_at(sessions, campaign_id: int, moment: datetime) -> CampaignStatus:
+    """The planning job at `moment`; the campaign's status after it."""
+    with sessions.begin() as session:
+        plan_running_campaigns(session, moment)
+        return session.get(Campaign, campaign_id).status
+
+
+def test_a_campaign_completes_once_its_last_follow_up_day_ends(sessions, campaign):
+    """The last follow-up day is 5 June (the latest exposure, 2 June, plus 3 days)."""
+    with sessions.begin() as session:
+        transition(session, session.get(Campaign, campaign), "start", at(3, 9))
+    for moment in (at(4, 0, 30), at(5, 9), at(5, 23, 59)):
+        assert _plan_at(sessions, campaign, moment) == CampaignStatus.RUNNING, moment
+    assert _plan_at(sessions, campaign, at(6, 0, 30)) == CampaignStatus.COMPLETED
+    with sessions() as session:
+        last_day = session.scalar(select(OutreachAttempt).where(OutreachAttempt.follow_up_day == 3))
+        assert (last_day.status, last_day.last_outcome) == (AttemptStatus.FAILED, Outcome.DAY_ENDED)
+
+
+def test_a_campaign_completes_when_every_attempt_of_its_last_day_is_settled(sessions, campaign):
+    with sessions.begin() as session:
+        transition(session, session.get(Campaign, campaign), "start", at(3, 9))
+    assert _plan_at(sessions, campaign, at(5, 9)) == CampaignStatus.RUNNING
+    with sessions.begin() as session:
+        last_day = session.scalar(select(OutreachAttempt).where(OutreachAttempt.follow_up_day == 3))
+        last_day.status = AttemptStatus.COMPLETED
+    assert _plan_at(sessions, campaign, at(5, 10)) == CampaignStatus.COMPLETED
+    with sessions.begin() as session, pytest.raises(TransitionRefused, match="cannot pause a completed campaign"):
+        transition(session, session.get(Campaign, campaign), "pause", at(5, 11))
+
+
+@pytest.mark.parametrize("actions", [("start", "pause"), ("start", "cancel"), ()], ids=["paused", "canceled", "draft"])
+def test_only_a_running_campaign_completes(sessions, campaign, actions):
+    with sessions.begin() as session:
+        for action in actions:
+            transition(session, session.get(Campaign, campaign), action, at(3, 9))
+        before = session.get(Campaign, campaign).status
+    assert _plan_at(sessions, campaign, at(9, 9)) == before
+
+
+def test_the_cli_shows_a_completed_campaign(store_url, sessions, campaign):
+    with sessions.begin() as session:
+        transition(session, session.get(Campaign, campaign), "start", at(3, 9))
+    _plan_at(sessions, campaign, at(6, 0, 30))
+    shown = outreach("campaign", "show", str(campaign), database_url=store_url)
+    assert shown.returncode == 0 and f"campaign {campaign} 'F1 BN': completed" in shown.stdout, shown.stderr
+    missing = outreach("campaign", "show", "999", database_url=store_url)
+    assert missing.returncode == 1 and "no campaign 999" in missing.stderr
+
+
+def test_the_api_shows_a_completed_campaign(api):
+    """A campaign over no one (default rules: 14 follow-up days from its start) completes on its 14th day: nothing
+    is left to settle then."""
+    started = datetime.now(HANOI) - timedelta(days=15)
+    with api.sessions.begin() as session:
+        row = factories.campaign(session)
+        transition(session, row, "start", started)
+        plan_running_campaigns(session, started + timedelta(days=13))
+        assert row.status == CampaignStatus.RUNNING
+        plan_running_campaigns(session, started + timedelta(days=14))
+        token = auth.add_user(session, "v27", Role.VIEWER, "27").token
+    shown = api.get(f"/api/v1/campaigns/{row.id}", token)
+    assert shown.status_code == 200 and shown.json()["status"] == "completed"
 
 
 def test_campaign_api(api, tmp_path):

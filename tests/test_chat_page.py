@@ -3,48 +3,33 @@
 The page is served here under the strictest Content-Security-Policy (nothing inline, nothing from elsewhere): it
 must work with no violation."""
 
-import shutil
-
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from ground.settings import Settings
 from tests.conftest import run_app
 
 pytestmark = pytest.mark.engine
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Headless on a closed network: no background requests to Google, no sandbox as root.
 STRICT_CSP = "default-src 'self'; frame-ancestors 'none'"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture
-def page(store_url, engine_url):
+def page(store_url, engine_url, browser):
     for app in run_app(Settings(database_url=store_url, engine_url=engine_url)):
-        yield from _browsing(f"{app.url}/chat")
+        yield from _browsing(browser, f"{app.url}/chat")
 
 
-def _browsing(url: str):
+def _browsing(browser: Browser, url: str):
     """A phone-sized tab on `url`, served under the strict CSP; no violation may be reported by the end."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 390, "height": 760}, is_mobile=True, has_touch=True)
-        context.route(f"{url}*", _under_strict_csp)
-        tab = context.new_page()
-        console = []
-        tab.on("console", lambda message: console.append(message.text))
-        tab.goto(url)
-        yield tab
-        assert [text for text in console if "Content Security Policy" in text] == []
-        browser.close()
+    context = browser.new_context(viewport={"width": 390, "height": 760}, is_mobile=True, has_touch=True)
+    context.route(f"{url}*", _under_strict_csp)
+    tab = context.new_page()
+    console = []
+    tab.on("console", lambda message: console.append(message.text))
+    tab.goto(url)
+    yield tab
+    context.close()
+    assert [text for text in console if "Content Security Policy" in text] == []
 
 
 def _under_strict_csp(route):

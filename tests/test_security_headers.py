@@ -1,11 +1,10 @@
 """Security headers on every response, and API docs that need no CDN and run under the strict CSP (real Chromium)."""
 
 import re
-import shutil
 
 import httpx
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from app.security import CONTENT_SECURITY_POLICY
 from ground.settings import Settings
@@ -14,16 +13,6 @@ from models.migrate import upgrade
 from tests.conftest import run_app
 from tests.support.net import free_port
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 EXPECTED = {
     "content-security-policy": CONTENT_SECURITY_POLICY,
     "x-content-type-options": "nosniff",
@@ -111,19 +100,18 @@ def test_docs_and_schema_are_off_by_a_setting(tmp_path):
         assert httpx.get(f"{app.url}/healthz").status_code in (200, 503)  # the API itself still answers
 
 
-def test_swagger_ui_renders_the_api_under_the_csp_in_chromium(app):
+def test_swagger_ui_renders_the_api_under_the_csp_in_chromium(app, browser):
     """The real page with its real headers: every operation is listed and the browser reports no CSP violation."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        tab = browser.new_page()
-        console, outside = [], []
-        tab.on("console", lambda message: console.append(message.text))
-        tab.on("request", lambda request: None if request.url.startswith(app.url) else outside.append(request.url))
-        tab.goto(f"{app.url}/docs")
-        expect(tab.locator(".opblock").first).to_be_visible(timeout=15_000)
-        expect(tab.locator(".opblock-summary-path", has_text="/api/v1/declarations/{declaration_id}")).to_be_visible()
-        tab.locator(".opblock-summary", has_text="/api/v1/declarations/{declaration_id}").click()
-        expect(tab.get_by_role("button", name="Try it out")).to_be_visible()
-        browser.close()
+    context = browser.new_context()
+    tab = context.new_page()
+    console, outside = [], []
+    tab.on("console", lambda message: console.append(message.text))
+    tab.on("request", lambda request: None if request.url.startswith(app.url) else outside.append(request.url))
+    tab.goto(f"{app.url}/docs")
+    expect(tab.locator(".opblock").first).to_be_visible(timeout=15_000)
+    expect(tab.locator(".opblock-summary-path", has_text="/api/v1/declarations/{declaration_id}")).to_be_visible()
+    tab.locator(".opblock-summary", has_text="/api/v1/declarations/{declaration_id}").click()
+    expect(tab.get_by_role("button", name="Try it out")).to_be_visible()
+    context.close()
     assert [text for text in console if "Content Security Policy" in text or "Refused" in text] == []
     assert outside == []

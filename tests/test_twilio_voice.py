@@ -9,9 +9,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from app.platform import outbound_channels
 from campaigns.dispatch import contact
-from connectors.twilio_sms import SmsChannel
-from connectors.twilio_voice import VoiceChannel, keypad_hint
+from connectors.twilio_voice import keypad_hint
 from ground.settings import Settings
 from models import AttemptStatus, Conversation, Declaration, InboundEvent, OutreachAttempt, Speaker, Turn
 from tests import factories
@@ -54,7 +54,7 @@ def new_attempt(app, phone: str = "+84912345678", **rules) -> int:
 
 
 def dispatch(app, attempt_id: int, channels: tuple[str, ...] = ("voice",)) -> AttemptStatus:
-    known = {"voice": VoiceChannel(app.platform), "sms": SmsChannel(app.platform)}
+    known = outbound_channels(app.platform)
     return asyncio.run(contact(app.sessions, {c: known[c] for c in channels}, attempt_id, datetime.now(UTC)))
 
 

@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import select
 
 from access import auth
-from connectors.webchat import new_invite
 from ground.settings import Settings
 from models import Channel, Conversation, Person, Role
 from tests import factories
@@ -76,7 +75,7 @@ def test_the_api_marks_typed_phone_declarations_unverified(chat, on_file):
     _open(chat, phone=KNOWN_PHONE, name="Lan")
     with chat.sessions.begin() as session:
         attempt_id = factories.outreach_attempt(session, "+84987000333", name="Trần Văn Bảo").id
-    invite = new_invite(chat.sessions, chat.settings.public_url, attempt_id).split("invite=")[1]
+    invite = chat.platform.conversations.outreach.new_invite(attempt_id).split("invite=")[1]
     linked = _open(chat, invite=invite)
     assert "Trần Văn Bảo" in _replies(linked)[-1]["text"], "a personal link was sent to the phone: verified"
     listed = chat.get("/api/v1/declarations", on_file).json()

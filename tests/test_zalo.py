@@ -2,7 +2,6 @@
 declaring by text and button taps; signatures, retries, the OA token, the reply window and ZNS by phone."""
 
 import asyncio
-import dataclasses
 import hashlib
 import hmac
 import json
@@ -17,16 +16,17 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from app.platform import build_platform, outbound_channels
 from campaigns import attempts
-from campaigns.channels import ChannelFailed, Contact, OutboundChannel, Placed, Unreachable
+from campaigns.channels import ChannelFailed, Contact, Placed, Unreachable
 from campaigns.rules import CampaignRules
-from connectors.zalo import TextEvent, ZaloChannel, ZaloClient, ZnsChannel
-from conversations.engine import Button, EngineClient
-from conversations.service import ConversationService
-from ground.private import engine_token
+from connectors.zalo.client import ZaloClient
+from connectors.zalo.events import TextEvent
+from conversations.engine import Button
 from ground.settings import Settings
 from models import (
     AttemptStatus,
+    Channel,
     Conversation,
     Declaration,
     InboundEvent,
@@ -179,22 +179,16 @@ def contact_of(app: RunningApp, attempt_id: int) -> Contact:
         )
 
 
-def reach(app: RunningApp, channel: Callable[..., OutboundChannel], attempt_id: int) -> Placed:
+def reach(app: RunningApp, channel: Channel, attempt_id: int) -> Placed:
     """What the dispatcher does, on a loop of its own: the channel gets HTTP clients made on that loop."""
 
     async def on_own_loop() -> Placed:
-        engine = EngineClient(app.settings.effective_engine_url, engine_token(app.settings))
-        platform = dataclasses.replace(
-            app.platform,
-            engine_client=engine,
-            conversations=ConversationService(app.sessions, engine, app.settings),
-            zalo=ZaloClient(app.settings, app.sessions),
-        )
+        platform = build_platform(app.settings)
         try:
-            return await channel(platform).reach(contact_of(app, attempt_id))
+            return await outbound_channels(platform)[channel].reach(contact_of(app, attempt_id))
         finally:
-            await platform.zalo.aclose()
-            await engine.aclose()
+            await platform.aclose_clients()
+            platform.db_engine.dispose()
 
     return asyncio.run(on_own_loop())
 
@@ -482,7 +476,7 @@ def test_the_zalo_channel_writes_only_inside_the_reply_window(app, zalo):
     inside, inside_user = linked_attempt(app, "+84912000001", last_message_hours_ago=47)
     outside, outside_user = linked_attempt(app, "+84912000002", last_message_hours_ago=49)
 
-    placed = reach(app, ZaloChannel, inside)
+    placed = reach(app, Channel.ZALO, inside)
     opening = zalo.messages_to(inside_user)
     assert placed.provider_ref == opening[-1].message_id and "Nguyễn Văn An" in opening[-1].text
     with app.sessions() as session:
@@ -490,7 +484,7 @@ def test_the_zalo_channel_writes_only_inside_the_reply_window(app, zalo):
     assert (conversation.channel, conversation.outreach_id) == ("zalo", inside), "their replies go to the campaign"
 
     with pytest.raises(Unreachable, match="48 h reply window") as refused:
-        reach(app, ZaloChannel, outside)
+        reach(app, Channel.ZALO, outside)
     assert zalo.messages_to(outside_user) == []
     with app.sessions.begin() as session:  # what the dispatcher does with Unreachable
         attempt = session.get(OutreachAttempt, outside)
@@ -508,7 +502,7 @@ def test_zalo_refusing_a_closed_window_makes_the_person_unreachable(app, zalo):
     attempt_id, user_id = linked_attempt(app, PHONE, last_message_hours_ago=1)
     zalo.fail_next(-230, "User has not interacted with the OA in the past 7 days")
     with pytest.raises(Unreachable, match="-230"):
-        reach(app, ZaloChannel, attempt_id)
+        reach(app, Channel.ZALO, attempt_id)
     with app.sessions() as session:
         assert session.get(ZaloUser, user_id).conversation_id is None, "their next message opens a fresh conversation"
 
@@ -523,7 +517,7 @@ def test_zns_carries_the_tracking_id_and_84_phone_and_its_receipt_updates_the_at
         zns_template_id=TEMPLATE_ID,
         zns_template_data=TEMPLATE,
     )
-    placed = reach(app, ZnsChannel, attempt_id)
+    placed = reach(app, Channel.ZNS, attempt_id)
     with app.sessions.begin() as session:  # the dispatcher records the hand-over
         attempts.handed_over(session.get(OutreachAttempt, attempt_id), "zns", placed.provider_ref, datetime.now(UTC))
     [sent] = zalo.zns
@@ -566,5 +560,5 @@ def test_zns_refusals_about_the_person_move_on_others_count_as_a_failed_try(app,
     for code, message, raised in refusals:
         zalo.fail_next(code, message)
         with pytest.raises(raised, match=str(code)):
-            reach(app, ZnsChannel, attempt_id)
+            reach(app, Channel.ZNS, attempt_id)
     assert zalo.zns == []

@@ -23,12 +23,12 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from weakref import WeakValueDictionary
 
 import yaml
 from gtts import gTTS, gTTSError
 
 from bot.vntext import nfc
+from ground.locks import KeyedLocks
 from ground.private import secret_in_file
 from ground.settings import Settings
 
@@ -106,9 +106,8 @@ class PromptCache:
             raise ValueError(f"unknown speech synthesis engine(s) {unknown}; known: " + ", ".join(EXTENSIONS))
         _private_folder(self.cache_dir)
         self._key = key.encode() if key else prompt_key(self.cache_dir)
-        # One render per text at a time; a lock lives only while someone holds or waits for it.
-        self._locks: WeakValueDictionary[str, threading.Lock] = WeakValueDictionary()
-        self._guard = threading.Lock()  # over _locks and _fallback_reported
+        self._lock = KeyedLocks[str, threading.Lock](threading.Lock)  # one render per text at a time
+        self._guard = threading.Lock()  # over _fallback_reported
         self._fallback_reported = False
         self._rest_until: dict[str, float] = {}  # engine -> when to try it again after a failure
 
@@ -172,13 +171,6 @@ class PromptCache:
 
     def _name(self, engine: str, spoken: str) -> str:
         return prompt_file_name(self._key, engine, spoken)
-
-    def _lock(self, spoken: str) -> threading.Lock:
-        with self._guard:
-            lock = self._locks.get(spoken)
-            if lock is None:
-                lock = self._locks[spoken] = threading.Lock()
-            return lock
 
     def _render(self, spoken: str) -> Path:
         failures: list[str] = []

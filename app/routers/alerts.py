@@ -7,15 +7,14 @@ and reasons through the declarations, not this work queue.
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import case, select
-from sqlalchemy.orm import contains_eager, selectinload
 
-from access.auth import audit, in_scope
+from app.client_address import ClientIpDep
 from app.deps import AlertHandlerDep, SessionDep
 from app.schemas import ErrorOut, Id, Offset, PersonOut
-from models import Alert, AlertLevel, Declaration, Person, utcnow
+from conversations import alert_queue
+from models import Alert, AlertLevel, utcnow
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
@@ -51,38 +50,32 @@ class AlertOut(BaseModel):
         )
 
 
-def _scoped(user):
-    return in_scope(select(Alert).join(Alert.person), user).options(
-        contains_eager(Alert.person), selectinload(Alert.declaration).selectinload(Declaration.conversation)
-    )
-
-
 @router.get(
     "",
     summary="List alerts, urgent and newest first (admin, manager, tracer)",
     responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}},
 )
 def list_alerts(
-    request: Request,
     session: SessionDep,
     user: AlertHandlerDep,
+    ip: ClientIpDep,
     level: AlertLevel | None = None,
     province: Annotated[str | None, Query(description="two-digit province code (national users)")] = None,
     acknowledged: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Offset = 0,
 ) -> list[AlertOut]:
-    stmt = _scoped(user)
-    if level is not None:
-        stmt = stmt.where(Alert.level == level)
-    if province is not None:
-        stmt = stmt.where(Person.province_code == province)
-    if acknowledged is not None:
-        stmt = stmt.where(Alert.acknowledged_at.is_not(None) if acknowledged else Alert.acknowledged_at.is_(None))
-    urgent_first = case((Alert.level == AlertLevel.URGENT, 0), else_=1)
-    rows = session.scalars(stmt.order_by(urgent_first, Alert.created_at.desc()).limit(limit).offset(offset)).all()
-    audit(session, user, "alert.list", "alert", [a.id for a in rows], request.client and request.client.host)
-    return [AlertOut.of(a) for a in rows]
+    alerts = alert_queue.list_alerts(
+        session,
+        user,
+        level=level,
+        province=province,
+        acknowledged=acknowledged,
+        limit=limit,
+        offset=offset,
+        client_ip=ip,
+    )
+    return [AlertOut.of(a) for a in alerts]
 
 
 @router.post(
@@ -90,11 +83,5 @@ def list_alerts(
     summary="Acknowledge an alert (someone is acting on it)",
     responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}},
 )
-def acknowledge(alert_id: Id, request: Request, session: SessionDep, user: AlertHandlerDep) -> AlertOut:
-    alert = session.scalar(_scoped(user).where(Alert.id == alert_id))
-    if alert is None:
-        raise HTTPException(404, f"no alert {alert_id} in your scope")
-    if alert.acknowledged_at is None:
-        alert.acknowledged_at, alert.acknowledged_by_id = utcnow(), user.id
-        audit(session, user, "alert.ack", "alert", [alert.id], request.client and request.client.host)
-    return AlertOut.of(alert)
+def acknowledge(alert_id: Id, session: SessionDep, user: AlertHandlerDep, ip: ClientIpDep) -> AlertOut:
+    return AlertOut.of(alert_queue.acknowledge(session, user, alert_id, utcnow(), ip))

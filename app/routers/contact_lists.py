@@ -9,18 +9,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, File, Form, HTTPException, Request, UploadFile, status
+from fastapi import APIRouter, Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
-from sqlalchemy import func, select
 
-from access.auth import AuthError, get_in_scope, validate_province_code
+from access.auth import check_manages_lists
 from app.deps import PlatformDep, SessionDep, UserDep
 from app.schemas import ErrorOut, Id
+from campaigns.contact_lists import contact_list_in_scope, import_province, people_on, rejects_file
 from campaigns.import_process import ImportCrashed, ImportJob, ImportWorkers, start_fork_server
 from campaigns.importer import ReadLimits, UnusableFile
 from ground.settings import PROJECT_ROOT
-from models import ContactList, ContactListMember, Role, User
+from models import User
 
 
 @asynccontextmanager
@@ -62,9 +62,11 @@ class ContactListOut(BaseModel):
 
 
 def list_manager(user: UserDep) -> User:
-    if user.role not in (Role.ADMIN, Role.MANAGER):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"the {user.role.value} role cannot import contact lists")
+    check_manages_lists(user)
     return user
+
+
+Manager = Annotated[User, Depends(list_manager)]
 
 
 def _rejects_url(list_id: int, rejects_file: str | None) -> str | None:
@@ -94,7 +96,7 @@ def _save_upload(upload: UploadFile, limit: int) -> Path:
 @router.post("", summary="Import an F1 list (multipart: file, name, province)", responses=ERRORS)
 async def upload_list(
     platform: PlatformDep,
-    user: Annotated[User, Depends(list_manager)],
+    user: Manager,
     workers: Annotated[ImportWorkers, Depends(import_workers)],
     file: Annotated[UploadFile, File(description="a .csv or .xlsx list")],
     name: Annotated[str, Form(min_length=1, max_length=200)],
@@ -102,12 +104,7 @@ async def upload_list(
 ) -> ImportOut:
     """The list is imported in a process of its own, within the OUTREACH_IMPORT_* caps (beyond them: 422 and the
     reason). A provincial user imports people of their province only: other rows are rejected with the reason."""
-    try:
-        province = validate_province_code(province) or user.province_code
-    except AuthError as error:
-        raise HTTPException(422, f"province: {error}") from None
-    if user.province_code and province != user.province_code:
-        raise HTTPException(403, f"you may import lists of province {user.province_code} only")
+    province = import_province(user, province)
     settings = platform.settings
     saved = await asyncio.to_thread(_save_upload, file, settings.import_max_bytes)
     job = ImportJob(
@@ -138,33 +135,21 @@ async def upload_list(
     )
 
 
-def _scoped_list(session: SessionDep, user: User, list_id: int) -> ContactList:
-    contact_list = get_in_scope(session, user, ContactList, list_id)
-    if contact_list is None:
-        raise HTTPException(404, f"no contact list {list_id} in your scope")
-    return contact_list
-
-
 @router.get("/{list_id}", responses=ERRORS)
 def get_list(list_id: Id, session: SessionDep, user: UserDep) -> ContactListOut:
-    contact_list = _scoped_list(session, user, list_id)
-    people = session.scalar(select(func.count()).where(ContactListMember.contact_list_id == list_id))
+    contact_list = contact_list_in_scope(session, user, list_id)
     return ContactListOut(
         id=contact_list.id,
         name=contact_list.name,
         province_code=contact_list.province_code,
         source_file=contact_list.source_file,
         created_at=contact_list.created_at,
-        people=people,
+        people=people_on(session, list_id),
         rejects_url=_rejects_url(list_id, contact_list.rejects_file),
     )
 
 
 @router.get("/{list_id}/rejects.csv", responses=ERRORS, response_class=FileResponse)
-def get_rejects(list_id: Id, session: SessionDep, user: Annotated[User, Depends(list_manager)]) -> FileResponse:
-    contact_list = _scoped_list(session, user, list_id)
-    if not contact_list.rejects_file or not Path(contact_list.rejects_file).exists():
-        raise HTTPException(404, f"contact list {list_id} has no rejected rows")
-    return FileResponse(
-        contact_list.rejects_file, media_type="text/csv; charset=utf-8", filename=f"list-{list_id}-rejects.csv"
-    )
+def get_rejects(list_id: Id, session: SessionDep, user: Manager) -> FileResponse:
+    rejects = rejects_file(contact_list_in_scope(session, user, list_id))
+    return FileResponse(rejects, media_type="text/csv; charset=utf-8", filename=f"list-{list_id}-rejects.csv")

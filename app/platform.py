@@ -1,0 +1,81 @@
+"""The platform's parts, built once from the settings: the web app and the dispatch worker both build them here,
+and each connector, router and channel receives only the parts it uses."""
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from campaigns.channels import OutboundChannel
+from connectors.twilio_sms import SmsChannel
+from connectors.twilio_voice import VoiceChannel
+from connectors.webchat import WebchatLimits
+from connectors.zalo.client import ZaloClient
+from connectors.zalo.conversations import ZaloConversations
+from connectors.zalo.outbound import ZaloChannel, ZnsChannel
+from conversations.engine import EngineClient
+from conversations.service import ConversationService
+from ground.private import engine_token
+from ground.ratelimit import RateLimiter, limit_storage
+from ground.settings import Settings
+from ground.store import make_engine, make_session_factory
+from models import Channel
+from voice.prompts import PromptCache
+
+
+@dataclass
+class Platform:
+    """What requests (and the dispatcher's channels) share: the store, the engine client, the channels' clients."""
+
+    settings: Settings
+    db_engine: Engine
+    sessions: sessionmaker[Session]
+    engine_client: EngineClient
+    conversations: ConversationService
+    webchat_limits: WebchatLimits
+    prompts: PromptCache
+    zalo: ZaloClient
+    zalo_conversations: ZaloConversations
+
+    async def aclose_clients(self) -> None:
+        """Close the HTTP clients, on the event loop they were used on."""
+        await self.engine_client.aclose()
+        await self.zalo.aclose()
+
+
+def build_platform(settings: Settings) -> Platform:
+    db_engine = make_engine(settings.database_url)
+    sessions = make_session_factory(db_engine)
+    limits = limit_storage(settings.rate_limit_storage_uri)
+    engine_client = EngineClient(
+        settings.effective_engine_url, engine_token(settings), timeout_s=settings.engine_timeout_s
+    )
+    conversations = ConversationService(sessions, engine_client, settings)
+    zalo = ZaloClient(settings, sessions)
+    return Platform(
+        settings=settings,
+        db_engine=db_engine,
+        sessions=sessions,
+        engine_client=engine_client,
+        conversations=conversations,
+        webchat_limits=WebchatLimits(
+            per_address=RateLimiter(limits, "webchat-address", settings.webchat_requests_per_minute_per_ip),
+            per_chat=RateLimiter(limits, "webchat-session", settings.webchat_messages_per_minute),
+        ),
+        prompts=PromptCache.from_settings(settings),
+        zalo=zalo,
+        zalo_conversations=ZaloConversations(conversations, zalo, sessions),
+    )
+
+
+def outbound_channels(platform: Platform) -> dict[str, OutboundChannel]:
+    """The channels this platform is set up for; a campaign's other channels fall back past them."""
+    settings = platform.settings
+    channels: dict[str, OutboundChannel] = {}
+    if settings.twilio_account_sid:
+        channels[Channel.VOICE] = VoiceChannel(platform.prompts, settings)
+        channels[Channel.SMS] = SmsChannel(platform.conversations.outreach, settings)
+    if settings.zalo_app_id:
+        channels[Channel.ZALO] = ZaloChannel(platform.zalo_conversations, settings.zalo_reply_window_hours)
+        channels[Channel.ZNS] = ZnsChannel(platform.zalo, platform.conversations.outreach)
+    return channels
