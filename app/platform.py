@@ -73,8 +73,8 @@ def outbound_channels(platform: Platform) -> dict[str, OutboundChannel]:
     settings = platform.settings
     channels: dict[str, OutboundChannel] = {}
     if settings.twilio_account_sid:
-        channels[Channel.VOICE] = VoiceChannel(platform.prompts, settings)
-        channels[Channel.SMS] = SmsChannel(platform.conversations.outreach, settings)
+        channels[Channel.VOICE] = VoiceChannel(settings, prompts=platform.prompts)
+        channels[Channel.SMS] = SmsChannel(settings, outreach=platform.conversations.outreach)
     if settings.zalo_app_id:
         channels[Channel.ZALO] = ZaloChannel(platform.zalo_conversations, settings.zalo_reply_window_hours)
         channels[Channel.ZNS] = ZnsChannel(platform.zalo, platform.conversations.outreach)

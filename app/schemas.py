@@ -2,7 +2,7 @@
 came from beside it: DeclarationRecord), and transcripts."""
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -174,3 +174,8 @@ class ConversationOut(BaseModel):
 class ErrorOut(BaseModel):
     error: str = Field(description="a stable machine-readable code")
     message: str = Field(description="what went wrong and what to do about it")
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of a route that may answer these error codes, each with an ErrorOut body."""
+    return {code: {"model": ErrorOut} for code in codes}

@@ -17,7 +17,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from app import apidocs, errors, security
 from app.platform import Platform, build_platform
 from app.routers import alerts, campaigns, contact_lists, conversations, declarations, health, people, prompts
-from app.schemas import ErrorOut
+from app.schemas import error_responses
 from connectors import twilio_sms, twilio_voice, webchat
 from connectors.zalo import inbound as zalo
 from ground.settings import Settings, get_settings
@@ -89,7 +89,7 @@ def _include_channels(app: FastAPI, platform: Platform) -> None:
     settings, conversation_service = platform.settings, platform.conversations
     app.include_router(
         webchat.router(conversation_service, platform.webchat_limits, settings),
-        responses={code: {"model": ErrorOut} for code in webchat.ERROR_CODES},
+        responses=error_responses(*webchat.ERROR_CODES),
     )
     app.include_router(twilio_voice.router(conversation_service, platform.sessions, platform.prompts, settings))
     app.include_router(twilio_sms.router(platform.sessions, settings))

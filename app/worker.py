@@ -12,8 +12,10 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -103,27 +105,9 @@ def build_scheduler(
         timezone=settings.timezone,
     )
     # Proof of life for container health checks: the file is touched only while jobs actually run.
-    scheduler.add_job(
-        beat,
-        "interval",
-        args=[settings.heartbeat_file],
-        seconds=HEARTBEAT_INTERVAL_S,
-        id="heartbeat",
-        jobstore="process",
-        next_run_time=datetime.now(UTC),
-        coalesce=True,
-    )
+    _add_process_job(scheduler, HEARTBEAT_INTERVAL_S, "heartbeat", beat, settings.heartbeat_file, at_once=True)
     if dispatch is not None:
-        scheduler.add_job(
-            dispatch.tick,
-            "interval",
-            seconds=settings.dispatch_interval_s,
-            id="dispatch",
-            jobstore="process",
-            max_instances=1,
-            coalesce=True,
-            next_run_time=datetime.now(UTC),
-        )
+        _add_process_job(scheduler, settings.dispatch_interval_s, "dispatch", dispatch.tick, at_once=True)
         # Idempotent, so planning every few minutes (and on every worker) costs little and never misses a day.
         scheduler.add_job(
             plan_follow_ups,
@@ -138,13 +122,24 @@ def build_scheduler(
             misfire_grace_time=None,
         )
     if engine is not None:
-        scheduler.add_job(
-            engine.restart_if_dead,
-            "interval",
-            seconds=ENGINE_WATCH_INTERVAL_S,
-            id="engine-watchdog",
-            jobstore="process",
-            max_instances=1,
-            coalesce=True,
-        )
+        _add_process_job(scheduler, ENGINE_WATCH_INTERVAL_S, "engine-watchdog", engine.restart_if_dead, at_once=False)
     return scheduler
+
+
+def _add_process_job(
+    scheduler: BackgroundScheduler, seconds: float, job_id: str, job: Callable[..., None], *args: Any, at_once: bool
+) -> None:
+    """A job of this process alone (kept in memory, not in the store): one run at a time, missed runs folded into
+    one; the first run now when `at_once`, else after the first interval."""
+    first_run = {"next_run_time": datetime.now(UTC)} if at_once else {}
+    scheduler.add_job(
+        job,
+        "interval",
+        args=list(args),
+        seconds=seconds,
+        id=job_id,
+        jobstore="process",
+        max_instances=1,
+        coalesce=True,
+        **first_run,
+    )

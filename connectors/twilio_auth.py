@@ -1,16 +1,21 @@
-"""What Twilio's voice and SMS connectors share: the REST client, its errors as the channels report them, the webhook
-signature check."""
+"""What Twilio's voice and SMS connectors share: the REST client, the channel (its errors as the campaigns see them,
+what it sent before a worker died), the webhook signature check."""
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import ClassVar
 
 from fastapi import HTTPException, Request
 from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
+from twilio.rest.api.v2010.account.call import CallInstance, CallList
+from twilio.rest.api.v2010.account.message import MessageInstance, MessageList
 
-from campaigns.channels import ChannelFailed, Placed, Unreachable
+from campaigns.channels import ChannelFailed, Contact, Placed, Unreachable
 from ground.settings import Settings
 
 # Twilio error codes that mean this number cannot take a call at all: another channel may still reach them.
@@ -24,16 +29,39 @@ def twilio_client(settings: Settings) -> Client:
     return client
 
 
-def channel_error(error: TwilioRestException, unreachable: frozenset[int]) -> Exception:
+def _channel_error(error: TwilioRestException, unreachable: frozenset[int]) -> Exception:
     """Codes about the person (the number cannot take it) send them to the next channel; the rest is a failed try."""
     if error.code in unreachable:
         return Unreachable(f"Twilio {error.code}: {error.msg}")
     return ChannelFailed(f"Twilio {error.code or error.status}: {error.msg}")
 
 
-def sent_since(resources: Iterable, since: datetime) -> Placed | None:
-    """The first call or message of a Twilio list created since `since` (what a dead worker sent)."""
-    return next((Placed(r.sid) for r in resources if r.date_created and r.date_created >= since), None)
+@dataclass(frozen=True)
+class TwilioChannel:
+    """A campaign channel through Twilio (campaigns.channels.OutboundChannel): it hands attempts to Twilio and finds
+    what Twilio sent for a worker that died before recording it (campaigns.dispatch.Reconciling)."""
+
+    settings: Settings
+
+    unreachable_codes: ClassVar[frozenset[int]]  # Twilio's refusals that mean this number cannot take the channel
+
+    def _sent(self, client: Client) -> CallList | MessageList:
+        """The Twilio list of what this channel sends."""
+        raise NotImplementedError
+
+    async def _hand_over(self, create: Callable[[], CallInstance | MessageInstance]) -> Placed:
+        """Place the call or send the message; Twilio's refusals become the channel's errors."""
+        try:
+            created = await asyncio.to_thread(create)
+        except TwilioRestException as error:
+            raise _channel_error(error, self.unreachable_codes) from error
+        return Placed(created.sid)
+
+    async def reached_since(self, contact: Contact, since: datetime) -> Placed | None:
+        """The first call or message to this person created since `since`, if any."""
+        listing = self._sent(twilio_client(self.settings)).list
+        sent = await asyncio.to_thread(listing, to=contact.phone, limit=20)
+        return next((Placed(r.sid) for r in sent if r.date_created and r.date_created >= since), None)
 
 
 @lru_cache(maxsize=4)

@@ -9,19 +9,20 @@ Vietnamese with diacritics is UCS-2 and splits after 70 characters (every phone 
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 from sqlalchemy.orm import Session, sessionmaker
-from twilio.base.exceptions import TwilioRestException
+from twilio.rest import Client
+from twilio.rest.api.v2010.account.message import MessageInstance, MessageList
 
 from bot.vntext import fold
 from campaigns import attempts
 from campaigns.attempts import Outcome
 from campaigns.channels import Contact, Placed
 from connectors.events import first_time
-from connectors.twilio_auth import UNCALLABLE_NUMBER_CODES, TwilioSignature, channel_error, sent_since, twilio_client
+from connectors.twilio_auth import UNCALLABLE_NUMBER_CODES, TwilioChannel, TwilioSignature, twilio_client
 from conversations.outreach import OutreachStore
 from ground.settings import Settings
 from models import Channel, utcnow
@@ -39,28 +40,22 @@ def invitation_text(name: str | None, link: str) -> str:
 
 
 @dataclass(frozen=True)
-class SmsChannel:
-    """Sends the SMS of an outreach attempt (campaigns.channels.OutboundChannel)."""
+class SmsChannel(TwilioChannel):
+    """Sends the SMS of an outreach attempt."""
 
     outreach: OutreachStore
-    settings: Settings
     name: str = Channel.SMS
+    unreachable_codes = UNTEXTABLE_NUMBER_CODES
 
     async def reach(self, contact: Contact) -> Placed:
         link = await asyncio.to_thread(self.outreach.new_invite, contact.attempt_id)
-        try:
-            message = await asyncio.to_thread(self._send, contact, invitation_text(contact.name, link))
-        except TwilioRestException as error:
-            raise channel_error(error, UNTEXTABLE_NUMBER_CODES) from error
-        return Placed(message.sid)
+        return await self._hand_over(partial(self._send, contact, invitation_text(contact.name, link)))
 
-    async def reached_since(self, contact: Contact, since: datetime) -> Placed | None:
-        """The SMS sent to this person since `since`, if any (a worker died before recording it)."""
-        sent = await asyncio.to_thread(twilio_client(self.settings).messages.list, to=contact.phone, limit=20)
-        return sent_since(sent, since)
+    def _sent(self, client: Client) -> MessageList:
+        return client.messages
 
-    def _send(self, contact: Contact, body: str):  # noqa: ANN202 (the SDK's MessageInstance)
-        return twilio_client(self.settings).messages.create(
+    def _send(self, contact: Contact, body: str) -> MessageInstance:
+        return self._sent(twilio_client(self.settings)).create(
             to=contact.phone,
             from_=self.settings.twilio_from_number,
             body=body,

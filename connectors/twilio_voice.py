@@ -14,13 +14,14 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from twilio.base.exceptions import TwilioRestException
+from twilio.rest import Client
+from twilio.rest.api.v2010.account.call import CallInstance, CallList
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from campaigns import attempts
@@ -28,7 +29,7 @@ from campaigns.attempts import Outcome
 from campaigns.channels import Contact, Placed
 from campaigns.dispatch import DUE
 from connectors.events import first_time
-from connectors.twilio_auth import UNCALLABLE_NUMBER_CODES, TwilioSignature, channel_error, sent_since, twilio_client
+from connectors.twilio_auth import UNCALLABLE_NUMBER_CODES, TwilioChannel, TwilioSignature, twilio_client
 from conversations.engine import BotMessage
 from conversations.engine_project import DOMAIN
 from conversations.service import ConversationService, EngineDown
@@ -121,33 +122,27 @@ def spoken_lines(message: BotMessage) -> list[str]:
 
 
 @dataclass(frozen=True)
-class VoiceChannel:
-    """Places the call of an outreach attempt (campaigns.channels.OutboundChannel)."""
+class VoiceChannel(TwilioChannel):
+    """Places the call of an outreach attempt."""
 
     prompts: PromptCache
-    settings: Settings
     name: str = Channel.VOICE
+    unreachable_codes = UNCALLABLE_NUMBER_CODES
 
     async def reach(self, contact: Contact) -> Placed:
         # Personal lines (the resident's name) are rendered before the phone rings: no caller waits on synthesis.
         if contact.name:
             lines = personal_texts(DOMAIN, {"name": contact.name})
             await asyncio.to_thread(self.prompts.render_ahead, lines)
-        try:
-            call = await asyncio.to_thread(self._place_call, contact)
-        except TwilioRestException as error:
-            raise channel_error(error, UNCALLABLE_NUMBER_CODES) from error
-        return Placed(call.sid)
+        return await self._hand_over(partial(self._place_call, contact))
 
-    async def reached_since(self, contact: Contact, since: datetime) -> Placed | None:
-        """The call placed to this person since `since`, if any (a worker died before recording it)."""
-        calls = await asyncio.to_thread(twilio_client(self.settings).calls.list, to=contact.phone, limit=20)
-        return sent_since(calls, since)
+    def _sent(self, client: Client) -> CallList:
+        return client.calls
 
-    def _place_call(self, contact: Contact):  # noqa: ANN202 (the SDK's CallInstance)
+    def _place_call(self, contact: Contact) -> CallInstance:
         settings = self.settings
         base = f"{settings.public_url}{PREFIX}"
-        return twilio_client(settings).calls.create(
+        return self._sent(twilio_client(settings)).create(
             to=contact.phone,
             from_=settings.twilio_from_number,
             url=f"{base}/answer?attempt={contact.attempt_id}",

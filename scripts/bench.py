@@ -56,6 +56,7 @@ from ground.store import make_engine, make_session_factory  # noqa: E402
 from models import ContactList, ContactListMember  # noqa: E402
 from tests import factories  # noqa: E402
 from tests.fakes.twilio import FakeTwilio  # noqa: E402
+from tests.support.declarations import SPOKEN_HEALTH_ANSWERS  # noqa: E402
 from tests.support.net import free_port  # noqa: E402
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -146,26 +147,14 @@ def start_platform(env: dict[str, str], port: int) -> subprocess.Popen:
     raise RuntimeError("the platform did not become healthy")
 
 
-CALL_SCRIPT = [
-    "vâng đúng rồi",
-    "được",
-    "tôi bị sốt và ho",
-    "ba mươi tám độ rưỡi",
-    "từ hôm qua",
-    "không",
-    "test nhanh âm tính",
-    "sáng nay",
-    "hai mũi",
-    "có",
-    "không cần gì",
-]
+CALL_SCRIPT = ["vâng đúng rồi", "được", *SPOKEN_HEALTH_ANSWERS, "có", "không cần gì"]
 
 
 def one_call(twilio: FakeTwilio, platform: Platform, phone: str) -> tuple[float, list[float]]:
     """Place, answer and converse one call; returns the answer's latency and each turn's."""
     with platform.sessions.begin() as session:
         attempt_id = factories.outreach_attempt(session, phone).id
-    voice = VoiceChannel(platform.prompts, platform.settings)
+    voice = VoiceChannel(platform.settings, prompts=platform.prompts)
     asyncio.run(contact(platform.sessions, {"voice": voice}, attempt_id, datetime.now(UTC)))
     call = next(c for c in reversed(twilio.calls) if c.param("To") == phone)
     answered = call.answer()

@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -98,9 +99,10 @@ def offline_prompts(tmp_path_factory) -> Iterator[None]:
             os.environ[name] = value
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[Browser]:
-    """One Chromium for the run; each test opens its own context (cookies, storage and routes are per context)."""
+    """Chromium for one test: Playwright's sync API keeps an event loop running in this thread while it is open, and
+    later tests that call `asyncio.run` must not find one (a session-long browser broke 100 of them)."""
     with chromium() as running:
         yield running
 
@@ -189,6 +191,13 @@ def run_app(settings: Settings, port: int | None = None) -> Iterator[RunningApp]
     app = create_app(settings)
     with serving(app, port) as url:
         yield RunningApp(url, app.state.platform.sessions, settings, app.state.platform)
+
+
+def run_public_app(store_url: str, engine_url: str, **settings: Any) -> Iterator[RunningApp]:
+    """The platform on a port chosen ahead, so that its public base URL (the webhooks it gives providers) is its own."""
+    port = free_port()
+    settings["public_base_url"] = f"http://127.0.0.1:{port}"
+    yield from run_app(Settings(database_url=store_url, engine_url=engine_url, **settings), port)
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ from models import (
     Campaign,
     CampaignStatus,
     Channel,
+    ContactList,
+    ContactListMember,
     Conversation,
     Declaration,
     DeclarationStatus,
@@ -38,6 +40,15 @@ def campaign(session: Session, name: str = "F1 Bắc Ninh 26/11", province_code:
     row = Campaign(name=name, province_code=province_code)
     session.add(row)
     session.flush()
+    return row
+
+
+def contact_list(session: Session, who: Person, exposure_date: date, name: str = "BN") -> ContactList:
+    """A Bắc Ninh (27) contact list of one person, exposed to a case on `exposure_date`."""
+    row = ContactList(name=name, province_code="27")
+    session.add(row)
+    session.flush()
+    session.add(ContactListMember(contact_list_id=row.id, person_id=who.id, exposure_date=exposure_date))
     return row
 
 

@@ -196,18 +196,11 @@ def test_the_api_shows_a_completed_campaign(api):
 
 def test_campaign_api(api, tmp_path):
     with api.sessions.begin() as session:
-        mine = ContactList(name="BN", province_code="27")
+        exposed = datetime.now(HANOI).date() - timedelta(days=1)
+        mine = factories.contact_list(session, factories.person(session, "+84912345678"), exposed)
         theirs = ContactList(name="HN", province_code="01")
-        session.add_all([mine, theirs])
+        session.add(theirs)
         session.flush()
-        person = factories.person(session, "+84912345678")
-        session.add(
-            ContactListMember(
-                contact_list_id=mine.id,
-                person_id=person.id,
-                exposure_date=datetime.now(HANOI).date() - timedelta(days=1),
-            )
-        )
         ids = {"mine": mine.id, "theirs": theirs.id}
         tokens = {
             "manager": auth.add_user(session, "m27", Role.MANAGER, "27").token,
@@ -248,18 +241,8 @@ def test_campaign_api(api, tmp_path):
 
 def test_campaign_cli(store_url, tmp_path):
     with make_sessions(store_url).begin() as session:
-        contact_list = ContactList(name="BN", province_code="27")
-        session.add(contact_list)
-        session.flush()
-        person = factories.person(session, "+84912345678")
-        session.add(
-            ContactListMember(
-                contact_list_id=contact_list.id,
-                person_id=person.id,
-                exposure_date=datetime.now(HANOI).date() - timedelta(days=2),
-            )
-        )
-        list_id = contact_list.id
+        exposed = datetime.now(HANOI).date() - timedelta(days=2)
+        list_id = factories.contact_list(session, factories.person(session, "+84912345678"), exposed).id
     rules = tmp_path / "rules.json"
     rules.write_text('{"follow_up_days": [2, 4], "calling_hours": [{"start": "00:00", "end": "23:59"}]}')
     created = outreach(

@@ -92,31 +92,24 @@ def test_naive_times_are_refused_rather_than_guessed(sessions):
             session.flush()
 
 
+def _delivered_turn(conversation_id: int, seq: int) -> models.Turn:
+    """The resident's answer as the provider's webhook delivery CA123:3 carries it."""
+    return models.Turn(
+        conversation_id=conversation_id,
+        seq=seq,
+        speaker=models.Speaker.RESIDENT,
+        text="có",
+        channel=models.Channel.VOICE,
+        external_id="CA123:3",
+    )
+
+
 def test_a_retried_webhook_turn_lands_once(sessions):
     with sessions.begin() as session:
-        conversation = factories.conversation(session, factories.person(session, "+84912345678"))
-        conversation_id = conversation.id
-        session.add(
-            models.Turn(
-                conversation_id=conversation_id,
-                seq=3,
-                speaker=models.Speaker.RESIDENT,
-                text="có",
-                channel=models.Channel.VOICE,
-                external_id="CA123:3",
-            )
-        )
+        conversation_id = factories.conversation(session, factories.person(session, "+84912345678")).id
+        session.add(_delivered_turn(conversation_id, seq=3))
     with pytest.raises(IntegrityError), sessions.begin() as session:
-        session.add(
-            models.Turn(
-                conversation_id=conversation_id,
-                seq=4,
-                speaker=models.Speaker.RESIDENT,
-                text="có",
-                channel=models.Channel.VOICE,
-                external_id="CA123:3",
-            )
-        )
+        session.add(_delivered_turn(conversation_id, seq=4))  # the same delivery retried, numbered as a new turn
     with sessions() as session:
         texts = session.scalars(select(models.Turn.text).where(models.Turn.conversation_id == conversation_id)).all()
     assert len(texts) == 3, "the first delivery stays, the retry adds nothing"

@@ -3,8 +3,7 @@ trackers or is sent control messages; residents send text, not commands. Real en
 
 import asyncio
 import shutil
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -16,14 +15,10 @@ from ground.private import engine_token
 from ground.settings import Settings
 from models import Channel, Conversation, Declaration, Turn
 from tests import factories
+from tests.support.declarations import TYPED_ANSWERS, columns, today, typed_declaration
 from tests.support.net import free_port
 
 pytestmark = pytest.mark.engine
-HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
-
-
-def today() -> date:
-    return datetime.now(HANOI).date()
 
 
 class Resident:
@@ -147,57 +142,21 @@ def _kill_and_restart(engine: EngineProcess, *, lose_trackers: bool) -> None:
 def test_sigkill_of_the_engine_mid_conversation_loses_nothing(sessions, own_engine, event_loop_for_test, lose_trackers):
     resident = Resident(sessions, own_engine.url)
     try:
-        resident.say("Vâng, đúng rồi")
-        resident.say("Được")
-        resident.say("Tôi bị sốt và ho khan")
+        *before_the_kill, temperature = TYPED_ANSWERS[:4]
+        for answer in before_the_kill:
+            resident.say(answer)
         own_engine.engine.process.kill()
         own_engine.engine.process.wait()
         with pytest.raises(EngineDown):
-            resident.say("38,5 độ")  # kept while the engine is down
+            resident.say(temperature)  # kept while the engine is down
         _kill_and_restart(own_engine, lose_trackers=lose_trackers)
         assert resident.run(resident.service.replay_pending()) == 1
         assert resident.declaration().temperature_c == 38.5
-        for answer in (
-            "Từ hôm qua",
-            "Không",
-            "Test nhanh âm tính",
-            "Sáng nay",
-            "Tiêm 2 mũi rồi",
-            "Có, tôi vẫn ở nhà",
-            "Không cần gì",
-        ):
+        for answer in TYPED_ANSWERS[4:]:
             text = resident.say(answer)
             assert "chưa hiểu" not in text.lower(), f"'{answer}' was not understood after the restart: {text}"
-        declaration = resident.declaration()
-        actual = {
-            name: getattr(declaration, name)
-            for name in (
-                "status",
-                "identity_confirmed",
-                "symptoms",
-                "temperature_c",
-                "symptom_onset",
-                "contact_with_case",
-                "test_result",
-                "test_date",
-                "vaccine_doses",
-                "at_registered_address",
-                "alert_level",
-            )
-        }
-        assert actual == {
-            "status": "complete",
-            "identity_confirmed": True,
-            "symptoms": ["fever", "cough"],
-            "temperature_c": 38.5,
-            "symptom_onset": today() - timedelta(days=1),
-            "contact_with_case": "no",
-            "test_result": "negative",
-            "test_date": today(),
-            "vaccine_doses": 2,
-            "at_registered_address": True,
-            "alert_level": "watch",
-        }
+        expected = typed_declaration()
+        assert columns(resident.declaration(), expected) == expected
         with sessions() as session:
             assert session.get(Conversation, resident.conversation_id).ended_at is not None
     finally:

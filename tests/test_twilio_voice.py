@@ -2,8 +2,7 @@
 keypad, retried when busy or unanswered, and never moved by a forged or repeated webhook."""
 
 import asyncio
-from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -12,40 +11,27 @@ from sqlalchemy import func, select
 from app.platform import outbound_channels
 from campaigns.dispatch import contact
 from connectors.twilio_voice import keypad_hint
-from ground.settings import Settings
 from models import AttemptStatus, Conversation, Declaration, InboundEvent, OutreachAttempt, Speaker, Turn
 from tests import factories
-from tests.conftest import run_app
+from tests.conftest import run_public_app
 from tests.fakes.twilio import FakeCall, FakeTwilio
-from tests.support.net import free_port
+from tests.support.declarations import SPOKEN_HEALTH_ANSWERS, today
 from tests.test_prompts import unkeyed_names
 
 pytestmark = pytest.mark.engine
-HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
 GREETING = "Xin hỏi có phải anh/chị Nguyễn Văn An không ạ?"  # the name factories.outreach_attempt gives
 
 
 @pytest.fixture
 def twilio():
     fake = FakeTwilio()
-    with fake.running() as url:
-        fake.url = url
+    with fake.running():
         yield fake
 
 
 @pytest.fixture
 def app(store_url, engine_url, twilio):
-    port = free_port()
-    settings = Settings(
-        database_url=store_url,
-        engine_url=engine_url,
-        public_base_url=f"http://127.0.0.1:{port}",
-        twilio_account_sid=twilio.account_sid,
-        twilio_auth_token=twilio.auth_token,
-        twilio_from_number="+15005550006",
-        twilio_api_base_url=twilio.url,
-    )
-    yield from run_app(settings, port)
+    yield from run_public_app(store_url, engine_url, **twilio.settings())
 
 
 def new_attempt(app, phone: str = "+84912345678", **rules) -> int:
@@ -67,10 +53,6 @@ def place_call(app, twilio, **rules) -> tuple[int, FakeCall]:
     attempt_id = new_attempt(app, **rules)
     assert dispatch(app, attempt_id) == AttemptStatus.CONTACTING
     return attempt_id, twilio.calls[-1]
-
-
-def today() -> date:
-    return datetime.now(HANOI).date()
 
 
 def test_a_call_is_placed_with_callbacks_detection_and_a_ring_timeout(app, twilio):
@@ -102,15 +84,7 @@ def test_a_call_answered_by_keypad_and_speech_ends_with_the_declaration(app, twi
 
     call.press("1")  # "Đúng"
     call.press("1")  # "Đồng ý"
-    for said in (
-        "tôi bị sốt và ho",
-        "ba mươi tám độ rưỡi",
-        "từ hôm qua",
-        "không",
-        "test nhanh âm tính",
-        "sáng nay",
-        "hai mũi",
-    ):
+    for said in SPOKEN_HEALTH_ANSWERS:
         assert call.prompt.gather, f"the call ended before '{said}'"
         call.say(said, confidence=0.87)
     call.say("có tôi vẫn ở nhà")

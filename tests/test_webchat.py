@@ -4,8 +4,7 @@ Each script is a whole conversation in one style; the declaration the store ends
 """
 
 import unicodedata
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -14,13 +13,9 @@ from sqlalchemy import select
 from ground.settings import Settings
 from models import Alert, Declaration, Turn
 from tests.conftest import run_app
+from tests.support.declarations import HANOI, TYPED_ANSWERS, columns, today, typed_declaration
 
 pytestmark = pytest.mark.engine
-HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
-
-
-def today() -> date:
-    return datetime.now(HANOI).date()
 
 
 @pytest.fixture
@@ -60,8 +55,7 @@ class Resident:
 
 
 def expect(declaration: Declaration, **fields) -> None:
-    actual = {name: getattr(declaration, name) for name in fields}
-    assert actual == fields
+    assert columns(declaration, fields) == fields
 
 
 def test_the_bot_opens_with_who_it_is_and_the_residents_name(chat):
@@ -74,35 +68,9 @@ def test_the_bot_opens_with_who_it_is_and_the_residents_name(chat):
 
 def test_accented_full_declaration(chat):
     resident = Resident(chat, "0912345678")
-    resident.converse(
-        "Vâng, đúng rồi",
-        "Được",
-        "Tôi bị sốt và ho khan",
-        "38,5 độ",
-        "Từ hôm qua",
-        "Không",
-        "Test nhanh âm tính",
-        "Sáng nay",
-        "Tiêm 2 mũi rồi",
-        "Có, tôi vẫn ở nhà",
-        "Không cần gì",
-    )
+    resident.converse(*TYPED_ANSWERS)
     assert resident.ended
-    expect(
-        resident.declaration(),
-        status="complete",
-        identity_confirmed=True,
-        symptoms_asked=True,
-        symptoms=["fever", "cough"],
-        temperature_c=38.5,
-        symptom_onset=today() - timedelta(days=1),
-        contact_with_case="no",
-        test_result="negative",
-        test_date=today(),
-        vaccine_doses=2,
-        at_registered_address=True,
-        needs=None,
-    )
+    expect(resident.declaration(), **typed_declaration())
 
 
 def test_unaccented_declaration_with_no_symptoms(chat):

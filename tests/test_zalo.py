@@ -23,7 +23,6 @@ from campaigns.rules import CampaignRules
 from connectors.zalo.client import ZaloClient
 from connectors.zalo.events import TextEvent
 from conversations.engine import Button
-from ground.settings import Settings
 from models import (
     AttemptStatus,
     Channel,
@@ -38,9 +37,8 @@ from models import (
     ZaloUser,
 )
 from tests import factories
-from tests.conftest import RunningApp, run_app
+from tests.conftest import RunningApp, run_public_app
 from tests.fakes.zalo import FakeZalo, SentMessage, SentZns, zalo_id
-from tests.support.net import free_port
 
 pytestmark = pytest.mark.engine
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -59,20 +57,7 @@ def zalo():
 
 @pytest.fixture
 def app(store_url, engine_url, zalo):
-    port = free_port()
-    settings = Settings(
-        database_url=store_url,
-        engine_url=engine_url,
-        public_base_url=f"http://127.0.0.1:{port}",
-        zalo_app_id=zalo.app_id,
-        zalo_oa_secret_key=zalo.oa_secret_key,
-        zalo_app_secret_key=zalo.app_secret_key,
-        zalo_refresh_token=zalo.refresh_token,
-        zalo_api_base_url=zalo.url,
-        zalo_oauth_base_url=zalo.url,
-        zalo_zns_base_url=zalo.url,
-    )
-    for running in run_app(settings, port):
+    for running in run_public_app(store_url, engine_url, **zalo.settings()):
         zalo.webhook_url = f"{running.url}/webhooks/zalo"
         yield running
 
@@ -149,6 +134,19 @@ def new_attempt(app: RunningApp, phone: str, channel: str, status: AttemptStatus
         return attempt.id
 
 
+def zns_attempt(app: RunningApp, status: AttemptStatus = AttemptStatus.CLAIMED) -> int:
+    """A ZNS-first campaign's attempt with the approved template."""
+    return new_attempt(
+        app,
+        PHONE,
+        "zns",
+        status,
+        channels=["zns", "voice"],
+        zns_template_id=TEMPLATE_ID,
+        zns_template_data=TEMPLATE,
+    )
+
+
 def linked_attempt(app: RunningApp, phone: str, last_message_hours_ago: float) -> tuple[int, str]:
     """A zalo-first campaign's attempt for someone who shared this phone on Zalo and wrote that long ago."""
     attempt_id = new_attempt(app, phone, "zalo", AttemptStatus.CLAIMED, channels=["zalo", "voice"])
@@ -194,15 +192,7 @@ def reach(app: RunningApp, channel: Channel, attempt_id: int) -> Placed:
 
 
 def test_a_resident_shares_their_phone_then_declares_by_text_and_button_taps(app, zalo):
-    attempt_id = new_attempt(
-        app,
-        PHONE,
-        "zns",
-        AttemptStatus.CONTACTING,
-        channels=["zns", "voice"],
-        zns_template_id=TEMPLATE_ID,
-        zns_template_data=TEMPLATE,
-    )
+    attempt_id = zns_attempt(app, AttemptStatus.CONTACTING)
     resident = ZaloResident(app, zalo)
     resident.send(zalo.follow_event(resident.user_id))
     resident.send(zalo.text_event(resident.user_id, "xin chào"))
@@ -508,15 +498,7 @@ def test_zalo_refusing_a_closed_window_makes_the_person_unreachable(app, zalo):
 
 
 def test_zns_carries_the_tracking_id_and_84_phone_and_its_receipt_updates_the_attempt(app, zalo):
-    attempt_id = new_attempt(
-        app,
-        PHONE,
-        "zns",
-        AttemptStatus.CLAIMED,
-        channels=["zns", "voice"],
-        zns_template_id=TEMPLATE_ID,
-        zns_template_data=TEMPLATE,
-    )
+    attempt_id = zns_attempt(app)
     placed = reach(app, Channel.ZNS, attempt_id)
     with app.sessions.begin() as session:  # the dispatcher records the hand-over
         attempts.handed_over(session.get(OutreachAttempt, attempt_id), "zns", placed.provider_ref, datetime.now(UTC))
@@ -543,15 +525,7 @@ def test_zns_carries_the_tracking_id_and_84_phone_and_its_receipt_updates_the_at
 
 
 def test_zns_refusals_about_the_person_move_on_others_count_as_a_failed_try(app, zalo):
-    attempt_id = new_attempt(
-        app,
-        PHONE,
-        "zns",
-        AttemptStatus.CLAIMED,
-        channels=["zns", "voice"],
-        zns_template_id=TEMPLATE_ID,
-        zns_template_data=TEMPLATE,
-    )
+    attempt_id = zns_attempt(app)
     refusals = [
         (-108, "Phone number invalid", Unreachable),
         (-118, "Zalo account not existed", Unreachable),

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from app.client_address import ClientIpDep
 from app.deps import AlertHandlerDep, SessionDep
-from app.schemas import ErrorOut, Id, Offset, PersonOut
+from app.schemas import Id, Offset, PersonOut, error_responses
 from conversations import alert_queue
 from models import Alert, AlertLevel, utcnow
 
@@ -53,7 +53,7 @@ class AlertOut(BaseModel):
 @router.get(
     "",
     summary="List alerts, urgent and newest first (admin, manager, tracer)",
-    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}},
+    responses=error_responses(401, 403),
 )
 def list_alerts(
     session: SessionDep,
@@ -81,7 +81,7 @@ def list_alerts(
 @router.post(
     "/{alert_id}/ack",
     summary="Acknowledge an alert (someone is acting on it)",
-    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}},
+    responses=error_responses(401, 403, 404),
 )
 def acknowledge(alert_id: Id, session: SessionDep, user: AlertHandlerDep, ip: ClientIpDep) -> AlertOut:
     return AlertOut.of(alert_queue.acknowledge(session, user, alert_id, utcnow(), ip))

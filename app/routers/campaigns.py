@@ -17,7 +17,7 @@ from access.auth import get_in_scope
 from app.client_address import ClientIpDep
 from app.deps import PlatformDep, SessionDep, UserDep
 from app.routers.contact_lists import Manager
-from app.schemas import ErrorOut, Id
+from app.schemas import Id, error_responses
 from campaigns import creation
 from campaigns.export import Export, begin_export
 from campaigns.lifecycle import attempt_counts, transition
@@ -27,13 +27,7 @@ from connectors import twilio_voice
 from models import Campaign, CampaignStatus, utcnow
 
 router = APIRouter(prefix="/api/v1/campaigns", tags=["campaigns"])
-ERRORS = {
-    401: {"model": ErrorOut},
-    403: {"model": ErrorOut},
-    404: {"model": ErrorOut},
-    409: {"model": ErrorOut},
-    422: {"model": ErrorOut},
-}
+ERRORS = error_responses(401, 403, 404, 409, 422)
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 

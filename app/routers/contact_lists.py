@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from access.auth import check_manages_lists
 from app.deps import PlatformDep, SessionDep, UserDep
-from app.schemas import ErrorOut, Id
+from app.schemas import Id, error_responses
 from campaigns.contact_lists import contact_list_in_scope, import_province, people_on, rejects_file
 from campaigns.import_process import ImportCrashed, ImportJob, ImportWorkers, start_fork_server
 from campaigns.importer import ReadLimits, UnusableFile
@@ -34,13 +34,7 @@ async def _import_processes(app: FastAPI) -> AsyncIterator[None]:
 
 router = APIRouter(prefix="/api/v1/contact-lists", tags=["contact lists"], lifespan=_import_processes)
 UPLOADS = PROJECT_ROOT / "var" / "imports"
-ERRORS = {
-    401: {"model": ErrorOut},
-    403: {"model": ErrorOut},
-    404: {"model": ErrorOut},
-    413: {"model": ErrorOut},
-    422: {"model": ErrorOut},
-}
+ERRORS = error_responses(401, 403, 404, 413, 422)
 
 
 class ImportOut(BaseModel):

@@ -4,7 +4,7 @@ from fastapi import APIRouter
 
 from app.client_address import ClientIpDep
 from app.deps import SessionDep, TranscriptReaderDep
-from app.schemas import ConversationOut, ErrorOut, Id
+from app.schemas import ConversationOut, Id, error_responses
 from conversations.reading import read_transcript
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
@@ -13,7 +13,7 @@ router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
 @router.get(
     "/{conversation_id}",
     summary="A conversation's transcript",
-    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}},
+    responses=error_responses(401, 403, 404),
 )
 def get_conversation(
     conversation_id: Id, session: SessionDep, user: TranscriptReaderDep, ip: ClientIpDep

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from app.client_address import ClientIpDep
 from app.deps import PlatformDep, SessionDep, UserDep
-from app.schemas import DeclarationRecord, ErrorOut, Id, Offset
+from app.schemas import DeclarationRecord, Id, Offset, error_responses
 from conversations import reading
 from models import AlertLevel, DeclarationStatus
 
@@ -28,7 +28,7 @@ def _page_links(request: Request, offset: int, limit: int, total: int) -> str:
     summary="List declarations",
     description="Oldest change first, so `updated_since` can be used to sync. The total is in `X-Total-Count`, "
     "the next and previous pages in `Link`.",
-    responses={401: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    responses=error_responses(401, 422),
 )
 def list_declarations(
     request: Request,
@@ -59,6 +59,6 @@ def list_declarations(
     return [DeclarationRecord.of_source(d, verified) for d, verified in page.rows]
 
 
-@router.get("/{declaration_id}", responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}})
+@router.get("/{declaration_id}", responses=error_responses(401, 404))
 def get_declaration(declaration_id: Id, session: SessionDep, user: UserDep, ip: ClientIpDep) -> DeclarationRecord:
     return DeclarationRecord.of_source(*reading.read_declaration(session, user, declaration_id, ip))

@@ -8,12 +8,12 @@ from pydantic import BaseModel, Field
 from access.auth import check_moves_people
 from app.client_address import ClientIpDep
 from app.deps import SessionDep, UserDep
-from app.schemas import ErrorOut, Id
+from app.schemas import Id, error_responses
 from campaigns.people import move_person, person_in_scope
 from models import User
 
 router = APIRouter(prefix="/api/v1/people", tags=["people"])
-ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}}
+ERRORS = error_responses(401, 403, 404, 422)
 
 
 class ProvinceChange(BaseModel):

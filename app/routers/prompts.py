@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 
 from app.deps import PlatformDep
-from app.schemas import ErrorOut
+from app.schemas import error_responses
 from voice.prompts import MEDIA_TYPES, ROUTE
 
 router = APIRouter(prefix=ROUTE, tags=["voice (Twilio)"])
@@ -17,7 +17,7 @@ router = APIRouter(prefix=ROUTE, tags=["voice (Twilio)"])
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
-@router.get("/{file_name}", responses={404: {"model": ErrorOut}}, summary="A rendered prompt (audio/mpeg or audio/wav)")
+@router.get("/{file_name}", responses=error_responses(404), summary="A rendered prompt (audio/mpeg or audio/wav)")
 def prompt_audio(file_name: str, platform: PlatformDep) -> FileResponse:
     path = platform.prompts.cached_file(file_name)
     if path is None:

@@ -51,23 +51,35 @@ class _Event(BaseModel):
         return datetime.fromtimestamp(min(int(self.timestamp), now_ms) / 1000, UTC)
 
 
-class Message(BaseModel):
-    msg_id: EventId
-    text: Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1)]
-
-
-class TextEvent(_Event):
-    event_name: Literal["user_send_text"]
+class _SentByResident(_Event):
     sender: _Who
-    message: Message
 
     @property
     def user_id(self) -> str:
         return self.sender.id
 
+
+class _MessageRef(BaseModel):
+    msg_id: EventId
+
+
+class _AboutMessage(_Event):
+    """An event about one message: Zalo retries it with the same msg_id."""
+
+    message: _MessageRef
+
     @property
     def key(self) -> str:
         return self.message.msg_id
+
+
+class Message(_MessageRef):
+    text: Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1)]
+
+
+class TextEvent(_SentByResident, _AboutMessage):
+    event_name: Literal["user_send_text"]
+    message: Message
 
 
 class FollowEvent(_Event):
@@ -108,18 +120,12 @@ class SharedInfo(BaseModel):
         return {"address": self.address, "ward": self.ward, "district": self.district, "province": self.city}
 
 
-class SubmitInfoEvent(_Event):
+class SubmitInfoEvent(_SentByResident):
     event_name: Literal["user_submit_info"]
-    sender: _Who
     info: SharedInfo
 
-    @property
-    def user_id(self) -> str:
-        return self.sender.id
 
-
-class Delivery(BaseModel):
-    msg_id: EventId
+class Delivery(_MessageRef):
     tracking_id: EventId
 
 
@@ -127,7 +133,7 @@ class _Recipient(BaseModel):
     id: EventId  # the phone, or its SHA-256 when sent by hashed phone
 
 
-class ZnsReceipt(_Event):
+class ZnsReceipt(_AboutMessage):
     event_name: Literal["user_received_message"]
     recipient: _Recipient
     message: Delivery
@@ -135,10 +141,6 @@ class ZnsReceipt(_Event):
     @property
     def user_id(self) -> str:
         return self.recipient.id
-
-    @property
-    def key(self) -> str:
-        return self.message.msg_id
 
 
 ZaloEvent = TextEvent | FollowEvent | SubmitInfoEvent | ZnsReceipt

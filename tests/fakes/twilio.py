@@ -16,7 +16,6 @@ import threading
 import time
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.utils import formatdate
 
@@ -26,7 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from twilio.request_validator import RequestValidator
 
-from tests.support.net import serving
+from tests.fakes import ServedFake
 
 
 def _sid(prefix: str) -> str:
@@ -162,7 +161,7 @@ def _parse_twiml(document: str, latency_s: float) -> Prompt:
     )
 
 
-class FakeTwilio:
+class FakeTwilio(ServedFake):
     def __init__(self, account_sid: str = "AC" + "0" * 32, auth_token: str = "test-auth-token") -> None:
         self.account_sid, self.auth_token = account_sid, auth_token
         self.calls: list[FakeCall] = []
@@ -176,11 +175,14 @@ class FakeTwilio:
         self.http = httpx.Client(timeout=30)
         self.app = self._build_app()
 
-    @contextmanager
-    def running(self) -> Iterator[str]:
-        with serving(self.app) as url:
-            yield url
-        self.http.close()
+    def settings(self) -> dict[str, str]:
+        """What points the platform's calls and texts at this fake, once running."""
+        return {
+            "twilio_account_sid": self.account_sid,
+            "twilio_auth_token": self.auth_token,
+            "twilio_from_number": "+15005550006",  # Twilio's test number for a valid sender
+            "twilio_api_base_url": self.url,
+        }
 
     def signature(self, url: str, fields: dict[str, str]) -> str:
         return RequestValidator(self.auth_token).compute_signature(url, fields)

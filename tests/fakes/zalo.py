@@ -16,15 +16,13 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
 
-from tests.support.net import serving
+from tests.fakes import ServedFake
 
 BUTTON_TYPES = {"oa.query.hide", "oa.query.show", "oa.open.url", "oa.open.phone", "oa.open.sms"}
 ZNS_PHONE = re.compile(r"^(84|0)?[35789]\d{8}$")  # ZNS takes 84xxxxxxxxx, 0xxxxxxxxx or the bare 9 digits
@@ -101,7 +99,7 @@ def _cs_problem(body: Any) -> str | None:
     return None
 
 
-class FakeZalo:
+class FakeZalo(ServedFake):
     def __init__(self, templates: dict[str, set[str]] | None = None) -> None:
         self.app_id, self.oa_id = zalo_id(), zalo_id()
         self.oa_secret_key, self.app_secret_key = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
@@ -113,7 +111,6 @@ class FakeZalo:
         self.cs_requests = 0  # every CS call, refused ones included
         self.refreshes = 0
         self.waiting = 0  # CS calls held by hold_messages()
-        self.url = ""  # where this fake listens, once running
         self.webhook_url = ""  # the platform's /webhooks/zalo, set once it runs
         self._failures: deque[tuple[int, str]] = deque()
         self._released = threading.Event()
@@ -122,12 +119,16 @@ class FakeZalo:
         self.http = httpx.Client(timeout=WEBHOOK_TIMEOUT_S)
         self.app = self._build_app()
 
-    @contextmanager
-    def running(self) -> Iterator[str]:
-        with serving(self.app) as url:
-            self.url = url
-            yield url
-        self.http.close()
+    def settings(self) -> dict[str, str]:
+        """What points the platform's Zalo OA and ZNS at this fake, once running (all three APIs answer here)."""
+        apis = ("zalo_api_base_url", "zalo_oauth_base_url", "zalo_zns_base_url")
+        return {
+            "zalo_app_id": self.app_id,
+            "zalo_oa_secret_key": self.oa_secret_key,
+            "zalo_app_secret_key": self.app_secret_key,
+            "zalo_refresh_token": self.refresh_token,
+            **dict.fromkeys(apis, self.url),
+        }
 
     # ---- Steering the API side -----------------------------------------------------------------------------
 
