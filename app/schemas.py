@@ -49,7 +49,9 @@ class PersonOut(BaseModel):
         )
 
 
-class AlertOut(BaseModel):
+class DeclarationAlert(BaseModel):
+    """A declaration's alert level and its reasons (the alert queue's items are `app.routers.alerts.AlertOut`)."""
+
     level: Literal["none", "watch", "urgent"]
     reasons: list[str]
 
@@ -74,7 +76,7 @@ class DeclarationOut(BaseModel):
     at_registered_address: bool | None
     needs: str | None
     callback_at: datetime | None
-    alert: AlertOut
+    alert: DeclarationAlert
     created_at: datetime
     updated_at: datetime
 
@@ -119,7 +121,7 @@ def _document(declaration: Declaration) -> dict:
         at_registered_address=d.at_registered_address,
         needs=d.needs,
         callback_at=d.callback_at,
-        alert=AlertOut(level=d.alert_level.value, reasons=list(d.alert_reasons or [])),
+        alert=DeclarationAlert(level=d.alert_level.value, reasons=list(d.alert_reasons or [])),
         created_at=d.created_at,
         updated_at=d.updated_at,
     )

@@ -82,12 +82,14 @@ class ReplyOut(BaseModel):
     buttons: list[ButtonOut] = []
 
 
-class TurnOut(BaseModel):
+class ChatReplies(BaseModel):
+    """What the bot answered to one message of the resident, and whether the conversation has ended."""
+
     replies: list[ReplyOut]
     ended: bool
 
 
-class SessionOut(TurnOut):
+class SessionOut(ChatReplies):
     session_id: str = Field(description="keep it secret: it is the key to this conversation")
 
 
@@ -116,7 +118,7 @@ def router(conversations: ConversationService, limits: WebchatLimits, settings: 
     @routes.post("/sessions/{session_id}/messages")
     async def send_message(
         body: ResidentMessage, conversation_id: Annotated[int, Depends(chat.conversation_within_limit)]
-    ) -> TurnOut:
+    ) -> ChatReplies:
         return await chat.send_message(conversation_id, body)
 
     @routes.get("/sessions/{session_id}")
@@ -181,7 +183,7 @@ class WebChat:
             raise HTTPException(503, ENGINE_DOWN_MESSAGE) from None
         return SessionOut(session_id=token, replies=_replies(result.replies), ended=result.ended)
 
-    async def send_message(self, conversation_id: int, body: ResidentMessage) -> TurnOut:
+    async def send_message(self, conversation_id: int, body: ResidentMessage) -> ChatReplies:
         text = body.text.strip()
         if not text:
             raise HTTPException(422, "text: the message is empty")
@@ -191,7 +193,7 @@ class WebChat:
             result: TurnResult = await self.conversations.handle(conversation_id, text, engine_text=body.payload)
         except EngineDown:
             raise HTTPException(503, ENGINE_DOWN_MESSAGE) from None
-        return TurnOut(replies=_replies(result.replies), ended=result.ended)
+        return ChatReplies(replies=_replies(result.replies), ended=result.ended)
 
     def _invited(self, invite: str) -> dict[str, Any]:
         """The outreach attempt a personal link was sent for; its chat is opened once (the link then resumes it)."""
