@@ -24,13 +24,14 @@ from typing import Any
 from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from access.auth import audit, operator
 from bot.vntext import folded
 from campaigns.export import neutralise
 from campaigns.listfile import ReadLimits, UnusableFile, read_table
 from campaigns.provinces import province_code
 from ground.phones import InvalidPhone, normalize_phone
 from ground.settings import get_settings
-from models import AuditLog, ContactList, ContactListMember, Person, utcnow
+from models import ContactList, ContactListMember, Person, User, utcnow
 
 __all__ = ["ImportSummary", "ReadLimits", "UnusableFile", "import_contacts", "map_columns", "parse_contact"]
 
@@ -308,15 +309,9 @@ def _store(
             ],
         )
     if moves:  # a province given to a stored person changes who may see them: on the record, like a move
-        session.add(
-            AuditLog(
-                user_id=created_by,
-                action="person.move",
-                object_type="person",
-                object_ids=[m[0] for m in moves],
-                detail={"contact_list_id": contact_list.id, "moves": moves},
-            )
-        )
+        uploader = session.get(User, created_by) if created_by is not None else operator()
+        detail = {"contact_list_id": contact_list.id, "moves": moves}
+        audit(session, uploader, "person.move", "person", [m[0] for m in moves], detail=detail)
     summary.rejected = len(rejects)
     return summary
 
