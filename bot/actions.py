@@ -30,6 +30,7 @@ def _turn(tracker: Tracker) -> Turn:
         intent=(message.get("intent") or {}).get("name") or "",
         entities=message.get("entities") or [],
         now=datetime.now(TIMEZONE),
+        proxy=tracker.get_slot("answered_by") == "relative",
     )
 
 
@@ -54,7 +55,10 @@ def _answers_anyway(requested: str, turn: Turn) -> bool:
 
 
 def _slot_events(before: dict[str, Any], after: dict[str, Any]) -> list[EventType]:
-    return [SlotSet(name, value) for name, value in after.items() if before.get(name) != value]
+    """The slots that changed; the question to ask (`requested_slot`) always, for the form asks it."""
+    return [
+        SlotSet(name, value) for name, value in after.items() if before.get(name) != value or name == REQUESTED_SLOT
+    ]
 
 
 class ValidateDeclarationForm(Action):
@@ -66,18 +70,18 @@ class ValidateDeclarationForm(Action):
         requested = tracker.get_slot(REQUESTED_SLOT)
         turn = _turn(tracker)
         if not _answering(tracker):
-            # Back from answering a question or repeating: ask the pending question again.
-            return [SlotSet(REQUESTED_SLOT, answers.next_question(slots))]
+            # Back from answering a question or repeating: ask the pending question again (it counts as asked).
+            return _slot_events(slots, answers.ask_next(slots))
+        if requested and answers.is_complaint(turn) and not _answers_anyway(requested, turn):
+            dispatcher.utter_message(response="utter_explain_follow_up")
+            return _slot_events(slots, answers.ask_next(slots))
         if requested and turn.intent in LEFT_TO_RULES and not _answers_anyway(requested, turn):
             return []  # the form steps aside; a rule answers, then the form asks again
         updated = answers.apply(slots, requested, turn)
         if answers.needs_emergency_advice(slots, updated):
             dispatcher.utter_message(response="utter_emergency_advice")
             updated["emergency"] = True
-        next_question = answers.next_question(updated)
-        if next_question is None and updated.get("outcome") is None:
-            updated["outcome"] = "complete"
-        return [*_slot_events(slots, updated), SlotSet(REQUESTED_SLOT, next_question)]
+        return _slot_events(slots, answers.ask_next(updated))
 
 
 class ActionEmergency(Action):

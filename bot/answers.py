@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot import vnparse
-from bot.vntext import leading_yes_no, phrase_at, split_phrase, words, yes_no
+from bot.vnscope import last_correction
+from bot.vntext import leading_yes_no, says, split_phrase, yes_no
 
 UNKNOWN = "unknown"  # asked twice and still not understood: the form moves on, the store keeps null
 FEVER_FROM_C = 37.5  # a measured temperature this high is a fever even when the word "sốt" was not said
@@ -30,7 +31,8 @@ QUESTIONS = [
     "at_registered_address",
     "needs",
 ]
-DIALOGUE_SLOTS = [*QUESTIONS, "callback_at", "outcome", "emergency", "reask_count"]
+DIALOGUE_SLOTS = [*QUESTIONS, "callback_at", "outcome", "emergency", "reask_count", "asked", "answered_by"]
+MAX_ASKS = 2  # a question is asked at most twice (the second time with buttons), then recorded as unknown
 ENDING_OUTCOMES = {"wrong_person", "refused", "ended_early", "complete"}
 CLOSING_RESPONSES = {
     "complete": "utter_thanks_complete",
@@ -73,6 +75,49 @@ _WRONG_PERSON = [
         "không có ai tên",
     )
 ]
+_HEALTHY = [
+    split_phrase(p)
+    for p in (
+        *("không sao", "bình thường", "khỏe", "không có gì", "không bị gì", "ổn", "không triệu chứng", "fine"),
+        "không có triệu chứng",
+    )
+]
+# A relative answering for the resident: "tôi là mẹ cháu, tôi trả lời giúp", "tôi là bố nó đây".
+_FOR_THE_RESIDENT = [
+    split_phrase(p)
+    for p in (
+        "trả lời thay",
+        "trả lời giúp",
+        "trả lời hộ",
+        "khai thay",
+        "khai giúp",
+        "khai hộ",
+        "nói thay",
+        "tôi là mẹ",
+        "tôi là bố",
+        "tôi là ba",
+        "tôi là má",
+        "tôi là cha",
+        "tôi là vợ",
+        "tôi là chồng",
+        "tôi là con",
+        "tôi là người nhà",
+        "em là mẹ",
+        "em là vợ",
+        "em là chồng",
+        "em là con",
+        "mình là mẹ",
+        "tui là má",
+        "tui là ba",
+    )
+]
+_BUSY = [
+    split_phrase(p)
+    for p in (
+        *("bận", "gọi lại", "lúc khác", "để sau", "không rảnh", "đang họp", "đang lái", "đang làm", "đang ngủ"),
+        *("đang chạy", "đang đi", "đang ăn", "chút nữa", "tí nữa", "lát", "busy", "call lại", "sau nhé"),
+    )
+]
 _NOT_MEASURED = [split_phrase(p) for p in ("chưa đo", "không đo", "không có nhiệt kế", "chưa kiểm tra")]
 _NOT_VACCINATED = [split_phrase(p) for p in ("chưa tiêm", "không tiêm", "chưa được tiêm", "chưa chích")]
 
@@ -85,19 +130,26 @@ class Turn:
     intent: str
     entities: list[dict[str, Any]] = field(default_factory=list)
     now: datetime | None = None
+    proxy: bool = False  # a relative answers for the resident: their "nó", "cháu" is the resident
 
     def entity_values(self, name: str) -> list[Any]:
         return [e.get("value") for e in self.entities if e.get("entity") == name]
 
 
 def _says(text: str, phrases: list[tuple[str, ...]]) -> bool:
-    ws = words(text)
-    return any(phrase_at(ws, i, p) for i in range(len(ws)) for p in phrases)
+    return says(text, phrases)
+
+
+def _chosen(turn: Turn, name: str) -> list[Any]:
+    """Entity values of a button's payload ('/inform{"doses": "2"}'): chosen, not read from words. Typed words are
+    read by `bot.vnparse` here, the same rules the engine's entity extractor runs, with their context (whose fact,
+    which value after a correction) that a flat entity list has lost."""
+    return turn.entity_values(name) if turn.text.startswith("/") else []
 
 
 def symptoms_in(turn: Turn) -> list[str]:
-    codes = [v for v in turn.entity_values("symptom") if v in vnparse.SYMPTOM_PHRASES]
-    codes += [f.value for f in vnparse.find_symptoms(turn.text)]
+    codes = [v for v in _chosen(turn, "symptom") if v in vnparse.SYMPTOM_PHRASES]
+    codes += [f.value for f in vnparse.find_symptoms(turn.text, turn.proxy)]
     return list(dict.fromkeys(codes))
 
 
@@ -107,32 +159,23 @@ def merge_symptoms(current: Any, new: list[str]) -> list[str]:
 
 
 def _temperature(turn: Turn, expected: bool) -> float | None:
-    for value in turn.entity_values("temperature"):
-        try:
-            value = float(str(value).replace(",", "."))
-        except ValueError:
-            continue
-        if vnparse.TEMPERATURE_RANGE[0] <= value <= vnparse.TEMPERATURE_RANGE[1]:
-            return value
-    found = vnparse.find_temperatures(turn.text, expected=expected)
+    found = vnparse.find_temperatures(turn.text, expected=expected, proxy=turn.proxy)
     return found[0].value if found else None
 
 
 def _test_result(turn: Turn) -> str | None:
-    values = [v for v in turn.entity_values("test_result") if v in ("positive", "negative", "pending")]
-    values += [f.value for f in vnparse.find_test_results(turn.text)]
+    values = [v for v in _chosen(turn, "test_result") if v in ("positive", "negative", "pending")]
+    values += [f.value for f in vnparse.find_test_results(turn.text, turn.proxy)]
     if values:
         return values[0]
     return "not_tested" if vnparse.says_not_tested(turn.text) else None
 
 
 def _doses(turn: Turn, expected: bool) -> int | None:
-    for value in turn.entity_values("doses"):
-        if str(value).isdigit():
-            return int(value)
-    found = vnparse.find_doses(turn.text, expected=expected)
-    if found:
-        return found[0].value
+    chosen = [int(value) for value in _chosen(turn, "doses") if str(value).isdigit()]
+    found = vnparse.find_doses(turn.text, expected=expected, proxy=turn.proxy)
+    if chosen or found:
+        return chosen[0] if chosen else found[0].value
     return 0 if _says(turn.text, _NOT_VACCINATED) else None
 
 
@@ -177,24 +220,51 @@ def specific_answer(question: str, turn: Turn, leading_yes_no_counts: bool = Tru
         return _test_result(turn)
     if question == "vaccine_doses":
         return _doses(turn, expected=False)
+    if question == "at_registered_address":
+        return False if _says(turn.text, _AWAY) else (True if _says(turn.text, _AT_HOME) else None)
     return None
 
 
+def _after_correction(turn: Turn) -> Turn | None:
+    """The part of the turn after a self-correction ("không... à mà có"), as a turn of its own, or None."""
+    correction = last_correction(turn.text)
+    rest = turn.text[correction[1] :].strip(" ,.;!?…") if correction else ""
+    return Turn(rest, turn.intent, [], turn.now, turn.proxy) if rest else None
+
+
 def answer_to(question: str, turn: Turn, slots: dict[str, Any]) -> Any:
-    """The answer `turn` gives to `question`, or None when it gives none."""
+    """The answer `turn` gives to `question`, or None when it gives none. A yes or no corrected in the same breath
+    ("có, à lộn, hổng có") is the corrected one."""
+    if question not in ("identity_confirmed", "consent", "symptoms", "needs") and (rest := _after_correction(turn)):
+        corrected = _answer_to(question, rest, slots)
+        if corrected is not None:
+            return corrected
+    return _answer_to(question, turn, slots)
+
+
+def _answer_to(question: str, turn: Turn, slots: dict[str, Any]) -> Any:
+    if question in _UNKNOWABLE and vnparse.is_unknown_answer(turn.text):
+        return "unknown" if question == "contact_with_case" else UNKNOWN  # "không nhớ" is not a no
     if question == "identity_confirmed":
+        if answers_for_the_resident(turn):
+            return True
         if turn.intent == "wrong_person" or _is_no(turn):
             return False
         return True if _is_yes(turn) else None
     if question == "consent":
+        if (first := leading_yes_no(turn.text)) is not None and not _is_payload(turn, "deny"):
+            return first  # "được, em không sốt không ho gì": a yes, then answers
+        if symptoms_in(turn) or _denies_symptoms(turn) or _says(turn.text, _HEALTHY):
+            return True  # answering the next question is a yes: "cháu khỏe, không sốt không ho"
         if _is_no(turn):
             return False
-        return True if _is_yes(turn) or turn.intent == "feel_fine" or symptoms_in(turn) else None
+        return True if _is_yes(turn) or turn.intent == "feel_fine" else None
     if question == "symptoms":
         found = symptoms_in(turn)
         if found:
             return found
-        return [] if turn.intent == "feel_fine" or _is_payload(turn, "feel_fine") or _is_no(turn) else None
+        healthy = turn.intent == "feel_fine" or _is_payload(turn, "feel_fine") or _says(turn.text, _HEALTHY)
+        return [] if healthy or _is_no(turn) else None
     if question == "temperature":
         value = _temperature(turn, expected=True)
         if value is None and (_says(turn.text, _NOT_MEASURED) or vnparse.is_unknown_answer(turn.text) or _is_no(turn)):
@@ -204,8 +274,8 @@ def answer_to(question: str, turn: Turn, slots: dict[str, Any]) -> Any:
         day = _day(turn)
         return day if day else (UNKNOWN if vnparse.is_unknown_answer(turn.text) else None)
     if question == "contact_with_case":
-        if vnparse.is_unknown_answer(turn.text):
-            return "unknown"
+        if leading_yes_no(turn.text) is None and vnparse.others_tested_positive(turn.text, turn.proxy):
+            return "yes"  # "vợ tôi dương tính hôm kia": living with a case
         return "no" if _is_no(turn) else ("yes" if _is_yes(turn) else None)
     if question == "test_result":
         result = _test_result(turn)
@@ -236,6 +306,10 @@ def _volunteered(slots: dict[str, Any], requested: str | None, turn: Turn) -> di
         found["test_result"] = result
     if (doses := _doses(turn, expected=False)) is not None:
         found["vaccine_doses"] = doses
+    if vnparse.others_tested_positive(turn.text, turn.proxy):
+        found["contact_with_case"] = "yes"
+    if requested in ("identity_confirmed", "consent") and _denies_symptoms(turn):
+        found["symptoms"] = []  # "được, em không sốt không ho gì"
     day = _day(turn)
     if day and "test_result" in found and found["test_result"] != "not_tested":
         found["test_date"] = day
@@ -244,9 +318,69 @@ def _volunteered(slots: dict[str, Any], requested: str | None, turn: Turn) -> di
     return found
 
 
+def answers_for_the_resident(turn: Turn) -> bool:
+    """A relative answers for the resident (a parent for a child): not the wrong person, not a refusal."""
+    return _says(turn.text, _FOR_THE_RESIDENT)
+
+
+def _denies_symptoms(turn: Turn) -> bool:
+    mentions = vnparse.symptom_mentions(turn.text)
+    return bool(mentions) and all(denied for _, denied in mentions)
+
+
+# A resident who asks why, or says they answered already, has not refused: "sao hỏi hoài vậy?", "hôm trước khai rồi
+# mà?". Only these words refuse: they are what a refusal says and a complaint does not.
+_REFUSING = [
+    split_phrase(p)
+    for p in (
+        "không muốn",
+        "không khai",
+        "không trả lời",
+        "đừng gọi",
+        "không cần gọi",
+        "không hợp tác",
+        "thôi khỏi",
+        "khỏi hỏi",
+        "không nói",
+        "miễn",
+        "cúp máy",
+        "dừng",
+        "stop",
+    )
+]
+_ASKING_WHY = [
+    split_phrase(p)
+    for p in (
+        "sao",
+        "tại sao",
+        "vì sao",
+        "làm gì",
+        "để làm gì",
+        "hoài",
+        "mãi",
+        "rồi mà",
+        "nữa à",
+        "nữa hả",
+        "lại hỏi",
+        "why",
+    )
+]
+
+
+def is_complaint(turn: Turn) -> bool:
+    """A question or complaint about being asked, which the classifier may take for a refusal: explain, go on."""
+    if turn.intent not in ("refuse", "goodbye", "ask_identity") or _says(turn.text, _REFUSING):
+        return False
+    return "?" in turn.text or _says(turn.text, _ASKING_WHY)
+
+
 def _end_or_pause(requested: str | None, turn: Turn) -> dict[str, Any] | None:
     """The acts that stop the questions, whatever was asked. Words that answer the question asked are an answer,
     whatever the classifier heard: "không biết" or "ba ngày nay" is not a goodbye."""
+    if answers_for_the_resident(turn):
+        return None  # "tôi là bố nó": a relative answers, nobody refuses
+    if turn.intent == "busy" and not _says(turn.text, _BUSY) and not vnparse.find_times(turn.text):
+        return None  # "hmm để xem" is thinking, not asking to be called back
     stopping = turn.intent in ("goodbye", "refuse", "wrong_person")
     # ...but a leading "không" is how refusals start: it does not count here.
     if stopping and requested in QUESTIONS and specific_answer(requested, turn, False) is not None:
@@ -273,20 +407,17 @@ def apply(slots: dict[str, Any], requested: str | None, turn: Turn) -> dict[str,
     if requested == "callback_at":
         updated["callback_at"] = _callback(turn) or (turn.now + DEFAULT_CALLBACK_DELAY).isoformat()
         return updated
+    if requested == "identity_confirmed":
+        updated["answered_by"] = "relative" if answers_for_the_resident(turn) else "resident"
     for name, value in _volunteered(slots, requested, turn).items():
-        if name == "symptoms" or updated.get(name) is None:
+        if name == "symptoms" and requested == "vaccine_doses":
+            continue  # "đến mũi hai thì bị sốt nên hoãn": a reaction to a dose told, not today's health
+        if (name == "symptoms" and value) or updated.get(name) is None:
             updated[name] = value
     if requested in QUESTIONS:
         answer = answer_to(requested, turn, slots)
-        if answer is None:
-            tries = (slots.get("reask_count") or 0) + 1
-            answered_otherwise = updated.get(requested) is not None
-            updated["reask_count"] = None if answered_otherwise or tries >= 2 else tries
-            if not answered_otherwise and tries >= 2:
-                updated[requested] = UNKNOWN
-        else:
+        if answer is not None:
             updated[requested] = merge_symptoms(slots.get("symptoms"), answer) if requested == "symptoms" else answer
-            updated["reask_count"] = None
     _imply_fever(updated)
     if updated.get("identity_confirmed") is False:
         updated["outcome"] = "wrong_person"
@@ -321,6 +452,22 @@ def next_question(slots: dict[str, Any]) -> str | None:
     if outcome == "callback_requested":
         return "callback_at" if slots.get("callback_at") is None else None
     return next((q for q in QUESTIONS if slots.get(q) is None and _applies(q, slots)), None)
+
+
+def ask_next(slots: dict[str, Any]) -> dict[str, Any]:
+    """The slots with the next question chosen (`requested_slot`) and counted. A question already asked twice is not
+    asked a third time: it is recorded as unknown and the next one is asked. The second asking offers buttons
+    (`reask_count` 1 selects those responses)."""
+    updated = dict(slots)
+    asked = dict(slots.get("asked") or {})
+    while (question := next_question(updated)) is not None and asked.get(question, 0) >= MAX_ASKS:
+        updated[question] = UNKNOWN
+    if question is not None:
+        asked[question] = asked.get(question, 0) + 1
+    updated.update(asked=asked, reask_count=1 if question and asked[question] > 1 else None, requested_slot=question)
+    if question is None and updated.get("outcome") is None:
+        updated["outcome"] = "complete"
+    return updated
 
 
 def needs_emergency_advice(before: dict[str, Any], after: dict[str, Any]) -> bool:

@@ -5,6 +5,9 @@
   the lemma see "khong co" and "không có" and "ko có" as the same words.
 - `VietnameseEntityExtractor`: symptoms, temperatures, days/times, test results and vaccine doses found by the
   rules in `bot.vnparse`, which the dialogue's answer parsing shares.
+- `EmergencyNeedsWords`: the classifier's `emergency` stands only on words of danger (an urgent symptom, a call for
+  help); without them the next intent of the ranking is taken. A false emergency raises an urgent alert and stops
+  the questions, and the classifier gave it to plain answers ("tối qua ạ").
 """
 
 from __future__ import annotations
@@ -23,12 +26,14 @@ from rasa.shared.nlu.constants import (
     ENTITY_ATTRIBUTE_START,
     ENTITY_ATTRIBUTE_TYPE,
     ENTITY_ATTRIBUTE_VALUE,
+    INTENT,
+    INTENT_RANKING_KEY,
     TEXT,
 )
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot.vnparse import find_all
+from bot.vnparse import find_all, names_an_emergency
 from bot.vntext import words
 
 
@@ -79,4 +84,27 @@ class VietnameseEntityExtractor(GraphComponent, EntityExtractorMixin):
                 for f in find_all(text)
             ]
             message.set(ENTITIES, message.get(ENTITIES, []) + self.add_extractor_name(found), add_to_output=True)
+        return messages
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
+class EmergencyNeedsWords(GraphComponent):
+    @classmethod
+    def create(
+        cls, config: dict[str, Any], model_storage: ModelStorage, resource: Resource, context: ExecutionContext
+    ) -> EmergencyNeedsWords:
+        return cls()
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        return training_data
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        for message in messages:
+            intent = message.get(INTENT) or {}
+            if intent.get("name") != "emergency" or names_an_emergency(message.get(TEXT) or ""):
+                continue
+            ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get("name") != "emergency"]
+            if ranking:
+                message.set(INTENT, ranking[0], add_to_output=True)
+                message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
         return messages

@@ -9,7 +9,8 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from bot.vntext import Word, fold, matches, phrase_at, split_phrase, words
+from bot.vnscope import about_someone_else, corrected, last_correction, only_corrected, others_spans
+from bot.vntext import Word, fold, matches, phrase_at, phrase_sounds_at, says, split_phrase, words
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ _DIGIT_WORDS = {
     "tám": 8,
     "chín": 9,
 }
+_TENS_CONTRACTED = ("băm",)  # "băm tám" = ba mươi tám (38), as speech contracts it
 # Typed without accents these are everyday words first ("tu" = từ, "sau" = after, "nam" = south, "tam" = tạm):
 # they count as numbers only beside another number word ("ba tam phay nam").
 _AMBIGUOUS_UNACCENTED = {"tu", "nam", "sau", "bay", "tam", "lam", "mot"}
@@ -62,8 +64,20 @@ def _is_number_word(ws: list[Word], i: int) -> bool:
     )
 
 
+def _single_digit(ws: list[Word], i: int) -> int | None:
+    """One digit, typed or spoken: the second half of '3 8', 'ba 8', 'ba tám'."""
+    if i >= len(ws):
+        return None
+    if ws[i].text.isdigit() and len(ws[i].text) == 1:
+        return int(ws[i].text)
+    return _digit(ws[i]) if _is_number_word(ws, i) else None
+
+
 def spoken_number(ws: list[Word], i: int) -> tuple[int, int] | None:
-    """A whole number spoken in words from index i: (value, words used). 'ba mươi tám' -> 38, 'ba tám' -> 38."""
+    """A whole number spoken in words from index i: (value, words used). 'ba mươi tám' -> 38, 'ba tám' -> 38,
+    'băm tám' -> 38, 'ba 8' -> 38 (a speech recogniser's mix)."""
+    if i < len(ws) and any(matches(ws[i], t) for t in _TENS_CONTRACTED) and (unit := _single_digit(ws, i + 1)):
+        return 30 + unit, 2
     if i < len(ws) and matches(ws[i], "mười"):
         unit = _digit(ws[i + 1]) if _is_number_word(ws, i + 1) else None
         return (10 + unit, 2) if unit is not None else (10, 1)
@@ -73,8 +87,8 @@ def spoken_number(ws: list[Word], i: int) -> tuple[int, int] | None:
     if i + 1 < len(ws) and matches(ws[i + 1], "mươi"):
         unit = _digit(ws[i + 2]) if _is_number_word(ws, i + 2) else None
         return (first * 10 + unit, 3) if unit is not None else (first * 10, 2)
-    if _is_number_word(ws, i + 1):  # digits read one by one: "ba tám" = 38
-        return first * 10 + _digit(ws[i + 1]), 2
+    if (second := _single_digit(ws, i + 1)) is not None:  # digits read one by one: "ba tám" = 38
+        return first * 10 + second, 2
     return first, 1
 
 
@@ -83,6 +97,8 @@ def number_at(ws: list[Word], i: int) -> tuple[float, int] | None:
     if i >= len(ws):
         return None
     text = ws[i].text
+    if len(text) == 1 and text.isdigit() and (second := _single_digit(ws, i + 1)) is not None:
+        return float(int(text) * 10 + second), 2  # "3 8 độ 5": a recogniser's digits one by one
     if re.fullmatch(r"\d+([.,]\d+)?", text):
         return float(text.replace(",", ".")), 1
     spoken = spoken_number(ws, i)
@@ -93,6 +109,13 @@ def number_at(ws: list[Word], i: int) -> tuple[float, int] | None:
 
 _DEGREE = ("độ",)
 _DECIMAL_MARKS = [split_phrase(p) for p in ("phẩy", "chấm", "độ", "lẻ")]
+
+
+def _mark_at(ws: list[Word], i: int, mark: tuple[str, ...]) -> bool:
+    """A unit or decimal mark after a number, however its accents were typed: '38 đọ 5', '39 dộ 5' say 'độ'."""
+    return phrase_sounds_at(ws, i, mark) or (len(mark) == 1 and i < len(ws) and fold(ws[i].canonical) == fold(mark[0]))
+
+
 _HALF = ("rưỡi",)
 _FEVER_CONTEXT = [split_phrase(p) for p in ("sốt", "nhiệt độ", "nhiệt", "đo", "đo được", "nóng")]
 TEMPERATURE_RANGE = (34.0, 43.0)
@@ -103,7 +126,7 @@ def _fraction_after(ws: list[Word], i: int) -> tuple[float, int] | None:
     if i < len(ws) and matches(ws[i], "rưỡi"):
         return 0.5, 1
     for mark in _DECIMAL_MARKS:
-        if phrase_at(ws, i, mark):
+        if _mark_at(ws, i, mark):
             j = i + len(mark)
             if j < len(ws) and matches(ws[j], "rưỡi"):
                 return 0.5, len(mark) + 1
@@ -126,7 +149,7 @@ def _temperature_at(ws: list[Word], i: int, anywhere: bool) -> Found | None:
     fraction = None if decimals_typed else _fraction_after(ws, i + used)
     value = whole + (fraction[0] if fraction else 0.0)
     used += fraction[1] if fraction else 0
-    if i + used < len(ws) and phrase_at(ws, i + used, _DEGREE):
+    if i + used < len(ws) and _mark_at(ws, i + used, _DEGREE):
         used += 1  # "38,5 độ"
     near_fever = any(phrase_at(ws, k, ctx) for k in range(max(0, i - 3), i) for ctx in _FEVER_CONTEXT)
     if not (anywhere or fraction or decimals_typed or near_fever):
@@ -136,8 +159,15 @@ def _temperature_at(ws: list[Word], i: int, anywhere: bool) -> Found | None:
     return Found("temperature", ws[i].start, ws[i + used - 1].end, round(value, 1))
 
 
-def find_temperatures(text: str, expected: bool = False) -> list[Found]:
-    """Body temperatures. `expected` (the question was about temperature) also accepts a bare '38'."""
+def find_temperatures(text: str, expected: bool = False, proxy: bool = False) -> list[Found]:
+    """The resident's body temperatures, a corrected one first ('39 độ, à nhầm, 38 độ 4'); someone else's left out.
+    `expected` (the question was about temperature) also accepts a bare '38'."""
+    others = [] if proxy else others_spans(text)
+    found = [f for f in _temperature_mentions(text, expected) if not about_someone_else(f.start, others)]
+    return corrected(found, text)
+
+
+def _temperature_mentions(text: str, expected: bool) -> list[Found]:
     ws, found, i = words(text), [], 0
     while i < len(ws):
         item = _temperature_at(ws, i, anywhere=expected)
@@ -152,8 +182,34 @@ def find_temperatures(text: str, expected: bool = False) -> list[Found]:
 # ---------------------------------------------------------------------------------------------- symptoms
 
 SYMPTOM_PHRASES = {
-    "fever": ["sốt", "sốt cao", "sốt nhẹ", "nóng sốt", "phát sốt", "người nóng", "nóng người", "ớn lạnh", "sốt sốt"],
-    "cough": ["ho", "ho khan", "ho có đờm", "ho đờm", "ho nhiều", "ho sù sụ", "ho húng hắng", "ho khù khụ"],
+    "fever": [
+        "sốt",
+        "sốt cao",
+        "sốt nhẹ",
+        "nóng sốt",
+        "phát sốt",
+        "người nóng",
+        "nóng người",
+        "ớn lạnh",
+        "sốt sốt",
+        "fever",
+        "sốt nóng",
+        "hâm hấp sốt",
+        "gai sốt",
+    ],
+    "cough": [
+        "ho",
+        "ho khan",
+        "ho có đờm",
+        "ho đờm",
+        "ho nhiều",
+        "ho sù sụ",
+        "ho húng hắng",
+        "ho khù khụ",
+        "cough",
+        "ho hắng",
+        "ho sặc sụa",
+    ],
     "shortness_of_breath": [
         "khó thở",
         "thở dốc",
@@ -167,9 +223,39 @@ SYMPTOM_PHRASES = {
         "thở không ra hơi",
         "không thở nổi",
         "không thở được",
+        "shortness of breath",
+        "short of breath",
+        "thở khò khè",
+        "hụt hơi",
     ],
-    "sore_throat": ["đau họng", "rát họng", "viêm họng", "ngứa họng", "đau rát họng", "khô họng", "vướng họng"],
-    "fatigue": ["mệt", "mệt mỏi", "uể oải", "mệt lả", "đuối sức", "mỏi mệt", "kiệt sức", "mệt người"],
+    "sore_throat": [
+        "đau họng",
+        "rát họng",
+        "viêm họng",
+        "ngứa họng",
+        "đau rát họng",
+        "khô họng",
+        "vướng họng",
+        "sore throat",
+        "đau cổ họng",
+        "viêm họng",
+        "rát cổ",
+    ],
+    "fatigue": [
+        "mệt",
+        "mệt mỏi",
+        "uể oải",
+        "mệt lả",
+        "đuối sức",
+        "mỏi mệt",
+        "kiệt sức",
+        "mệt người",
+        "tired",
+        "oải",
+        "mệt rã rời",
+        "mệt xỉu",
+        "đuối",
+    ],
     "loss_of_taste_or_smell": [
         "mất vị giác",
         "mất khứu giác",
@@ -184,7 +270,18 @@ SYMPTOM_PHRASES = {
         "mất vị giác và khứu giác",
         "không nếm được",
     ],
-    "runny_nose": ["sổ mũi", "chảy nước mũi", "nghẹt mũi", "ngạt mũi", "chảy mũi", "sụt sịt", "tắc mũi"],
+    "runny_nose": [
+        "sổ mũi",
+        "chảy nước mũi",
+        "nghẹt mũi",
+        "ngạt mũi",
+        "chảy mũi",
+        "sụt sịt",
+        "tắc mũi",
+        "runny nose",
+        "stuffy nose",
+        "xổ mũi",
+    ],
     "body_ache": [
         "đau nhức người",
         "đau người",
@@ -199,10 +296,23 @@ SYMPTOM_PHRASES = {
         "đau khớp",
         "nhức mỏi người",
         "đau mỏi",
+        "body ache",
+        "đau mình",
+        "nhức mình",
     ],
-    "headache": ["đau đầu", "nhức đầu", "nặng đầu", "đau nửa đầu", "choáng đầu", "váng đầu"],
-    "diarrhea": ["tiêu chảy", "đi ngoài", "đau bụng đi ngoài", "đi ngoài nhiều lần", "tào tháo đuổi", "đi cầu nhiều"],
-    "chest_pain": ["đau ngực", "tức ngực", "nặng ngực", "đau tức ngực", "thắt ngực", "nhói ngực"],
+    "headache": ["đau đầu", "nhức đầu", "nặng đầu", "đau nửa đầu", "choáng đầu", "váng đầu", "headache", "đau cái đầu"],
+    "diarrhea": [
+        "tiêu chảy",
+        "đi ngoài",
+        "đau bụng đi ngoài",
+        "đi ngoài nhiều lần",
+        "tào tháo đuổi",
+        "đi cầu nhiều",
+        "diarrhea",
+        "đi tả",
+        "tào tháo",
+    ],
+    "chest_pain": ["đau ngực", "tức ngực", "nặng ngực", "đau tức ngực", "thắt ngực", "nhói ngực", "chest pain"],
 }
 # Longest phrases first, so "ho khan" wins over "ho" and "đau tức ngực" over "đau".
 _SYMPTOM_PATTERNS = sorted(
@@ -237,40 +347,86 @@ def _names_a_medicine(ws: list[Word], i: int) -> bool:
     return any(phrase_at(ws, i - len(m), m) for m in _MEDICINE if i - len(m) >= 0)
 
 
-def find_symptoms(text: str) -> list[Found]:
-    """Symptoms the resident has, negated ones left out: 'không sốt nhưng ho khan' -> cough."""
+def _symptom_at(ws: list[Word], i: int) -> tuple[tuple[str, ...], str] | None:
+    """The symptom phrase said from word i: as written first, then as a misspelling would write it ('xốt',
+    'sổ mủi', 'trảy nước mũi'); the longest phrase wins ('ho khan' over 'ho')."""
+    exact = next(((p, code) for p, code in _SYMPTOM_PATTERNS if phrase_at(ws, i, p)), None)
+    if exact:
+        return exact
+    return next(((p, code) for p, code in _SYMPTOM_PATTERNS if phrase_sounds_at(ws, i, p)), None)
+
+
+def symptom_mentions(text: str) -> list[tuple[Found, bool]]:
+    """Every symptom named, with whether it is denied ('không ho'); medicines ('thuốc hạ sốt') left out."""
     ws, found, i = words(text), [], 0
     while i < len(ws):
-        hit = next(((p, code) for p, code in _SYMPTOM_PATTERNS if phrase_at(ws, i, p)), None)
+        hit = _symptom_at(ws, i)
         if hit is None:
             i += 1
             continue
         phrase, code = hit
-        if not _negated(ws, i, text) and not _names_a_medicine(ws, i):
-            found.append(Found("symptom", ws[i].start, ws[i + len(phrase) - 1].end, code))
+        if not _names_a_medicine(ws, i):
+            mention = Found("symptom", ws[i].start, ws[i + len(phrase) - 1].end, code)
+            found.append((mention, _negated(ws, i, text)))
         i += len(phrase)
     return found
+
+
+def find_symptoms(text: str, proxy: bool = False) -> list[Found]:
+    """The resident's own symptoms: 'không sốt nhưng ho khan' -> cough; 'con tôi ho' -> none; 'ho khan, sổ mũi,
+    à không sổ mũi đâu, chỉ ho thôi' -> cough (taken back); 'mất vị giác, à không phải, chỉ sổ mũi' -> runny nose.
+    `proxy`: a relative answers for the resident ("cháu nó khỏe"), so nobody's facts are left out."""
+    others = [] if proxy else others_spans(text)
+    own = [(f, denied) for f, denied in symptom_mentions(text) if not about_someone_else(f.start, others)]
+    retraction = last_correction(text, retractions_only=True)
+    if retraction and any(not denied and f.start >= retraction[1] for f, denied in own):
+        own = [(f, denied) for f, denied in own if f.start >= retraction[0]]
+    had: dict[str, Found] = {}
+    for mention, denied in own:  # in the order said: a symptom denied after it was named is taken back
+        if denied:
+            had.pop(mention.value, None)
+        else:
+            had.setdefault(mention.value, mention)
+    return sorted(had.values(), key=lambda f: f.start)
 
 
 # ---------------------------------------------------------------------------------------------- test results
 
 TEST_RESULT_PHRASES = {
-    "negative": ["âm tính", "âm"],
-    "positive": ["dương tính", "dương"],
-    "pending": ["chưa có kết quả", "đang chờ kết quả", "chờ kết quả", "chưa có kết quả xét nghiệm"],
+    # A rapid test shows one line (vạch) when negative and two when positive; English words come with the tests.
+    "negative": ["âm tính", "âm", "âm tin", "negative", "neg", "1 vạch", "một vạch"],
+    "positive": ["dương tính", "dương", "dương tin", "positive", "pos", "2 vạch", "hai vạch"],
+    "pending": [
+        *("chưa có kết quả", "đang chờ kết quả", "chờ kết quả", "chưa có kết quả xét nghiệm", "đợi kết quả"),
+        *("chưa trả kết quả", "chưa báo kết quả", "chưa biết kết quả", "chưa ra kết quả", "pending"),
+    ],
 }
 _TEST_PATTERNS = sorted(
     ((split_phrase(p), code) for code, phrases in TEST_RESULT_PHRASES.items() for p in phrases),
     key=lambda item: -len(item[0]),
 )
-_TEST_CONTEXT = [split_phrase(p) for p in ("test", "xét nghiệm", "kết quả", "pcr", "nhanh", "tính", "vạch")]
+_TEST_CONTEXT = [split_phrase(p) for p in ("test", "xét nghiệm", "kết quả", "pcr", "nhanh", "tính", "vạch", "là")]
 
 
-def find_test_results(text: str) -> list[Found]:
+def find_test_results(text: str, proxy: bool = False) -> list[Found]:
+    """The resident's own test results, a corrected one first: 'vợ tôi dương tính' is not the resident's (a result
+    pending with someone else, 'họ chưa trả kết quả', still is)."""
+    others = [] if proxy else others_spans(text)
+    own = [f for f in _test_result_mentions(text) if f.value == "pending" or not about_someone_else(f.start, others)]
+    return corrected(own, text)
+
+
+def others_tested_positive(text: str, proxy: bool = False) -> bool:
+    """Someone else's positive result told: 'vợ tôi dương tính', 'ổng dương tính bữa thứ năm' (contact with a case)."""
+    others = [] if proxy else others_spans(text)
+    return any(f.value == "positive" and about_someone_else(f.start, others) for f in _test_result_mentions(text))
+
+
+def _test_result_mentions(text: str) -> list[Found]:
     ws, found = words(text), []
     for i in range(len(ws)):
         for phrase, code in _TEST_PATTERNS:
-            if phrase_at(ws, i, phrase):
+            if phrase_at(ws, i, phrase) or (len(phrase) > 1 and phrase_sounds_at(ws, i, phrase)):
                 bare = len(phrase) == 1  # "âm"/"dương" alone only next to test words
                 if bare and not any(phrase_at(ws, k, c) for k in range(max(0, i - 3), i) for c in _TEST_CONTEXT):
                     break
@@ -298,30 +454,69 @@ NOT_TESTED_PHRASES = [
 
 
 def says_not_tested(text: str) -> bool:
-    ws = words(text)
-    return any(phrase_at(ws, i, p) for i in range(len(ws)) for p in NOT_TESTED_PHRASES)
+    return says(text, NOT_TESTED_PHRASES)
 
 
 # ---------------------------------------------------------------------------------------------- vaccine doses
 
 _DOSE = ("mũi",)
+# Doses told as a story: "đi tiêm hai đợt ở trạm", "chích 3 lần rồi" count only beside a word of vaccination
+# ("test hai lần" is two tests).
+_STORY_UNITS = [split_phrase(p) for p in ("lần", "đợt", "liều")]
+_VACCINATION = [split_phrase(p) for p in ("tiêm", "chích", "vắc xin", "vaccine", "vacxin", "vaccin", "mũi", "vắc-xin")]
+_ORDINAL = ("thứ",)
+_FIRST = [split_phrase(p) for p in ("đầu", "đầu tiên", "một")]  # "mới tiêm được mũi đầu": one dose
+_MORE = [split_phrase(p) for p in ("thêm",)]  # "chích Pfizer hai lần, rồi chích thêm Moderna một lần": three
 
 
-def find_doses(text: str, expected: bool = False) -> list[Found]:
-    """'2 mũi', 'hai mũi', 'mũi 3'; with `expected` (the question was about doses) also a bare '2'."""
-    ws, found = words(text), []
+def _dose_count_at(ws: list[Word], i: int) -> tuple[int, int] | None:
+    """A count of doses from word i: (doses, words used) for '2 mũi', 'mũi 3', 'mũi thứ ba', 'hai đợt' (beside
+    'tiêm'), or None."""
+    if phrase_at(ws, i, _DOSE):  # "mũi 3", "mũi thứ ba", "mũi đầu"
+        skip = 1 + phrase_at(ws, i + 1, _ORDINAL)
+        if any(phrase_at(ws, i + skip, first) for first in _FIRST[:2]):
+            return 1, skip + 1
+        number = number_at(ws, i + skip)
+        return (int(number[0]), skip + number[1]) if number else None
+    number = number_at(ws, i)
+    if number is None:
+        return None
+    after = i + number[1]
+    if phrase_at(ws, after, _DOSE):
+        return int(number[0]), number[1] + 1
+    vaccination_near = any(
+        phrase_at(ws, k, v) for k in range(max(0, i - 4), min(len(ws), after + 4)) for v in _VACCINATION
+    )
+    if vaccination_near and any(phrase_at(ws, after, unit) for unit in _STORY_UNITS):
+        return int(number[0]), number[1] + 1
+    return None
+
+
+def find_doses(text: str, expected: bool = False, proxy: bool = False) -> list[Found]:
+    """The resident's vaccine doses, a corrected count first: '2 mũi', 'hai mũi', 'mũi 3', 'tiêm hai đợt',
+    '4 mũi à nhầm 3 mũi'; someone else's ('bố mẹ em thì 4 mũi') left out. With `expected` (the question was about
+    doses) also a bare '2'."""
+    ws, found, others = words(text), [], [] if proxy else others_spans(text)
     for i in range(len(ws)):
         if found and found[-1].end > ws[i].start:
             continue  # inside the doses just found
-        number = number_at(ws, i + 1) if phrase_at(ws, i, _DOSE) else None  # "mũi 3"
-        if number is None and (number := number_at(ws, i)) and not phrase_at(ws, i + number[1], _DOSE):
-            number = None  # a number not followed by "mũi" ("2 mũi") is not a dose
-        if number and number[0] <= 6 and not _negated(ws, i, text):
-            found.append(Found("doses", ws[i].start, ws[i + number[1]].end, int(number[0])))
+        count = _dose_count_at(ws, i)
+        if count and count[0] <= 6 and not _negated(ws, i, text) and not about_someone_else(ws[i].start, others):
+            found.append(Found("doses", ws[i].start, ws[i + count[1] - 1].end, count[0]))
     if not found and expected:
         numbers = [(number_at(ws, i), i) for i in range(len(ws))]
         found = [Found("doses", ws[i].start, ws[i + n[1] - 1].end, int(n[0])) for n, i in numbers if n and n[0] <= 6]
+    found = corrected(_added_up(found, ws), text)
     return found[:1] if expected else found
+
+
+def _added_up(found: list[Found], ws: list[Word]) -> list[Found]:
+    """Doses told in two parts, the second 'thêm' (more): one count, their sum."""
+    if len(found) == 2:
+        between = [w for w in ws if found[0].end <= w.start < found[1].start]
+        if any(phrase_at(between, k, m) for k in range(len(between)) for m in _MORE):
+            return [replace(found[0], end=found[1].end, value=found[0].value + found[1].value)]
+    return found
 
 
 # ---------------------------------------------------------------------------------------------- days and times
@@ -337,6 +532,11 @@ _DAY_OFFSETS = [
     (split_phrase("ngày hôm qua"), -1),
     (split_phrase("hôm kia"), -2),
     (split_phrase("bữa kia"), -2),
+    (split_phrase("hôm tê"), -2),  # Central: tê = kia
+    (split_phrase("bữa tê"), -2),
+    (split_phrase("hôm ni"), 0),  # Central: ni = nay
+    (split_phrase("bữa ni"), 0),
+    (split_phrase("bữa hổm"), -3),  # Southern: the other day
     (split_phrase("hôm trước"), -2),
     (split_phrase("ngày mai"), 1),
     (split_phrase("mai"), 1),
@@ -499,7 +699,9 @@ def _when_at(ws: list[Word], i: int) -> tuple[When, int] | None:
 
 def _day_at(ws: list[Word], i: int) -> tuple[When, int] | None:
     for phrase, offset in _DAY_OFFSETS:
-        if phrase_at(ws, i, phrase) and not (phrase == ("mai",) and i > 0 and ws[i].text == "Mai"):  # chị Mai
+        if (phrase_at(ws, i, phrase) or (len(phrase) > 1 and phrase_sounds_at(ws, i, phrase))) and not (
+            phrase == ("mai",) and i > 0 and ws[i].text == "Mai"
+        ):  # chị Mai
             if offset is None:
                 return When(start_of_week=True), len(phrase)
             return When(day_offset=offset), len(phrase)
@@ -532,7 +734,17 @@ def _day_at(ws: list[Word], i: int) -> tuple[When, int] | None:
 
 
 def find_times(text: str) -> list[tuple[Found, When]]:
-    """Day and time expressions, longest first at each place: 'từ hôm qua' -> 'hôm qua'."""
+    """Day and time expressions, longest first at each place: 'từ hôm qua' -> 'hôm qua'; the 'mốt' of '39 độ mốt'
+    is a decimal, not the day after tomorrow."""
+    temperatures = _temperature_mentions(text, expected=False)
+    return [
+        (found, when)
+        for found, when in _time_mentions(text)
+        if not any(t.start <= found.start < t.end for t in temperatures)
+    ]
+
+
+def _time_mentions(text: str) -> list[tuple[Found, When]]:
     ws, found, i = words(text), [], 0
     while i < len(ws):
         hit = _when_at(ws, i)
@@ -551,8 +763,10 @@ def find_times(text: str) -> list[tuple[Found, When]]:
 
 
 def find_all(text: str) -> list[Found]:
-    """Every entity the NLU marks, in text order (time values as text; the dialogue resolves them)."""
-    items = [*find_symptoms(text), *find_temperatures(text), *find_test_results(text), *find_doses(text)]
+    """Every entity the NLU marks, in text order (time values as text; the dialogue resolves them); a value taken
+    back by a correction is not marked."""
+    values = [*find_temperatures(text), *find_test_results(text), *find_doses(text)]
+    items = [*find_symptoms(text), *only_corrected(values, text)]
     items += [Found("time", f.start, f.end, text[f.start : f.end]) for f, when in find_times(text) if not when.vague]
     items.sort(key=lambda f: (f.start, -(f.end - f.start)))
     kept: list[Found] = []
@@ -560,6 +774,43 @@ def find_all(text: str) -> list[Found]:
         if not kept or item.start >= kept[-1].end:
             kept.append(item)
     return kept
+
+
+URGENT_CODES = {"shortness_of_breath", "chest_pain"}
+# Words that call for help now, whoever is in danger ("người nhà tôi ngất rồi" is an emergency too).
+_EMERGENCY_WORDS = [
+    split_phrase(p)
+    for p in (
+        "cứu",
+        "cấp cứu",
+        "115",
+        "ngất",
+        "xỉu",
+        "bất tỉnh",
+        "tím tái",
+        "môi tím",
+        "co giật",
+        "lịm",
+        "hôn mê",
+        "nguy kịch",
+        "sắp chết",
+        "spo2",
+        "oxy",
+        "gấp",
+        "khẩn cấp",
+        "không chịu nổi",
+        "help",
+        "sos",
+    )
+]
+
+
+def names_an_emergency(text: str) -> bool:
+    """Words of danger now: an urgent symptom not denied, or a call for help. The classifier's 'emergency' needs
+    them: an answer like 'tối qua ạ' taken for an emergency would raise a false urgent alert."""
+    if any(f.value in URGENT_CODES and not denied for f, denied in symptom_mentions(text)):
+        return True
+    return says(text, _EMERGENCY_WORDS)
 
 
 def is_unknown_answer(text: str) -> bool:
@@ -579,7 +830,7 @@ def is_unknown_answer(text: str) -> bool:
             "chịu",
         )
     ]
-    return any(phrase_at(ws, i, p) for i in range(len(ws)) for p in phrases)
+    return any(phrase_sounds_at(ws, i, p) for i in range(len(ws)) for p in phrases)
 
 
 __all__ = [
@@ -591,8 +842,10 @@ __all__ = [
     "find_temperatures",
     "find_test_results",
     "find_times",
+    "others_tested_positive",
     "fold",
     "is_unknown_answer",
+    "names_an_emergency",
     "says_not_tested",
     "spoken_number",
 ]

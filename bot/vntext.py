@@ -100,11 +100,19 @@ def canonical_tones(word: str) -> str:
 
 # Chat shorthand, per whole word (never inside words: "k65", "50k"). Ambiguous ones ("v" = với/vậy) are left out.
 TEENCODE = {
-    "không": ["ko", "k", "kh", "hk", "hok", "hong", "hông", "khum", "kg", "kô", "hem", "hổng", "hỏng", "khg"],
-    "được": ["dc", "đc", "dk", "đk"],
+    "không": [
+        *("ko", "k", "kh", "hk", "hok", "hong", "hông", "khum", "kg", "kô", "hem", "hổng", "hỏng", "khg"),
+        *("khôg", "khog", "kog", "khôn", "khôngg", "khoong", "khônh", "khong6"),  # in a hurry; "khôn": Central
+    ],
+    "được": ["dc", "đc", "dk", "đk", "đươc", "dươc", "đựơc"],
+    "đúng": ["đúg", "dúng", "đung", "dug", "đug", "dúg"],
+    "vâng": ["vg", "vâg", "vâgg"],
+    "qua": ["qa", "wa"],
+    "test": ["tesst", "tét", "tess", "tes", "tesd"],
+    "nước": ["nc"],
     "gì": ["j", "ji"],
     "với": ["vs"],
-    "rồi": ["r", "rùi", "gòi", "ròi"],
+    "rồi": ["r", "rùi", "gòi", "ròi", "dồi", "zồi"],
     "cũng": ["cx", "cug", "cungx"],
     "mình": ["mk", "mik", "mh"],
     "em": ["e"],
@@ -112,18 +120,19 @@ TEENCODE = {
     "chị": ["c"],
     "chưa": ["chx"],
     "vậy": ["z", "zậy", "dzậy", "zay"],
-    "ok": ["oke", "okie", "oki", "okay", "okê", "ôkê", "uki"],
+    "ok": ["oke", "okie", "oki", "okay", "okê", "ôkê", "uki", "yes", "yeah", "yep", "yup"],
     "bình thường": ["bt", "bth", "bthg"],
     "người": ["ng"],
     "trước": ["trc"],
     "đang": ["đag", "dg", "đg"],
     "kết quả": ["kq"],
+    "vợ": ["vk"],
+    "chồng": ["ck"],
     "xét nghiệm": ["xn"],
     "hôm nay": ["hnay"],
     "hôm qua": ["hqua", "hwa"],
     "muốn": ["mún"],
     "biết": ["bít", "bik"],
-    "vâng": ["vg"],
     "ừ": ["uh", "uhm", "um", "ừm", "ưm", "ờm"],
     "thôi": ["thui"],
     "nhé": ["nha", "nhá", "nhe", "nghen"],
@@ -131,6 +140,23 @@ TEENCODE = {
     "số điện thoại": ["sđt", "sdt"],
 }
 _SHORTHAND = {short: full for full, shorts in TEENCODE.items() for short in shorts}
+
+# Unaccented typing with the Telex keys left in: the tone key at the end ("dungs", "hongj", "muix") and doubled
+# letters ("vaanx", "quaa", "khongg"). Such a word reads as its bare letters, when they make a Vietnamese syllable.
+_SYLLABLE = re.compile(
+    r"(ngh|ng|nh|ch|gh|gi|kh|ph|qu|th|tr|[bcdghklmnprstvx])?"
+    r"(uye|uya|oai|oay|uay|uoi|ươi|ieu|yeu|ai|ao|au|ay|eo|eu|ia|ie|iu|oa|oe|oi|ua|ue|ui|uo|uy|ye|[aeiouy])"
+    r"(ng|nh|ch|[cmnptiouy])?"
+)
+_NOT_TELEX = {"yes", "thanks", "tests", "pos", "cos", "bus", "plus", "ms", "mrs", "max", "sos", "ok"}
+
+
+def _without_telex_keys(word: str) -> str:
+    if not word.isascii() or not word.isalpha() or word in _NOT_TELEX or len(word) < 3:
+        return word
+    bare = re.sub(r"([a-z])\1+", r"\1", word[:-1] if word[-1] in "sfrxj" else word)
+    bare = bare.replace("aw", "a").replace("ow", "o").replace("uw", "u")
+    return bare if bare != word and _SYLLABLE.fullmatch(bare) else word
 
 
 def words(text: str, split_expansions: bool = True) -> list[Word]:
@@ -147,6 +173,7 @@ def words(text: str, split_expansions: bool = True) -> list[Word]:
         lower = typed.lower()
         previous_is_number = bool(result) and result[-1].text[:1].isdigit()
         expanded = lower if lower == "k" and previous_is_number else _SHORTHAND.get(lower, lower)  # "50 k" = 50,000
+        expanded = _without_telex_keys(expanded)
         parts = [canonical_tones(part) for part in expanded.split()]
         pieces = parts if split_expansions else [" ".join(parts)]
         result += [Word(typed, match.start(), match.end(), piece, fold(piece)) for piece in pieces]
@@ -170,9 +197,59 @@ def matches(word: Word, target: str) -> bool:
     return (not word.accented and word.folded == bare) or (word.text == word.typed_folded and word.typed_folded == bare)
 
 
+# Letters that typing and speech recognition confuse (s/x, ch/tr, d/gi/r, l/n, a final c for t) and the hỏi/ngã tones.
+_ONSETS = (("gi", "d"), ("tr", "ch"), ("x", "s"), ("r", "d"), ("l", "n"), ("đ", "d"))
+_CODAS = (("nh", "n"), ("ng", "n"), ("ch", "t"), ("c", "t"))
+_HOI, _NGA = "\u0309", "\u0303"
+
+
+def sound_key(word: str) -> str:
+    """A word as it sounds, the confusable letters and tones made one: 'xốt' and 'sốt', 'mủi' and 'mũi', 'trảy'
+    and 'chảy' share a key. Doubled letters count once ('sốtt')."""
+    word = unicodedata.normalize("NFD", canonical_tones(word.lower())).replace(_NGA, _HOI)
+    word = unicodedata.normalize("NFC", re.sub(r"(.)\1+", r"\1", word))
+    for typed, heard in _ONSETS:
+        if word.startswith(typed):
+            word = heard + word[len(typed) :]
+            break
+    for typed, heard in _CODAS:  # Southern speech and its typing merge -nh/-n, -ng/-n, -c/-t, -ch/-t
+        if word.endswith(typed):
+            return word[: -len(typed)] + heard
+    return word
+
+
+def sounds_like(word: Word, target: str) -> bool:
+    """Does `word` sound like `target` (one canonical word), as a misspelling would? Words typed with accents compare
+    with accents (so 'xót' is not 'sốt'); a word with its tone mark left off ('sôt', 'mêt') compares bare."""
+    if matches(word, target):
+        return True
+    if sound_key(word.canonical) == sound_key(target):
+        return True
+    toneless = _split_tone(word.canonical)[1] is None and word.accented
+    return toneless and fold(sound_key(word.canonical)) == fold(sound_key(target))
+
+
 def phrase_at(ws: list[Word], i: int, phrase: tuple[str, ...]) -> bool:
     """Do the words from index i on say `phrase` (canonical words, e.g. ("khó", "thở"))?"""
     return i + len(phrase) <= len(ws) and all(matches(ws[i + k], part) for k, part in enumerate(phrase))
+
+
+def phrase_sounds_at(ws: list[Word], i: int, phrase: tuple[str, ...]) -> bool:
+    """`phrase_at`, misspellings allowed ('trưa xét nghiệm' for 'chưa xét nghiệm'); a phrase of several words may
+    also have its accents wrong ('đau hộng'), as long as its letters are right."""
+    if i + len(phrase) > len(ws):
+        return False
+    if all(sounds_like(ws[i + k], part) for k, part in enumerate(phrase)):
+        return True
+    return len(phrase) > 1 and all(
+        fold(sound_key(ws[i + k].canonical)) == fold(sound_key(p)) for k, p in enumerate(phrase)
+    )
+
+
+def says(text: str, phrases: list[tuple[str, ...]]) -> bool:
+    """Does the text say one of the phrases anywhere, misspellings allowed?"""
+    ws = words(text)
+    return any(phrase_sounds_at(ws, i, p) for i in range(len(ws)) for p in phrases)
 
 
 def split_phrase(phrase: str) -> tuple[str, ...]:
@@ -180,7 +257,7 @@ def split_phrase(phrase: str) -> tuple[str, ...]:
 
 
 # Yes and no as Northern and Southern speakers say them. Negation wins: "dạ không" and "không có" are no.
-_NO = [split_phrase(p) for p in ("không", "chưa", "chẳng", "chả", "hổng", "sai rồi", "nhầm")]
+_NO = [split_phrase(p) for p in ("không", "chưa", "chẳng", "chả", "hổng", "sai rồi", "nhầm", "no", "nope")]
 _YES = [
     split_phrase(p)
     for p in (
@@ -207,11 +284,22 @@ _YES = [
 ]
 
 
+# A thumbs up is a yes in chat; a thumbs down or a cross a no.
+_YES_EMOJI = set("👍👌✅🆗🙆☑✔")
+_NO_EMOJI = set("👎❌🙅✖")
+
+
+def _emoji_yes_no(text: str) -> bool | None:
+    if _NO_EMOJI & set(text):
+        return False
+    return True if _YES_EMOJI & set(text) else None
+
+
 def leading_yes_no(text: str) -> bool | None:
     """Yes or no said first, before anything else ("có, vợ tôi là F0"): an answer whatever follows."""
     ws = words(text)
     if not ws:
-        return None
+        return _emoji_yes_no(text)
     if any(phrase_at(ws, 0, p) for p in _NO):
         return False
     return True if any(phrase_at(ws, 0, p) for p in _YES) else None
@@ -224,4 +312,4 @@ def yes_no(text: str) -> bool | None:
         return False
     if any(phrase_at(ws, i, p) for i in range(len(ws)) for p in _YES):
         return True
-    return None
+    return _emoji_yes_no(text)

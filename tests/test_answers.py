@@ -4,7 +4,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot import answers
-from bot.answers import UNKNOWN, Turn, apply, next_question
+from bot.answers import UNKNOWN, Turn, apply, ask_next, next_question
 
 NOW = datetime(2021, 6, 3, 10, 0, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
 START = {name: None for name in answers.DIALOGUE_SLOTS} | {"identity_confirmed": True, "consent": True}
@@ -37,11 +37,27 @@ def test_a_measured_fever_is_a_fever():
 
 
 def test_not_understood_twice_moves_on_as_unknown():
-    once = apply(START, "symptoms", turn("ờm", "nlu_fallback"))
-    assert once["symptoms"] is None and once["reask_count"] == 1
-    twice = apply(once, "symptoms", turn("ờm", "nlu_fallback"))
+    first = ask_next(START)
+    assert first["requested_slot"] == "symptoms" and first["reask_count"] is None
+    once = ask_next(apply(first, "symptoms", turn("ờm", "nlu_fallback")))
+    assert once["symptoms"] is None and once["requested_slot"] == "symptoms" and once["reask_count"] == 1
+    twice = ask_next(apply(once, "symptoms", turn("ờm", "nlu_fallback")))
     assert twice["symptoms"] == UNKNOWN and twice["reask_count"] is None
-    assert next_question(twice) == "contact_with_case"
+    assert twice["requested_slot"] == "contact_with_case"
+
+
+def test_a_question_is_never_asked_a_third_time_whatever_came_between():
+    slots = ask_next(START)
+    for _ in range(2):  # asked, then the resident asks for a repeat: the question comes back once, with buttons
+        assert slots["requested_slot"] == "symptoms"
+        slots = ask_next(slots)
+    assert slots["symptoms"] == UNKNOWN and slots["requested_slot"] == "contact_with_case"
+
+
+def test_the_last_answer_completes_the_declaration():
+    slots = START | {q: "unknown" for q in answers.QUESTIONS[2:-1]}
+    done = ask_next(apply(ask_next(slots), "needs", turn("không cần gì", "deny")))
+    assert done["requested_slot"] is None and done["outcome"] == "complete"
 
 
 def test_yes_and_no_need_words_or_a_button():
