@@ -6,11 +6,11 @@ next, skipping questions that do not apply (temperature without fever, onset wit
 a test).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot import vnparse
+from bot import places, vnparse
 from bot.vnscope import last_correction
 from bot.vntext import leading_yes_no, says, split_phrase, yes_no
 
@@ -29,9 +29,10 @@ QUESTIONS = [
     "test_date",
     "vaccine_doses",
     "at_registered_address",
+    "staying_at",
     "needs",
 ]
-DIALOGUE_SLOTS = [*QUESTIONS, "callback_at", "outcome", "emergency", "reask_count", "asked", "answered_by"]
+DIALOGUE_SLOTS = [*QUESTIONS, "callback_at", "outcome", "emergency", "reask_count", "asked", "answered_by", "ask_where"]
 MAX_ASKS = 2  # a question is asked at most twice (the second time with buttons), then recorded as unknown
 ENDING_OUTCOMES = {"wrong_person", "refused", "ended_early", "complete"}
 CLOSING_RESPONSES = {
@@ -42,7 +43,10 @@ CLOSING_RESPONSES = {
 }
 DEFAULT_CALLBACK_DELAY = timedelta(hours=2)
 _YES_NO_QUESTIONS = {"contact_with_case", "at_registered_address"}
-_UNKNOWABLE = {"temperature", "symptom_onset", "contact_with_case", "test_date", "test_result", "vaccine_doses"}
+_UNKNOWABLE = {
+    *("temperature", "symptom_onset", "contact_with_case", "test_date", "test_result", "vaccine_doses", "staying_at"),
+}
+_PLACE_TOLD = {"at_registered_address", "staying_at", "needs"}  # answers where residents say where they are
 
 _AT_HOME = [split_phrase(p) for p in ("ở nhà", "vẫn ở", "ở đây", "ở chỗ cũ", "đang cách ly", "ở phòng")]
 _AWAY = [
@@ -60,8 +64,11 @@ _NO_NEEDS = [
         "ổn rồi",
         "không phải hỗ trợ",
         "tự lo được",
+        "no need",
+        "no thanks",
     )
 ]
+_NEEDS = [split_phrase(p) for p in ("cần", "xin", "thiếu", "hết", "mua giúp", "gửi", "nhờ", "need")]
 _WRONG_PERSON = [
     split_phrase(p)
     for p in (
@@ -179,6 +186,12 @@ def _doses(turn: Turn, expected: bool) -> int | None:
     return 0 if _says(turn.text, _NOT_VACCINATED) else None
 
 
+def _place(turn: Turn) -> dict[str, Any] | None:
+    """Where the resident says they are staying, as the 2025 units ('phường Dĩ An, Bình Dương cũ' -> Hồ Chí Minh)."""
+    place = places.find_place(turn.text)
+    return asdict(place) if place else None
+
+
 def _day(turn: Turn) -> str | None:
     found = vnparse.find_times(turn.text)
     return found[0][1].as_date(turn.now.date()).isoformat() if found and turn.now else None
@@ -195,12 +208,15 @@ def _is_payload(turn: Turn, intent: str) -> bool:
 
 
 # A yes or a no needs the words to say it (or a button): the classifier is confident even on gibberish.
+# ...and a yes or no said first outweighs the classifier ("no" is not an "ok").
 def _is_no(turn: Turn) -> bool:
-    return _is_payload(turn, "deny") or (turn.intent != "affirm" and yes_no(turn.text) is False)
+    said = yes_no(turn.text) is False and (turn.intent != "affirm" or leading_yes_no(turn.text) is False)
+    return _is_payload(turn, "deny") or said
 
 
 def _is_yes(turn: Turn) -> bool:
-    return _is_payload(turn, "affirm") or (turn.intent != "deny" and yes_no(turn.text) is True)
+    said = yes_no(turn.text) is True and (turn.intent != "deny" or leading_yes_no(turn.text) is True)
+    return _is_payload(turn, "affirm") or said
 
 
 def specific_answer(question: str, turn: Turn, leading_yes_no_counts: bool = True) -> Any:
@@ -222,6 +238,12 @@ def specific_answer(question: str, turn: Turn, leading_yes_no_counts: bool = Tru
         return _doses(turn, expected=False)
     if question == "at_registered_address":
         return False if _says(turn.text, _AWAY) else (True if _says(turn.text, _AT_HOME) else None)
+    if question == "staying_at":
+        return _place(turn)
+    if question == "needs":
+        if leading_yes_no(turn.text) is False or _says(turn.text, _NO_NEEDS):
+            return ""
+        return turn.text.strip() if _says(turn.text, _NEEDS) and "?" not in turn.text else None
     return None
 
 
@@ -287,6 +309,8 @@ def _answer_to(question: str, turn: Turn, slots: dict[str, Any]) -> Any:
         if _says(turn.text, _AWAY) or _is_no(turn):
             return False
         return True if _says(turn.text, _AT_HOME) or _is_yes(turn) else None
+    if question == "staying_at":
+        return _place(turn)
     if question == "needs":
         if turn.intent in ("deny", "feel_fine") or _says(turn.text, _NO_NEEDS):
             return ""
@@ -308,6 +332,8 @@ def _volunteered(slots: dict[str, Any], requested: str | None, turn: Turn) -> di
         found["vaccine_doses"] = doses
     if vnparse.others_tested_positive(turn.text, turn.proxy):
         found["contact_with_case"] = "yes"
+    if slots.get("ask_where") and requested in _PLACE_TOLD and (place := _place(turn)):
+        found["staying_at"] = place
     if requested in ("identity_confirmed", "consent") and _denies_symptoms(turn):
         found["symptoms"] = []  # "được, em không sốt không ho gì"
     day = _day(turn)
@@ -441,6 +467,8 @@ def _applies(question: str, slots: dict[str, Any]) -> bool:
         return isinstance(symptoms, list) and bool(symptoms)
     if question == "test_date":
         return slots.get("test_result") in ("positive", "negative", "pending")
+    if question == "staying_at":
+        return bool(slots.get("ask_where"))
     return True
 
 

@@ -427,8 +427,9 @@ def _test_result_mentions(text: str) -> list[Found]:
     for i in range(len(ws)):
         for phrase, code in _TEST_PATTERNS:
             if phrase_at(ws, i, phrase) or (len(phrase) > 1 and phrase_sounds_at(ws, i, phrase)):
-                bare = len(phrase) == 1  # "âm"/"dương" alone only next to test words
-                if bare and not any(phrase_at(ws, k, c) for k in range(max(0, i - 3), i) for c in _TEST_CONTEXT):
+                bare = len(phrase) == 1  # "âm"/"dương"/"negative" alone only next to test words, before or after
+                near = [k for k in range(max(0, i - 3), min(len(ws), i + 4)) if k != i]
+                if bare and not any(phrase_at(ws, k, c) for k in near for c in _TEST_CONTEXT):
                     break
                 if not found or found[-1].end < ws[i].start:
                     found.append(Found("test_result", ws[i].start, ws[i + len(phrase) - 1].end, code))

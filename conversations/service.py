@@ -31,7 +31,7 @@ from campaigns.rules import CampaignRules
 from conversations.alerts import SYMPTOM_NAMES, assess, raise_alert
 from conversations.engine import BotMessage, Button, EngineClient, EngineError, EngineReply
 from conversations.outreach import Outreach, OutreachStore
-from conversations.residents import person_with_phone
+from conversations.residents import claim_province, person_with_phone
 from ground.locks import KeyedLocks
 from ground.settings import Settings
 from models import (
@@ -90,8 +90,10 @@ class Transcript:
     ended: bool
 
 
-def _opening_message(name: str | None) -> str:
-    entities = {"name": name} if name else {}
+def _opening_message(name: str | None, ask_where: bool = False) -> str:
+    """The engine's opening: the name to greet; `ask_where` when nobody knows the resident's province yet (the
+    dialogue then asks where they are staying, so that their alerts reach a provincial team)."""
+    entities = ({"name": name} if name else {}) | ({"ask_where": True} if ask_where else {})
     return "/start_declaration" + json.dumps(entities, ensure_ascii=False)
 
 
@@ -135,9 +137,7 @@ class ConversationService:
             external_ref=external_ref,
             phone_verified=phone_verified,
         )
-        opening = (
-            await asyncio.to_thread(self._opening, person_id) if phone_verified else _opening_message(claimed_name)
-        )
+        opening = await asyncio.to_thread(self._opening, person_id, channel, phone_verified, claimed_name)
         try:
             reply = await self.engine.turn(conversation.engine_sender_id, opening)
         except EngineError as error:
@@ -147,9 +147,12 @@ class ConversationService:
         result, _ = await asyncio.to_thread(self._apply, conversation_id, None, reply)
         return result, token
 
-    def _opening(self, person_id: int) -> str:
+    def _opening(self, person_id: int, channel: Channel, phone_verified: bool, claimed_name: str | None) -> str:
+        """Greet by the name on file, or only by the name typed when the phone is unproven (nothing stored shows)."""
         with self.sessions() as session:
-            return _opening_message(session.get(Person, person_id).full_name)
+            person = session.get(Person, person_id)
+            ask_where = channel == Channel.WEBCHAT and person.province_code is None
+            return _opening_message(person.full_name if phone_verified else claimed_name, ask_where)
 
     def _open(self, conversation: Conversation, follow_up_day: int | None) -> int:
         with self.sessions.begin() as session:
@@ -356,6 +359,7 @@ class ConversationService:
                 session.get(Turn, turn_id).processed_at = utcnow()
             declaration = session.scalar(select(Declaration).where(Declaration.conversation_id == conversation_id))
             update_declaration(declaration, reply.slots)
+            claim_province(session, declaration.person_id, reply.slots.get("staying_at"), conversation_id)
             session.flush()
             raise_alert(session, declaration, assess(declaration, bool(reply.slots.get("emergency")), self.settings))
             seq = self._next_seq(session, conversation_id)
@@ -492,6 +496,7 @@ def answers_in(slots: dict[str, Any]) -> dict[str, Any]:
         "needs": _known(slots.get("needs")),
         "callback_at": _iso(datetime, slots.get("callback_at")),
         "status": STATUS_OF_OUTCOME.get(slots.get("outcome")),
+        "answered_by": _one_of(slots.get("answered_by"), ("resident", "relative")),
     }
     if isinstance(symptoms, list):
         answers |= {"symptoms_asked": True, "symptoms": [s for s in symptoms if s in SYMPTOM_NAMES]}

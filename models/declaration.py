@@ -52,6 +52,9 @@ class Declaration(Timestamped, Base):
     at_registered_address: Mapped[bool | None]
     needs: Mapped[str | None] = mapped_column(Text)
     callback_at: Mapped[datetime | None]
+    answered_by: Mapped[str | None] = mapped_column(
+        String(16), comment="resident, or relative when someone answered for them (a parent for a child)"
+    )
     alert_level: Mapped[AlertLevel] = mapped_column(enum_column(AlertLevel), default=AlertLevel.NONE, index=True)
     alert_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
 

@@ -85,12 +85,18 @@ def test_typed_commands_are_plain_text_and_wipe_nothing(resident):
         "temperature_c": 38.5,
         "alert_level": "watch",
     }
-    for control in ("/restart", " /restart{}", '/inform{"symptom": "fever"}'):
+    # One command before each answer: a question is asked at most twice, so each gets its one second chance.
+    for control, answer in (
+        ("/restart", "từ hôm qua"),
+        (" /restart{}", "không"),
+        ('/inform{"symptom": "fever"}', "chưa test"),
+    ):
         resident.say(control)
         assert answered_so_far(resident.declaration()) == before, control
-    resident.say("từ hôm qua")
+        resident.say(answer)
     declaration = resident.declaration()
     assert declaration.symptom_onset == today() - timedelta(days=1), "the form went on where it was"
+    assert (declaration.contact_with_case, declaration.test_result) == ("no", "not_tested")
     assert answered_so_far(declaration) == before
     with resident.sessions() as session:
         stored = session.scalar(

@@ -10,8 +10,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from ground.phones import normalize_phone
 from ground.settings import Settings
-from models import Alert, Declaration, Turn
+from models import Alert, AuditLog, Conversation, Declaration, Person, Turn
+from tests import factories
 from tests.conftest import run_app
 from tests.support.declarations import HANOI, TYPED_ANSWERS, columns, today, typed_declaration
 
@@ -24,8 +26,14 @@ def chat(store_url, engine_url, tmp_path):
 
 
 class Resident:
-    def __init__(self, app, phone: str, name: str | None = "An"):
+    """A resident at the web chat. `on_list`: on a province's F1 list already (so the chat does not ask where they
+    are staying); else a phone nobody follows yet."""
+
+    def __init__(self, app, phone: str, name: str | None = "An", on_list: bool = True):
         self.app = app
+        if on_list:
+            with app.sessions.begin() as session:
+                factories.person(session, normalize_phone(phone))
         response = httpx.post(f"{app.url}/api/v1/webchat/sessions", json={"phone": phone, "name": name}, timeout=30)
         assert response.status_code == 200, response.text
         body = response.json()
@@ -261,3 +269,52 @@ def test_decomposed_unicode_from_phones_is_stored_composed_and_understood(chat):
     with chat.sessions() as session:
         stored = session.scalars(select(Turn.text).where(Turn.speaker == "resident")).one()
     assert stored == unicodedata.normalize("NFC", "Vâng, đúng rồi")
+
+
+def _person(app, phone: str) -> Person:
+    with app.sessions() as session:
+        return session.scalar(select(Person).where(Person.phone == phone))
+
+
+def test_a_resident_nobody_follows_is_asked_where_they_stay_and_their_province_follows(chat):
+    resident = Resident(chat, "0914000111", on_list=False)
+    resident.converse("vâng", "được", "không có triệu chứng gì", "không", "chưa test", "2 mũi", "có")
+    assert "phường/xã nào, tỉnh/thành phố nào" in resident.texts()
+    resident.converse("em ở phường Dĩ An, Bình Dương cũ ạ", "không cần")
+    assert resident.ended and resident.declaration().status == "complete"
+    person = _person(chat, "+84914000111")
+    assert (person.province_code, person.province, person.ward) == ("79", "Hồ Chí Minh", "Phường Dĩ An")
+    with chat.sessions() as session:
+        audit = session.scalars(select(AuditLog).where(AuditLog.action == "person.province_claimed")).one()
+    assert audit.object_ids == [person.id] and audit.user_id is None and audit.detail["by"] == "resident"
+
+
+def test_a_place_told_with_the_address_answer_is_not_asked_again(chat):
+    resident = Resident(chat, "0914000222", on_list=False)
+    resident.converse("vâng", "được", "khỏe", "không", "chưa test", "2 mũi")
+    resident.say("không, tôi về quê ở Thái Bình rồi")
+    assert "cần hỗ trợ" in resident.texts(), "the place was told: the next question is the last one"
+    resident.say("không cần")
+    assert resident.ended and resident.declaration().at_registered_address is False
+    assert _person(chat, "+84914000222").province_code == "33", "Thái Bình is part of Hưng Yên since 2025"
+
+
+def test_a_place_not_understood_twice_is_left_unknown_and_the_chat_ends(chat):
+    resident = Resident(chat, "0914000333", on_list=False)
+    resident.converse("vâng", "được", "khỏe", "không", "chưa test", "2 mũi", "có", "ở nhà chứ đâu", "ở chỗ cũ")
+    assert "cần hỗ trợ" in resident.texts()
+    resident.say("không")
+    assert resident.ended and resident.declaration().status == "complete"
+    assert _person(chat, "+84914000333").province_code is None
+
+
+def test_residents_on_a_list_are_not_asked_where_they_stay(chat):
+    resident = Resident(chat, "0914000444")
+    resident.converse("vâng", "được", "khỏe", "không", "chưa test", "2 mũi", "có", "không cần")
+    assert resident.ended and "phường/xã nào" not in " ".join(t.text for t in resident_turns(chat, "+84914000444"))
+    assert _person(chat, "+84914000444").province_code == "27"
+
+
+def resident_turns(app, phone: str) -> list[Turn]:
+    with app.sessions() as session:
+        return list(session.scalars(select(Turn).join(Conversation).join(Person).where(Person.phone == phone)))

@@ -1,0 +1,343 @@
+"""Issue 11's promise as a property, without the engine: whatever the resident sends, no question is asked a third
+time and every conversation ends.
+
+Hypothesis generates whole conversations at the level of `bot.answers`: each turn is a text drawn from pools (real
+answers to each question, nonsense, silence, requests to repeat, questions, complaints, refusals, busy, goodbyes, button
+payloads, the same message again) paired with any intent the classifier could give (the domain's, and
+`nlu_fallback`), independently: a classifier can be wrong about anything. `Dialogue` plays what the engine would do
+with the turn: `ValidateDeclarationForm.run` of bot/actions.py (a complaint is explained and the question asked
+again; an intent left to the rules is answered by its rule, then the form asks again; otherwise `apply` then
+`ask_next`), and the rules of bot/data/rules.yml around the form (an emergency stops the form and asks whether to go
+on; what the resident says to that is read off the rules, as Rasa's RulePolicy would: a rule that fits, else the
+core fallback, which reverts the turn).
+
+The properties, per conversation: (a) no question is asked more than twice (the form's questions, the call-back
+time, and "go on?" after an emergency); (b) within `TURN_BUDGET` turns the form reaches `requested_slot is None`
+with an outcome `action_close` can close with, i.e. the chat says `"ended": true`.
+
+The examples that broke the properties when this test was written are kept below as explicit tests.
+"""
+
+import ast
+import functools
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot import answers, vntext
+from bot.answers import Turn
+
+BOT = Path(answers.__file__).parent
+NOW = datetime(2021, 6, 3, 10, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
+TURN_BUDGET = len(answers.QUESTIONS) * 2 + 5
+CONTINUE = "continue"  # utter_ask_continue: "go on with the questions?" after an emergency
+
+
+def _left_to_rules() -> set[str]:
+    """`LEFT_TO_RULES` of bot/actions.py, read from its source (the engine's rasa_sdk is not installed here)."""
+    tree = ast.parse((BOT / "actions.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "LEFT_TO_RULES" for t in node.targets):
+            return set(ast.literal_eval(node.value))
+    raise AssertionError("bot/actions.py has no LEFT_TO_RULES")
+
+
+LEFT_TO_RULES = _left_to_rules()
+DOMAIN = yaml.safe_load((BOT / "domain.yml").read_text(encoding="utf-8"))
+INTENTS = ["nlu_fallback", *DOMAIN["intents"]]  # the simplest first: Hypothesis shrinks towards it
+RULES = yaml.safe_load((BOT / "data" / "rules.yml").read_text(encoding="utf-8"))["rules"]
+
+
+def _actions_after(first_step: dict[str, Any], condition: list[dict[str, Any]] | None) -> dict[str, list[str]]:
+    """intent -> the actions a rule runs for it, for the rules that start with `first_step` (or with the intent when
+    `first_step` is empty) under `condition`."""
+    found: dict[str, list[str]] = {}
+    for rule in RULES:
+        steps = rule["steps"]
+        if first_step:
+            if steps[0] != first_step:
+                continue
+            steps = steps[1:]
+        if rule.get("condition") != condition or "intent" not in steps[0]:
+            continue
+        found[steps[0]["intent"]] = [step["action"] for step in steps[1:] if "action" in step]
+    return found
+
+
+AFTER_CONTINUE = _actions_after({"action": "utter_ask_continue"}, None)  # answers to "go on?"
+OUTSIDE_FORM = _actions_after({}, [{"active_loop": None}])  # no form, no "go on?" pending
+ANY_TIME = _actions_after({}, None)  # start_declaration: the outbound opening
+
+
+# What residents send. Each pool's simplest text comes first.
+ANSWERS = {
+    "identity_confirmed": [
+        "đúng rồi",
+        "vâng tôi đây",
+        "phải",
+        "không phải, nhầm số rồi",
+        "tôi là mẹ cháu, tôi trả lời giúp",
+    ],
+    "consent": ["được", "ok em", "được, em không sốt không ho gì", "không muốn", "để lúc khác"],
+    "symptoms": ["không có triệu chứng gì", "tôi bị ho và sốt", "khỏe", "đau họng, sổ mũi", "khó thở", "đau tức ngực"],
+    "temperature": ["38 độ 5", "37 độ", "chưa đo", "39", "không có nhiệt kế"],
+    "symptom_onset": ["hôm qua", "3 ngày nay", "từ thứ hai", "không nhớ", "sáng nay"],
+    "contact_with_case": ["không", "có", "không rõ", "vợ tôi dương tính hôm kia", "chắc là không"],
+    "test_result": ["âm tính", "dương tính", "đang chờ kết quả", "chưa xét nghiệm", "test nhanh âm tính"],
+    "test_date": ["hôm nay", "hôm qua", "ngày 1", "không nhớ", "hôm kia"],
+    "vaccine_doses": ["2 mũi", "chưa tiêm", "một mũi", "tiêm đủ 3 mũi rồi", "mũi 2 thì bị sốt nên hoãn"],
+    "at_registered_address": ["có", "có, tôi ở nhà", "không, tôi về quê rồi", "vẫn ở đây", "đi làm rồi"],
+    "needs": ["không cần gì", "cần thuốc hạ sốt", "gạo và mì tôm", "không", "đủ rồi cảm ơn"],
+    "callback_at": ["5 giờ chiều", "tối nay", "sáng mai", "lát nữa", "8h tối mai"],
+    CONTINUE: ["tiếp tục", "có", "dừng lại", "không", "ok tiếp đi"],
+}
+POOLS = {
+    "nonsense": ["asdf", "xyz qwe", "con mèo màu xanh", "bla bla", "12345", "ok ok ok ???", "trời hôm nay đẹp"],
+    "silence": ["...", "", "   ", "😀", "👍", "ừm", ".", "ờ"],
+    "repeat": ["nói lại đi", "hả", "gì cơ", "bạn nói gì", "nhắc lại được không", "alo alo"],
+    "question": [
+        "ai đấy",
+        "sao hỏi hoài vậy?",
+        "bao giờ hết cách ly?",
+        "xét nghiệm ở đâu?",
+        "hỏi làm gì vậy?",
+        "hôm trước khai rồi mà?",
+        "sao lại hỏi nữa",
+    ],
+    "refusal": ["không muốn trả lời", "đừng gọi nữa", "thôi khỏi", "không khai đâu"],
+    "busy": ["đang bận, gọi lại sau", "để lúc khác nhé", "gọi lại lúc 5 giờ chiều", "đang lái xe"],
+    "goodbye": ["tạm biệt", "bye", "thôi chào nhé"],
+    "payload": ["/affirm", "/deny", "/feel_fine", "/refuse", "/busy", "/wrong_person", "/inform"],
+}
+KINDS = ["answer", "any_answer", "same_again", *POOLS]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cached_word_functions() -> Iterator[None]:
+    """bot.vntext's word functions are pure and slow (a turn costs about 10 ms through them): cached for this module,
+    a turn costs about 1.5 ms."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("sound_key", "fold", "canonical_tones"):
+            patch.setattr(vntext, name, functools.lru_cache(maxsize=None)(getattr(vntext, name)))
+        yield
+
+
+@dataclass
+class Dialogue:
+    """One conversation as the engine runs it: the form (bot/actions.py), and the rules around it."""
+
+    slots: dict[str, Any] = field(default_factory=lambda: {name: None for name in answers.DIALOGUE_SLOTS})
+    state: str = "form"  # "form"; "continue" (after an emergency, "go on?" pending); "outside"; "closed"; "broken"
+    asks: Counter = field(default_factory=Counter)
+    log: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._asked(answers.ask_next(self.slots))
+
+    @property
+    def requested(self) -> str | None:
+        return self.slots.get("requested_slot")
+
+    @property
+    def ended(self) -> bool:
+        return self.state == "closed"
+
+    def send(self, text: str, intent: str) -> None:
+        turn = Turn(text, intent, [], NOW, proxy=self.slots.get("answered_by") == "relative")
+        self.log.append(f"> {text!r} [{intent}]")
+        if self.state == "form":
+            self._form(turn)
+        elif self.state == "continue":
+            self._after_continue(turn)
+        elif self.state == "outside":
+            self._outside(turn)
+
+    def _form(self, turn: Turn) -> None:
+        """`ValidateDeclarationForm.run` for a resident's turn, and the rule that answers when it steps aside."""
+        requested = self.requested
+        answers_anyway = turn.intent != "emergency" and answers.specific_answer(requested, turn) is not None
+        if requested and answers.is_complaint(turn) and not answers_anyway:
+            self.log.append("  utter_explain_follow_up")
+            self._asked(answers.ask_next(self.slots))
+        elif requested and turn.intent in LEFT_TO_RULES and not answers_anyway:
+            if turn.intent == "emergency":
+                self._emergency(turn)
+            else:  # the rule answers, then the form is back without a user turn: it asks the pending question
+                self.log.append(f"  (rule for {turn.intent})")
+                self._asked(answers.ask_next(self.slots))
+        else:
+            self._validate(turn, requested)
+
+    def _validate(self, turn: Turn, requested: str | None) -> None:
+        updated = answers.apply(self.slots, requested, turn)
+        if answers.needs_emergency_advice(self.slots, updated):
+            self.log.append("  utter_emergency_advice")
+            updated["emergency"] = True
+        self._asked(answers.ask_next(updated))
+
+    def _asked(self, slots: dict[str, Any]) -> None:
+        """The form asks `requested_slot`, or, when it is None, the rule "the form is done" runs action_close."""
+        self.slots = slots
+        if self.requested is not None:
+            self.asks[self.requested] += 1
+            self.log.append(f"  asks {self.requested} (#{self.asks[self.requested]})")
+            return
+        self._close()
+
+    def _close(self) -> None:
+        """`ActionClose.run`: it needs an outcome it has a goodbye for, and a call-back time it can read."""
+        outcome = self.slots.get("outcome") or "ended_early"
+        if outcome == "callback_requested":
+            try:
+                datetime.fromisoformat(self.slots.get("callback_at"))
+            except (TypeError, ValueError) as error:
+                self.state = "broken"
+                self.log.append(f"  action_close fails: {error!r}")
+                return
+        elif outcome not in answers.CLOSING_RESPONSES:
+            self.state = "broken"
+            self.log.append(f"  action_close fails: no goodbye for outcome {outcome!r}")
+            return
+        self.slots["outcome"] = outcome
+        self.state = "closed"
+        self.log.append(f"  action_close ({outcome})")
+
+    def _emergency(self, turn: Turn) -> None:
+        """`ActionEmergency.run`, then utter_ask_continue: the form is off until the resident goes on."""
+        symptoms = answers.merge_symptoms(self.slots.get("symptoms"), answers.symptoms_in(turn))
+        self.slots.update(emergency=True, symptoms=symptoms or None, requested_slot=None)
+        if self.slots.get("consent") is None:
+            self.slots["consent"] = True
+        self.log.append("  action_emergency")
+        self._ask_continue()
+
+    def _ask_continue(self) -> None:
+        self.state = "continue"
+        self.asks[CONTINUE] += 1
+        self.log.append(f"  asks {CONTINUE} (#{self.asks[CONTINUE]})")
+
+    def _run(self, actions: list[str], turn: Turn) -> None:
+        """The actions of the rule that fits."""
+        if "declaration_form" in actions:  # the form comes back: validation of this turn, nothing requested
+            self.state = "form"
+            self.asks[CONTINUE] = 0  # "go on?" is counted per emergency: a new one may ask it again
+            self.log.append("  declaration_form activated")
+            self._validate(turn, None)
+        elif "action_close" in actions:
+            self._close()
+        elif "action_emergency" in actions:
+            self._emergency(turn)
+        elif actions[-1] == "utter_ask_continue":
+            self._ask_continue()
+        else:  # an answer: nothing is pending any more
+            self.state = "outside"
+            self.log.append(f"  {', '.join(actions)}")
+
+    def _after_continue(self, turn: Turn) -> None:
+        for rules in (AFTER_CONTINUE, ANY_TIME, OUTSIDE_FORM):
+            if turn.intent in rules:
+                return self._run(rules[turn.intent], turn)
+        self.log.append("  action_default_fallback (the turn is reverted)")
+
+    def _outside(self, turn: Turn) -> None:
+        for rules in (ANY_TIME, OUTSIDE_FORM):
+            if turn.intent in rules:
+                return self._run(rules[turn.intent], turn)
+        self.log.append("  action_default_fallback (the turn is reverted)")
+
+
+def converse(turns: list[tuple[str, str]]) -> Dialogue:
+    dialogue = Dialogue()
+    for text, intent in turns:
+        if dialogue.state in ("closed", "broken"):
+            break
+        dialogue.send(text, intent)
+    return dialogue
+
+
+def check(dialogue: Dialogue, turns_sent: int) -> None:
+    transcript = "\n".join(dialogue.log)
+    over = {question: count for question, count in dialogue.asks.items() if count > answers.MAX_ASKS}
+    assert not over, f"asked more than {answers.MAX_ASKS} times: {over}\n{transcript}"
+    assert dialogue.ended, f"not ended after {turns_sent} turns (state {dialogue.state})\n{transcript}"
+    assert dialogue.requested is None and dialogue.slots.get("outcome"), transcript
+
+
+def resident_text(kind: str, index: int, requested: str | None) -> str:
+    """The `index`-th text of the pool of `kind`; "answer" is an answer to the question pending."""
+    if kind in ("answer", "same_again"):  # "same_again" on the first turn: an answer
+        pool = ANSWERS[requested or CONTINUE]
+    elif kind == "any_answer":
+        pool = ALL_ANSWERS
+    else:
+        pool = POOLS[kind]
+    return pool[index % len(pool)]
+
+
+ALL_ANSWERS = sorted({text for pool in ANSWERS.values() for text in pool})
+# A turn is drawn as (kind, index into its pool, intent), the text resolved when it is sent (an answer answers the
+# question then pending): flat draws that Hypothesis shrinks well.
+TURNS = st.lists(
+    st.tuples(st.sampled_from(KINDS), st.integers(0, 7), st.sampled_from(INTENTS)),
+    min_size=TURN_BUDGET,
+    max_size=TURN_BUDGET,
+)
+
+
+def play(drawn: list[tuple[str, int, str]]) -> tuple[Dialogue, int]:
+    dialogue, previous, sent = Dialogue(), None, 0
+    for kind, index, intent in drawn:
+        if dialogue.state in ("closed", "broken"):
+            break
+        if kind != "same_again" or previous is None:
+            previous = (resident_text(kind, index, dialogue.requested), intent)
+        dialogue.send(*previous)
+        sent += 1
+    return dialogue, sent
+
+
+@settings(max_examples=1000, deadline=None, derandomize=True, database=None)
+@given(TURNS)
+def test_no_question_thrice_and_every_conversation_ends(drawn: list[tuple[str, int, str]]) -> None:
+    check(*play(drawn))
+
+
+# Violations found by the property (the smallest examples Hypothesis gave), kept as they were found.
+FOUND = {
+    # Busy without a time, then twice "hả": callback_at is asked twice, then recorded as "unknown", and
+    # ActionClose reads it as a datetime (ValueError): the conversation never closes.
+    "callback_time_not_understood_twice": [("bận", "busy"), ("hả", "repeat"), ("hả", "repeat")],
+    # After an emergency, "go on?" is asked again at each "hả", without end.
+    "go_on_asked_again_and_again": [("đúng rồi", "affirm"), ("khó thở", "emergency"), *[("hả", "repeat")] * 3],
+    # After an emergency, anything the rules outside the form answer (not understood, a greeting, a question) leaves
+    # no question pending and no rule that goes back to the form or closes: the conversation never ends.
+    "stranded_after_emergency_by_nonsense": [("khó thở", "emergency"), ("asdf", "nlu_fallback")]
+    + [("có", "affirm"), ("tạm biệt", "goodbye"), ("không muốn trả lời", "refuse")] * 9,
+    # After an emergency, an intent no rule expects there is answered by the core fallback and reverted: nothing
+    # moves, however often it comes.
+    "wrong_person_after_emergency": [("khó thở", "emergency"), *[("không phải tôi", "wrong_person")] * TURN_BUDGET],
+}
+
+
+@pytest.mark.parametrize("name", FOUND)
+def test_found_violation(name: str) -> None:
+    turns = FOUND[name][:TURN_BUDGET]
+    check(converse(turns), len(turns))
+
+
+def test_a_plain_conversation_ends_complete() -> None:
+    """The simulation itself: a resident who answers everything plainly completes the declaration."""
+    plain = [("đúng rồi", "affirm"), ("được", "affirm"), ("không có triệu chứng gì", "feel_fine"), ("không", "deny")]
+    plain += [("âm tính", "inform"), ("hôm qua", "inform"), ("2 mũi", "inform"), ("có", "affirm")]
+    dialogue = converse([*plain, ("không cần gì", "deny")])
+    assert dialogue.ended and dialogue.slots["outcome"] == "complete", "\n".join(dialogue.log)
+    assert max(dialogue.asks.values()) == 1
