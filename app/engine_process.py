@@ -70,6 +70,9 @@ def _engine_environ() -> dict[str, str]:
     env["PYTHONPATH"] = str(PROJECT_ROOT)  # so `bot.channel` and custom components import
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+    # Rasa reports usage and crashes to Rasa's servers (Segment, Sentry) unless told not to: residents' health
+    # conversations stay on this machine (and a closed network logs failed lookups at every crash).
+    env["RASA_TELEMETRY_ENABLED"] = "false"
     return env
 
 

@@ -72,7 +72,7 @@ class ValidateDeclarationForm(Action):
         if not _answering(tracker):
             # Back from answering a question or repeating: ask the pending question again (it counts as asked).
             return _slot_events(slots, answers.ask_next(slots))
-        if requested and answers.is_complaint(turn) and not _answers_anyway(requested, turn):
+        if requested and answers.is_complaint(turn) and ("?" in turn.text or not _answers_anyway(requested, turn)):
             dispatcher.utter_message(response="utter_explain_follow_up")
             return _slot_events(slots, answers.ask_next(slots))
         if requested and turn.intent in LEFT_TO_RULES and not _answers_anyway(requested, turn):

@@ -170,9 +170,9 @@ def _temperature(turn: Turn, expected: bool) -> float | None:
     return found[0].value if found else None
 
 
-def _test_result(turn: Turn) -> str | None:
+def _test_result(turn: Turn, expected: bool = False) -> str | None:
     values = [v for v in _chosen(turn, "test_result") if v in ("positive", "negative", "pending")]
-    values += [f.value for f in vnparse.find_test_results(turn.text, turn.proxy)]
+    values += [f.value for f in vnparse.find_test_results(turn.text, turn.proxy, expected)]
     if values:
         return values[0]
     return "not_tested" if vnparse.says_not_tested(turn.text) else None
@@ -233,7 +233,7 @@ def specific_answer(question: str, turn: Turn, leading_yes_no_counts: bool = Tru
     if question in ("symptom_onset", "test_date"):
         return _day(turn)
     if question == "test_result":
-        return _test_result(turn)
+        return _test_result(turn, expected=True)
     if question == "vaccine_doses":
         return _doses(turn, expected=False)
     if question == "at_registered_address":
@@ -300,12 +300,14 @@ def _answer_to(question: str, turn: Turn, slots: dict[str, Any]) -> Any:
             return "yes"  # "vợ tôi dương tính hôm kia": living with a case
         return "no" if _is_no(turn) else ("yes" if _is_yes(turn) else None)
     if question == "test_result":
-        result = _test_result(turn)
+        result = _test_result(turn, expected=True)
         return result if result else ("not_tested" if _is_no(turn) else None)
     if question == "vaccine_doses":
         doses = _doses(turn, expected=True)
         return doses if doses is not None else (0 if _is_no(turn) else None)
     if question == "at_registered_address":
+        if (first := leading_yes_no(turn.text)) is not None:
+            return first  # "có, ở nhà nè, đâu có dìa quê"
         if _says(turn.text, _AWAY) or _is_no(turn):
             return False
         return True if _says(turn.text, _AT_HOME) or _is_yes(turn) else None
@@ -377,27 +379,21 @@ _REFUSING = [
 _ASKING_WHY = [
     split_phrase(p)
     for p in (
-        "sao",
-        "tại sao",
-        "vì sao",
-        "làm gì",
-        "để làm gì",
-        "hoài",
-        "mãi",
-        "rồi mà",
-        "nữa à",
-        "nữa hả",
-        "lại hỏi",
-        "why",
+        *("sao hỏi", "sao phải", "tại sao", "vì sao", "làm gì", "để làm gì", "hỏi hoài", "hỏi mãi", "hỏi lắm"),
+        *("rồi mà", "nói rồi", "khai rồi", "lại gọi", "gọi hoài", "gọi mãi", "gọi nữa", "hỏi nữa", "why", "lại hỏi"),
+        *("nữa à", "nữa hả", "hoài vậy", "mãi thế"),
     )
 ]
 
 
 def is_complaint(turn: Turn) -> bool:
-    """A question or complaint about being asked, which the classifier may take for a refusal: explain, go on."""
-    if turn.intent not in ("refuse", "goodbye", "ask_identity") or _says(turn.text, _REFUSING):
+    """A question or complaint about being asked ("sao hỏi hoài vậy?", "hôm trước khai rồi mà"), which the classifier
+    may take for a refusal: explain, and ask again."""
+    if _says(turn.text, _REFUSING):
         return False
-    return "?" in turn.text or _says(turn.text, _ASKING_WHY)
+    if turn.intent in ("refuse", "goodbye", "ask_identity") and "?" in turn.text:
+        return True
+    return _says(turn.text, _ASKING_WHY) and ("?" in turn.text or turn.intent in ("refuse", "goodbye", "ask_identity"))
 
 
 def _end_or_pause(requested: str | None, turn: Turn) -> dict[str, Any] | None:

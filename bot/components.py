@@ -5,6 +5,10 @@
   the lemma see "khong co" and "không có" and "ko có" as the same words.
 - `VietnameseEntityExtractor`: symptoms, temperatures, days/times, test results and vaccine doses found by the
   rules in `bot.vnparse`, which the dialogue's answer parsing shares.
+- `NotUnderstood`: nonsense to the not-understood path (`nlu_fallback`): a message whose words are mostly neither
+  words of the training data nor Vietnamese syllables ("asdfghjkl", "今天天气很好", "lorem ipsum"), and whatever the
+  classifier calls `out_of_scope` (off-topic chat, trained on examples of its own). The classifier alone is
+  confident on gibberish, so no confidence threshold can tell it apart.
 - `EmergencyNeedsWords`: the classifier's `emergency` stands only on words of danger (an urgent symptom, a call for
   help); without them the next intent of the ranking is taken. A false emergency raises an urgent alert and stops
   the questions, and the classifier gave it to plain answers ("tối qua ạ").
@@ -12,6 +16,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -34,7 +39,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from bot.vnparse import find_all, names_an_emergency
-from bot.vntext import words
+from bot.vntext import is_syllable, words, yes_no
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER, is_trainable=False)
@@ -108,3 +113,83 @@ class EmergencyNeedsWords(GraphComponent):
                 message.set(INTENT, ranking[0], add_to_output=True)
                 message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
         return messages
+
+
+NOT_UNDERSTOOD = "nlu_fallback"
+OFF_TOPIC = "out_of_scope"
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
+class NotUnderstood(GraphComponent):
+    VOCABULARY_FILE = "vocabulary.json"
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        return {"min_known_share": 0.5}  # under half the words known, and nothing an answer says: nonsense
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        vocabulary: set[str] | None = None,
+    ) -> None:
+        self._config = {**self.get_default_config(), **config}
+        self._model_storage = model_storage
+        self._resource = resource
+        self.vocabulary = vocabulary or set()
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> NotUnderstood:
+        return cls(config, model_storage, resource)
+
+    @classmethod
+    def load(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> NotUnderstood:
+        with model_storage.read_from(resource) as path:
+            vocabulary = set(json.loads((path / cls.VOCABULARY_FILE).read_text(encoding="utf-8")))
+        return cls(config, model_storage, resource, vocabulary)
+
+    def train(self, training_data: TrainingData) -> Resource:
+        examples = [m.get(TEXT) or "" for m in training_data.intent_examples if m.get(INTENT) != OFF_TOPIC]
+        self.vocabulary = {w.folded for text in examples for w in words(text)}
+        with self._model_storage.write_to(self._resource) as path:
+            (path / self.VOCABULARY_FILE).write_text(json.dumps(sorted(self.vocabulary)), encoding="utf-8")
+        return self._resource
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        return training_data
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        for message in messages:
+            intent = message.get(INTENT) or {}
+            if intent.get("name") == OFF_TOPIC or self._nonsense(message.get(TEXT) or ""):
+                fallback = {"name": NOT_UNDERSTOOD, "confidence": intent.get("confidence", 1.0)}
+                message.set(INTENT, fallback, add_to_output=True)
+        return messages
+
+    def _known(self, folded: str) -> bool:
+        if any(c.isdigit() for c in folded):
+            return len(folded) <= 5  # 38, 38,5, 20/6; not 1234567
+        return folded in self.vocabulary or is_syllable(folded)
+
+    def _nonsense(self, text: str) -> bool:
+        if text.startswith("/"):
+            return False  # a button's payload
+        folded = [w.folded for w in words(text)]
+        if not folded or find_all(text) or yes_no(text) is not None:
+            return False  # nothing typed (an emoji: read by the dialogue), or an answer said
+        known = sum(self._known(w) for w in folded)
+        return known / len(folded) < self._config["min_known_share"]

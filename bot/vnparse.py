@@ -269,6 +269,10 @@ SYMPTOM_PHRASES = {
         "không cảm nhận được mùi vị",
         "mất vị giác và khứu giác",
         "không nếm được",
+        "không thấy mùi vị",
+        "ăn không thấy mùi vị",
+        "không ngửi thấy gì",
+        "mất mùi vị",
     ],
     "runny_nose": [
         "sổ mũi",
@@ -327,6 +331,14 @@ _NEGATORS = [
 _CLAUSE_BREAKS = [split_phrase(p) for p in ("nhưng", "mà", "còn", "với", "và", "thì", "chỉ", "riêng")]
 
 
+_DENIED_AFTER = [split_phrase(p) for p in ("thì không", "thì chưa", "thì hết", "thì đỡ rồi", "thì không có", "hết rồi")]
+
+
+def _denied_after(ws: list[Word], end: int) -> bool:
+    """'đau đầu thì không', 'sốt thì hết rồi': the symptom named, then denied."""
+    return any(phrase_at(ws, end, p) for p in _DENIED_AFTER)
+
+
 def _negated(ws: list[Word], i: int, text: str) -> bool:
     """Is word i inside the scope of a negation: 'không (bị) sốt', but not 'không sốt, ho' or '... nhưng ho'?"""
     for back in range(i - 1, max(-1, i - 4), -1):
@@ -367,7 +379,7 @@ def symptom_mentions(text: str) -> list[tuple[Found, bool]]:
         phrase, code = hit
         if not _names_a_medicine(ws, i):
             mention = Found("symptom", ws[i].start, ws[i + len(phrase) - 1].end, code)
-            found.append((mention, _negated(ws, i, text)))
+            found.append((mention, _negated(ws, i, text) or _denied_after(ws, i + len(phrase))))
         i += len(phrase)
     return found
 
@@ -408,28 +420,66 @@ _TEST_PATTERNS = sorted(
 _TEST_CONTEXT = [split_phrase(p) for p in ("test", "xét nghiệm", "kết quả", "pcr", "nhanh", "tính", "vạch", "là")]
 
 
-def find_test_results(text: str, proxy: bool = False) -> list[Found]:
+def find_test_results(text: str, proxy: bool = False, expected: bool = False) -> list[Found]:
     """The resident's own test results, a corrected one first: 'vợ tôi dương tính' is not the resident's (a result
     pending with someone else, 'họ chưa trả kết quả', still is)."""
     others = [] if proxy else others_spans(text)
-    own = [f for f in _test_result_mentions(text) if f.value == "pending" or not about_someone_else(f.start, others)]
+    own = [
+        f
+        for f in _test_result_mentions(text, expected)
+        if f.value == "pending" or not about_someone_else(f.start, others)
+    ]
     return corrected(own, text)
 
 
+_A_CASE = [split_phrase(p) for p in ("f0", "nhiễm", "bị covid", "mắc covid", "dính covid", "ca bệnh")]
+
+
 def others_tested_positive(text: str, proxy: bool = False) -> bool:
-    """Someone else's positive result told: 'vợ tôi dương tính', 'ổng dương tính bữa thứ năm' (contact with a case)."""
+    """Someone else is a case: 'vợ tôi dương tính', 'ổng dương tính bữa thứ năm', 'ông nội tôi là F0' (contact with
+    a case)."""
     others = [] if proxy else others_spans(text)
-    return any(f.value == "positive" and about_someone_else(f.start, others) for f in _test_result_mentions(text))
+    if any(f.value == "positive" and about_someone_else(f.start, others) for f in _test_result_mentions(text)):
+        return True
+    ws = words(text)
+    return any(
+        about_someone_else(ws[i].start, others) and any(phrase_at(ws, i, case) for case in _A_CASE)
+        for i in range(len(ws))
+    )
 
 
-def _test_result_mentions(text: str) -> list[Found]:
+# Asked for the result, residents also answer this way: "âm" alone, "trạm báo không sao", "đang chờ".
+ANSWERS_TO_THE_RESULT_QUESTION = {
+    "negative": ["không sao", "bình thường", "ổn", "không bị", "không bị gì", "báo không sao", "kết quả ổn"],
+    "pending": ["đang chờ", "chờ", "đợi", "chưa thấy báo", "chưa báo", "chưa trả", "chưa có kết quả", "mới lấy mẫu"],
+}
+_ANSWER_PATTERNS = sorted(
+    ((split_phrase(p), code) for code, phrases in ANSWERS_TO_THE_RESULT_QUESTION.items() for p in phrases),
+    key=lambda item: -len(item[0]),
+)
+
+
+def _test_result_mentions(text: str, expected: bool = False) -> list[Found]:
+    found = _test_result_words(text, expected)
+    if found or not expected:
+        return found
+    ws = words(text)
+    return [
+        Found("test_result", ws[i].start, ws[i + len(p) - 1].end, code)
+        for i in range(len(ws))
+        for p, code in _ANSWER_PATTERNS
+        if phrase_at(ws, i, p)
+    ][:1]
+
+
+def _test_result_words(text: str, expected: bool) -> list[Found]:
     ws, found = words(text), []
     for i in range(len(ws)):
         for phrase, code in _TEST_PATTERNS:
             if phrase_at(ws, i, phrase) or (len(phrase) > 1 and phrase_sounds_at(ws, i, phrase)):
                 bare = len(phrase) == 1  # "âm"/"dương"/"negative" alone only next to test words, before or after
                 near = [k for k in range(max(0, i - 3), min(len(ws), i + 4)) if k != i]
-                if bare and not any(phrase_at(ws, k, c) for k in near for c in _TEST_CONTEXT):
+                if bare and not expected and not any(phrase_at(ws, k, c) for k in near for c in _TEST_CONTEXT):
                     break
                 if not found or found[-1].end < ws[i].start:
                     found.append(Found("test_result", ws[i].start, ws[i + len(phrase) - 1].end, code))
@@ -463,11 +513,14 @@ def says_not_tested(text: str) -> bool:
 _DOSE = ("mũi",)
 # Doses told as a story: "đi tiêm hai đợt ở trạm", "chích 3 lần rồi" count only beside a word of vaccination
 # ("test hai lần" is two tests).
-_STORY_UNITS = [split_phrase(p) for p in ("lần", "đợt", "liều")]
+_STORY_UNITS = [split_phrase(p) for p in ("lần", "đợt", "liều", "booster", "mũi nhắc")]
+_BOOSTER = [split_phrase(p) for p in ("nhắc lại", "tăng cường", "booster", "mũi nhắc")]
 _VACCINATION = [split_phrase(p) for p in ("tiêm", "chích", "vắc xin", "vaccine", "vacxin", "vaccin", "mũi", "vắc-xin")]
 _ORDINAL = ("thứ",)
 _FIRST = [split_phrase(p) for p in ("đầu", "đầu tiên", "một")]  # "mới tiêm được mũi đầu": one dose
-_MORE = [split_phrase(p) for p in ("thêm",)]  # "chích Pfizer hai lần, rồi chích thêm Moderna một lần": three
+_MORE = [
+    split_phrase(p) for p in ("thêm", "cộng", "với")
+]  # "chích Pfizer hai lần, rồi chích thêm Moderna một lần": three
 
 
 def _dose_count_at(ws: list[Word], i: int) -> tuple[int, int] | None:
@@ -507,17 +560,28 @@ def find_doses(text: str, expected: bool = False, proxy: bool = False) -> list[F
     if not found and expected:
         numbers = [(number_at(ws, i), i) for i in range(len(ws))]
         found = [Found("doses", ws[i].start, ws[i + n[1] - 1].end, int(n[0])) for n, i in numbers if n and n[0] <= 6]
-    found = corrected(_added_up(found, ws), text)
+    found = corrected(_added_up(found, ws, text), text)
     return found[:1] if expected else found
 
 
-def _added_up(found: list[Found], ws: list[Word]) -> list[Found]:
-    """Doses told in two parts, the second 'thêm' (more): one count, their sum."""
+def _added_up(found: list[Found], ws: list[Word], text: str) -> list[Found]:
+    """Doses told in parts: 'hai lần, rồi chích thêm một lần', '2 mũi + 1 booster' (their sum); 'mũi đầu AZ, mũi hai
+    Pfizer, rồi nhắc lại Moderna' (the doses named one by one, and a booster after them)."""
     if len(found) == 2:
         between = [w for w in ws if found[0].end <= w.start < found[1].start]
-        if any(phrase_at(between, k, m) for k in range(len(between)) for m in _MORE):
+        plus = "+" in text[found[0].end : found[1].start]
+        if plus or any(phrase_at(between, k, m) for k in range(len(between)) for m in _MORE):
             return [replace(found[0], end=found[1].end, value=found[0].value + found[1].value)]
+    named_one_by_one = len(found) >= 2 and all(phrase_at(ws, _index_at(ws, f.start), _DOSE) for f in found)
+    if named_one_by_one and [f.value for f in found] == list(range(1, len(found) + 1)):
+        after = [w for w in ws if w.start >= found[-1].end]
+        booster = any(phrase_at(after, k, b) for k in range(len(after)) for b in _BOOSTER)
+        return [replace(found[0], end=found[-1].end, value=len(found) + booster)]
     return found
+
+
+def _index_at(ws: list[Word], start: int) -> int:
+    return next(k for k, w in enumerate(ws) if w.start == start)
 
 
 # ---------------------------------------------------------------------------------------------- days and times

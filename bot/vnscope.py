@@ -42,11 +42,21 @@ _OTHERS = [
         "bệnh nhân",
         "ca bệnh",
         "f0",
+        "đứa",
+        "mấy đứa",
+        "tụi nhỏ",
+        "tụi nó",
+        "bọn nó",
+        "bọn trẻ",
+        "lũ trẻ",
+        "con nít",
+        "cô giáo",
+        "thầy giáo",
     )
 ]
 # Words that are everyday words too when typed without accents ("ho" is cough, "no" is English, "ba" is three):
 # they name someone else only when typed with their accents.
-_ACCENTED_OTHERS = {"họ", "bả", "ổng", "má", "nó", "bé", "ảnh"}
+_ACCENTED_OTHERS = {"họ", "bả", "ổng", "má", "nó", "bé", "ảnh", "ông", "bà", "cụ"}
 # Kinship words that are also how residents say "I" or "you" ("em bị ho", "chị hỏi đi"): someone else only with a
 # word after them that makes them a relative ("con tôi", "anh ấy", "bà ngoại", "em trai").
 _KIN = ("anh", "chị", "em", "con", "cháu", "ông", "bà", "ba", "cô", "chú", "bác", "cậu", "dì", "bạn", "cha")
@@ -92,13 +102,21 @@ def others_spans(text: str) -> list[tuple[int, int]]:
             other_from = ws[i].start if other_from is None else other_from
             i += used
             continue
-        if other_from is not None and any(phrase_at(ws, i, p) for p in _SELF):
+        if other_from is not None and any(phrase_at(ws, i, p) for p in _SELF) and not _object_at(ws, i):
             spans.append((other_from, ws[i].start))
             other_from = None
         i += 1
     if other_from is not None:
         spans.append((other_from, len(text)))
     return spans
+
+
+# "ngồi cạnh em", "ở chung với tôi": the resident as an object; the fact that follows is still the other's.
+_BEFORE_AN_OBJECT = ("cạnh", "với", "cùng", "gần", "chung", "cho", "của", "bên", "giúp", "thăm", "gặp", "chăm", "kế")
+
+
+def _object_at(ws: list[Word], i: int) -> bool:
+    return i > 0 and any(matches(ws[i - 1], w) for w in _BEFORE_AN_OBJECT)
 
 
 def about_someone_else(start: int, spans: list[tuple[int, int]]) -> bool:
@@ -126,33 +144,57 @@ _RETRACTIONS = [
     )
 ]
 # "à mà", "đo lại" (measured again): a new value replaces the one before; a symptom after them adds to the others.
-_AMENDMENTS = [split_phrase(p) for p in ("à mà", "à quên", "đo lại", "nói lại", "à thôi", "mà thôi")]
+_AMENDMENTS = [
+    split_phrase(p)
+    for p in ("à mà", "à quên", "đo lại", "nói lại", "à thôi", "mà thôi", "nhìn lại", "xem lại", "coi lại", "à có")
+]
 _NOT_A_CORRECTION = ("số", "máy", "người")  # "nhầm số", "nhầm người": the wrong person, not a correction
 
 
-def last_correction(text: str, retractions_only: bool = False) -> tuple[int, int] | None:
-    """Where the last self-correction is said: (start of its words, end of its words), or None."""
+def corrections(text: str, retractions_only: bool = False) -> list[tuple[int, int]]:
+    """Where self-corrections are said, in order: (start of their words, end of their words). A bare "à" before a
+    number counts too ("tiêm 3 mũi, à 4 mũi chứ")."""
     markers = _RETRACTIONS if retractions_only else _RETRACTIONS + _AMENDMENTS
-    ws, found = words(text), None
+    ws, found = words(text), []
     for i in range(len(ws)):
         for phrase in markers:
             if phrase_at(ws, i, phrase):
                 after = i + len(phrase)
                 if after < len(ws) and any(matches(ws[after], w) for w in _NOT_A_CORRECTION):
                     continue
-                found = (ws[i].start, ws[after - 1].end)
+                found.append((ws[i].start, ws[after - 1].end))
                 break
+        else:
+            if not retractions_only and matches(ws[i], "à") and i + 1 < len(ws) and _numeric(ws[i + 1]):
+                found.append((ws[i].start, ws[i].end))
     return found
 
 
+def last_correction(text: str, retractions_only: bool = False) -> tuple[int, int] | None:
+    """Where the last self-correction is said, or None."""
+    found = corrections(text, retractions_only)
+    return found[-1] if found else None
+
+
+def _numeric(word: Word) -> bool:
+    return word.text[:1].isdigit() or any(matches(word, n) for n in _NUMBER_WORDS)
+
+
+_NUMBER_WORDS = ("một", "hai", "ba", "bốn", "năm", "sáu", "bảy", "tám", "chín", "mười", "băm")
+
+
 def corrected(items: list, text: str) -> list:
-    """Found items, those said after the last correction first: the corrected value wins; the others stay as
-    fallbacks (a correction of something else leaves them the answer)."""
-    correction = last_correction(text)
-    if correction is None:
+    """Found items, the corrected value first: the first said after the last correction that has one after it
+    ("38 độ 5... à không, 37 độ 9, lúc nãy đọc nhầm" -> 37.9); when the corrections come after every value
+    ("39 độ... à 38 độ 9, nhìn lại rồi"), the last value. The others stay as fallbacks."""
+    marks = corrections(text)
+    if not marks or not items:
         return items
-    after = [item for item in items if item.start >= correction[1]]
-    return after + [item for item in items if item.start < correction[1]] if after else items
+    for _, end in reversed(marks):
+        after = [item for item in items if item.start >= end]
+        if after:
+            return after + [item for item in items if item.start < end]
+    return [items[-1], *items[:-1]]
 
 
 def only_corrected(items: list, text: str) -> list:

@@ -110,6 +110,9 @@ TEENCODE = {
     "qua": ["qa", "wa"],
     "test": ["tesst", "tét", "tess", "tes", "tesd"],
     "nước": ["nc"],
+    "về": ["dìa", "zìa"],
+    "hôm qua": ["hqua", "hwa", "yesterday"],
+    "hôm nay": ["hnay", "today"],
     "gì": ["j", "ji"],
     "với": ["vs"],
     "rồi": ["r", "rùi", "gòi", "ròi", "dồi", "zồi"],
@@ -129,8 +132,6 @@ TEENCODE = {
     "vợ": ["vk"],
     "chồng": ["ck"],
     "xét nghiệm": ["xn"],
-    "hôm nay": ["hnay"],
-    "hôm qua": ["hqua", "hwa"],
     "muốn": ["mún"],
     "biết": ["bít", "bik"],
     "ừ": ["uh", "uhm", "um", "ừm", "ưm", "ờm"],
@@ -149,6 +150,12 @@ _SYLLABLE = re.compile(
     r"(ng|nh|ch|[cmnptiouy])?"
 )
 _NOT_TELEX = {"yes", "thanks", "tests", "pos", "cos", "bus", "plus", "ms", "mrs", "max", "sos", "ok"}
+
+
+def is_syllable(folded_word: str) -> bool:
+    """Could these letters (diacritics stripped) be one Vietnamese syllable? 'nguoi', 'khong', 'xot' yes; 'asdf',
+    'jjjj', 'hund' no."""
+    return bool(_SYLLABLE.fullmatch(folded_word))
 
 
 def _without_telex_keys(word: str) -> str:
@@ -220,13 +227,14 @@ def sound_key(word: str) -> str:
 
 def sounds_like(word: Word, target: str) -> bool:
     """Does `word` sound like `target` (one canonical word), as a misspelling would? Words typed with accents compare
-    with accents (so 'xót' is not 'sốt'); a word with its tone mark left off ('sôt', 'mêt') compares bare."""
+    with accents (so 'xót' is not 'sốt'); a word with only its tone mark left off ('sôt', 'mêt') compares without
+    tones (but 'đâu' is not 'đau')."""
     if matches(word, target):
         return True
     if sound_key(word.canonical) == sound_key(target):
         return True
-    toneless = _split_tone(word.canonical)[1] is None and word.accented
-    return toneless and fold(sound_key(word.canonical)) == fold(sound_key(target))
+    (letters, tone), (target_letters, target_tone) = _split_tone(word.canonical), _split_tone(target)
+    return tone is None and target_tone is not None and sound_key(letters) == sound_key(target_letters)
 
 
 def phrase_at(ws: list[Word], i: int, phrase: tuple[str, ...]) -> bool:
@@ -241,9 +249,9 @@ def phrase_sounds_at(ws: list[Word], i: int, phrase: tuple[str, ...]) -> bool:
         return False
     if all(sounds_like(ws[i + k], part) for k, part in enumerate(phrase)):
         return True
-    return len(phrase) > 1 and all(
-        fold(sound_key(ws[i + k].canonical)) == fold(sound_key(p)) for k, p in enumerate(phrase)
-    )
+    if len(phrase) < 2 or not any(sounds_like(ws[i + k], part) for k, part in enumerate(phrase)):
+        return False  # accents wrong on every word ("đâu có") say another phrase ("đau cơ")
+    return all(fold(sound_key(ws[i + k].canonical)) == fold(sound_key(p)) for k, p in enumerate(phrase))
 
 
 def says(text: str, phrases: list[tuple[str, ...]]) -> bool:

@@ -96,6 +96,7 @@ ANSWERS = {
     "test_date": ["hôm nay", "hôm qua", "ngày 1", "không nhớ", "hôm kia"],
     "vaccine_doses": ["2 mũi", "chưa tiêm", "một mũi", "tiêm đủ 3 mũi rồi", "mũi 2 thì bị sốt nên hoãn"],
     "at_registered_address": ["có", "có, tôi ở nhà", "không, tôi về quê rồi", "vẫn ở đây", "đi làm rồi"],
+    "staying_at": ["Hà Nội", "phường Ngọc Hà, Hà Nội", "ở Dĩ An, Bình Dương cũ", "không biết", "ở nhà", "q1 sài gòn"],
     "needs": ["không cần gì", "cần thuốc hạ sốt", "gạo và mì tôm", "không", "đủ rồi cảm ơn"],
     "callback_at": ["5 giờ chiều", "tối nay", "sáng mai", "lát nữa", "8h tối mai"],
     CONTINUE: ["tiếp tục", "có", "dừng lại", "không", "ok tiếp đi"],
@@ -139,8 +140,11 @@ class Dialogue:
     state: str = "form"  # "form"; "continue" (after an emergency, "go on?" pending); "outside"; "closed"; "broken"
     asks: Counter = field(default_factory=Counter)
     log: list[str] = field(default_factory=list)
+    ask_where: bool = False  # the opening's entity: the platform knows no province, "where are you staying?" applies
 
     def __post_init__(self) -> None:
+        if self.ask_where:
+            self.slots["ask_where"] = True
         self._asked(answers.ask_next(self.slots))
 
     @property
@@ -275,7 +279,7 @@ def check(dialogue: Dialogue, turns_sent: int) -> None:
 def resident_text(kind: str, index: int, requested: str | None) -> str:
     """The `index`-th text of the pool of `kind`; "answer" is an answer to the question pending."""
     if kind in ("answer", "same_again"):  # "same_again" on the first turn: an answer
-        pool = ANSWERS[requested or CONTINUE]
+        pool = ANSWERS.get(requested or CONTINUE, ALL_ANSWERS)
     elif kind == "any_answer":
         pool = ALL_ANSWERS
     else:
@@ -285,18 +289,17 @@ def resident_text(kind: str, index: int, requested: str | None) -> str:
 
 ALL_ANSWERS = sorted({text for pool in ANSWERS.values() for text in pool})
 # A turn is drawn as (kind, index into its pool, intent), the text resolved when it is sent (an answer answers the
-# question then pending): flat draws that Hypothesis shrinks well.
+# question then pending): flat draws that Hypothesis shrinks well. Past the turns drawn, the resident sends the last
+# one again until the budget is spent.
 TURNS = st.lists(
-    st.tuples(st.sampled_from(KINDS), st.integers(0, 7), st.sampled_from(INTENTS)),
-    min_size=TURN_BUDGET,
-    max_size=TURN_BUDGET,
+    st.tuples(st.sampled_from(KINDS), st.integers(0, 7), st.sampled_from(INTENTS)), min_size=1, max_size=TURN_BUDGET
 )
 
 
-def play(drawn: list[tuple[str, int, str]]) -> tuple[Dialogue, int]:
-    dialogue, previous, sent = Dialogue(), None, 0
-    for kind, index, intent in drawn:
-        if dialogue.state in ("closed", "broken"):
+def play(drawn: list[tuple[str, int, str]], ask_where: bool = False) -> tuple[Dialogue, int]:
+    dialogue, previous, sent = Dialogue(ask_where=ask_where), None, 0
+    for kind, index, intent in [*drawn, *[("same_again", 0, "")] * (TURN_BUDGET - len(drawn))]:
+        if dialogue.state in ("closed", "broken") or max(dialogue.asks.values()) > answers.MAX_ASKS:
             break
         if kind != "same_again" or previous is None:
             previous = (resident_text(kind, index, dialogue.requested), intent)
@@ -305,22 +308,26 @@ def play(drawn: list[tuple[str, int, str]]) -> tuple[Dialogue, int]:
     return dialogue, sent
 
 
-@settings(max_examples=1000, deadline=None, derandomize=True, database=None)
-@given(TURNS)
-def test_no_question_thrice_and_every_conversation_ends(drawn: list[tuple[str, int, str]]) -> None:
-    check(*play(drawn))
+@settings(max_examples=400, deadline=None, derandomize=True, database=None, report_multiple_bugs=False)
+@given(TURNS, st.booleans())
+def test_no_question_thrice_and_every_conversation_ends(drawn: list[tuple[str, int, str]], ask_where: bool) -> None:
+    check(*play(drawn, ask_where))
 
 
-# Violations found by the property (the smallest examples Hypothesis gave), kept as they were found.
+# Violations the property found when this test was written (the smallest examples), kept as they were found.
 FOUND = {
-    # Busy without a time, then twice "hả": callback_at is asked twice, then recorded as "unknown", and
-    # ActionClose reads it as a datetime (ValueError): the conversation never closes.
+    # Busy without a time, then "hả" twice: the call-back time is asked twice, then recorded as "unknown", which
+    # ActionClose reads as a datetime (ValueError): the conversation never closes.
     "callback_time_not_understood_twice": [("bận", "busy"), ("hả", "repeat"), ("hả", "repeat")],
-    # After an emergency, "go on?" is asked again at each "hả", without end.
-    "go_on_asked_again_and_again": [("đúng rồi", "affirm"), ("khó thở", "emergency"), *[("hả", "repeat")] * 3],
-    # After an emergency, anything the rules outside the form answer (not understood, a greeting, a question) leaves
-    # no question pending and no rule that goes back to the form or closes: the conversation never ends.
-    "stranded_after_emergency_by_nonsense": [("khó thở", "emergency"), ("asdf", "nlu_fallback")]
+    # Busy, then an emergency while the call-back time is asked, then "Dừng lại" (the button of "go on?"): ActionClose
+    # closes a "callback_requested" outcome with no call-back time (TypeError): never closes.
+    "callback_then_emergency_then_stop": [("bận", "busy"), ("tôi khó thở quá", "emergency"), ("/deny", "deny")],
+    # After an emergency, "go on?" is asked again at each "hả" (and at each new "khó thở"), without end.
+    "go_on_asked_again_at_each_repeat": [("khó thở", "emergency"), *[("hả", "repeat")] * 3],
+    "go_on_asked_again_at_each_emergency": [("tôi khó thở", "emergency")] * 3,
+    # After an emergency, whatever a rule outside the form answers (not understood, a greeting, a question) leaves
+    # "go on?" behind: no rule goes back to the form or closes any more ("có" and "tạm biệt" included).
+    "stranded_after_emergency": [("khó thở", "emergency"), ("asdf", "nlu_fallback")]
     + [("có", "affirm"), ("tạm biệt", "goodbye"), ("không muốn trả lời", "refuse")] * 9,
     # After an emergency, an intent no rule expects there is answered by the core fallback and reverted: nothing
     # moves, however often it comes.

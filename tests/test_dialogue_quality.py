@@ -22,7 +22,12 @@ ENTITY_F1_MIN = 0.90
 
 def _rasa(*args: str) -> subprocess.CompletedProcess[str]:
     settings = Settings()
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "RASA_TELEMETRY_ENABLED": "false",
+    }
     command = [
         str(settings.engine_python),
         "-m",
