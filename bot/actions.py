@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActiveLoop, EventType, SlotSet
+from rasa_sdk.events import ActiveLoop, EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot import answers
@@ -91,10 +91,17 @@ class ActionEmergency(Action):
         return "action_emergency"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list[EventType]:
-        dispatcher.utter_message(response="utter_emergency_advice")
         turn = _turn(tracker)
-        symptoms = answers.merge_symptoms(tracker.get_slot("symptoms"), answers.symptoms_in(turn))
-        events: list[EventType] = [SlotSet("emergency", True), SlotSet("symptoms", symptoms or None)]
+        before = tracker.get_slot("symptoms")
+        if tracker.get_slot("emergency") and not answers.new_urgent_symptoms(before, turn):
+            # Told again, with nothing new: the alert is raised and a health worker is calling. Say so briefly and go
+            # on where the questions were; "go on?" is asked once per emergency, not at every "khó thở".
+            dispatcher.utter_message(response="utter_emergency_known")
+            return [FollowupAction("declaration_form")]
+        dispatcher.utter_message(response="utter_emergency_advice")
+        symptoms = answers.merge_symptoms(before, answers.symptoms_in(turn))
+        answered = symptoms or isinstance(before, list)  # "no symptoms" said before stays said
+        events: list[EventType] = [SlotSet("emergency", True), SlotSet("symptoms", symptoms if answered else None)]
         if tracker.get_slot("consent") is None:
             events.append(SlotSet("consent", True))  # going on after this is the resident's own choice
         if tracker.active_loop_name:
@@ -110,9 +117,20 @@ class ActionClose(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list[EventType]:
         outcome = tracker.get_slot("outcome") or "ended_early"
+        events: list[EventType] = []
         if outcome == "callback_requested":
-            moment = datetime.fromisoformat(tracker.get_slot("callback_at")).astimezone(TIMEZONE)
+            moment = _callback_moment(tracker.get_slot("callback_at"))
+            events.append(SlotSet("callback_at", moment.isoformat()))
             dispatcher.utter_message(response="utter_close_callback", callback_display=f"{moment:%H:%M ngày %d/%m}")
         else:
             dispatcher.utter_message(response=answers.CLOSING_RESPONSES[outcome])
-        return [SlotSet("outcome", outcome), SlotSet("conversation_closed", True)]
+        return [*events, SlotSet("outcome", outcome), SlotSet("conversation_closed", True)]
+
+
+def _callback_moment(said: object) -> datetime:
+    """When to call back: the time the resident gave, or the default delay when they gave none (an emergency came
+    in between, or the time was not understood twice)."""
+    try:
+        return datetime.fromisoformat(str(said)).astimezone(TIMEZONE)
+    except ValueError:
+        return datetime.now(TIMEZONE) + answers.DEFAULT_CALLBACK_DELAY

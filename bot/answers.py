@@ -48,7 +48,17 @@ _UNKNOWABLE = {
 }
 _PLACE_TOLD = {"at_registered_address", "staying_at", "needs"}  # answers where residents say where they are
 
-_AT_HOME = [split_phrase(p) for p in ("ở nhà", "vẫn ở", "ở đây", "ở chỗ cũ", "đang cách ly", "ở phòng")]
+_AT_HOME = [
+    split_phrase(p) for p in ("ở nhà", "vẫn ở", "ở đây", "ở chỗ cũ", "đang cách ly", "ở phòng", "at home", "home")
+]
+# "hàng xóm F0, mà em không có qua lại": someone else is a case, and the resident says they did not meet.
+_NO_CONTACT = [
+    split_phrase(p)
+    for p in (
+        *("không tiếp xúc", "không có tiếp xúc", "không gặp", "chưa gặp", "không qua lại", "không có qua lại"),
+        *("không ở chung", "không đi chung", "không có gặp", "không gần", "hổng có gặp", "no contact"),
+    )
+]
 _AWAY = [
     split_phrase(p)
     for p in ("về quê", "đi làm", "không ở", "chuyển đi", "ra ngoài", "đi vắng", "ở quê", "đi công tác", "chuyển chỗ")
@@ -116,6 +126,8 @@ _FOR_THE_RESIDENT = [
         "mình là mẹ",
         "tui là má",
         "tui là ba",
+        *("trả lời cho", "khai cho", "nói giúp", "mẹ nó đây", "bố nó đây", "ba nó đây", "má nó đây", "bà nội nó"),
+        *("ông nội nó", "bà ngoại nó", "ông ngoại nó", "mẹ cháu đây", "bố cháu đây", "bà nó đây", "ông nó đây"),
     )
 ]
 _BUSY = [
@@ -296,6 +308,8 @@ def _answer_to(question: str, turn: Turn, slots: dict[str, Any]) -> Any:
         day = _day(turn)
         return day if day else (UNKNOWN if vnparse.is_unknown_answer(turn.text) else None)
     if question == "contact_with_case":
+        if leading_yes_no(turn.text) is None and _says(turn.text, _NO_CONTACT):
+            return "no"
         if leading_yes_no(turn.text) is None and vnparse.others_tested_positive(turn.text, turn.proxy):
             return "yes"  # "vợ tôi dương tính hôm kia": living with a case
         return "no" if _is_no(turn) else ("yes" if _is_yes(turn) else None)
@@ -328,11 +342,11 @@ def _volunteered(slots: dict[str, Any], requested: str | None, turn: Turn) -> di
         found["symptoms"] = merge_symptoms(slots.get("symptoms"), symptoms)
     if (temperature := _temperature(turn, expected=False)) is not None:
         found["temperature"] = temperature
-    if (result := _test_result(turn)) is not None:
+    if (result := _test_result(turn, expected=requested == "test_result")) is not None:
         found["test_result"] = result
     if (doses := _doses(turn, expected=False)) is not None:
         found["vaccine_doses"] = doses
-    if vnparse.others_tested_positive(turn.text, turn.proxy):
+    if vnparse.others_tested_positive(turn.text, turn.proxy) and not _says(turn.text, _NO_CONTACT):
         found["contact_with_case"] = "yes"
     if slots.get("ask_where") and requested in _PLACE_TOLD and (place := _place(turn)):
         found["staying_at"] = place
@@ -386,6 +400,10 @@ _ASKING_WHY = [
 ]
 
 
+def _asks_back(turn: Turn) -> bool:
+    return "?" in turn.text and leading_yes_no(turn.text) is None
+
+
 def is_complaint(turn: Turn) -> bool:
     """A question or complaint about being asked ("sao hỏi hoài vậy?", "hôm trước khai rồi mà"), which the classifier
     may take for a refusal: explain, and ask again."""
@@ -429,6 +447,8 @@ def apply(slots: dict[str, Any], requested: str | None, turn: Turn) -> dict[str,
     if requested == "callback_at":
         updated["callback_at"] = _callback(turn) or (turn.now + DEFAULT_CALLBACK_DELAY).isoformat()
         return updated
+    if requested in QUESTIONS and _asks_back(turn) and specific_answer(requested, turn) is None:
+        return updated  # "F0 là sao? ý là người bị dương tính hả?": a question back, not an answer
     if requested == "identity_confirmed":
         updated["answered_by"] = "relative" if answers_for_the_resident(turn) else "resident"
     for name, value in _volunteered(slots, requested, turn).items():
@@ -492,6 +512,12 @@ def ask_next(slots: dict[str, Any]) -> dict[str, Any]:
     if question is None and updated.get("outcome") is None:
         updated["outcome"] = "complete"
     return updated
+
+
+def new_urgent_symptoms(before: Any, turn: Turn) -> set[str]:
+    """Urgent symptoms this turn names that were not known yet: they call for the emergency advice again."""
+    known = set(before) if isinstance(before, list) else set()
+    return (URGENT_SYMPTOMS & set(symptoms_in(turn))) - known
 
 
 def needs_emergency_advice(before: dict[str, Any], after: dict[str, Any]) -> bool:

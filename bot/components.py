@@ -176,8 +176,12 @@ class NotUnderstood(GraphComponent):
         for message in messages:
             intent = message.get(INTENT) or {}
             if intent.get("name") == OFF_TOPIC or self._nonsense(message.get(TEXT) or ""):
+                # First in the ranking too, as the FallbackClassifier puts it: `rasa test nlu` then scores the
+                # classifier's own intent (it undoes fallbacks), and the dialogue sees nlu_fallback.
                 fallback = {"name": NOT_UNDERSTOOD, "confidence": intent.get("confidence", 1.0)}
                 message.set(INTENT, fallback, add_to_output=True)
+                ranking = [fallback, *(message.get(INTENT_RANKING_KEY) or [])]
+                message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
         return messages
 
     def _known(self, folded: str) -> bool:

@@ -417,7 +417,10 @@ _TEST_PATTERNS = sorted(
     ((split_phrase(p), code) for code, phrases in TEST_RESULT_PHRASES.items() for p in phrases),
     key=lambda item: -len(item[0]),
 )
-_TEST_CONTEXT = [split_phrase(p) for p in ("test", "xét nghiệm", "kết quả", "pcr", "nhanh", "tính", "vạch", "là")]
+_TEST_CONTEXT = [
+    split_phrase(p)
+    for p in ("test", "xét nghiệm", "kết quả", "pcr", "nhanh", "tính", "vạch", "là", "lấy mẫu", "mẫu", "que", "result")
+]
 
 
 def find_test_results(text: str, proxy: bool = False, expected: bool = False) -> list[Found]:
@@ -891,6 +894,10 @@ def is_unknown_answer(text: str) -> bool:
             "chẳng biết",
             "không chắc",
             "chưa rõ",
+            "chưa biết",
+            "không nhớ rõ",
+            "quên rồi",
+            "not sure",
             "ai biết",
             "chịu",
         )

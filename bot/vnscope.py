@@ -12,55 +12,74 @@ Pure Python on top of `bot.vntext`; offsets are into the NFC text, like every fi
 from bot.vntext import Word, matches, phrase_at, split_phrase, words
 
 # Someone else, whatever follows: spouses, parents, neighbours, "ổng/bả" (Southern he/she), "nó", "họ".
-_OTHERS = [
-    split_phrase(p)
-    for p in (
-        "vợ",
-        "chồng",
-        "ông xã",
-        "bà xã",
-        "hàng xóm",
-        "đồng nghiệp",
-        "bố",
-        "mẹ",
-        "ba mẹ",
-        "cha mẹ",
-        "người nhà",
-        "ông nhà",
-        "bà nhà",
-        "thằng",
-        "con bé",
-        "bé nhà",
-        "cu nhà",
-        "cu con",
-        "sếp",
-        "người yêu",
-        "bạn trai",
-        "bạn gái",
-        "bạn bè",
-        "người ta",
-        "bệnh nhân",
-        "ca bệnh",
-        "f0",
-        "đứa",
-        "mấy đứa",
-        "tụi nhỏ",
-        "tụi nó",
-        "bọn nó",
-        "bọn trẻ",
-        "lũ trẻ",
-        "con nít",
-        "cô giáo",
-        "thầy giáo",
-    )
-]
+_OTHERS = sorted(
+    (
+        split_phrase(p)
+        for p in (
+            "vợ",
+            "chồng",
+            "ông xã",
+            "bà xã",
+            "hàng xóm",
+            "đồng nghiệp",
+            "bố",
+            "mẹ",
+            "ba mẹ",
+            "cha mẹ",
+            "người nhà",
+            "ông nhà",
+            "bà nhà",
+            "thằng",
+            "con bé",
+            "bé nhà",
+            "cu nhà",
+            "cu con",
+            "sếp",
+            "người yêu",
+            "bạn trai",
+            "bạn gái",
+            "bạn bè",
+            "người ta",
+            "bệnh nhân",
+            "ca bệnh",
+            "f0",
+            "đứa",
+            "mấy đứa",
+            "tụi nhỏ",
+            "tụi nó",
+            "bọn nó",
+            "bọn trẻ",
+            "lũ trẻ",
+            "con nít",
+            "cô giáo",
+            "thầy giáo",
+        )
+    ),
+    key=lambda phrase: -len(phrase),
+)
 # Words that are everyday words too when typed without accents ("ho" is cough, "no" is English, "ba" is three):
 # they name someone else only when typed with their accents.
 _ACCENTED_OTHERS = {"họ", "bả", "ổng", "má", "nó", "bé", "ảnh", "ông", "bà", "cụ"}
 # Kinship words that are also how residents say "I" or "you" ("em bị ho", "chị hỏi đi"): someone else only with a
 # word after them that makes them a relative ("con tôi", "anh ấy", "bà ngoại", "em trai").
 _KIN = ("anh", "chị", "em", "con", "cháu", "ông", "bà", "ba", "cô", "chú", "bác", "cậu", "dì", "bạn", "cha")
-_RELATIVE_MARKS = ("tôi", "mình", "tui", "tao", "tớ", "ấy", "nhà", "nội", "ngoại", "trai", "gái", "ta", "xã", "kia")
+_RELATIVE_MARKS = (
+    "tôi",
+    "mình",
+    "tui",
+    "tao",
+    "tớ",
+    "ấy",
+    "nhà",
+    "nội",
+    "ngoại",
+    "trai",
+    "gái",
+    "giai",
+    "ta",
+    "xã",
+    "kia",
+)
 # "con em", "con chị", "bà em": the resident's child or grandmother, whatever the resident calls themself.
 _MY_CHILD = ("con", "cháu", "ba", "bạn", "ông", "bà", "cha")
 _SPEAKERS = ("em", "chị", "anh", "cô", "chú", "bác", "mẹ", "bố", "ba", "má", "ông", "bà")
@@ -80,8 +99,7 @@ def _someone_else_at(ws: list[Word], i: int) -> int:
 
 
 def _relative_at(ws: list[Word], i: int) -> int:
-    if ws[i].canonical in _ACCENTED_OTHERS:
-        return 1
+    """The longest naming wins: "bà xã", "ông nội" before "bà", "ông"."""
     for phrase in _OTHERS:
         if phrase_at(ws, i, phrase):
             return len(phrase)
@@ -90,7 +108,7 @@ def _relative_at(ws: list[Word], i: int) -> int:
         marks = _RELATIVE_MARKS + (_SPEAKERS if kin in _MY_CHILD else ())
         if any(matches(ws[i + 1], mark) for mark in marks):
             return 2
-    return 0
+    return 1 if ws[i].canonical in _ACCENTED_OTHERS else 0
 
 
 def others_spans(text: str) -> list[tuple[int, int]]:

@@ -102,7 +102,19 @@ def canonical_tones(word: str) -> str:
 TEENCODE = {
     "không": [
         *("ko", "k", "kh", "hk", "hok", "hong", "hông", "khum", "kg", "kô", "hem", "hổng", "hỏng", "khg"),
-        *("khôg", "khog", "kog", "khôn", "khôngg", "khoong", "khônh", "khong6"),  # in a hurry; "khôn": Central
+        *(
+            "khôg",
+            "khog",
+            "kog",
+            "khôn",
+            "khôngg",
+            "khoong",
+            "khônh",
+            "khong6",
+            "khôgn",
+            "khogn",
+            "kohng",
+        ),  # in a hurry; "khôn": Central
     ],
     "được": ["dc", "đc", "dk", "đk", "đươc", "dươc", "đựơc"],
     "đúng": ["đúg", "dúng", "đung", "dug", "đug", "dúg"],
@@ -113,6 +125,7 @@ TEENCODE = {
     "về": ["dìa", "zìa"],
     "hôm qua": ["hqua", "hwa", "yesterday"],
     "hôm nay": ["hnay", "today"],
+    "hôm": ["hum", "hổm"],
     "gì": ["j", "ji"],
     "với": ["vs"],
     "rồi": ["r", "rùi", "gòi", "ròi", "dồi", "zồi"],
@@ -159,10 +172,12 @@ def is_syllable(folded_word: str) -> bool:
 
 
 def _without_telex_keys(word: str) -> str:
-    if not word.isascii() or not word.isalpha() or word in _NOT_TELEX or len(word) < 3:
+    letters = word.replace("đ", "d")
+    if not letters.isascii() or not letters.isalpha() or word in _NOT_TELEX or len(word) < 3:
         return word
-    bare = re.sub(r"([a-z])\1+", r"\1", word[:-1] if word[-1] in "sfrxj" else word)
-    bare = bare.replace("aw", "a").replace("ow", "o").replace("uw", "u")
+    bare = letters[:-1] if letters[-1] in "sfrxj" else letters
+    bare = re.sub(r"([a-z])\1+", r"\1", bare.replace("uow", "uo").replace("aw", "a").replace("ow", "o"))
+    bare = bare.replace("uw", "u")
     return bare if bare != word and _SYLLABLE.fullmatch(bare) else word
 
 

@@ -2,20 +2,22 @@
 time and every conversation ends.
 
 Hypothesis generates whole conversations at the level of `bot.answers`: each turn is a text drawn from pools (real
-answers to each question, nonsense, silence, requests to repeat, questions, complaints, refusals, busy, goodbyes, button
-payloads, the same message again) paired with any intent the classifier could give (the domain's, and
-`nlu_fallback`), independently: a classifier can be wrong about anything. `Dialogue` plays what the engine would do
-with the turn: `ValidateDeclarationForm.run` of bot/actions.py (a complaint is explained and the question asked
-again; an intent left to the rules is answered by its rule, then the form asks again; otherwise `apply` then
-`ask_next`), and the rules of bot/data/rules.yml around the form (an emergency stops the form and asks whether to go
-on; what the resident says to that is read off the rules, as Rasa's RulePolicy would: a rule that fits, else the
-core fallback, which reverts the turn).
+answers to each question, nonsense, silence, requests to repeat, questions, complaints, refusals, busy, goodbyes,
+words of danger, button payloads, the same message again) paired with any intent the classifier could give (the
+domain's, and `nlu_fallback`), independently: a classifier can be wrong about anything. `Dialogue` plays what the
+engine would do with the turn: `ValidateDeclarationForm.run` of bot/actions.py (a complaint is explained and the
+question asked again; an intent left to the rules is answered by its rule, then the form asks again; otherwise
+`apply` then `ask_next`), and the rules of bot/data/rules.yml around the form (an emergency stops the form and asks
+whether to go on; what the resident says to that is read off the rules, as Rasa's RulePolicy would: a rule that fits,
+else the core fallback, which reverts the turn).
 
 The properties, per conversation: (a) no question is asked more than twice (the form's questions, the call-back
-time, and "go on?" after an emergency); (b) within `TURN_BUDGET` turns the form reaches `requested_slot is None`
-with an outcome `action_close` can close with, i.e. the chat says `"ended": true`.
+time, and "go on?" after an emergency, counted per emergency); (b) within `TURN_BUDGET` turns the form reaches
+`requested_slot is None` with an outcome `action_close` can close with, i.e. the chat says `"ended": true`.
 
-The examples that broke the properties when this test was written are kept below as explicit tests.
+The examples that broke the properties when this test was written (since fixed) are kept below as explicit tests
+(`FOUND`);
+tests/test_dialogue_properties_engine.py plays them through the engine.
 """
 
 import ast
@@ -33,7 +35,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot import answers, vntext
+from bot import answers, vnparse, vntext
 from bot.answers import Turn
 
 BOT = Path(answers.__file__).parent
@@ -117,6 +119,7 @@ POOLS = {
     "refusal": ["không muốn trả lời", "đừng gọi nữa", "thôi khỏi", "không khai đâu"],
     "busy": ["đang bận, gọi lại sau", "để lúc khác nhé", "gọi lại lúc 5 giờ chiều", "đang lái xe"],
     "goodbye": ["tạm biệt", "bye", "thôi chào nhé"],
+    "danger": ["tôi khó thở quá", "đau tức ngực lắm", "cứu với, thở không nổi"],
     "payload": ["/affirm", "/deny", "/feel_fine", "/refuse", "/busy", "/wrong_person", "/inform"],
 }
 KINDS = ["answer", "any_answer", "same_again", *POOLS]
@@ -156,6 +159,8 @@ class Dialogue:
         return self.state == "closed"
 
     def send(self, text: str, intent: str) -> None:
+        if intent == "emergency" and not vnparse.names_an_emergency(text):
+            intent = "inform"  # the NLU's EmergencyNeedsWords: no words of danger, no emergency
         turn = Turn(text, intent, [], NOW, proxy=self.slots.get("answered_by") == "relative")
         self.log.append(f"> {text!r} [{intent}]")
         if self.state == "form":
@@ -200,14 +205,7 @@ class Dialogue:
     def _close(self) -> None:
         """`ActionClose.run`: it needs an outcome it has a goodbye for, and a call-back time it can read."""
         outcome = self.slots.get("outcome") or "ended_early"
-        if outcome == "callback_requested":
-            try:
-                datetime.fromisoformat(self.slots.get("callback_at"))
-            except (TypeError, ValueError) as error:
-                self.state = "broken"
-                self.log.append(f"  action_close fails: {error!r}")
-                return
-        elif outcome not in answers.CLOSING_RESPONSES:
+        if outcome != "callback_requested" and outcome not in answers.CLOSING_RESPONSES:
             self.state = "broken"
             self.log.append(f"  action_close fails: no goodbye for outcome {outcome!r}")
             return
@@ -216,9 +214,16 @@ class Dialogue:
         self.log.append(f"  action_close ({outcome})")
 
     def _emergency(self, turn: Turn) -> None:
-        """`ActionEmergency.run`, then utter_ask_continue: the form is off until the resident goes on."""
-        symptoms = answers.merge_symptoms(self.slots.get("symptoms"), answers.symptoms_in(turn))
-        self.slots.update(emergency=True, symptoms=symptoms or None, requested_slot=None)
+        """`ActionEmergency.run`, then utter_ask_continue: the form is off until the resident goes on. Told again
+        with nothing new, it says so and the form goes on (FollowupAction)."""
+        before = self.slots.get("symptoms")
+        if self.slots.get("emergency") and not answers.new_urgent_symptoms(before, turn):
+            self.log.append("  action_emergency (known): the form goes on")
+            self.state = "form"
+            return self._asked(answers.ask_next(self.slots))
+        symptoms = answers.merge_symptoms(before, answers.symptoms_in(turn))
+        answered = symptoms or isinstance(before, list)
+        self.slots.update(emergency=True, symptoms=symptoms if answered else None, requested_slot=None)
         if self.slots.get("consent") is None:
             self.slots["consent"] = True
         self.log.append("  action_emergency")
@@ -259,8 +264,8 @@ class Dialogue:
         self.log.append("  action_default_fallback (the turn is reverted)")
 
 
-def converse(turns: list[tuple[str, str]]) -> Dialogue:
-    dialogue = Dialogue()
+def converse(turns: list[tuple[str, str]], ask_where: bool = False) -> Dialogue:
+    dialogue = Dialogue(ask_where=ask_where)
     for text, intent in turns:
         if dialogue.state in ("closed", "broken"):
             break
@@ -308,13 +313,14 @@ def play(drawn: list[tuple[str, int, str]], ask_where: bool = False) -> tuple[Di
     return dialogue, sent
 
 
-@settings(max_examples=400, deadline=None, derandomize=True, database=None, report_multiple_bugs=False)
+@settings(max_examples=300, deadline=None, derandomize=True, database=None, report_multiple_bugs=False)
 @given(TURNS, st.booleans())
 def test_no_question_thrice_and_every_conversation_ends(drawn: list[tuple[str, int, str]], ask_where: bool) -> None:
     check(*play(drawn, ask_where))
 
 
-# Violations the property found when this test was written (the smallest examples), kept as they were found.
+# Violations the property found when this test was written (the smallest examples), kept as they were found; each
+# is played for a resident nobody follows (asked where they stay, as every other engine conversation is).
 FOUND = {
     # Busy without a time, then "hả" twice: the call-back time is asked twice, then recorded as "unknown", which
     # ActionClose reads as a datetime (ValueError): the conversation never closes.
@@ -332,13 +338,18 @@ FOUND = {
     # After an emergency, an intent no rule expects there is answered by the core fallback and reverted: nothing
     # moves, however often it comes.
     "wrong_person_after_emergency": [("khó thở", "emergency"), *[("không phải tôi", "wrong_person")] * TURN_BUDGET],
+    # Danger told again at each question, and "go on" each time: every question costs four turns (asked, emergency,
+    # asked again, emergency) and the conversation outlasts the budget (29 turns; it ends after 28 when "where are you
+    # staying?" is not asked, after 32 when it is).
+    "emergency_at_each_question_then_go_on": [("tôi khó thở quá", "emergency"), ("tiếp tục", "affirm")] * TURN_BUDGET,
 }
 
 
 @pytest.mark.parametrize("name", FOUND)
 def test_found_violation(name: str) -> None:
-    turns = FOUND[name][:TURN_BUDGET]
-    check(converse(turns), len(turns))
+    """Each example, its last message sent again until the turn budget (as a resident who insists)."""
+    turns = [*FOUND[name], *[FOUND[name][-1]] * TURN_BUDGET][:TURN_BUDGET]
+    check(converse(turns, ask_where=True), len(turns))
 
 
 def test_a_plain_conversation_ends_complete() -> None:
