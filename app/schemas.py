@@ -75,9 +75,6 @@ class DeclarationOut(BaseModel):
     vaccine_doses: int | None
     at_registered_address: bool | None
     needs: str | None
-    answered_by: str | None = Field(
-        default=None, description="resident, or relative when someone answered for them (a parent for a child)"
-    )
     callback_at: datetime | None
     alert: DeclarationAlert
     created_at: datetime
@@ -123,7 +120,6 @@ def _document(declaration: Declaration) -> dict:
         vaccine_doses=d.vaccine_doses,
         at_registered_address=d.at_registered_address,
         needs=d.needs,
-        answered_by=d.answered_by,
         callback_at=d.callback_at,
         alert=DeclarationAlert(level=d.alert_level.value, reasons=list(d.alert_reasons or [])),
         created_at=d.created_at,

@@ -32,7 +32,7 @@ from tests.test_dialogue_properties import ALL_ANSWERS, ANSWERS, BOT, CONTINUE, 
 from tests.test_resident_conversations import chat  # noqa: F401
 
 SEED = 20210603
-CONVERSATIONS = 30
+CONVERSATIONS = 20
 PARALLEL_RESIDENTS = 4
 BUTTON_CLICKS = 0.2  # how often the resident clicks a button offered rather than types
 SHOWN_FAILURES = 3  # transcripts shown in full, shortest first
