@@ -155,10 +155,6 @@ class Turn:
         return [e.get("value") for e in self.entities if e.get("entity") == name]
 
 
-def _says(text: str, phrases: list[tuple[str, ...]]) -> bool:
-    return says(text, phrases)
-
-
 def _chosen(turn: Turn, name: str) -> list[Any]:
     """Entity values of a button's payload ('/inform{"doses": "2"}'): chosen, not read from words. Typed words are
     read by `bot.vnparse` here, the same rules the engine's entity extractor runs, with their context (whose fact,
@@ -195,7 +191,7 @@ def _doses(turn: Turn, expected: bool) -> int | None:
     found = vnparse.find_doses(turn.text, expected=expected, proxy=turn.proxy)
     if chosen or found:
         return chosen[0] if chosen else found[0].value
-    return 0 if _says(turn.text, _NOT_VACCINATED) else None
+    return 0 if says(turn.text, _NOT_VACCINATED) else None
 
 
 def _place(turn: Turn) -> dict[str, Any] | None:
@@ -249,13 +245,13 @@ def specific_answer(question: str, turn: Turn, leading_yes_no_counts: bool = Tru
     if question == "vaccine_doses":
         return _doses(turn, expected=False)
     if question == "at_registered_address":
-        return False if _says(turn.text, _AWAY) else (True if _says(turn.text, _AT_HOME) else None)
+        return False if says(turn.text, _AWAY) else (True if says(turn.text, _AT_HOME) else None)
     if question == "staying_at":
         return _place(turn)
     if question == "needs":
-        if leading_yes_no(turn.text) is False or _says(turn.text, _NO_NEEDS):
+        if leading_yes_no(turn.text) is False or says(turn.text, _NO_NEEDS):
             return ""
-        return turn.text.strip() if _says(turn.text, _NEEDS) and "?" not in turn.text else None
+        return turn.text.strip() if says(turn.text, _NEEDS) and "?" not in turn.text else None
     return None
 
 
@@ -288,7 +284,7 @@ def _answer_to(question: str, turn: Turn, slots: dict[str, Any]) -> Any:
     if question == "consent":
         if (first := leading_yes_no(turn.text)) is not None and not _is_payload(turn, "deny"):
             return first  # "được, em không sốt không ho gì": a yes, then answers
-        if symptoms_in(turn) or _denies_symptoms(turn) or _says(turn.text, _HEALTHY):
+        if symptoms_in(turn) or _denies_symptoms(turn) or says(turn.text, _HEALTHY):
             return True  # answering the next question is a yes: "cháu khỏe, không sốt không ho"
         if _is_no(turn):
             return False
@@ -297,18 +293,18 @@ def _answer_to(question: str, turn: Turn, slots: dict[str, Any]) -> Any:
         found = symptoms_in(turn)
         if found:
             return found
-        healthy = turn.intent == "feel_fine" or _is_payload(turn, "feel_fine") or _says(turn.text, _HEALTHY)
+        healthy = turn.intent == "feel_fine" or _is_payload(turn, "feel_fine") or says(turn.text, _HEALTHY)
         return [] if healthy or _is_no(turn) else None
     if question == "temperature":
         value = _temperature(turn, expected=True)
-        if value is None and (_says(turn.text, _NOT_MEASURED) or vnparse.is_unknown_answer(turn.text) or _is_no(turn)):
+        if value is None and (says(turn.text, _NOT_MEASURED) or vnparse.is_unknown_answer(turn.text) or _is_no(turn)):
             return UNKNOWN
         return value
     if question in ("symptom_onset", "test_date"):
         day = _day(turn)
         return day if day else (UNKNOWN if vnparse.is_unknown_answer(turn.text) else None)
     if question == "contact_with_case":
-        if leading_yes_no(turn.text) is None and _says(turn.text, _NO_CONTACT):
+        if leading_yes_no(turn.text) is None and says(turn.text, _NO_CONTACT):
             return "no"
         if leading_yes_no(turn.text) is None and vnparse.others_tested_positive(turn.text, turn.proxy):
             return "yes"  # "vợ tôi dương tính hôm kia": living with a case
@@ -322,13 +318,13 @@ def _answer_to(question: str, turn: Turn, slots: dict[str, Any]) -> Any:
     if question == "at_registered_address":
         if (first := leading_yes_no(turn.text)) is not None:
             return first  # "có, ở nhà nè, đâu có dìa quê"
-        if _says(turn.text, _AWAY) or _is_no(turn):
+        if says(turn.text, _AWAY) or _is_no(turn):
             return False
-        return True if _says(turn.text, _AT_HOME) or _is_yes(turn) else None
+        return True if says(turn.text, _AT_HOME) or _is_yes(turn) else None
     if question == "staying_at":
         return _place(turn)
     if question == "needs":
-        if turn.intent in ("deny", "feel_fine") or _says(turn.text, _NO_NEEDS):
+        if turn.intent in ("deny", "feel_fine") or says(turn.text, _NO_NEEDS):
             return ""
         return turn.text.strip() if turn.intent == "inform" or (turn.text and not _is_yes(turn)) else None
     raise ValueError(f"unknown question {question}")
@@ -346,7 +342,7 @@ def _volunteered(slots: dict[str, Any], requested: str | None, turn: Turn) -> di
         found["test_result"] = result
     if (doses := _doses(turn, expected=False)) is not None:
         found["vaccine_doses"] = doses
-    if vnparse.others_tested_positive(turn.text, turn.proxy) and not _says(turn.text, _NO_CONTACT):
+    if vnparse.others_tested_positive(turn.text, turn.proxy) and not says(turn.text, _NO_CONTACT):
         found["contact_with_case"] = "yes"
     if slots.get("ask_where") and requested in _PLACE_TOLD and (place := _place(turn)):
         found["staying_at"] = place
@@ -362,7 +358,7 @@ def _volunteered(slots: dict[str, Any], requested: str | None, turn: Turn) -> di
 
 def answers_for_the_resident(turn: Turn) -> bool:
     """A relative answers for the resident (a parent for a child): not the wrong person, not a refusal."""
-    return _says(turn.text, _FOR_THE_RESIDENT)
+    return says(turn.text, _FOR_THE_RESIDENT)
 
 
 def _denies_symptoms(turn: Turn) -> bool:
@@ -407,11 +403,11 @@ def _asks_back(turn: Turn) -> bool:
 def is_complaint(turn: Turn) -> bool:
     """A question or complaint about being asked ("sao hỏi hoài vậy?", "hôm trước khai rồi mà"), which the classifier
     may take for a refusal: explain, and ask again."""
-    if _says(turn.text, _REFUSING):
+    if says(turn.text, _REFUSING):
         return False
     if turn.intent in ("refuse", "goodbye", "ask_identity") and "?" in turn.text:
         return True
-    return _says(turn.text, _ASKING_WHY) and ("?" in turn.text or turn.intent in ("refuse", "goodbye", "ask_identity"))
+    return says(turn.text, _ASKING_WHY) and ("?" in turn.text or turn.intent in ("refuse", "goodbye", "ask_identity"))
 
 
 def _end_or_pause(requested: str | None, turn: Turn) -> dict[str, Any] | None:
@@ -419,7 +415,7 @@ def _end_or_pause(requested: str | None, turn: Turn) -> dict[str, Any] | None:
     whatever the classifier heard: "không biết" or "ba ngày nay" is not a goodbye."""
     if answers_for_the_resident(turn):
         return None  # "tôi là bố nó": a relative answers, nobody refuses
-    if turn.intent == "busy" and not _says(turn.text, _BUSY) and not vnparse.find_times(turn.text):
+    if turn.intent == "busy" and not says(turn.text, _BUSY) and not vnparse.find_times(turn.text):
         return None  # "hmm để xem" is thinking, not asking to be called back
     stopping = turn.intent in ("goodbye", "refuse", "wrong_person")
     # ...but a leading "không" is how refusals start: it does not count here.
@@ -427,7 +423,7 @@ def _end_or_pause(requested: str | None, turn: Turn) -> dict[str, Any] | None:
         return None
     if vnparse.is_unknown_answer(turn.text) and turn.intent == "busy":
         return None
-    if turn.intent == "wrong_person" and (requested == "identity_confirmed" or _says(turn.text, _WRONG_PERSON)):
+    if turn.intent == "wrong_person" and (requested == "identity_confirmed" or says(turn.text, _WRONG_PERSON)):
         return {"identity_confirmed": False, "outcome": "wrong_person"}
     if turn.intent == "refuse":
         return {"outcome": "refused"}
