@@ -36,6 +36,8 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot import places
+
 TOKEN_VARIABLE = "OUTREACH_ENGINE_TOKEN"
 
 
@@ -94,6 +96,7 @@ class TurnInput(InputChannel):
         self.token = os.environ.get(TOKEN_VARIABLE, "")
         self.executor = ActionExecutor()
         self.executor.register_package("bot.actions")
+        places.load()  # at start, not on the event loop during a resident's turn
 
     @classmethod
     def name(cls) -> str:

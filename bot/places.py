@@ -441,6 +441,11 @@ def _choose_ward(
     return None
 
 
+def load() -> None:
+    """Read the administrative units now (about a second) rather than during the first resident's turn."""
+    _index()
+
+
 def find_place(text: str) -> Place | None:
     """The place a resident's free text names (a province at least), or None."""
     if not text or not text.strip():

@@ -12,7 +12,8 @@ Three forms of a word matter:
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 
 # Look-alikes typed instead of Đ/đ (U+0110/U+0111), e.g. from some IMEs and PDFs.
 _LOOKALIKES = str.maketrans({"Ð": "Đ", "ð": "đ"})
@@ -33,11 +34,13 @@ class Word:
     end: int
     canonical: str
     folded: str
+    typed_folded: str = field(init=False)  # the typed word without diacritics: "hong" is không, and họng typed bare
+    sounds: frozenset[str] = field(init=False)  # every `rough_key` this word can match (see `sounds_like`)
 
-    @property
-    def typed_folded(self) -> str:
-        """The typed word without diacritics: shorthand can collide ("hong" is không, and họng typed bare)."""
-        return fold(self.text.lower())
+    def __post_init__(self) -> None:
+        typed_folded = fold(self.text.lower())
+        object.__setattr__(self, "typed_folded", typed_folded)
+        object.__setattr__(self, "sounds", frozenset((rough_key(self.canonical), rough_key(typed_folded))))
 
     @property
     def accented(self) -> bool:
@@ -48,12 +51,14 @@ def nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text).translate(_LOOKALIKES)
 
 
+@lru_cache(maxsize=65536)
 def fold(text: str) -> str:
     """Strip every diacritic: 'Không có, được' -> 'Khong co, duoc'."""
     decomposed = unicodedata.normalize("NFD", nfc(text)).replace("đ", "d").replace("Đ", "D")
     return "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
 
 
+@lru_cache(maxsize=65536)
 def _split_tone(word: str) -> tuple[str, str | None]:
     """A lower-case word without its tone mark, and the tone mark (None for the level tone)."""
     tone = None
@@ -86,6 +91,7 @@ def _tone_position(word: str) -> int | None:
     return cluster[0]
 
 
+@lru_cache(maxsize=65536)
 def canonical_tones(word: str) -> str:
     """Put the tone mark where the classic convention puts it: 'hoà' -> 'hòa', 'thuỷ' -> 'thủy'."""
     base, tone = _split_tone(word)
@@ -188,6 +194,11 @@ def words(text: str, split_expansions: bool = True) -> list[Word]:
     Shorthand for several words ("hqua" = "hôm qua") becomes several words over the same span, unless
     `split_expansions` is off (the NLU tokenizer keeps one token per typed word).
     """
+    return list(_words(text, split_expansions))
+
+
+@lru_cache(maxsize=256)  # one turn is read by many rules: its words are found once
+def _words(text: str, split_expansions: bool) -> tuple[Word, ...]:
     text = nfc(text)
     result: list[Word] = []
     for match in WORD.finditer(text):
@@ -199,7 +210,7 @@ def words(text: str, split_expansions: bool = True) -> list[Word]:
         parts = [canonical_tones(part) for part in expanded.split()]
         pieces = parts if split_expansions else [" ".join(parts)]
         result += [Word(typed, match.start(), match.end(), piece, fold(piece)) for piece in pieces]
-    return result
+    return tuple(result)
 
 
 def canonical(text: str) -> str:
@@ -225,6 +236,7 @@ _CODAS = (("nh", "n"), ("ng", "n"), ("ch", "t"), ("c", "t"))
 _HOI, _NGA = "\u0309", "\u0303"
 
 
+@lru_cache(maxsize=65536)
 def sound_key(word: str) -> str:
     """A word as it sounds, the confusable letters and tones made one: 'xốt' and 'sốt', 'mủi' and 'mũi', 'trảy'
     and 'chảy' share a key. Doubled letters count once ('sốtt')."""
@@ -238,6 +250,13 @@ def sound_key(word: str) -> str:
         if word.endswith(typed):
             return word[: -len(typed)] + heard
     return word
+
+
+@lru_cache(maxsize=65536)
+def rough_key(word: str) -> str:
+    """`sound_key` without any diacritic: a word that matches or sounds like a target shares its rough key, so
+    comparing rough keys first rules out most pairs at the cost of a set lookup (long messages stay cheap)."""
+    return fold(sound_key(word))
 
 
 def sounds_like(word: Word, target: str) -> bool:
@@ -254,19 +273,21 @@ def sounds_like(word: Word, target: str) -> bool:
 
 def phrase_at(ws: list[Word], i: int, phrase: tuple[str, ...]) -> bool:
     """Do the words from index i on say `phrase` (canonical words, e.g. ("khó", "thở"))?"""
-    return i + len(phrase) <= len(ws) and all(matches(ws[i + k], part) for k, part in enumerate(phrase))
+    if i + len(phrase) > len(ws) or rough_key(phrase[0]) not in ws[i].sounds:
+        return False
+    return all(matches(ws[i + k], part) for k, part in enumerate(phrase))
 
 
 def phrase_sounds_at(ws: list[Word], i: int, phrase: tuple[str, ...]) -> bool:
     """`phrase_at`, misspellings allowed ('trưa xét nghiệm' for 'chưa xét nghiệm'); a phrase of several words may
     also have its accents wrong ('đau hộng'), as long as its letters are right."""
-    if i + len(phrase) > len(ws):
+    if i + len(phrase) > len(ws) or rough_key(phrase[0]) not in ws[i].sounds:
         return False
     if all(sounds_like(ws[i + k], part) for k, part in enumerate(phrase)):
         return True
     if len(phrase) < 2 or not any(sounds_like(ws[i + k], part) for k, part in enumerate(phrase)):
         return False  # accents wrong on every word ("đâu có") say another phrase ("đau cơ")
-    return all(fold(sound_key(ws[i + k].canonical)) == fold(sound_key(p)) for k, p in enumerate(phrase))
+    return all(rough_key(ws[i + k].canonical) == rough_key(p) for k, p in enumerate(phrase))
 
 
 def says(text: str, phrases: list[tuple[str, ...]]) -> bool:

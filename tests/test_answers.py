@@ -1,9 +1,10 @@
 """The dialogue's answer logic without the engine: what one turn does to the declaration's slots."""
 
+import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bot import answers
+from bot import answers, places
 from bot.answers import UNKNOWN, Turn, apply, ask_next, next_question
 
 NOW = datetime(2021, 6, 3, 10, 0, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
@@ -107,3 +108,19 @@ def test_danger_signs_call_for_emergency_advice_once():
     slots = apply(START, "symptoms", turn("tôi bị tức ngực"))
     assert answers.needs_emergency_advice(START, slots)
     assert not answers.needs_emergency_advice(slots | {"emergency": True}, slots)
+
+
+def test_a_long_hostile_message_is_read_quickly():
+    """The engine reads each turn on its event loop: a 1,000-character message (the web chat's limit) of words that
+    start many phrases once took 6 s of CPU, stalling every other conversation. Each pattern gets its own text so
+    nothing read before helps."""
+    places.load()  # the engine loads the administrative units at start
+    hostile = ["a ", "1 ", "vợ tôi bị ho ", "à nhầm 3 ", "phường 1 quận 3 "]
+    for n, pattern in enumerate(hostile):
+        text = (pattern * 1000)[:999] + str(n)
+        slowest = 0.0
+        for question in ["identity_confirmed", "symptoms", "vaccine_doses", "staying_at", None]:
+            started = time.perf_counter()
+            apply(START, question, turn(text))
+            slowest = max(slowest, time.perf_counter() - started)
+        assert slowest < 1.0, f"{pattern!r} x 1000 characters took {slowest:.2f} s"
