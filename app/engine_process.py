@@ -55,6 +55,7 @@ def ensure_model(settings: Settings) -> Path:
         str(settings.engine_models_dir),
         "--fixed-model-name",
         engine_project.model_name(),
+        "--force",  # Rasa's cache keys on data and settings, not on bot/ code: a changed tokenizer must not reuse it
     ]
     result = subprocess.run(command, cwd=PROJECT_ROOT, env=_engine_environ())
     if result.returncode != 0 or not path.exists():

@@ -49,7 +49,11 @@ _UNKNOWABLE = {
 _PLACE_TOLD = {"at_registered_address", "staying_at", "needs"}  # answers where residents say where they are
 
 _AT_HOME = [
-    split_phrase(p) for p in ("ở nhà", "vẫn ở", "ở đây", "ở chỗ cũ", "đang cách ly", "ở phòng", "at home", "home")
+    split_phrase(p)
+    for p in (
+        *("ở nhà", "vẫn ở", "ở đây", "ở chỗ cũ", "đang cách ly", "ở phòng", "at home", "home", "không đi đâu"),
+        *("có đi đâu đâu", "không ra khỏi nhà", "còn ở"),
+    )
 ]
 # "hàng xóm F0, mà em không có qua lại": someone else is a case, and the resident says they did not meet.
 _NO_CONTACT = [
@@ -138,7 +142,13 @@ _BUSY = [
     )
 ]
 _NOT_MEASURED = [split_phrase(p) for p in ("chưa đo", "không đo", "không có nhiệt kế", "chưa kiểm tra")]
-_NOT_VACCINATED = [split_phrase(p) for p in ("chưa tiêm", "không tiêm", "chưa được tiêm", "chưa chích")]
+_NOT_VACCINATED = [
+    split_phrase(p)
+    for p in (
+        *("chưa tiêm", "không tiêm", "chưa được tiêm", "chưa chích", "không mũi nào", "chưa mũi nào", "zero"),
+        *("chưa tiêm mũi nào", "không chích"),
+    )
+]
 
 
 @dataclass(frozen=True)
@@ -278,6 +288,8 @@ def _answer_to(question: str, turn: Turn, slots: dict[str, Any]) -> Any:
     if question == "identity_confirmed":
         if answers_for_the_resident(turn):
             return True
+        if _plain_yes(question, turn):
+            return True
         if turn.intent == "wrong_person" or _is_no(turn):
             return False
         return True if _is_yes(turn) else None
@@ -318,9 +330,11 @@ def _answer_to(question: str, turn: Turn, slots: dict[str, Any]) -> Any:
     if question == "at_registered_address":
         if (first := leading_yes_no(turn.text)) is not None:
             return first  # "có, ở nhà nè, đâu có dìa quê"
-        if says(turn.text, _AWAY) or _is_no(turn):
+        if says(turn.text, _AWAY):
             return False
-        return True if says(turn.text, _AT_HOME) or _is_yes(turn) else None
+        if says(turn.text, _AT_HOME):
+            return True  # "vẫn ở nhà ko đi đâu": its "không" is not a no
+        return False if _is_no(turn) else (True if _is_yes(turn) else None)
     if question == "staying_at":
         return _place(turn)
     if question == "needs":
@@ -410,6 +424,17 @@ def is_complaint(turn: Turn) -> bool:
     return says(turn.text, _ASKING_WHY) and ("?" in turn.text or turn.intent in ("refuse", "goodbye", "ask_identity"))
 
 
+_BYE = [split_phrase(p) for p in ("bye", "tạm biệt", "chào nhé", "cúp máy", "thôi nhé")]
+
+
+def _plain_yes(requested: str | None, turn: Turn) -> bool:
+    """A yes to who they are or to going on, whatever the classifier heard: "phải tui" (no "không" in it), "ừ thôi
+    được, tôi không bị gì cả" (a yes first, then the answers)."""
+    if requested == "identity_confirmed":
+        return yes_no(turn.text) is True and not says(turn.text, _WRONG_PERSON)
+    return requested == "consent" and leading_yes_no(turn.text) is True and not says(turn.text, _BYE)
+
+
 def _end_or_pause(requested: str | None, turn: Turn) -> dict[str, Any] | None:
     """The acts that stop the questions, whatever was asked. Words that answer the question asked are an answer,
     whatever the classifier heard: "không biết" or "ba ngày nay" is not a goodbye."""
@@ -420,6 +445,8 @@ def _end_or_pause(requested: str | None, turn: Turn) -> dict[str, Any] | None:
     stopping = turn.intent in ("goodbye", "refuse", "wrong_person")
     # ...but a leading "không" is how refusals start: it does not count here.
     if stopping and requested in QUESTIONS and specific_answer(requested, turn, False) is not None:
+        return None
+    if stopping and _plain_yes(requested, turn):
         return None
     if vnparse.is_unknown_answer(turn.text) and turn.intent == "busy":
         return None

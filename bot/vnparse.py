@@ -74,8 +74,8 @@ def _single_digit(ws: list[Word], i: int) -> int | None:
 
 
 def spoken_number(ws: list[Word], i: int) -> tuple[int, int] | None:
-    """A whole number spoken in words from index i: (value, words used). 'ba mươi tám' -> 38, 'ba tám' -> 38,
-    'băm tám' -> 38, 'ba 8' -> 38 (a speech recogniser's mix)."""
+    """A whole number spoken in words from index i: (value, words used). 'ba mươi tám' -> 38, 'hai chục' -> 20,
+    'ba tám' -> 38, 'băm tám' -> 38, 'ba 8' -> 38 (a speech recogniser's mix)."""
     if i < len(ws) and any(matches(ws[i], t) for t in _TENS_CONTRACTED) and (unit := _single_digit(ws, i + 1)):
         return 30 + unit, 2
     if i < len(ws) and matches(ws[i], "mười"):
@@ -84,7 +84,7 @@ def spoken_number(ws: list[Word], i: int) -> tuple[int, int] | None:
     if not _is_number_word(ws, i):
         return None
     first = _digit(ws[i])
-    if i + 1 < len(ws) and matches(ws[i + 1], "mươi"):
+    if i + 1 < len(ws) and (matches(ws[i + 1], "mươi") or matches(ws[i + 1], "chục")):  # "hai chục" = 20
         unit = _digit(ws[i + 2]) if _is_number_word(ws, i + 2) else None
         return (first * 10 + unit, 3) if unit is not None else (first * 10, 2)
     if (second := _single_digit(ws, i + 1)) is not None:  # digits read one by one: "ba tám" = 38
@@ -149,8 +149,8 @@ def _temperature_at(ws: list[Word], i: int, anywhere: bool) -> Found | None:
     fraction = None if decimals_typed else _fraction_after(ws, i + used)
     value = whole + (fraction[0] if fraction else 0.0)
     used += fraction[1] if fraction else 0
-    if i + used < len(ws) and _mark_at(ws, i + used, _DEGREE):
-        used += 1  # "38,5 độ"
+    if i + used < len(ws) and _mark_at(ws, i + used, _DEGREE) and not _mark_at(ws, i + used - 1, _DEGREE):
+        used += 1  # "38,5 độ", but "38 độ đó" ends at độ
     near_fever = any(phrase_at(ws, k, ctx) for k in range(max(0, i - 3), i) for ctx in _FEVER_CONTEXT)
     if not (anywhere or fraction or decimals_typed or near_fever):
         return None
@@ -196,6 +196,8 @@ SYMPTOM_PHRASES = {
         "sốt nóng",
         "hâm hấp sốt",
         "gai sốt",
+        "hâm hấp",
+        "người hâm hấp",
     ],
     "cough": [
         "ho",
@@ -273,6 +275,8 @@ SYMPTOM_PHRASES = {
         "ăn không thấy mùi vị",
         "không ngửi thấy gì",
         "mất mùi vị",
+        *("không biết mùi", "không thấy mùi", "không ngửi thấy", "lost sense of smell", "loss of smell"),
+        *("loss of taste", "lost smell", "lost taste", "không biết vị"),
     ],
     "runny_nose": [
         "sổ mũi",
@@ -315,8 +319,14 @@ SYMPTOM_PHRASES = {
         "diarrhea",
         "đi tả",
         "tào tháo",
+        "đi cầu lỏng",
+        "đi cầu hoài",
+        "đi cầu liên tục",
+        "đi lỏng",
     ],
-    "chest_pain": ["đau ngực", "tức ngực", "nặng ngực", "đau tức ngực", "thắt ngực", "nhói ngực", "chest pain"],
+    "chest_pain": [
+        *("đau ngực", "tức ngực", "nặng ngực", "đau tức ngực", "thắt ngực", "nhói ngực", "chest pain", "đau thắt ngực"),
+    ],
 }
 # Longest phrases first, so "ho khan" wins over "ho" and "đau tức ngực" over "đau".
 _SYMPTOM_PATTERNS = sorted(
@@ -328,6 +338,7 @@ _NEGATORS = [
     split_phrase(p)
     for p in ("không", "chưa", "chẳng", "chả", "hết", "đỡ", "không còn", "không có", "không bị", "hổng", "khỏi")
 ]
+_CORRECTING = ("à", "ơ", "ấy")  # "à không": a correction, not a negation
 _CLAUSE_BREAKS = [split_phrase(p) for p in ("nhưng", "mà", "còn", "với", "và", "thì", "chỉ", "riêng")]
 
 
@@ -345,7 +356,8 @@ def _negated(ws: list[Word], i: int, text: str) -> bool:
         if re.search(r"[,.;!?]", text[ws[back].end : ws[back + 1].start]):
             return False  # a punctuation mark ends the clause
         if any(phrase_at(ws, back, n) for n in _NEGATORS):
-            return True
+            corrects = back > 0 and any(matches(ws[back - 1], w) for w in _CORRECTING)
+            return not (corrects and number_at(ws, i) is not None)  # "1 mũi à không 2 mũi", but "à không ho đâu"
         if any(phrase_at(ws, back, b) for b in _CLAUSE_BREAKS):
             return False
     return False
@@ -359,9 +371,21 @@ def _names_a_medicine(ws: list[Word], i: int) -> bool:
     return any(phrase_at(ws, i - len(m), m) for m in _MEDICINE if i - len(m) >= 0)
 
 
+# Words that start like a symptom when typed without accents: "ho tro" is hỗ trợ (help), not a cough.
+_NOT_SYMPTOMS = [
+    split_phrase(p)
+    for p in (
+        *("hỗ trợ", "hồ sơ", "hồ chí minh", "họ tên", "hộ khẩu", "hộ gia đình", "họ hàng", "sốt ruột", "hộ tôi"),
+        *("mọi người", "lộn người"),  # not "mỏi người", "nóng người": everyone, the wrong person
+    )
+]
+
+
 def _symptom_at(ws: list[Word], i: int) -> tuple[tuple[str, ...], str] | None:
     """The symptom phrase said from word i: as written first, then as a misspelling would write it ('xốt',
     'sổ mủi', 'trảy nước mũi'); the longest phrase wins ('ho khan' over 'ho')."""
+    if any(phrase_at(ws, i, p) for p in _NOT_SYMPTOMS):
+        return None
     exact = next(((p, code) for p, code in _SYMPTOM_PATTERNS if phrase_at(ws, i, p)), None)
     if exact:
         return exact
@@ -384,22 +408,29 @@ def symptom_mentions(text: str) -> list[tuple[Found, bool]]:
     return found
 
 
-def find_symptoms(text: str, proxy: bool = False) -> list[Found]:
-    """The resident's own symptoms: 'không sốt nhưng ho khan' -> cough; 'con tôi ho' -> none; 'ho khan, sổ mũi,
-    à không sổ mũi đâu, chỉ ho thôi' -> cough (taken back); 'mất vị giác, à không phải, chỉ sổ mũi' -> runny nose.
-    `proxy`: a relative answers for the resident ("cháu nó khỏe"), so nobody's facts are left out."""
+def own_symptom_mentions(text: str, proxy: bool = False) -> list[Found]:
+    """Every mention of the resident's own symptoms still standing at the end of the text, in text order (the NLU
+    marks each: "mất vị giác với mất khứu giác")."""
     others = [] if proxy else others_spans(text)
     own = [(f, denied) for f, denied in symptom_mentions(text) if not about_someone_else(f.start, others)]
     retraction = last_correction(text, retractions_only=True)
     if retraction and any(not denied and f.start >= retraction[1] for f, denied in own):
         own = [(f, denied) for f, denied in own if f.start >= retraction[0]]
-    had: dict[str, Found] = {}
+    had: list[Found] = []
     for mention, denied in own:  # in the order said: a symptom denied after it was named is taken back
-        if denied:
-            had.pop(mention.value, None)
-        else:
-            had.setdefault(mention.value, mention)
-    return sorted(had.values(), key=lambda f: f.start)
+        had = [f for f in had if f.value != mention.value] if denied else [*had, mention]
+    return had
+
+
+def find_symptoms(text: str, proxy: bool = False) -> list[Found]:
+    """The resident's own symptoms, each once, where first named: 'không sốt nhưng ho khan' -> cough; 'con tôi ho'
+    -> none; 'ho khan, sổ mũi, à không sổ mũi đâu, chỉ ho thôi' -> cough (taken back); 'mất vị giác, à không phải,
+    chỉ sổ mũi' -> runny nose. `proxy`: a relative answers for the resident ("cháu nó khỏe"), so nobody's facts
+    are left out."""
+    first: dict[str, Found] = {}
+    for mention in own_symptom_mentions(text, proxy):
+        first.setdefault(mention.value, mention)
+    return list(first.values())
 
 
 # ---------------------------------------------------------------------------------------------- test results
@@ -453,8 +484,25 @@ def others_tested_positive(text: str, proxy: bool = False) -> bool:
 
 # Asked for the result, residents also answer this way: "âm" alone, "trạm báo không sao", "đang chờ".
 ANSWERS_TO_THE_RESULT_QUESTION = {
-    "negative": ["không sao", "bình thường", "ổn", "không bị", "không bị gì", "báo không sao", "kết quả ổn"],
-    "pending": ["đang chờ", "chờ", "đợi", "chưa thấy báo", "chưa báo", "chưa trả", "chưa có kết quả", "mới lấy mẫu"],
+    "negative": [
+        *("không sao", "bình thường", "ổn", "không bị", "không bị gì", "báo không sao", "kết quả ổn"),
+        *("không có vấn đề gì", "hổng có sao", "không có sao", "không có gì"),
+    ],
+    "pending": [
+        *(
+            "đang chờ",
+            "còn chờ",
+            "vẫn chờ",
+            "chờ báo",
+            "đợi",
+            "chưa thấy báo",
+            "chưa báo",
+            "chưa trả",
+            "chưa có kết quả",
+            "mới lấy mẫu",
+        ),
+        *("chưa nghe báo", "chưa nghe", "chưa thấy gì", "chưa thấy kết quả"),
+    ],
 }
 _ANSWER_PATTERNS = sorted(
     ((split_phrase(p), code) for code, phrases in ANSWERS_TO_THE_RESULT_QUESTION.items() for p in phrases),
@@ -481,9 +529,11 @@ def _test_result_words(text: str, expected: bool) -> list[Found]:
         for phrase, code in _TEST_PATTERNS:
             if phrase_at(ws, i, phrase) or (len(phrase) > 1 and phrase_sounds_at(ws, i, phrase)):
                 bare = len(phrase) == 1  # "âm"/"dương"/"negative" alone only next to test words, before or after
-                near = [k for k in range(max(0, i - 3), min(len(ws), i + 4)) if k != i]
+                near = [k for k in range(max(0, i - 5), min(len(ws), i + 4)) if k != i]
                 if bare and not expected and not any(phrase_at(ws, k, c) for k in near for c in _TEST_CONTEXT):
                     break
+                if bare and i > 0 and ws[i].text[:1].isupper():
+                    break  # a name mid-sentence: "Bình Dương", "chị Dương"
                 if not found or found[-1].end < ws[i].start:
                     found.append(Found("test_result", ws[i].start, ws[i + len(phrase) - 1].end, code))
                 break
@@ -517,7 +567,16 @@ _DOSE = ("mũi",)
 # Doses told as a story: "đi tiêm hai đợt ở trạm", "chích 3 lần rồi" count only beside a word of vaccination
 # ("test hai lần" is two tests).
 _STORY_UNITS = [split_phrase(p) for p in ("lần", "đợt", "liều", "booster", "mũi nhắc")]
-_BOOSTER = [split_phrase(p) for p in ("nhắc lại", "tăng cường", "booster", "mũi nhắc")]
+_BOOSTER = [split_phrase(p) for p in ("nhắc lại", "tăng cường", "booster", "mũi nhắc", "nhắc thêm")]
+# A story of doses names each by its vaccine or its day: "Astra hồi tháng 8, rồi Pfizer, rồi nhắc Moderna" is three.
+_BRANDS = [
+    split_phrase(p)
+    for p in (
+        *("astra", "astrazeneca", "az", "pfizer", "moderna", "vero", "verocell", "vero cell", "sinopharm"),
+        *("sputnik", "abdala", "janssen", "hayat", "covaxin", "nanocovax", "sinovac", "johnson"),
+    )
+]
+_NOT_DONE = [split_phrase(p) for p in ("chưa", "không", "hổng", "chờ", "đợi", "sắp", "định", "sẽ", "hẹn")]
 _VACCINATION = [split_phrase(p) for p in ("tiêm", "chích", "vắc xin", "vaccine", "vacxin", "vaccin", "mũi", "vắc-xin")]
 _ORDINAL = ("thứ",)
 _FIRST = [split_phrase(p) for p in ("đầu", "đầu tiên", "một")]  # "mới tiêm được mũi đầu": one dose
@@ -530,6 +589,8 @@ def _dose_count_at(ws: list[Word], i: int) -> tuple[int, int] | None:
     """A count of doses from word i: (doses, words used) for '2 mũi', 'mũi 3', 'mũi thứ ba', 'hai đợt' (beside
     'tiêm'), or None."""
     if phrase_at(ws, i, _DOSE):  # "mũi 3", "mũi thứ ba", "mũi đầu"
+        if i + 1 < len(ws) and ws[i + 1].canonical == "sau":
+            return 2, 2  # "mũi đầu ..., mũi sau ...": the next one (not "mũi sáu")
         skip = 1 + phrase_at(ws, i + 1, _ORDINAL)
         if any(phrase_at(ws, i + skip, first) for first in _FIRST[:2]):
             return 1, skip + 1
@@ -552,7 +613,32 @@ def _dose_count_at(ws: list[Word], i: int) -> tuple[int, int] | None:
 def find_doses(text: str, expected: bool = False, proxy: bool = False) -> list[Found]:
     """The resident's vaccine doses, a corrected count first: '2 mũi', 'hai mũi', 'mũi 3', 'tiêm hai đợt',
     '4 mũi à nhầm 3 mũi'; someone else's ('bố mẹ em thì 4 mũi') left out. With `expected` (the question was about
-    doses) also a bare '2'."""
+    doses) also a bare '2', and a story of doses told by vaccine or day ('Sinopharm ngày 5/9 với 3/10, Pfizer ngày
+    20/1': three)."""
+    ws = words(text)
+    found = corrected(_added_up(dose_mentions(text, expected, proxy), ws, text), text)
+    if not expected:
+        return found
+    story = _doses_in_story(text, proxy)
+    if story >= 2 and (not found or found[0].value < story):
+        return [Found("doses", 0, len(text), story)]
+    return found[:1]
+
+
+def _doses_in_story(text: str, proxy: bool) -> int:
+    """How many doses a story names: each vaccine named is one, and each day of vaccination is one."""
+    ws, others = words(text), [] if proxy else others_spans(text)
+    mine = [i for i in range(len(ws)) if not about_someone_else(ws[i].start, others)]
+    brands = sum(1 for i in mine if any(phrase_at(ws, i, b) for b in _BRANDS))
+    days = sum(
+        1 for f, when in find_times(text) if when.day_of_month is not None and not about_someone_else(f.start, others)
+    )
+    return max(brands, days)
+
+
+def dose_mentions(text: str, expected: bool = False, proxy: bool = False) -> list[Found]:
+    """Every count of the resident's doses as said, before corrections and sums (the NLU marks each: "2 mũi Astra
+    với 1 mũi Pfizer")."""
     ws, found, others = words(text), [], [] if proxy else others_spans(text)
     for i in range(len(ws)):
         if found and found[-1].end > ws[i].start:
@@ -563,8 +649,7 @@ def find_doses(text: str, expected: bool = False, proxy: bool = False) -> list[F
     if not found and expected:
         numbers = [(number_at(ws, i), i) for i in range(len(ws))]
         found = [Found("doses", ws[i].start, ws[i + n[1] - 1].end, int(n[0])) for n, i in numbers if n and n[0] <= 6]
-    found = corrected(_added_up(found, ws, text), text)
-    return found[:1] if expected else found
+    return found
 
 
 def _added_up(found: list[Found], ws: list[Word], text: str) -> list[Found]:
@@ -577,10 +662,31 @@ def _added_up(found: list[Found], ws: list[Word], text: str) -> list[Found]:
             return [replace(found[0], end=found[1].end, value=found[0].value + found[1].value)]
     named_one_by_one = len(found) >= 2 and all(phrase_at(ws, _index_at(ws, f.start), _DOSE) for f in found)
     if named_one_by_one and [f.value for f in found] == list(range(1, len(found) + 1)):
-        after = [w for w in ws if w.start >= found[-1].end]
-        booster = any(phrase_at(after, k, b) for k in range(len(after)) for b in _BOOSTER)
+        booster = _booster_after(ws, found[-1].end)
         return [replace(found[0], end=found[-1].end, value=len(found) + booster)]
+    if len(found) == 1 and not phrase_at(ws, _index_at(ws, found[0].start), _DOSE) and _booster_after(ws, found[0].end):
+        return [replace(found[0], value=found[0].value + 1)]  # "hai mũi, sau đó nhắc thêm Pfizer": three
     return found
+
+
+_THEN = [split_phrase(p) for p in ("thêm", "cộng", "sau đó", "rồi", "với", "và", "xong", "nhắc thêm")]
+
+
+def _booster_after(ws: list[Word], end: int) -> bool:
+    """A booster told after the doses counted, joined to them ("cộng", "sau đó", "thêm"), and not denied ("còn
+    mũi nhắc thì em chưa đi"); "3 mũi, có booster rồi" and "3 mũi, mũi 3 là booster" name no extra one."""
+    after = [w for w in ws if w.start >= end]
+    for k in range(len(after)):
+        booster = next((b for b in _BOOSTER if phrase_at(after, k, b)), None)
+        if booster is None:
+            continue
+        if not any(phrase_at(after, j, t) for j in range(k + len(booster)) for t in _THEN):
+            return False
+        if phrase_at(after, k - 2, _DOSE) or phrase_at(after, k - 1, ("là",)):
+            return False  # "mũi 3 là booster": the booster is one of the doses counted
+        near = range(max(0, k - 2), min(len(after), k + len(booster) + 4))
+        return not any(phrase_at(after, j, n) for j in near for n in _NOT_DONE)
+    return False
 
 
 def _index_at(ws: list[Word], start: int) -> int:
@@ -635,6 +741,7 @@ class When:
     part_of_day: str | None = None  # sáng/trưa/chiều/tối/đêm without an hour
     delta: timedelta | None = None  # "30 phút nữa"
     start_of_week: bool = False
+    week: int | None = None  # the weekday's week, from this one: "thứ sáu tuần trước" = -1
     vague: bool = False  # "lát nữa": good enough for a call back, not a day to record
 
     def on_day(self, today: date, past: bool) -> date:
@@ -643,6 +750,8 @@ class When:
             return today - timedelta(days=today.weekday())
         if self.day_of_month is not None:
             return _calendar_day(today, self.day_of_month, self.month, self.year, past)
+        if self.weekday is not None and self.week is not None:
+            return today + timedelta(days=self.weekday - today.weekday() + 7 * self.week)
         if self.weekday is not None:
             shift = (today.weekday() - self.weekday) % 7 if past else (self.weekday - today.weekday()) % 7
             return today - timedelta(days=shift) if past else today + timedelta(days=shift)
@@ -746,10 +855,14 @@ def _when_at(ws: list[Word], i: int) -> tuple[When, int] | None:
         when = day[0] if day else When(day_offset=0)
         used += day[1] if day else 0
         return When(**{**when.__dict__, "clock": _with_part(clock[0], part), "part_of_day": part}), used
+    # "hồi sáng", "lúc trưa", "hồi chiều": earlier today (Southern "hồi" is "earlier")
+    earlier = any(phrase_at(ws, i, (w,)) for w in ("hồi", "lúc", "buổi")) and _part_of_day(ws, i + 1)
+    if earlier and not (i + 2 < len(ws) and (_day_at(ws, i + 2) or phrase_at(ws, i + 2, ("qua",)))):
+        return When(day_offset=0, part_of_day=earlier), 2
     # a part of day before a day word: "sáng nay", "tối qua", "chiều mai", "sáng thứ hai"
     part = _part_of_day(ws, i)
     if part and i + 1 < len(ws):
-        if phrase_at(ws, i + 1, ("nay",)):
+        if phrase_at(ws, i + 1, ("nay",)) or phrase_at(ws, i + 1, ("ni",)):  # "chiều ni": Central
             return When(day_offset=0, part_of_day=part), 2
         if phrase_at(ws, i + 1, ("qua",)):
             return When(day_offset=-1, part_of_day=part), 2
@@ -765,7 +878,23 @@ def _when_at(ws: list[Word], i: int) -> tuple[When, int] | None:
     return None
 
 
+_WEEKS = [(split_phrase(p), week) for p, week in (("tuần trước", -1), ("tuần rồi", -1), ("tuần vừa rồi", -1))]
+_WEEKS += [(split_phrase(p), week) for p, week in (("tuần này", 0), ("tuần ni", 0), ("tuần sau", 1), ("tuần tới", 1))]
+
+
 def _day_at(ws: list[Word], i: int) -> tuple[When, int] | None:
+    """A day from word i; a weekday may name its week after it ("thứ sáu tuần trước", "chủ nhật tuần này")."""
+    day = _plain_day_at(ws, i)
+    if day is None or day[0].weekday is None:
+        return day
+    when, used = day
+    for phrase, week in _WEEKS:
+        if phrase_at(ws, i + used, phrase):
+            return replace(when, week=week), used + len(phrase)
+    return day
+
+
+def _plain_day_at(ws: list[Word], i: int) -> tuple[When, int] | None:
     for phrase, offset in _DAY_OFFSETS:
         if (phrase_at(ws, i, phrase) or (len(phrase) > 1 and phrase_sounds_at(ws, i, phrase))) and not (
             phrase == ("mai",) and i > 0 and ws[i].text == "Mai"
@@ -833,8 +962,8 @@ def _time_mentions(text: str) -> list[tuple[Found, When]]:
 def find_all(text: str) -> list[Found]:
     """Every entity the NLU marks, in text order (time values as text; the dialogue resolves them); a value taken
     back by a correction is not marked."""
-    values = [*find_temperatures(text), *find_test_results(text), *find_doses(text)]
-    items = [*find_symptoms(text), *only_corrected(values, text)]
+    values = [*find_temperatures(text), *find_test_results(text), *dose_mentions(text)]
+    items = [*own_symptom_mentions(text), *only_corrected(values, text)]
     items += [Found("time", f.start, f.end, text[f.start : f.end]) for f, when in find_times(text) if not when.vague]
     items.sort(key=lambda f: (f.start, -(f.end - f.start)))
     kept: list[Found] = []

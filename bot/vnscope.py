@@ -9,6 +9,8 @@
 Pure Python on top of `bot.vntext`; offsets are into the NFC text, like every finder's.
 """
 
+import re
+
 from bot.vntext import Word, matches, phrase_at, split_phrase, words
 
 # Someone else, whatever follows: spouses, parents, neighbours, "ổng/bả" (Southern he/she), "nó", "họ".
@@ -24,6 +26,8 @@ _OTHERS = sorted(
             "đồng nghiệp",
             "bố",
             "mẹ",
+            "mạ",  # Central: mother
+            "tía",  # Southern: father
             "ba mẹ",
             "cha mẹ",
             "người nhà",
@@ -53,6 +57,10 @@ _OTHERS = sorted(
             "con nít",
             "cô giáo",
             "thầy giáo",
+            "ai",  # "không gặp ai dương tính": anyone
+            "có người",
+            "một người",
+            "người quen",
         )
     ),
     key=lambda phrase: -len(phrase),
@@ -71,8 +79,6 @@ _RELATIVE_MARKS = (
     "tớ",
     "ấy",
     "nhà",
-    "nội",
-    "ngoại",
     "trai",
     "gái",
     "giai",
@@ -80,20 +86,24 @@ _RELATIVE_MARKS = (
     "xã",
     "kia",
 )
+_SIDES = ("nội", "ngoại")  # "bà nội", "ông ngoại"; "a noi nham" is "anh nói nhầm"
 # "con em", "con chị", "bà em": the resident's child or grandmother, whatever the resident calls themself.
 _MY_CHILD = ("con", "cháu", "ba", "bạn", "ông", "bà", "cha")
 _SPEAKERS = ("em", "chị", "anh", "cô", "chú", "bác", "mẹ", "bố", "ba", "má", "ông", "bà")
 _SELF = [split_phrase(p) for p in ("tôi", "em", "mình", "tui", "tao", "tớ", "con", "cháu", "bản thân", "tự tôi")]
 
 
+_CLAUSE_MARK = re.compile(r"[,;.!?:\n]")
 _POSSESSORS = ("nhà", "tôi", "em", "mình", "tui", "tao", "tớ", "ấy", "ta", "nó")
 
 
-def _someone_else_at(ws: list[Word], i: int) -> int:
+def _someone_else_at(text: str, ws: list[Word], i: int) -> int:
     """How many words name someone other than the resident from word i (0 if none), the possessor after them
-    included ("vợ tôi", "thằng cu nhà tôi")."""
+    included ("vợ tôi", "thằng cu nhà tôi"), but not across a comma ("chồng tôi là F0, tôi sổ mũi")."""
     used = _relative_at(ws, i)
     while used and i + used < len(ws) and any(matches(ws[i + used], p) for p in _POSSESSORS):
+        if _CLAUSE_MARK.search(text, ws[i + used - 1].end, ws[i + used].start):
+            break
         used += 1
     return used
 
@@ -101,14 +111,35 @@ def _someone_else_at(ws: list[Word], i: int) -> int:
 def _relative_at(ws: list[Word], i: int) -> int:
     """The longest naming wins: "bà xã", "ông nội" before "bà", "ông"."""
     for phrase in _OTHERS:
-        if phrase_at(ws, i, phrase):
+        if phrase_at(ws, i, phrase) and (len(phrase) > 1 or ws[i].canonical == phrase[0] or _possessed(ws, i + 1)):
             return len(phrase)
     kin = next((k for k in _KIN if matches(ws[i], k)), None)
+    if ws[i].canonical == "ba" and _three_at(ws, i):
+        return 0
+    if kin and i + 1 < len(ws) and ws[i + 1].text[:1].isupper() and ws[i + 1].text[1:].islower():
+        return 2  # "anh Hai tui", "chị Lan": a relative by name
     if kin and i + 1 < len(ws):
-        marks = _RELATIVE_MARKS + (_SPEAKERS if kin in _MY_CHILD else ())
+        marks = _RELATIVE_MARKS + (_SPEAKERS if kin in _MY_CHILD else ()) + (_SIDES if kin in ("ông", "bà") else ())
         if any(matches(ws[i + 1], mark) for mark in marks):
             return 2
     return 1 if ws[i].canonical in _ACCENTED_OTHERS else 0
+
+
+# "ba" is a father and the number three: "thứ ba ba tám độ" is Tuesday, 38 degrees.
+_COUNTED = ("độ", "mũi", "lần", "ngày", "hôm", "tuần", "giờ", "tháng", "đợt", "phẩy", "chấm", "vạch", "người", "đứa")
+
+
+def _three_at(ws: list[Word], i: int) -> bool:
+    after = ws[i + 1] if i + 1 < len(ws) else None
+    if i > 0 and matches(ws[i - 1], "thứ"):
+        return True
+    return after is not None and (after.text.isdigit() or any(matches(after, w) for w in _NUMBER_WORDS + _COUNTED))
+
+
+def _possessed(ws: list[Word], i: int) -> bool:
+    """Typed without its accents, one word names someone only with a possessor after it ("vo toi"): "chong mat" is
+    dizziness (chóng mặt), "cau thang" a staircase, "me met" a tired resident (mê mệt)."""
+    return i < len(ws) and any(matches(ws[i], p) for p in _POSSESSORS)
 
 
 def others_spans(text: str) -> list[tuple[int, int]]:
@@ -116,7 +147,7 @@ def others_spans(text: str) -> list[tuple[int, int]]:
     ws, spans, i = words(text), [], 0
     other_from: int | None = None
     while i < len(ws):
-        if used := _someone_else_at(ws, i):
+        if used := _someone_else_at(text, ws, i):
             other_from = ws[i].start if other_from is None else other_from
             i += used
             continue
@@ -198,7 +229,7 @@ def _numeric(word: Word) -> bool:
     return word.text[:1].isdigit() or any(matches(word, n) for n in _NUMBER_WORDS)
 
 
-_NUMBER_WORDS = ("một", "hai", "ba", "bốn", "năm", "sáu", "bảy", "tám", "chín", "mười", "băm")
+_NUMBER_WORDS = ("một", "hai", "ba", "bốn", "năm", "sáu", "bảy", "tám", "chín", "mười", "băm", "mươi", "mốt", "lăm")
 
 
 def corrected(items: list, text: str) -> list:

@@ -145,7 +145,7 @@ TEENCODE = {
     "ok": ["oke", "okie", "oki", "okay", "okê", "ôkê", "uki", "yes", "yeah", "yep", "yup"],
     "bình thường": ["bt", "bth", "bthg"],
     "người": ["ng"],
-    "trước": ["trc"],
+    "trước": ["trc", "ago"],
     "đang": ["đag", "dg", "đg"],
     "kết quả": ["kq"],
     "vợ": ["vk"],
@@ -155,9 +155,22 @@ TEENCODE = {
     "biết": ["bít", "bik"],
     "ừ": ["uh", "uhm", "um", "ừm", "ưm", "ờm"],
     "thôi": ["thui"],
+    "nhưng": ["nhg", "nhưg"],
     "nhé": ["nha", "nhá", "nhe", "nghen"],
     "bây giờ": ["bh", "bgio"],
     "số điện thoại": ["sđt", "sdt"],
+    # English words in Vietnamese chat ("2 days rồi", "one dose", "đang waiting kết quả", "lấy sample")
+    "ngày": ["days", "day"],
+    "tuần": ["weeks", "week"],
+    "mũi": ["doses", "dose", "shots", "shot"],
+    "một": ["one"],
+    "hai": ["two"],
+    "ba": ["three"],
+    "chờ": ["waiting", "wait"],
+    "mẫu": ["sample"],
+    "triệu chứng": ["symptoms", "symptom"],
+    "sáng nay": ["this morning"],
+    "không biết": ["unknown", "idk"],
 }
 _SHORTHAND = {short: full for full, shorts in TEENCODE.items() for short in shorts}
 
@@ -168,7 +181,7 @@ _SYLLABLE = re.compile(
     r"(uye|uya|oai|oay|uay|uoi|ươi|ieu|yeu|ai|ao|au|ay|eo|eu|ia|ie|iu|oa|oe|oi|ua|ue|ui|uo|uy|ye|[aeiouy])"
     r"(ng|nh|ch|[cmnptiouy])?"
 )
-_NOT_TELEX = {"yes", "thanks", "tests", "pos", "cos", "bus", "plus", "ms", "mrs", "max", "sos", "ok"}
+_NOT_TELEX = {"yes", "thanks", "tests", "pos", "bus", "plus", "ms", "mrs", "max", "sos", "ok", "days", "doses", "shots"}
 
 
 def is_syllable(folded_word: str) -> bool:
@@ -179,6 +192,8 @@ def is_syllable(folded_word: str) -> bool:
 
 def _without_telex_keys(word: str) -> str:
     letters = word.replace("đ", "d")
+    if not letters.isascii() and len(word) > 2 and word[-1] in "sfrxj" and is_syllable(fold(word[:-1])):
+        return word[:-1]  # a tone key typed after the accents were already in: "đượcj", "rồis"
     if not letters.isascii() or not letters.isalpha() or word in _NOT_TELEX or len(word) < 3:
         return word
     bare = letters[:-1] if letters[-1] in "sfrxj" else letters
@@ -231,8 +246,8 @@ def matches(word: Word, target: str) -> bool:
 
 
 # Letters that typing and speech recognition confuse (s/x, ch/tr, d/gi/r, l/n, a final c for t) and the hỏi/ngã tones.
-_ONSETS = (("gi", "d"), ("tr", "ch"), ("x", "s"), ("r", "d"), ("l", "n"), ("đ", "d"))
-_CODAS = (("nh", "n"), ("ng", "n"), ("ch", "t"), ("c", "t"))
+_ONSETS = (("gi", "d"), ("tr", "ch"), ("x", "s"), ("r", "d"), ("l", "n"), ("đ", "d"), ("f", "ph"))
+_CODAS = (("nh", "n"), ("ng", "n"), ("ch", "t"), ("c", "t"), ("y", "i"))
 _HOI, _NGA = "\u0309", "\u0303"
 
 
@@ -280,13 +295,15 @@ def phrase_at(ws: list[Word], i: int, phrase: tuple[str, ...]) -> bool:
 
 def phrase_sounds_at(ws: list[Word], i: int, phrase: tuple[str, ...]) -> bool:
     """`phrase_at`, misspellings allowed ('trưa xét nghiệm' for 'chưa xét nghiệm'); a phrase of several words may
-    also have its accents wrong ('đau hộng'), as long as its letters are right."""
+    also have its accents wrong ('đau hộng'), as long as its letters are right and one word is exactly right."""
     if i + len(phrase) > len(ws) or rough_key(phrase[0]) not in ws[i].sounds:
         return False
     if all(sounds_like(ws[i + k], part) for k, part in enumerate(phrase)):
         return True
-    if len(phrase) < 2 or not any(sounds_like(ws[i + k], part) for k, part in enumerate(phrase)):
-        return False  # accents wrong on every word ("đâu có") say another phrase ("đau cơ")
+    # One word must be exactly right, the others may have a wrong tone or vowel mark ("đâu đầu", "đau hộng"); with
+    # none right the words say something else ("đâu đâu" is not "đau đầu", "rác có" not "rát cổ").
+    if len(phrase) < 2 or not any(matches(ws[i + k], part) for k, part in enumerate(phrase)):
+        return False
     return all(rough_key(ws[i + k].canonical) == rough_key(p) for k, p in enumerate(phrase))
 
 
@@ -324,6 +341,7 @@ _YES = [
         "hỏi đi",
         "sẵn sàng",
         "nhất trí",
+        *("correct", "right", "sure"),
     )
 ]
 
@@ -344,9 +362,9 @@ def leading_yes_no(text: str) -> bool | None:
     ws = words(text)
     if not ws:
         return _emoji_yes_no(text)
-    if any(phrase_at(ws, 0, p) for p in _NO):
+    if any(phrase_sounds_at(ws, 0, p) for p in _NO):
         return False
-    return True if any(phrase_at(ws, 0, p) for p in _YES) else None
+    return True if any(phrase_sounds_at(ws, 0, p) for p in _YES) else None  # "phãi", "fải", "đúg"
 
 
 def yes_no(text: str) -> bool | None:

@@ -124,3 +124,23 @@ def test_a_long_hostile_message_is_read_quickly():
             apply(START, question, turn(text))
             slowest = max(slowest, time.perf_counter() - started)
         assert slowest < 1.0, f"{pattern!r} x 1000 characters took {slowest:.2f} s"
+
+
+def test_a_plain_yes_is_a_yes_whatever_the_classifier_heard():
+    assert apply({}, "identity_confirmed", turn("phải tui", "wrong_person"))["identity_confirmed"] is True
+    assert apply({}, "identity_confirmed", turn("dạ không phải", "wrong_person"))["outcome"] == "wrong_person"
+    assert apply({}, "identity_confirmed", turn("ừ, sai người rồi", "wrong_person"))["outcome"] == "wrong_person"
+    consent = apply({}, "consent", turn("ừ thôi được, tôi không bị gì cả", "goodbye"))
+    assert consent["consent"] is True and "outcome" not in consent
+    assert apply({}, "consent", turn("ok bye", "goodbye"))["outcome"] == "ended_early"
+
+
+def test_at_home_said_with_a_no_in_it():
+    assert apply(START, "at_registered_address", turn("vẫn ở nhà ko đi đâu", "deny"))["at_registered_address"] is True
+    assert apply(START, "at_registered_address", turn("không, em về quê rồi", "deny"))["at_registered_address"] is False
+    assert apply(START, "at_registered_address", turn("không có ở nhà", "deny"))["at_registered_address"] is False
+
+
+def test_no_dose_at_all():
+    assert apply(START, "vaccine_doses", turn("không mũi nào, chị bị bệnh nền nên không tiêm"))["vaccine_doses"] == 0
+    assert apply(START, "vaccine_doses", turn("zero, em chưa tiêm mũi nào vì allergy"))["vaccine_doses"] == 0

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.vnparse import find_all, find_doses, find_symptoms, find_temperatures, find_test_results, find_times
-from bot.vntext import canonical, canonical_tones, fold, words, yes_no
+from bot.vntext import canonical, canonical_tones, fold, leading_yes_no, words, yes_no
 
 NOW = datetime(2021, 6, 3, 10, 0, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))  # a Thursday
 
@@ -178,3 +178,106 @@ def test_a_day_then_an_hour_is_one_moment():
     assert when.as_moment(NOW).hour == 20
     (_, when), *_ = find_times("mai lúc 9h")
     assert (when.as_moment(NOW).day, when.as_moment(NOW).hour) == (4, 9)
+
+
+@pytest.mark.parametrize(
+    ("text", "codes"),
+    [
+        ("chong mat qua", []),  # chóng mặt typed bare: dizziness, not "chồng" (a husband) then nothing
+        ("leo cầu thang là thấy hụt hơi", ["shortness_of_breath"]),  # cầu thang, not "thằng"
+        ("chồng tôi là F0, tôi sổ mũi từ hôm kia", ["runny_nose"]),  # the comma ends "chồng tôi"
+        ("dau dau, a noi nham, dau hong a", ["sore_throat"]),  # "a noi" is anh nói, not a grandparent
+        ("hk ho nhg nhức đầu", ["headache"]),  # "nhg" is nhưng: the denial ends there
+        ("mọi người trong nhà đều khỏe mạnh", []),  # not "mỏi người"
+        ("tui vẫn ở nhà nè, có đi đâu đâu", []),  # not "đau đầu"
+        ("đi đổ rác có được không", []),  # not "rát cổ"
+        ("lộn người rồi", []),
+        ("nha toi can ho tro luong thuc", []),  # hỗ trợ typed bare is not a cough
+        ("người hâm hấp từ chiều qua", ["fever"]),
+        ("cô bị đi cầu hoài với nhức đầu", ["diarrhea", "headache"]),
+        ("bị lost sense of smell, ăn gì cũng không thấy mùi", ["loss_of_taste_or_smell"]),
+    ],
+)
+def test_symptoms_as_typed_without_look_alikes(text, codes):
+    assert [f.value for f in find_symptoms(text)] == codes
+
+
+def test_the_nlu_marks_every_mention_the_dialogue_counts_once():
+    text = "mất vị giác với mất khứu giác luôn"
+    assert [f.value for f in find_all(text)] == ["loss_of_taste_or_smell"] * 2
+    assert [f.value for f in find_symptoms(text)] == ["loss_of_taste_or_smell"]
+    doses = "dạ 2 mũi Astra với 1 mũi Pfizer"
+    assert [doses[f.start : f.end] for f in find_all(doses)] == ["2 mũi", "1 mũi"]
+    assert [f.value for f in find_doses(doses)] == [3]
+
+
+@pytest.mark.parametrize(
+    ("text", "result"),
+    [
+        ("không, tôi không gặp ai dương tính cả", []),  # anyone else's
+        ("không ạ, nhà em chưa ai dương tính cả", []),
+        ("em ở Dĩ An, Bình Dương cũ, giờ là TP Hồ Chí Minh", []),  # a province, not a result
+        ("test nhanh sáng nay ra positive", ["positive"]),
+        ("có, mạ tui dương tính, ở chung nhà", []),  # mạ: a Central mother
+        ("có, anh Hai tui dương tính, ảnh ở chung nhà", []),  # a relative by name
+    ],
+)
+def test_test_results_are_the_residents_own(text, result):
+    assert [f.value for f in find_test_results(text)] == result
+
+
+@pytest.mark.parametrize(
+    ("text", "result"),
+    [
+        ("lấy mẫu hôm qua mà chưa nghe báo gì", "pending"),
+        ("xét nghiệm rồi, bên phường nói hổng có sao", "negative"),
+        ("phường test cho cả xóm hôm qua, phường bảo ổn", "negative"),  # "cho" typed is not "chờ"
+        ("đang waiting kết quả", "pending"),
+    ],
+)
+def test_results_told_as_what_someone_said(text, result):
+    assert [f.value for f in find_test_results(text, expected=True)] == [result]
+
+
+@pytest.mark.parametrize(
+    ("text", "doses"),
+    [
+        ("ông tiêm Astra mũi đầu hồi tháng 8, rồi Pfizer tháng 11, đầu năm nay tiêm thêm mũi nhắc Moderna", 3),
+        ("mũi đầu em tiêm tháng 7 năm ngoái, mũi sau cách đó một tháng, còn mũi nhắc thì em chưa đi", 2),
+        ("tiêm Vero hai mũi, sau đó nhắc thêm Pfizer", 3),
+        ("Sinopharm ngày 5/9 với 3/10, Pfizer ngày 20/1", 3),
+        ("hai mũi cộng mũi nhắc là ba", 3),
+        ("3 mũi, mũi 3 là booster Moderna", 3),
+        ("tiêm 2 mũi, đang chờ mũi nhắc", 2),
+        ("e tiem 1 mui a k 2 mui r", 2),  # "à không" corrects, it does not deny
+        ("one dose thôi ạ", 1),
+        ("tôi tiêm 2 mũi pfizer", 2),
+    ],
+)
+def test_doses_told_as_a_story(text, doses):
+    assert [f.value for f in find_doses(text, expected=True, proxy=True)] == [doses]
+
+
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [
+        ("tui test nhanh hồi sáng, âm", date(2021, 6, 3)),
+        ("anh ấy mới test nhanh lúc trưa", date(2021, 6, 3)),
+        ("mũi 2 tiêm thứ sáu tuần trước", date(2021, 5, 28)),
+        ("từ thứ hai tuần này", date(2021, 5, 31)),
+        ("khoảng 2 days ago", date(2021, 6, 1)),
+    ],
+)
+def test_days_as_people_say_them(text, day):
+    assert [when.as_date(NOW.date()) for _, when in find_times(text)] == [day]
+
+
+def test_spoken_temperatures_beside_days_and_tens():
+    assert [f.value for f in find_temperatures("bị sốt từ thứ ba ba tám độ đó")] == [38.0]  # Tuesday, then 38
+    assert find_temperatures("ba tôi sốt 39 độ") == []  # a father's
+    assert [when.delta.seconds for _, when in find_times("hai chục phút nữa gọi lại")] == [1200]
+
+
+@pytest.mark.parametrize("text", ["phãi ạ", "dạ fải", "đượcj em", "correct", "dạ right", "sure"])
+def test_yes_as_typed_in_a_hurry(text):
+    assert leading_yes_no(text) is True
