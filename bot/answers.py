@@ -45,6 +45,7 @@ DEFAULT_CALLBACK_DELAY = timedelta(hours=2)
 _YES_NO_QUESTIONS = {"contact_with_case", "at_registered_address"}
 _UNKNOWABLE = {
     *("temperature", "symptom_onset", "contact_with_case", "test_date", "test_result", "vaccine_doses", "staying_at"),
+    "at_registered_address",
 }
 _PLACE_TOLD = {"at_registered_address", "staying_at", "needs"}  # answers where residents say where they are
 
@@ -52,7 +53,7 @@ _AT_HOME = [
     split_phrase(p)
     for p in (
         *("ở nhà", "vẫn ở", "ở đây", "ở chỗ cũ", "đang cách ly", "ở phòng", "at home", "home", "không đi đâu"),
-        *("có đi đâu đâu", "không ra khỏi nhà", "còn ở"),
+        *("có đi đâu đâu", "không ra khỏi nhà", "còn ở", "ra khỏi cửa đâu", "ra khỏi nhà đâu", "có đi đâu"),
     )
 ]
 # "hàng xóm F0, mà em không có qua lại": someone else is a case, and the resident says they did not meet.
@@ -211,8 +212,12 @@ def _place(turn: Turn) -> dict[str, Any] | None:
 
 
 def _day(turn: Turn) -> str | None:
-    found = vnparse.find_times(turn.text)
-    return found[0][1].as_date(turn.now.date()).isoformat() if found and turn.now else None
+    """The first day said that is not in the future: onsets and tests have happened ("họ hẹn mai trả" is when the
+    result comes)."""
+    if turn.now is None:
+        return None
+    days = [when.as_date(turn.now.date()) for _, when in vnparse.find_times(turn.text)]
+    return next((day.isoformat() for day in days if day <= turn.now.date()), None)
 
 
 def _callback(turn: Turn) -> str | None:
@@ -283,6 +288,9 @@ def answer_to(question: str, turn: Turn, slots: dict[str, Any]) -> Any:
 
 
 def _answer_to(question: str, turn: Turn, slots: dict[str, Any]) -> Any:
+    leading = leading_yes_no(turn.text) if question in _YES_NO_QUESTIONS else None
+    if leading is not None and not vnparse.is_unknown_answer(turn.text, at_start=True):
+        return ("yes" if leading else "no") if question == "contact_with_case" else leading  # "không, ... chưa biết"
     if question in _UNKNOWABLE and vnparse.is_unknown_answer(turn.text):
         return "unknown" if question == "contact_with_case" else UNKNOWN  # "không nhớ" is not a no
     if question == "identity_confirmed":
@@ -440,8 +448,9 @@ def _end_or_pause(requested: str | None, turn: Turn) -> dict[str, Any] | None:
     whatever the classifier heard: "không biết" or "ba ngày nay" is not a goodbye."""
     if answers_for_the_resident(turn):
         return None  # "tôi là bố nó": a relative answers, nobody refuses
-    if turn.intent == "busy" and not says(turn.text, _BUSY) and not vnparse.find_times(turn.text):
-        return None  # "hmm để xem" is thinking, not asking to be called back
+    answered = requested in QUESTIONS and specific_answer(requested, turn, False) is not None
+    if turn.intent == "busy" and not says(turn.text, _BUSY) and (answered or not vnparse.find_times(turn.text)):
+        return None  # "hmm để xem" is thinking, "trưa nay" asked when the test was is the day, not a call back
     stopping = turn.intent in ("goodbye", "refuse", "wrong_person")
     # ...but a leading "không" is how refusals start: it does not count here.
     if stopping and requested in QUESTIONS and specific_answer(requested, turn, False) is not None:

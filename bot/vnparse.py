@@ -437,7 +437,7 @@ def find_symptoms(text: str, proxy: bool = False) -> list[Found]:
 
 TEST_RESULT_PHRASES = {
     # A rapid test shows one line (vạch) when negative and two when positive; English words come with the tests.
-    "negative": ["âm tính", "âm", "âm tin", "negative", "neg", "1 vạch", "một vạch"],
+    "negative": ["âm tính", "âm", "âm tin", "negative", "neg", "1 vạch", "một vạch", "vạch t không lên", "t không lên"],
     "positive": ["dương tính", "dương", "dương tin", "positive", "pos", "2 vạch", "hai vạch"],
     "pending": [
         *("chưa có kết quả", "đang chờ kết quả", "chờ kết quả", "chưa có kết quả xét nghiệm", "đợi kết quả"),
@@ -501,7 +501,7 @@ ANSWERS_TO_THE_RESULT_QUESTION = {
             "chưa có kết quả",
             "mới lấy mẫu",
         ),
-        *("chưa nghe báo", "chưa nghe", "chưa thấy gì", "chưa thấy kết quả"),
+        *("chưa nghe báo", "chưa nghe", "chưa thấy gì", "chưa thấy kết quả", "hẹn mai trả", "hẹn trả", "mẫu gửi đi"),
     ],
 }
 _ANSWER_PATTERNS = sorted(
@@ -576,7 +576,9 @@ _BRANDS = [
         *("sputnik", "abdala", "janssen", "hayat", "covaxin", "nanocovax", "sinovac", "johnson"),
     )
 ]
-_NOT_DONE = [split_phrase(p) for p in ("chưa", "không", "hổng", "chờ", "đợi", "sắp", "định", "sẽ", "hẹn")]
+_NOT_DONE = [
+    split_phrase(p) for p in ("chưa", "không", "hổng", "chờ", "đợi", "sắp", "định", "sẽ", "hẹn", "hoãn", "dời")
+]
 _VACCINATION = [split_phrase(p) for p in ("tiêm", "chích", "vắc xin", "vaccine", "vacxin", "vaccin", "mũi", "vắc-xin")]
 _ORDINAL = ("thứ",)
 _FIRST = [split_phrase(p) for p in ("đầu", "đầu tiên", "một")]  # "mới tiêm được mũi đầu": one dose
@@ -660,6 +662,8 @@ def _added_up(found: list[Found], ws: list[Word], text: str) -> list[Found]:
         plus = "+" in text[found[0].end : found[1].start]
         if plus or any(phrase_at(between, k, m) for k in range(len(between)) for m in _MORE):
             return [replace(found[0], end=found[1].end, value=found[0].value + found[1].value)]
+    if len(found) >= 2 and _not_done_after(ws, found[-1].end):
+        found = found[:-1]  # "mũi đầu, đến mũi hai thì bị sốt nên hoãn": the second was not given
     named_one_by_one = len(found) >= 2 and all(phrase_at(ws, _index_at(ws, f.start), _DOSE) for f in found)
     if named_one_by_one and [f.value for f in found] == list(range(1, len(found) + 1)):
         booster = _booster_after(ws, found[-1].end)
@@ -667,6 +671,11 @@ def _added_up(found: list[Found], ws: list[Word], text: str) -> list[Found]:
     if len(found) == 1 and not phrase_at(ws, _index_at(ws, found[0].start), _DOSE) and _booster_after(ws, found[0].end):
         return [replace(found[0], value=found[0].value + 1)]  # "hai mũi, sau đó nhắc thêm Pfizer": three
     return found
+
+
+def _not_done_after(ws: list[Word], end: int) -> bool:
+    after = [w for w in ws if w.start >= end][:7]
+    return any(phrase_at(after, j, n) for j in range(len(after)) for n in _NOT_DONE)
 
 
 _THEN = [split_phrase(p) for p in ("thêm", "cộng", "sau đó", "rồi", "với", "và", "xong", "nhắc thêm")]
@@ -1010,8 +1019,8 @@ def names_an_emergency(text: str) -> bool:
     return says(text, _EMERGENCY_WORDS)
 
 
-def is_unknown_answer(text: str) -> bool:
-    """'không biết', 'không rõ', 'không nhớ', 'chả biết nữa'."""
+def is_unknown_answer(text: str, at_start: bool = False) -> bool:
+    """'không biết', 'không rõ', 'không nhớ', 'chả biết nữa', 'lúc ở lúc không' (`at_start`: said first)."""
     ws = words(text)
     phrases = [
         split_phrase(p)
@@ -1029,9 +1038,10 @@ def is_unknown_answer(text: str) -> bool:
             "not sure",
             "ai biết",
             "chịu",
+            *("không sure", "lúc có lúc không", "lúc ở lúc không", "khi có khi không", "khi ở khi không"),
         )
     ]
-    return any(phrase_sounds_at(ws, i, p) for i in range(len(ws)) for p in phrases)
+    return any(phrase_sounds_at(ws, i, p) for i in (range(1) if at_start else range(len(ws))) for p in phrases)
 
 
 __all__ = [

@@ -144,3 +144,18 @@ def test_at_home_said_with_a_no_in_it():
 def test_no_dose_at_all():
     assert apply(START, "vaccine_doses", turn("không mũi nào, chị bị bệnh nền nên không tiêm"))["vaccine_doses"] == 0
     assert apply(START, "vaccine_doses", turn("zero, em chưa tiêm mũi nào vì allergy"))["vaccine_doses"] == 0
+
+
+def test_a_day_asked_for_is_an_answer_not_a_call_back():
+    slots = apply(START, "test_date", turn("trưa nay", "busy"))
+    assert slots["test_date"] == "2021-06-03" and slots["outcome"] is None
+    assert apply(START, "test_date", turn("bận, chiều nay gọi lại", "busy"))["outcome"] == "callback_requested"
+    pending = apply(START, "test_result", turn("mẫu gửi đi rồi, họ hẹn mai trả"))
+    assert pending["test_result"] == "pending" and pending["test_date"] is None  # tomorrow is not when it was taken
+
+
+def test_a_leading_no_is_the_answer_even_when_something_else_is_unknown():
+    said = "không, chỉ có ông hàng xóm bị sốt thôi, chưa biết có covid không"
+    assert apply(START, "contact_with_case", turn(said, "deny"))["contact_with_case"] == "no"
+    assert apply(START, "contact_with_case", turn("không biết", "deny"))["contact_with_case"] == "unknown"
+    assert apply(START, "at_registered_address", turn("lúc ở lúc không", "deny"))["at_registered_address"] == UNKNOWN
