@@ -81,6 +81,7 @@ _NO_NEEDS = [
         "tự lo được",
         "no need",
         "no thanks",
+        "nothing",
     )
 ]
 _NEEDS = [split_phrase(p) for p in ("cần", "xin", "thiếu", "hết", "mua giúp", "gửi", "nhờ", "need")]
@@ -133,6 +134,8 @@ _FOR_THE_RESIDENT = [
         "tui là ba",
         *("trả lời cho", "khai cho", "nói giúp", "mẹ nó đây", "bố nó đây", "ba nó đây", "má nó đây", "bà nội nó"),
         *("ông nội nó", "bà ngoại nó", "ông ngoại nó", "mẹ cháu đây", "bố cháu đây", "bà nó đây", "ông nó đây"),
+        *("nghe giùm", "nghe máy giùm", "nghe hộ", "nghe máy hộ", "nghe thay", "nghe máy thay", "cháu trả lời"),
+        "con trả lời",
     )
 ]
 _BUSY = [

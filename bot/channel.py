@@ -149,6 +149,7 @@ class TurnInput(InputChannel):
                     "slots": tracker.current_slot_values() if tracker else {},
                     "active_loop": tracker.active_loop_name if tracker else None,
                     "restored": restored,
+                    "intent": (tracker.latest_message.intent or {}).get("name") if tracker else None,
                 }
             )
 

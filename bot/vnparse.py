@@ -162,7 +162,7 @@ def _temperature_at(ws: list[Word], i: int, anywhere: bool) -> Found | None:
 def find_temperatures(text: str, expected: bool = False, proxy: bool = False) -> list[Found]:
     """The resident's body temperatures, a corrected one first ('39 độ, à nhầm, 38 độ 4'); someone else's left out.
     `expected` (the question was about temperature) also accepts a bare '38'."""
-    others = [] if proxy else others_spans(text)
+    others = others_spans(text, proxy)
     found = [f for f in _temperature_mentions(text, expected) if not about_someone_else(f.start, others)]
     return corrected(found, text)
 
@@ -411,7 +411,7 @@ def symptom_mentions(text: str) -> list[tuple[Found, bool]]:
 def own_symptom_mentions(text: str, proxy: bool = False) -> list[Found]:
     """Every mention of the resident's own symptoms still standing at the end of the text, in text order (the NLU
     marks each: "mất vị giác với mất khứu giác")."""
-    others = [] if proxy else others_spans(text)
+    others = others_spans(text, proxy)
     own = [(f, denied) for f, denied in symptom_mentions(text) if not about_someone_else(f.start, others)]
     retraction = last_correction(text, retractions_only=True)
     if retraction and any(not denied and f.start >= retraction[1] for f, denied in own):
@@ -455,15 +455,21 @@ _TEST_CONTEXT = [
 
 
 def find_test_results(text: str, proxy: bool = False, expected: bool = False) -> list[Found]:
-    """The resident's own test results, a corrected one first: 'vợ tôi dương tính' is not the resident's (a result
-    pending with someone else, 'họ chưa trả kết quả', still is)."""
-    others = [] if proxy else others_spans(text)
+    """The resident's own test results, a corrected one first: 'vợ tôi dương tính' and 'bố tôi thì đang chờ kết
+    quả' are not the resident's; a result pending with the testers ('họ chưa trả kết quả') is."""
+    spans = others_spans(text, proxy)
+    testers = [(start, end) for start, end in spans if _THE_TESTERS.match(text, start)]
+    others = [span for span in spans if span not in testers]
     own = [
         f
         for f in _test_result_mentions(text, expected)
-        if f.value == "pending" or not about_someone_else(f.start, others)
+        if not about_someone_else(f.start, others)
+        and (f.value == "pending" or not about_someone_else(f.start, testers))
     ]
     return corrected(own, text)
+
+
+_THE_TESTERS = re.compile(r"(?i)(họ|người ta)\b")  # "họ chưa trả kết quả": the lab, not a contact
 
 
 _A_CASE = [split_phrase(p) for p in ("f0", "nhiễm", "bị covid", "mắc covid", "dính covid", "ca bệnh")]
@@ -472,7 +478,7 @@ _A_CASE = [split_phrase(p) for p in ("f0", "nhiễm", "bị covid", "mắc covid
 def others_tested_positive(text: str, proxy: bool = False) -> bool:
     """Someone else is a case: 'vợ tôi dương tính', 'ổng dương tính bữa thứ năm', 'ông nội tôi là F0' (contact with
     a case)."""
-    others = [] if proxy else others_spans(text)
+    others = others_spans(text, proxy)
     if any(f.value == "positive" and about_someone_else(f.start, others) for f in _test_result_mentions(text)):
         return True
     ws = words(text)
@@ -629,7 +635,7 @@ def find_doses(text: str, expected: bool = False, proxy: bool = False) -> list[F
 
 def _doses_in_story(text: str, proxy: bool) -> int:
     """How many doses a story names: each vaccine named is one, and each day of vaccination is one."""
-    ws, others = words(text), [] if proxy else others_spans(text)
+    ws, others = words(text), others_spans(text, proxy)
     mine = [i for i in range(len(ws)) if not about_someone_else(ws[i].start, others)]
     brands = sum(1 for i in mine if any(phrase_at(ws, i, b) for b in _BRANDS))
     days = sum(
@@ -641,7 +647,7 @@ def _doses_in_story(text: str, proxy: bool) -> int:
 def dose_mentions(text: str, expected: bool = False, proxy: bool = False) -> list[Found]:
     """Every count of the resident's doses as said, before corrections and sums (the NLU marks each: "2 mũi Astra
     với 1 mũi Pfizer")."""
-    ws, found, others = words(text), [], [] if proxy else others_spans(text)
+    ws, found, others = words(text), [], others_spans(text, proxy)
     for i in range(len(ws)):
         if found and found[-1].end > ws[i].start:
             continue  # inside the doses just found

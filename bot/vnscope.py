@@ -65,6 +65,14 @@ _OTHERS = sorted(
     ),
     key=lambda phrase: -len(phrase),
 )
+# People outside the family: someone else even when a relative answers for the resident.
+_OUTSIDERS = [
+    split_phrase(p)
+    for p in (
+        *("hàng xóm", "đồng nghiệp", "sếp", "người yêu", "bạn trai", "bạn gái", "bạn bè", "người ta", "bệnh nhân"),
+        *("ca bệnh", "f0", "cô giáo", "thầy giáo", "ai", "có người", "một người", "người quen", "bạn"),
+    )
+]
 # Words that are everyday words too when typed without accents ("ho" is cough, "no" is English, "ba" is three):
 # they name someone else only when typed with their accents.
 _ACCENTED_OTHERS = {"họ", "bả", "ổng", "má", "nó", "bé", "ảnh", "ông", "bà", "cụ"}
@@ -94,7 +102,7 @@ _SELF = [split_phrase(p) for p in ("tôi", "em", "mình", "tui", "tao", "tớ", 
 
 
 _CLAUSE_MARK = re.compile(r"[,;.!?:\n]")
-_POSSESSORS = ("nhà", "tôi", "em", "mình", "tui", "tao", "tớ", "ấy", "ta", "nó")
+_POSSESSORS = ("nhà", "tôi", "em", "mình", "tui", "tao", "tớ", "ấy", "ta", "nó", "cháu")
 
 
 def _someone_else_at(text: str, ws: list[Word], i: int) -> int:
@@ -136,22 +144,44 @@ def _three_at(ws: list[Word], i: int) -> bool:
     return after is not None and (after.text.isdigit() or any(matches(after, w) for w in _NUMBER_WORDS + _COUNTED))
 
 
+_THIRD_PERSON = ("nó", "cháu", "ông", "bà", "ổng", "bả", "ảnh", "chỉ")
+
+
+def _others_for_a_proxy(ws: list[Word], i: int, used: int) -> bool:
+    """Someone else when a relative answers: a relative of the resident ("bố nó", "vợ ông") or anyone outside the
+    family ("đồng nghiệp", "hàng xóm", "ai"); not the resident themself ("nó", "thằng Bảo", "anh ấy", "con tôi")."""
+    if used >= 2 and any(matches(ws[i + used - 1], p) for p in _THIRD_PERSON):
+        return True
+    named = tuple(w.canonical for w in ws[i : i + used])
+    return any(named[: len(p)] == p for p in _OUTSIDERS)
+
+
 def _possessed(ws: list[Word], i: int) -> bool:
     """Typed without its accents, one word names someone only with a possessor after it ("vo toi"): "chong mat" is
     dizziness (chóng mặt), "cau thang" a staircase, "me met" a tired resident (mê mệt)."""
     return i < len(ws) and any(matches(ws[i], p) for p in _POSSESSORS)
 
 
-def others_spans(text: str) -> list[tuple[int, int]]:
-    """The stretches of `text` about someone other than the resident, as (start, end) offsets."""
+def others_spans(text: str, proxy: bool = False) -> list[tuple[int, int]]:
+    """The stretches of `text` about someone other than the resident, as (start, end) offsets. `proxy`: a relative
+    answers for the resident, whose "nó", "cháu", "ông", "anh ấy" are the resident; only the resident's own
+    relatives ("bố nó", "mẹ cháu") and people outside the family are someone else."""
     ws, spans, i = words(text), [], 0
     other_from: int | None = None
+    named_until = -1  # "thằng cháu": a word that would name the resident, right after a naming, is part of it
     while i < len(ws):
-        if used := _someone_else_at(text, ws, i):
+        used = _someone_else_at(text, ws, i)
+        if used and (not proxy or _others_for_a_proxy(ws, i, used)):
             other_from = ws[i].start if other_from is None else other_from
             i += used
+            named_until = i
             continue
-        if other_from is not None and any(phrase_at(ws, i, p) for p in _SELF) and not _object_at(ws, i):
+        if used:  # the relative answering speaks of the resident
+            i += used
+            continue
+        joined = i == named_until and not _CLAUSE_MARK.search(text, ws[i - 1].end, ws[i].start)
+        self_named = any(phrase_at(ws, i, p) for p in _SELF) and not joined
+        if other_from is not None and self_named and not _object_at(ws, i):
             spans.append((other_from, ws[i].start))
             other_from = None
         i += 1

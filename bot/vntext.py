@@ -199,7 +199,7 @@ def _without_telex_keys(word: str) -> str:
     bare = letters[:-1] if letters[-1] in "sfrxj" else letters
     bare = re.sub(r"([a-z])\1+", r"\1", bare.replace("uow", "uo").replace("aw", "a").replace("ow", "o"))
     bare = bare.replace("uw", "u")
-    return bare if bare != word and _SYLLABLE.fullmatch(bare) else word
+    return bare if bare != letters and _SYLLABLE.fullmatch(bare) else word  # "đau" keeps its đ
 
 
 def words(text: str, split_expansions: bool = True) -> list[Word]:

@@ -24,13 +24,15 @@ class BotMessage:
 
 @dataclass(frozen=True)
 class EngineReply:
-    """What one resident turn produced: the bot's messages, every slot value and the open form after the turn, and
-    whether the engine had forgotten the conversation and took it back from `restore`."""
+    """What one resident turn produced: the bot's messages, every slot value and the open form after the turn,
+    whether the engine had forgotten the conversation and took it back from `restore`, and the intent it heard
+    (`nlu_fallback`: not understood)."""
 
     messages: list[BotMessage]
     slots: dict[str, Any] = field(default_factory=dict)
     active_loop: str | None = None
     restored: bool = False
+    intent: str | None = None
 
     @property
     def state(self) -> dict[str, Any]:
@@ -105,4 +107,5 @@ class EngineClient:
             slots=dict(payload.get("slots") or {}),
             active_loop=payload.get("active_loop"),
             restored=bool(payload.get("restored")),
+            intent=payload["intent"][:64] if isinstance(payload.get("intent"), str) else None,
         )

@@ -356,7 +356,8 @@ class ConversationService:
         with self.sessions.begin() as session:
             conversation = session.get(Conversation, conversation_id)
             if turn_id is not None:
-                session.get(Turn, turn_id).processed_at = utcnow()
+                answered = session.get(Turn, turn_id)
+                answered.processed_at, answered.intent = utcnow(), reply.intent
             declaration = session.scalar(select(Declaration).where(Declaration.conversation_id == conversation_id))
             update_declaration(declaration, reply.slots)
             claim_province(session, declaration.person_id, reply.slots.get("staying_at"), conversation_id)

@@ -42,6 +42,7 @@ DEVELOPMENT_EXACT_MIN = 0.80
 PARALLEL_RESIDENTS = 4
 # Columns of the store the scripts' expectations name; the rest are compared as they are.
 COLUMN_OF = {"alert": "alert_level"}
+NOT_UNDERSTOOD = "nlu_fallback"
 
 
 @dataclass
@@ -49,6 +50,7 @@ class Outcome:
     conversation: dict[str, Any]
     differences: dict[str, tuple[Any, Any]]  # field: (expected, stored)
     bot_said: list[str]
+    intents: list[str | None]  # what the engine heard in each resident turn, as the transcript keeps it
 
     @property
     def exact(self) -> bool:
@@ -105,16 +107,15 @@ def converse(app, conversation: dict[str, Any], phone: str) -> Outcome:
         ended = body["ended"]
     with app.sessions() as session:
         declaration = session.scalars(select(Declaration).join(Person).where(Person.phone == phone)).first()
-        intents = iter(
-            session.scalars(
-                select(Turn.intent)
-                .join(Conversation)
-                .join(Person)
-                .where(Person.phone == phone, Turn.speaker == Speaker.RESIDENT)
-                .order_by(Turn.seq)
-            ).all()
-        )
-        bot_said = [f"{said} [{next(intents, '?')}]" if said.startswith("> ") else said for said in bot_said]
+        intents = session.scalars(
+            select(Turn.intent)
+            .join(Conversation)
+            .join(Person)
+            .where(Person.phone == phone, Turn.speaker == Speaker.RESIDENT)
+            .order_by(Turn.seq)
+        ).all()
+        heard = iter(intents)
+        bot_said = [f"{said} [{next(heard, '?')}]" if said.startswith("> ") else said for said in bot_said]
         if not ended:
             bot_said.append("[the conversation did not end]")
         stored = {name: _stored(declaration, name) for name in conversation["expect"]}
@@ -125,7 +126,7 @@ def converse(app, conversation: dict[str, Any], phone: str) -> Outcome:
     }
     if not ended:
         differences["ended"] = (True, False)
-    return Outcome(conversation, differences, bot_said)
+    return Outcome(conversation, differences, bot_said, list(intents))
 
 
 def run_set(app, paths: list[Path], first_phone: int) -> list[Outcome]:
@@ -150,13 +151,21 @@ def _described(outcome: Outcome) -> str:
     return "\n".join([*lines, *(f"    {said}" for said in outcome.bot_said)])
 
 
+def not_understood(outcomes: list[Outcome]) -> str:
+    """How often the not-understood path fired on residents' real answers (the transcript keeps each turn's intent)."""
+    heard = [intent for outcome in outcomes for intent in outcome.intents]
+    fired = heard.count(NOT_UNDERSTOOD)
+    return f"not understood on {fired} of {len(heard)} resident turns ({fired / max(1, len(heard)):.1%})"
+
+
 def test_held_out_conversations_leave_exact_declarations(chat):
     outcomes = run_set(chat, [HELD_OUT], 0)
     exact = sum(outcome.exact for outcome in outcomes) / len(outcomes)
     QUALITY_REPORT.append(
         f"Held-out conversations (issue 11, web chat): {exact:.1%} exact of {len(outcomes)}, goal "
-        f"{HELD_OUT_EXACT_GOAL:.0%} ({per_class(outcomes)})"
+        f"{HELD_OUT_EXACT_GOAL:.0%} ({per_class(outcomes)}); {not_understood(outcomes)}"
     )
+    assert all(intent for outcome in outcomes for intent in outcome.intents), "every resident turn keeps its intent"
     if os.environ.get("OUTREACH_SHOW_HELD_OUT"):  # for the closing note's per-class study, never for tuning
         print("\n".join(_described(o) for o in outcomes if not o.exact))
     assert exact >= HELD_OUT_EXACT_MIN, per_class(outcomes)
@@ -167,7 +176,8 @@ def test_development_conversations_leave_exact_declarations(chat):
     outcomes = run_set(chat, DEVELOPMENT, 10_000)
     exact = sum(outcome.exact for outcome in outcomes) / len(outcomes)
     QUALITY_REPORT.append(
-        f"Development conversations (web chat): {exact:.1%} exact of {len(outcomes)} ({per_class(outcomes)})"
+        f"Development conversations (web chat): {exact:.1%} exact of {len(outcomes)} ({per_class(outcomes)}); "
+        f"{not_understood(outcomes)}"
     )
     failures = "\n".join(_described(o) for o in outcomes if not o.exact)
     print(failures)  # the team tunes on these: shown with `pytest -s`, and on failure

@@ -281,3 +281,31 @@ def test_spoken_temperatures_beside_days_and_tens():
 @pytest.mark.parametrize("text", ["phãi ạ", "dạ fải", "đượcj em", "correct", "dạ right", "sure"])
 def test_yes_as_typed_in_a_hurry(text):
     assert leading_yes_no(text) is True
+
+
+def test_a_word_whose_only_mark_is_d_bar_keeps_it():
+    """'đau' once lost its đ to the Telex reader ("đau" read as bare "dau", which is also "đầu"): "sổ mũi, đau đầu"
+    became a first dose (mũi đầu)."""
+    assert [w.canonical for w in words("đau đi đo ddungs")] == ["đau", "đi", "đo", "dung"]
+    assert find_doses("sổ mũi, đau đầu") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "proxy", "codes"),
+    [
+        ("nó sốt", True, ["fever"]),  # a grandmother answering: "nó" is the child
+        ("anh ấy sốt từ tối qua", True, ["fever"]),  # a wife answering for her husband
+        ("cháu nó khỏe, mẹ cháu thì ho", True, []),  # the child's mother is someone else
+        ("con tôi ho", True, ["cough"]),  # a mother answering for her child
+        ("con tôi ho", False, []),  # the resident's child
+    ],
+)
+def test_whose_symptoms_when_a_relative_answers(text, proxy, codes):
+    assert [f.value for f in find_symptoms(text, proxy=proxy)] == codes
+
+
+def test_someone_elses_result_even_when_a_relative_answers():
+    assert find_test_results("bố nó dương tính", proxy=True) == []
+    assert find_test_results("có, thằng cháu ở cùng dương tính") == []  # the nephew, not the resident
+    assert find_test_results("tôi chưa xét nghiệm, bố tôi thì đang chờ kết quả", expected=True) == []
+    assert [f.value for f in find_test_results("lấy mẫu rồi mà họ chưa trả kết quả", expected=True)] == ["pending"]
