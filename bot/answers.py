@@ -53,7 +53,7 @@ _AT_HOME = [
     split_phrase(p)
     for p in (
         *("ở nhà", "vẫn ở", "ở đây", "ở chỗ cũ", "đang cách ly", "ở phòng", "at home", "home", "không đi đâu"),
-        *("có đi đâu đâu", "không ra khỏi nhà", "còn ở", "ra khỏi cửa đâu", "ra khỏi nhà đâu", "có đi đâu"),
+        *("không ra khỏi nhà", "còn ở", "ra khỏi cửa đâu", "ra khỏi nhà đâu", "có đi đâu"),
     )
 ]
 # "hàng xóm F0, mà em không có qua lại": someone else is a case, and the resident says they did not meet.
@@ -96,6 +96,7 @@ _WRONG_PERSON = [
         "không phải người",
         "nhầm máy",
         "không có ai tên",
+        *("lộn số", "lộn người", "đổi chủ", "đổi số", "qua đời", "mất rồi", "không quen", "không biết ai"),
     )
 ]
 _HEALTHY = [
@@ -201,7 +202,7 @@ def _test_result(turn: Turn, expected: bool = False) -> str | None:
 
 
 def _doses(turn: Turn, expected: bool) -> int | None:
-    chosen = [int(value) for value in _chosen(turn, "doses") if str(value).isdigit()]
+    chosen = [int(value) for value in _chosen(turn, "doses") if str(value).isdecimal()]
     found = vnparse.find_doses(turn.text, expected=expected, proxy=turn.proxy)
     if chosen or found:
         return chosen[0] if chosen else found[0].value
@@ -252,6 +253,10 @@ def specific_answer(question: str, turn: Turn, leading_yes_no_counts: bool = Tru
         return "unknown" if question == "contact_with_case" else UNKNOWN
     if leading_yes_no_counts and question in _YES_NO_QUESTIONS and (said := leading_yes_no(turn.text)) is not None:
         return ("yes" if said else "no") if question == "contact_with_case" else said
+    if question == "contact_with_case" and says(turn.text, _NO_CONTACT):
+        return "no"
+    if question == "contact_with_case" and vnparse.others_tested_positive(turn.text, turn.proxy):
+        return "yes"  # "ông nội tôi là F0 đó", whatever the classifier heard
     if question == "symptoms":
         return symptoms_in(turn) or None
     if question == "temperature":
@@ -305,9 +310,10 @@ def _answer_to(question: str, turn: Turn, slots: dict[str, Any]) -> Any:
             return False
         return True if _is_yes(turn) else None
     if question == "consent":
+        answers_next = bool(symptoms_in(turn)) or _denies_symptoms(turn) or says(turn.text, _HEALTHY)
         if (first := leading_yes_no(turn.text)) is not None and not _is_payload(turn, "deny"):
-            return first  # "được, em không sốt không ho gì": a yes, then answers
-        if symptoms_in(turn) or _denies_symptoms(turn) or says(turn.text, _HEALTHY):
+            return first or answers_next  # "được, em không sốt không ho gì": a yes, then answers; "dạ không sốt"
+        if answers_next:
             return True  # answering the next question is a yes: "cháu khỏe, không sốt không ho"
         if _is_no(turn):
             return False
@@ -327,9 +333,9 @@ def _answer_to(question: str, turn: Turn, slots: dict[str, Any]) -> Any:
         day = _day(turn)
         return day if day else (UNKNOWN if vnparse.is_unknown_answer(turn.text) else None)
     if question == "contact_with_case":
-        if leading_yes_no(turn.text) is None and says(turn.text, _NO_CONTACT):
+        if says(turn.text, _NO_CONTACT):
             return "no"
-        if leading_yes_no(turn.text) is None and vnparse.others_tested_positive(turn.text, turn.proxy):
+        if vnparse.others_tested_positive(turn.text, turn.proxy):
             return "yes"  # "vợ tôi dương tính hôm kia": living with a case
         return "no" if _is_no(turn) else ("yes" if _is_yes(turn) else None)
     if question == "test_result":
@@ -339,8 +345,6 @@ def _answer_to(question: str, turn: Turn, slots: dict[str, Any]) -> Any:
         doses = _doses(turn, expected=True)
         return doses if doses is not None else (0 if _is_no(turn) else None)
     if question == "at_registered_address":
-        if (first := leading_yes_no(turn.text)) is not None:
-            return first  # "có, ở nhà nè, đâu có dìa quê"
         if says(turn.text, _AWAY):
             return False
         if says(turn.text, _AT_HOME):
@@ -441,9 +445,11 @@ _BYE = [split_phrase(p) for p in ("bye", "tạm biệt", "chào nhé", "cúp má
 def _plain_yes(requested: str | None, turn: Turn) -> bool:
     """A yes to who they are or to going on, whatever the classifier heard: "phải tui" (no "không" in it), "ừ thôi
     được, tôi không bị gì cả" (a yes first, then the answers)."""
+    if says(turn.text, _WRONG_PERSON) or says(turn.text, _REFUSING) or says(turn.text, _BYE):
+        return False
     if requested == "identity_confirmed":
-        return yes_no(turn.text) is True and not says(turn.text, _WRONG_PERSON)
-    return requested == "consent" and leading_yes_no(turn.text) is True and not says(turn.text, _BYE)
+        return leading_yes_no(turn.text) is True and yes_no(turn.text) is True
+    return requested == "consent" and leading_yes_no(turn.text) is True
 
 
 def _end_or_pause(requested: str | None, turn: Turn) -> dict[str, Any] | None:

@@ -214,7 +214,7 @@ def _add(
         return
     folded = tuple(w.folded for w in ws)
     if needs_prefix is None:
-        needs_prefix = len(ws) == 1 or all(w.folded.isdigit() for w in ws)
+        needs_prefix = len(ws) == 1 or all(w.folded.isdecimal() for w in ws)
     phrases.setdefault(folded, []).append(
         _Entry(
             tones=tuple(w.tone for w in ws),
@@ -387,7 +387,7 @@ def _choose_province(named: list[_Mention]) -> tuple[str, str | None] | None:
 def _unit_provinces(mention: _Mention) -> set[str]:
     """The provinces a prefixed unit could be in: a 2025 ward's name first, then the old units'."""
     entries = [e for e in mention.entries if e.kind in _UNIT_KINDS]
-    entries = [e for e in entries if len(e.canonical) > 1 or e.canonical[0].isdigit()]  # "xa Gôi": "far Gôi"?
+    entries = [e for e in entries if len(e.canonical) > 1 or e.canonical[0].isdecimal()]  # "xa Gôi": "far Gôi"?
     typed = [e for e in entries if e.unit_type == mention.prefix_type]
     entries = typed or entries
     new = [e for e in entries if e.kind == "ward"]

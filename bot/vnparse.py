@@ -46,20 +46,30 @@ _NUMBER_NEIGHBOURS = [split_phrase(p) for p in ("mươi", "mười", "phẩy", "
 
 
 def _digit(word: Word) -> int | None:
-    if word.text.isdigit() and len(word.text) == 1:
+    if word.text.isdecimal() and len(word.text) == 1:
         return int(word.text)
     return next((value for spoken, value in _DIGIT_WORDS.items() if matches(word, spoken)), None)
 
 
+_WHEN_WORDS = ("hôm", "chiều", "sáng", "tối", "trưa", "qua", "khi", "ngày", "bữa", "lúc", "đêm", "tuần", "đó", "nay")
+
+
+def _a_preposition(ws: list[Word], i: int) -> bool:
+    """'tu' (từ) or 'sau' typed bare before a day or time word: 'từ hôm kia', 'sau khi uống thuốc'."""
+    bare = not ws[i].accented and ws[i].folded in ("tu", "sau")
+    return bare and i + 1 < len(ws) and any(matches(ws[i + 1], w) for w in _WHEN_WORDS)
+
+
 def _is_number_word(ws: list[Word], i: int) -> bool:
     """A digit word that really is a number here (an ambiguous unaccented one needs a numeric neighbour)."""
-    if i >= len(ws) or ws[i].text.isdigit() or _digit(ws[i]) is None:
+    if i >= len(ws) or ws[i].text.isdecimal() or _digit(ws[i]) is None:
         return False
     if ws[i].accented or ws[i].folded not in _AMBIGUOUS_UNACCENTED:
         return True
     neighbours = [k for k in (i - 1, i + 1) if 0 <= k < len(ws)]
     return any(
-        (not ws[k].text.isdigit() and _digit(ws[k]) is not None) or any(phrase_at(ws, k, n) for n in _NUMBER_NEIGHBOURS)
+        (not ws[k].text.isdecimal() and _digit(ws[k]) is not None)
+        or any(phrase_at(ws, k, n) for n in _NUMBER_NEIGHBOURS)
         for k in neighbours
     )
 
@@ -68,7 +78,7 @@ def _single_digit(ws: list[Word], i: int) -> int | None:
     """One digit, typed or spoken: the second half of '3 8', 'ba 8', 'ba tám'."""
     if i >= len(ws):
         return None
-    if ws[i].text.isdigit() and len(ws[i].text) == 1:
+    if ws[i].text.isdecimal() and len(ws[i].text) == 1:
         return int(ws[i].text)
     return _digit(ws[i]) if _is_number_word(ws, i) else None
 
@@ -97,7 +107,7 @@ def number_at(ws: list[Word], i: int) -> tuple[float, int] | None:
     if i >= len(ws):
         return None
     text = ws[i].text
-    if len(text) == 1 and text.isdigit() and (second := _single_digit(ws, i + 1)) is not None:
+    if len(text) == 1 and text.isdecimal() and (second := _single_digit(ws, i + 1)) is not None:
         return float(int(text) * 10 + second), 2  # "3 8 độ 5": a recogniser's digits one by one
     if re.fullmatch(r"\d+([.,]\d+)?", text):
         return float(text.replace(",", ".")), 1
@@ -130,9 +140,11 @@ def _fraction_after(ws: list[Word], i: int) -> tuple[float, int] | None:
             j = i + len(mark)
             if j < len(ws) and matches(ws[j], "rưỡi"):
                 return 0.5, len(mark) + 1
-            if j < len(ws) and ws[j].text.isdigit() and len(ws[j].text) <= 2:
+            if j < len(ws) and ws[j].text.isdecimal() and len(ws[j].text) <= 2:
                 return float(f"0.{ws[j].text}"), len(mark) + 1
             digit = 0 if j < len(ws) and matches(ws[j], "không") else (_digit(ws[j]) if j < len(ws) else None)
+            if digit is not None and _a_preposition(ws, j):
+                digit = None  # "sot 38 do tu hom kia": 38 degrees since (từ) the day before yesterday
             if digit is not None:
                 return digit / 10, len(mark) + 1
             if mark == _DEGREE:
@@ -204,7 +216,6 @@ SYMPTOM_PHRASES = {
         "ho khan",
         "ho có đờm",
         "ho đờm",
-        "ho nhiều",
         "ho sù sụ",
         "ho húng hắng",
         "ho khù khụ",
@@ -228,7 +239,6 @@ SYMPTOM_PHRASES = {
         "shortness of breath",
         "short of breath",
         "thở khò khè",
-        "hụt hơi",
     ],
     "sore_throat": [
         "đau họng",
@@ -240,7 +250,6 @@ SYMPTOM_PHRASES = {
         "vướng họng",
         "sore throat",
         "đau cổ họng",
-        "viêm họng",
         "rát cổ",
     ],
     "fatigue": [
@@ -276,7 +285,7 @@ SYMPTOM_PHRASES = {
         "không ngửi thấy gì",
         "mất mùi vị",
         *("không biết mùi", "không thấy mùi", "không ngửi thấy", "lost sense of smell", "loss of smell"),
-        *("loss of taste", "lost smell", "lost taste", "không biết vị"),
+        *("loss of taste", "lost smell", "lost taste", "không nếm được vị"),
     ],
     "runny_nose": [
         "sổ mũi",
@@ -307,6 +316,7 @@ SYMPTOM_PHRASES = {
         "body ache",
         "đau mình",
         "nhức mình",
+        *("nhức mỏi toàn thân", "đau nhức toàn thân", "mỏi toàn thân", "ê ẩm người", "ê ẩm toàn thân"),
     ],
     "headache": ["đau đầu", "nhức đầu", "nặng đầu", "đau nửa đầu", "choáng đầu", "váng đầu", "headache", "đau cái đầu"],
     "diarrhea": [
@@ -322,7 +332,6 @@ SYMPTOM_PHRASES = {
         "đi cầu lỏng",
         "đi cầu hoài",
         "đi cầu liên tục",
-        "đi lỏng",
     ],
     "chest_pain": [
         *("đau ngực", "tức ngực", "nặng ngực", "đau tức ngực", "thắt ngực", "nhói ngực", "chest pain", "đau thắt ngực"),
@@ -387,9 +396,10 @@ def _symptom_at(ws: list[Word], i: int) -> tuple[tuple[str, ...], str] | None:
     if any(phrase_at(ws, i, p) for p in _NOT_SYMPTOMS):
         return None
     exact = next(((p, code) for p, code in _SYMPTOM_PATTERNS if phrase_at(ws, i, p)), None)
-    if exact:
-        return exact
-    return next(((p, code) for p, code in _SYMPTOM_PATTERNS if phrase_sounds_at(ws, i, p)), None)
+    heard = next(((p, code) for p, code in _SYMPTOM_PATTERNS if phrase_sounds_at(ws, i, p)), None)
+    if exact and heard and heard[1] == exact[1] and len(heard[0]) > len(exact[0]):
+        return heard  # "ho khang", "mệt mõi": the misspelt longer phrase says the same symptom, all of it
+    return exact or heard
 
 
 def symptom_mentions(text: str) -> list[tuple[Found, bool]]:
@@ -500,6 +510,8 @@ ANSWERS_TO_THE_RESULT_QUESTION = {
             "còn chờ",
             "vẫn chờ",
             "chờ báo",
+            "chờ họ",
+            "chờ gọi",
             "đợi",
             "chưa thấy báo",
             "chưa báo",
@@ -529,17 +541,34 @@ def _test_result_mentions(text: str, expected: bool = False) -> list[Found]:
     ][:1]
 
 
+_ENGLISH_RESULTS = {"positive", "negative", "pos", "neg"}
+_TITLES = ("anh", "chị", "em", "cô", "chú", "bác", "bà", "ông", "bé", "bạn")
+
+
+def _a_result_alone(ws: list[Word], i: int, expected: bool) -> bool:
+    """'âm', 'dương', 'negative' alone are a result next to test words (before or after; an English word up to five
+    words after them: 'test nhanh sáng nay ra positive'), or when the result was asked. Never a name mid-sentence
+    ('Bình Dương', 'chị Dương'), never a bare 'duong' said in passing (đường, a road)."""
+    word = ws[i]
+    named = i > 0 and word.text[:1].isupper() and not word.text.isupper() and not word.after_mark
+    if named and (ws[i - 1].text[:1].isupper() or any(matches(ws[i - 1], t) for t in _TITLES)):
+        return False
+    if expected:
+        return True
+    english = word.canonical in _ENGLISH_RESULTS
+    if not english and not word.accented:
+        return False
+    near = [k for k in range(max(0, i - (5 if english else 3)), min(len(ws), i + 4)) if k != i]
+    return any(phrase_at(ws, k, c) for k in near for c in _TEST_CONTEXT)
+
+
 def _test_result_words(text: str, expected: bool) -> list[Found]:
     ws, found = words(text), []
     for i in range(len(ws)):
         for phrase, code in _TEST_PATTERNS:
             if phrase_at(ws, i, phrase) or (len(phrase) > 1 and phrase_sounds_at(ws, i, phrase)):
-                bare = len(phrase) == 1  # "âm"/"dương"/"negative" alone only next to test words, before or after
-                near = [k for k in range(max(0, i - 5), min(len(ws), i + 4)) if k != i]
-                if bare and not expected and not any(phrase_at(ws, k, c) for k in near for c in _TEST_CONTEXT):
+                if len(phrase) == 1 and not _a_result_alone(ws, i, expected):
                     break
-                if bare and i > 0 and ws[i].text[:1].isupper():
-                    break  # a name mid-sentence: "Bình Dương", "chị Dương"
                 if not found or found[-1].end < ws[i].start:
                     found.append(Found("test_result", ws[i].start, ws[i + len(phrase) - 1].end, code))
                 break
@@ -636,12 +665,24 @@ def find_doses(text: str, expected: bool = False, proxy: bool = False) -> list[F
 def _doses_in_story(text: str, proxy: bool) -> int:
     """How many doses a story names: each vaccine named is one, and each day of vaccination is one."""
     ws, others = words(text), others_spans(text, proxy)
-    mine = [i for i in range(len(ws)) if not about_someone_else(ws[i].start, others)]
-    brands = sum(1 for i in mine if any(phrase_at(ws, i, b) for b in _BRANDS))
-    days = sum(
-        1 for f, when in find_times(text) if when.day_of_month is not None and not about_someone_else(f.start, others)
-    )
-    return max(brands, days)
+    named = [i for i in range(len(ws)) if any(phrase_at(ws, i, b) for b in _BRANDS)]
+    # One vaccine may have two names in a row ("Sinopharm Vero Cell", "Johnson & Johnson"): counted once.
+    brands = [i for i in named if i - 1 not in named and not about_someone_else(ws[i].start, others)]
+    days = [
+        f
+        for f, when in find_times(text)
+        if when.day_of_month is not None and not about_someone_else(f.start, others) and not _about_a_test(ws, f.start)
+    ]
+    return max(len(brands), len(days))
+
+
+def _about_a_test(ws: list[Word], start: int) -> bool:
+    """A day said in a clause about a test ('còn test thì ngày 3/3 âm tính') is not a day of vaccination."""
+    i = next(k for k, w in enumerate(ws) if w.start >= start)
+    clause_start = next((k for k in range(i, -1, -1) if ws[k].after_mark), 0)
+    clause_end = next((k for k in range(i + 1, len(ws)) if ws[k].after_mark), len(ws))
+    clause = ws[clause_start:clause_end]
+    return any(phrase_at(clause, k, c) for k in range(len(clause)) for c in _TEST_WORDS)
 
 
 def dose_mentions(text: str, expected: bool = False, proxy: bool = False) -> list[Found]:
@@ -680,10 +721,13 @@ def _added_up(found: list[Found], ws: list[Word], text: str) -> list[Found]:
 
 
 def _not_done_after(ws: list[Word], end: int) -> bool:
+    """Within its clause: "mũi hai thì bị sốt nên hoãn" (not "mũi 2 tháng 9, chưa tiêm mũi 3")."""
     after = [w for w in ws if w.start >= end][:7]
-    return any(phrase_at(after, j, n) for j in range(len(after)) for n in _NOT_DONE)
+    clause = next((k for k, w in enumerate(after) if w.after_mark), len(after))
+    return any(phrase_at(after[:clause], j, n) for j in range(clause) for n in _NOT_DONE)
 
 
+_TEST_WORDS = [split_phrase(p) for p in ("test", "xét nghiệm", "lấy mẫu", "pcr", "âm tính", "dương tính")]
 _THEN = [split_phrase(p) for p in ("thêm", "cộng", "sau đó", "rồi", "với", "và", "xong", "nhắc thêm")]
 
 
@@ -824,7 +868,7 @@ def _clock_at(ws: list[Word], i: int) -> tuple[time, int] | None:
         hour, minute, used = int(number[0]), 0, number[1] + 1
     if i + used < len(ws) and matches(ws[i + used], "rưỡi"):
         minute, used = 30, used + 1
-    elif i + used < len(ws) and ws[i + used].text.isdigit() and int(ws[i + used].text) < 60 and not glued:
+    elif i + used < len(ws) and ws[i + used].text.isdecimal() and int(ws[i + used].text) < 60 and not glued:
         minute, used = int(ws[i + used].text), used + 1
     if hour > 23 or minute > 59:
         return None
@@ -871,7 +915,7 @@ def _when_at(ws: list[Word], i: int) -> tuple[When, int] | None:
         used += day[1] if day else 0
         return When(**{**when.__dict__, "clock": _with_part(clock[0], part), "part_of_day": part}), used
     # "hồi sáng", "lúc trưa", "hồi chiều": earlier today (Southern "hồi" is "earlier")
-    earlier = any(phrase_at(ws, i, (w,)) for w in ("hồi", "lúc", "buổi")) and _part_of_day(ws, i + 1)
+    earlier = any(phrase_at(ws, i, (w,)) for w in ("hồi", "lúc")) and _part_of_day(ws, i + 1)
     if earlier and not (i + 2 < len(ws) and (_day_at(ws, i + 2) or phrase_at(ws, i + 2, ("qua",)))):
         return When(day_offset=0, part_of_day=earlier), 2
     # a part of day before a day word: "sáng nay", "tối qua", "chiều mai", "sáng thứ hai"
@@ -893,7 +937,8 @@ def _when_at(ws: list[Word], i: int) -> tuple[When, int] | None:
     return None
 
 
-_WEEKS = [(split_phrase(p), week) for p, week in (("tuần trước", -1), ("tuần rồi", -1), ("tuần vừa rồi", -1))]
+_WEEKS = [(split_phrase(p), week) for p, week in (("tuần trước nữa", -2), ("tuần kia", -2), ("tuần trước", -1))]
+_WEEKS += [(split_phrase(p), week) for p, week in (("tuần rồi", -1), ("tuần vừa rồi", -1))]
 _WEEKS += [(split_phrase(p), week) for p, week in (("tuần này", 0), ("tuần ni", 0), ("tuần sau", 1), ("tuần tới", 1))]
 
 
@@ -925,7 +970,7 @@ def _plain_day_at(ws: list[Word], i: int) -> tuple[When, int] | None:
         return When(weekday=6), 1
     if phrase_at(ws, i, ("thứ",)) and i + 1 < len(ws):
         nxt = ws[i + 1]
-        if nxt.text.isdigit() and 2 <= int(nxt.text) <= 7:
+        if nxt.text.isdecimal() and 2 <= int(nxt.text) <= 7:
             return When(weekday=int(nxt.text) - 2), 2
         for name, weekday in _WEEKDAYS.items():
             if matches(nxt, name):
@@ -979,7 +1024,8 @@ def find_all(text: str) -> list[Found]:
     back by a correction is not marked."""
     values = [*find_temperatures(text), *find_test_results(text), *dose_mentions(text)]
     items = [*own_symptom_mentions(text), *only_corrected(values, text)]
-    items += [Found("time", f.start, f.end, text[f.start : f.end]) for f, when in find_times(text) if not when.vague]
+    times = [Found("time", f.start, f.end, text[f.start : f.end]) for f, when in find_times(text) if not when.vague]
+    items += only_corrected(times, text)
     items.sort(key=lambda f: (f.start, -(f.end - f.start)))
     kept: list[Found] = []
     for item in items:  # overlapping spans: the earlier, longer one wins ("38 độ 5" is not also a time)

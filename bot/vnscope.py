@@ -9,8 +9,6 @@
 Pure Python on top of `bot.vntext`; offsets are into the NFC text, like every finder's.
 """
 
-import re
-
 from bot.vntext import Word, matches, phrase_at, split_phrase, words
 
 # Someone else, whatever follows: spouses, parents, neighbours, "ổng/bả" (Southern he/she), "nó", "họ".
@@ -65,6 +63,7 @@ _OTHERS = sorted(
     ),
     key=lambda phrase: -len(phrase),
 )
+_ANYONE = [split_phrase(p) for p in ("ai", "có người", "một người", "người ta")]
 # People outside the family: someone else even when a relative answers for the resident.
 _OUTSIDERS = [
     split_phrase(p)
@@ -101,16 +100,15 @@ _SPEAKERS = ("em", "chị", "anh", "cô", "chú", "bác", "mẹ", "bố", "ba", 
 _SELF = [split_phrase(p) for p in ("tôi", "em", "mình", "tui", "tao", "tớ", "con", "cháu", "bản thân", "tự tôi")]
 
 
-_CLAUSE_MARK = re.compile(r"[,;.!?:\n]")
-_POSSESSORS = ("nhà", "tôi", "em", "mình", "tui", "tao", "tớ", "ấy", "ta", "nó", "cháu")
+_POSSESSORS = ("nhà", "tôi", "em", "mình", "tui", "tao", "tớ", "ấy", "ta", "nó", "cháu", "ổng", "bả", "ảnh", "chỉ")
 
 
-def _someone_else_at(text: str, ws: list[Word], i: int) -> int:
+def _someone_else_at(ws: list[Word], i: int) -> int:
     """How many words name someone other than the resident from word i (0 if none), the possessor after them
     included ("vợ tôi", "thằng cu nhà tôi"), but not across a comma ("chồng tôi là F0, tôi sổ mũi")."""
     used = _relative_at(ws, i)
     while used and i + used < len(ws) and any(matches(ws[i + used], p) for p in _POSSESSORS):
-        if _CLAUSE_MARK.search(text, ws[i + used - 1].end, ws[i + used].start):
+        if ws[i + used].after_mark:
             break
         used += 1
     return used
@@ -119,15 +117,18 @@ def _someone_else_at(text: str, ws: list[Word], i: int) -> int:
 def _relative_at(ws: list[Word], i: int) -> int:
     """The longest naming wins: "bà xã", "ông nội" before "bà", "ông"."""
     for phrase in _OTHERS:
-        if phrase_at(ws, i, phrase) and (len(phrase) > 1 or ws[i].canonical == phrase[0] or _possessed(ws, i + 1)):
+        if phrase_at(ws, i, phrase) and (
+            len(phrase) > 1 or ws[i].canonical == phrase[0] or _a_person_typed_bare(ws, i)
+        ):
             return len(phrase)
     kin = next((k for k in _KIN if matches(ws[i], k)), None)
     if ws[i].canonical == "ba" and _three_at(ws, i):
         return 0
-    if kin and i + 1 < len(ws) and ws[i + 1].text[:1].isupper() and ws[i + 1].text[1:].islower():
-        return 2  # "anh Hai tui", "chị Lan": a relative by name
+    if kin and ws[i].text.islower() and _a_name_at(ws, i + 1):
+        return 2  # "anh Hai tui", "chị Lan": a relative by name (not "Chị Hoa đây", the resident herself)
     if kin and i + 1 < len(ws):
         marks = _RELATIVE_MARKS + (_SPEAKERS if kin in _MY_CHILD else ()) + (_SIDES if kin in ("ông", "bà") else ())
+        marks += ("nó",) if kin == "con" else ()  # "con nó": his child (but "cháu nó" is the child himself)
         if any(matches(ws[i + 1], mark) for mark in marks):
             return 2
     return 1 if ws[i].canonical in _ACCENTED_OTHERS else 0
@@ -141,7 +142,7 @@ def _three_at(ws: list[Word], i: int) -> bool:
     after = ws[i + 1] if i + 1 < len(ws) else None
     if i > 0 and matches(ws[i - 1], "thứ"):
         return True
-    return after is not None and (after.text.isdigit() or any(matches(after, w) for w in _NUMBER_WORDS + _COUNTED))
+    return after is not None and (after.text.isdecimal() or any(matches(after, w) for w in _NUMBER_WORDS + _COUNTED))
 
 
 _THIRD_PERSON = ("nó", "cháu", "ông", "bà", "ổng", "bả", "ảnh", "chỉ")
@@ -156,10 +157,30 @@ def _others_for_a_proxy(ws: list[Word], i: int, used: int) -> bool:
     return any(named[: len(p)] == p for p in _OUTSIDERS)
 
 
-def _possessed(ws: list[Word], i: int) -> bool:
-    """Typed without its accents, one word names someone only with a possessor after it ("vo toi"): "chong mat" is
-    dizziness (chóng mặt), "cau thang" a staircase, "me met" a tired resident (mê mệt)."""
-    return i < len(ws) and any(matches(ws[i], p) for p in _POSSESSORS)
+# Typed without accents, a word that names someone can be another word: "chong mat" is chóng mặt (dizzy), "me met"
+# mê mệt, "cau thang" a staircase, "thang 7" July (tháng). Those pairs, and "thang" without a possessor, name nobody.
+_LOOK_ALIKE_PAIRS = {
+    ("chong", "mat"),
+    ("me", "met"),
+    ("cau", "thang"),
+    ("thang", "may"),
+    ("leo", "thang"),
+    ("vo", "tay"),
+}
+
+
+def _a_person_typed_bare(ws: list[Word], i: int) -> bool:
+    before = (ws[i - 1].folded, ws[i].folded) if i > 0 else None
+    after = (ws[i].folded, ws[i + 1].folded) if i + 1 < len(ws) else None
+    if before in _LOOK_ALIKE_PAIRS or after in _LOOK_ALIKE_PAIRS:
+        return False
+    possessed = i + 1 < len(ws) and any(matches(ws[i + 1], p) for p in _POSSESSORS)
+    return possessed or ws[i].folded != "thang"
+
+
+def _a_name_at(ws: list[Word], i: int) -> bool:
+    capitalised = i < len(ws) and ws[i].text[:1].isupper() and ws[i].text[1:].islower() and not ws[i].after_mark
+    return capitalised and not (i + 1 < len(ws) and matches(ws[i + 1], "đây"))
 
 
 def others_spans(text: str, proxy: bool = False) -> list[tuple[int, int]]:
@@ -169,9 +190,14 @@ def others_spans(text: str, proxy: bool = False) -> list[tuple[int, int]]:
     ws, spans, i = words(text), [], 0
     other_from: int | None = None
     named_until = -1  # "thằng cháu": a word that would name the resident, right after a naming, is part of it
+    anyone = False  # "không gặp ai hết, mà ...": anyone's stretch ends with its clause
     while i < len(ws):
-        used = _someone_else_at(text, ws, i)
+        if other_from is not None and anyone and ws[i].after_mark:
+            spans.append((other_from, ws[i].start))
+            other_from, anyone = None, False
+        used = _someone_else_at(ws, i)
         if used and (not proxy or _others_for_a_proxy(ws, i, used)):
+            anyone = (other_from is None or anyone) and any(phrase_at(ws, i, p) for p in _ANYONE)
             other_from = ws[i].start if other_from is None else other_from
             i += used
             named_until = i
@@ -179,11 +205,11 @@ def others_spans(text: str, proxy: bool = False) -> list[tuple[int, int]]:
         if used:  # the relative answering speaks of the resident
             i += used
             continue
-        joined = i == named_until and not _CLAUSE_MARK.search(text, ws[i - 1].end, ws[i].start)
+        joined = i == named_until and not ws[i].after_mark
         self_named = any(phrase_at(ws, i, p) for p in _SELF) and not joined
         if other_from is not None and self_named and not _object_at(ws, i):
             spans.append((other_from, ws[i].start))
-            other_from = None
+            other_from, anyone = None, False
         i += 1
     if other_from is not None:
         spans.append((other_from, len(text)))
@@ -256,7 +282,7 @@ def last_correction(text: str, retractions_only: bool = False) -> tuple[int, int
 
 
 def _numeric(word: Word) -> bool:
-    return word.text[:1].isdigit() or any(matches(word, n) for n in _NUMBER_WORDS)
+    return word.text[:1].isdecimal() or any(matches(word, n) for n in _NUMBER_WORDS)
 
 
 _NUMBER_WORDS = ("một", "hai", "ba", "bốn", "năm", "sáu", "bảy", "tám", "chín", "mười", "băm", "mươi", "mốt", "lăm")

@@ -23,6 +23,7 @@ _VOWELS = set("aăâeêioôơuưy")
 _QUALITY_VOWELS = set("ăâêôơư")
 
 WORD = re.compile(r"\d+(?:[.,/:-]\d+)+|\w+")
+_CLAUSE_MARKS = re.compile(r"[,.;!?:\n]")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Word:
     end: int
     canonical: str
     folded: str
+    after_mark: bool = False  # a clause mark (, . ; ! ? :) stands between this word and the one before
     typed_folded: str = field(init=False)  # the typed word without diacritics: "hong" is không, and họng typed bare
     sounds: frozenset[str] = field(init=False)  # every `rough_key` this word can match (see `sounds_like`)
 
@@ -51,14 +53,14 @@ def nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text).translate(_LOOKALIKES)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def fold(text: str) -> str:
     """Strip every diacritic: 'Không có, được' -> 'Khong co, duoc'."""
     decomposed = unicodedata.normalize("NFD", nfc(text)).replace("đ", "d").replace("Đ", "D")
     return "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def _split_tone(word: str) -> tuple[str, str | None]:
     """A lower-case word without its tone mark, and the tone mark (None for the level tone)."""
     tone = None
@@ -91,7 +93,7 @@ def _tone_position(word: str) -> int | None:
     return cluster[0]
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def canonical_tones(word: str) -> str:
     """Put the tone mark where the classic convention puts it: 'hoà' -> 'hòa', 'thuỷ' -> 'thủy'."""
     base, tone = _split_tone(word)
@@ -169,7 +171,6 @@ TEENCODE = {
     "chờ": ["waiting", "wait"],
     "mẫu": ["sample"],
     "triệu chứng": ["symptoms", "symptom"],
-    "sáng nay": ["this morning"],
     "không biết": ["unknown", "idk"],
 }
 _SHORTHAND = {short: full for full, shorts in TEENCODE.items() for short in shorts}
@@ -181,7 +182,7 @@ _SYLLABLE = re.compile(
     r"(uye|uya|oai|oay|uay|uoi|ươi|ieu|yeu|ai|ao|au|ay|eo|eu|ia|ie|iu|oa|oe|oi|ua|ue|ui|uo|uy|ye|[aeiouy])"
     r"(ng|nh|ch|[cmnptiouy])?"
 )
-_NOT_TELEX = {"yes", "thanks", "tests", "pos", "bus", "plus", "ms", "mrs", "max", "sos", "ok", "days", "doses", "shots"}
+_NOT_TELEX = {"thanks", "tests", "pos", "bus", "plus", "ms", "mrs", "max", "sos", "ok"}
 
 
 def is_syllable(folded_word: str) -> bool:
@@ -218,13 +219,14 @@ def _words(text: str, split_expansions: bool) -> tuple[Word, ...]:
     result: list[Word] = []
     for match in WORD.finditer(text):
         typed = match.group()
+        after_mark = bool(result) and bool(_CLAUSE_MARKS.search(text, result[-1].end, match.start()))
         lower = typed.lower()
-        previous_is_number = bool(result) and result[-1].text[:1].isdigit()
+        previous_is_number = bool(result) and result[-1].text[:1].isdecimal()
         expanded = lower if lower == "k" and previous_is_number else _SHORTHAND.get(lower, lower)  # "50 k" = 50,000
         expanded = _without_telex_keys(expanded)
         parts = [canonical_tones(part) for part in expanded.split()]
         pieces = parts if split_expansions else [" ".join(parts)]
-        result += [Word(typed, match.start(), match.end(), piece, fold(piece)) for piece in pieces]
+        result += [Word(typed, match.start(), match.end(), piece, fold(piece), after_mark) for piece in pieces]
     return tuple(result)
 
 
@@ -251,7 +253,7 @@ _CODAS = (("nh", "n"), ("ng", "n"), ("ch", "t"), ("c", "t"), ("y", "i"))
 _HOI, _NGA = "\u0309", "\u0303"
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def sound_key(word: str) -> str:
     """A word as it sounds, the confusable letters and tones made one: 'xốt' and 'sốt', 'mủi' and 'mũi', 'trảy'
     and 'chảy' share a key. Doubled letters count once ('sốtt')."""
@@ -267,11 +269,12 @@ def sound_key(word: str) -> str:
     return word
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def rough_key(word: str) -> str:
-    """`sound_key` without any diacritic: a word that matches or sounds like a target shares its rough key, so
-    comparing rough keys first rules out most pairs at the cost of a set lookup (long messages stay cheap)."""
-    return fold(sound_key(word))
+    """`sound_key` of the word without any diacritic: a word that matches or sounds like a target shares its rough
+    key ("cuu" typed, read as "cu", and "cứu"; "y" and "ý"), so comparing rough keys first rules out most pairs at
+    the cost of a set lookup (long messages stay cheap)."""
+    return sound_key(fold(word))
 
 
 def sounds_like(word: Word, target: str) -> bool:
@@ -288,15 +291,20 @@ def sounds_like(word: Word, target: str) -> bool:
 
 def phrase_at(ws: list[Word], i: int, phrase: tuple[str, ...]) -> bool:
     """Do the words from index i on say `phrase` (canonical words, e.g. ("khó", "thở"))?"""
-    if i + len(phrase) > len(ws) or rough_key(phrase[0]) not in ws[i].sounds:
+    if i + len(phrase) > len(ws) or rough_key(phrase[0]) not in ws[i].sounds or _crosses_a_mark(ws, i, phrase):
         return False
     return all(matches(ws[i + k], part) for k, part in enumerate(phrase))
+
+
+def _crosses_a_mark(ws: list[Word], i: int, phrase: tuple[str, ...]) -> bool:
+    """'đâu, ngực' is not 'đau ngực': a phrase is said within one clause."""
+    return any(ws[i + k].after_mark for k in range(1, len(phrase)))
 
 
 def phrase_sounds_at(ws: list[Word], i: int, phrase: tuple[str, ...]) -> bool:
     """`phrase_at`, misspellings allowed ('trưa xét nghiệm' for 'chưa xét nghiệm'); a phrase of several words may
     also have its accents wrong ('đau hộng'), as long as its letters are right and one word is exactly right."""
-    if i + len(phrase) > len(ws) or rough_key(phrase[0]) not in ws[i].sounds:
+    if i + len(phrase) > len(ws) or rough_key(phrase[0]) not in ws[i].sounds or _crosses_a_mark(ws, i, phrase):
         return False
     if all(sounds_like(ws[i + k], part) for k, part in enumerate(phrase)):
         return True
@@ -346,6 +354,9 @@ _YES = [
 ]
 
 
+_MAYBE = [split_phrase(p) for p in ("có thể", "có lẽ", "chắc là", "hình như", "chắc có", "chắc không")]
+_POLITE = [split_phrase(p) for p in ("dạ", "vâng", "ừ", "ờ", "dạ thưa", "thưa")]  # before the answer itself
+
 # A thumbs up is a yes in chat; a thumbs down or a cross a no.
 _YES_EMOJI = set("👍👌✅🆗🙆☑✔")
 _NO_EMOJI = set("👎❌🙅✖")
@@ -362,9 +373,16 @@ def leading_yes_no(text: str) -> bool | None:
     ws = words(text)
     if not ws:
         return _emoji_yes_no(text)
-    if any(phrase_sounds_at(ws, 0, p) for p in _NO):
+    if any(phrase_at(ws, 0, p) for p in _MAYBE):
+        return None  # "có thể có, em không chắc", "có lẽ không"
+    first = 1 if any(phrase_at(ws, 0, p) for p in _POLITE) and len(ws) > 1 else 0  # "dạ không ạ" is a no
+    if any(phrase_at(ws, first, p) for p in _NO):  # as written: "trưa" is not "chưa", "lo" not "no"
         return False
-    return True if any(phrase_sounds_at(ws, 0, p) for p in _YES) else None  # "phãi", "fải", "đúg"
+    # A yes may be misspelt ("phãi", "fải", "đúg"), not on one or two letters ("ơ..." is not "ờ").
+    said = phrase_sounds_at if len(ws[first].folded) > 2 else phrase_at
+    if first and not any(said(ws, first, p) for p in _YES):
+        return True  # "dạ, em nghe": the polite yes itself
+    return True if any(said(ws, first, p) for p in _YES) else None
 
 
 def yes_no(text: str) -> bool | None:

@@ -4,6 +4,8 @@ import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from bot import answers, places
 from bot.answers import UNKNOWN, Turn, apply, ask_next, next_question
 
@@ -133,6 +135,7 @@ def test_a_plain_yes_is_a_yes_whatever_the_classifier_heard():
     consent = apply({}, "consent", turn("ừ thôi được, tôi không bị gì cả", "goodbye"))
     assert consent["consent"] is True and "outcome" not in consent
     assert apply({}, "consent", turn("ok bye", "goodbye"))["outcome"] == "ended_early"
+    assert apply({}, "consent", turn("Dạ thôi, em không muốn khai đâu", "refuse"))["outcome"] == "refused"
 
 
 def test_at_home_said_with_a_no_in_it():
@@ -159,3 +162,34 @@ def test_a_leading_no_is_the_answer_even_when_something_else_is_unknown():
     assert apply(START, "contact_with_case", turn(said, "deny"))["contact_with_case"] == "no"
     assert apply(START, "contact_with_case", turn("không biết", "deny"))["contact_with_case"] == "unknown"
     assert apply(START, "at_registered_address", turn("lúc ở lúc không", "deny"))["at_registered_address"] == UNKNOWN
+
+
+@pytest.mark.parametrize(
+    ("question", "text", "intent", "expected"),
+    [
+        # found by an adversarial review of the parser: each was wrong once
+        ("test_result", "vo duong tinh, toi am tinh", "inform", "negative"),  # a wife typed bare is still a wife
+        ("test_result", "không gặp ai hết, mà test nhanh dương tính", "inform", "positive"),  # anyone ends at the comma
+        ("test_result", "Chị Hoa đây, chị test dương tính rồi", "inform", "positive"),  # she introduces herself
+        ("test_result", "Kết quả: Dương", "inform", "positive"),
+        ("test_result", "em đang ở Bình Dương, tính tuần sau mới về", "inform", None),  # a province
+        ("temperature", "39 do, y toi la 38 do", "inform", 38.0),  # "ý tôi là" typed bare corrects
+        ("contact_with_case", "dạ không ạ", "deny", "no"),  # "dạ" is politeness, the "không" answers
+        ("contact_with_case", "có thể có, em không chắc nữa", "inform", "unknown"),
+        ("contact_with_case", "trưa qua có ngồi ăn với ông hàng xóm bị F0", "inform", "yes"),  # "trưa" is not "chưa"
+        ("identity_confirmed", "Dạ, lộn số rồi anh ơi", "wrong_person", False),
+        ("symptoms", "tui hông có đau chỗ nào đâu, ngực cũng không tức", "deny", []),  # "đâu, ngực" is no chest pain
+        ("symptoms", "không biết vì sao dạo này hay mệt", "inform", ["fatigue"]),
+        ("vaccine_doses", "mũi 1 tháng 7, mũi 2 tháng 9, chưa tiêm mũi 3", "inform", 2),
+        ("vaccine_doses", "tiêm 1 mũi Sinopharm Vero Cell", "inform", 1),
+        ("vaccine_doses", "tiêm 1 mũi hồi 20/7, còn test thì ngày 3/3 âm tính", "inform", 1),
+    ],
+)
+def test_review_findings(question, text, intent, expected):
+    assert apply(START, question, turn(text, intent))[question] == expected
+
+
+@pytest.mark.parametrize("text", ["thứ ²", "5 giờ ²", "39 độ ²", "٣٨ độ", "\u200b", "🙂🙂", "...", ""])
+def test_odd_digits_and_marks_never_crash(text):
+    for question in [*answers.QUESTIONS, None]:
+        apply(START, question, turn(text))

@@ -309,3 +309,19 @@ def test_someone_elses_result_even_when_a_relative_answers():
     assert find_test_results("có, thằng cháu ở cùng dương tính") == []  # the nephew, not the resident
     assert find_test_results("tôi chưa xét nghiệm, bố tôi thì đang chờ kết quả", expected=True) == []
     assert [f.value for f in find_test_results("lấy mẫu rồi mà họ chưa trả kết quả", expected=True)] == ["pending"]
+
+
+def test_tu_and_sau_before_a_day_are_words_not_decimals():
+    assert [f.value for f in find_temperatures("sot cao 39 do tu hom kia")] == [39.0]  # từ hôm kia, not 39.4
+    assert [f.value for f in find_temperatures("em sot 38 do tu chieu qua")] == [38.0]
+    assert [f.value for f in find_temperatures("ba tám độ tư")] == [38.4]
+
+
+def test_the_nlu_marks_whole_misspelt_phrases_and_only_the_corrected_day():
+    assert [("ho khang từ hôm wa"[f.start : f.end], f.entity) for f in find_all("ho khang từ hôm wa")] == [
+        ("ho khang", "symptom"),
+        ("hôm wa", "time"),
+    ]
+    text = "tu hom qua, a khong, tu hom kia co"
+    assert [text[f.start : f.end] for f in find_all(text)] == ["hom kia"]
+    assert [f.entity for f in find_all("chào buổi sáng")] == []
