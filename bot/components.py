@@ -124,6 +124,11 @@ _MASHED = re.compile(r"(\w)\1{3,}")
 _NOT_WORDS = re.compile(r"https?://|www\.|\w\.(com|vn|net|ly)\b|^\s*[{<]")
 
 
+def _answers_something(text: str) -> bool:
+    """A button's payload, or words that answer a question (a symptom, a number, a day, a result, yes or no)."""
+    return text.startswith("/") or bool(find_all(text)) or yes_no(text) is not None
+
+
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
 class NotUnderstood(GraphComponent):
     VOCABULARY_FILE = "vocabulary.json"
@@ -181,7 +186,14 @@ class NotUnderstood(GraphComponent):
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
             intent = message.get(INTENT) or {}
-            if intent.get("name") == OFF_TOPIC or self._nonsense(message.get(TEXT) or ""):
+            text = message.get(TEXT) or ""
+            if _answers_something(text):
+                if intent.get("name") == OFF_TOPIC:  # "bữa qua" is a day, whatever the classifier made of it
+                    ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get("name") != OFF_TOPIC]
+                    message.set(INTENT, ranking[0] if ranking else {"name": "inform", "confidence": 1.0}, True)
+                    message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
+                continue
+            if intent.get("name") == OFF_TOPIC or self._nonsense(text):
                 # First in the ranking too, as the FallbackClassifier puts it: `rasa test nlu` then scores the
                 # classifier's own intent (it undoes fallbacks), and the dialogue sees nlu_fallback.
                 fallback = {"name": NOT_UNDERSTOOD, "confidence": intent.get("confidence", 1.0)}
@@ -198,12 +210,10 @@ class NotUnderstood(GraphComponent):
         return word.folded in self.vocabulary or is_syllable(word.folded)
 
     def _nonsense(self, text: str) -> bool:
-        if text.startswith("/"):
-            return False  # a button's payload
         if _NOT_WORDS.search(text):
             return True  # a link or code is never an answer
         ws = words(text)
-        if not ws or find_all(text) or yes_no(text) is not None:
-            return False  # nothing typed (an emoji: read by the dialogue), or an answer said
+        if not ws:
+            return False  # nothing typed (an emoji: read by the dialogue)
         known = sum(self._known(w) for w in ws)
         return known / len(ws) < self._config["min_known_share"]

@@ -592,8 +592,24 @@ NOT_TESTED_PHRASES = [
 ]
 
 
+_NEVER = [split_phrase(p) for p in ("chưa", "không", "hổng", "chẳng", "chưa từng")]
+_BETWEEN = ("có", "đi", "làm", "được", "cho", "hề", "bao giờ")  # "chưa có làm xét nghiệm", "chưa đi test"
+_TESTS = [split_phrase(p) for p in ("test", "xét nghiệm", "lấy mẫu", "pcr", "test nhanh")]
+
+
 def says_not_tested(text: str) -> bool:
-    return says(text, NOT_TESTED_PHRASES)
+    """'chưa test', 'chưa có làm xét nghiệm', 'không đi test bao giờ'."""
+    if says(text, NOT_TESTED_PHRASES):
+        return True
+    ws = words(text)
+    for i in range(len(ws)):
+        if any(phrase_at(ws, i, n) for n in _NEVER):
+            j = i + 1
+            while j < len(ws) and j - i <= 3 and any(matches(ws[j], b) for b in _BETWEEN):
+                j += 1
+            if any(phrase_at(ws, j, t) for t in _TESTS):
+                return True
+    return False
 
 
 # ---------------------------------------------------------------------------------------------- vaccine doses

@@ -355,7 +355,7 @@ _YES = [
 
 
 _MAYBE = [split_phrase(p) for p in ("có thể", "có lẽ", "chắc là", "hình như", "chắc có", "chắc không")]
-_POLITE = [split_phrase(p) for p in ("dạ", "vâng", "ừ", "ờ", "dạ thưa", "thưa")]  # before the answer itself
+_POLITE = [split_phrase(p) for p in ("dạ", "vâng", "ừ", "ờ", "thưa")]  # before the answer itself
 
 # A thumbs up is a yes in chat; a thumbs down or a cross a no.
 _YES_EMOJI = set("👍👌✅🆗🙆☑✔")
@@ -375,7 +375,9 @@ def leading_yes_no(text: str) -> bool | None:
         return _emoji_yes_no(text)
     if any(phrase_at(ws, 0, p) for p in _MAYBE):
         return None  # "có thể có, em không chắc", "có lẽ không"
-    first = 1 if any(phrase_at(ws, 0, p) for p in _POLITE) and len(ws) > 1 else 0  # "dạ không ạ" is a no
+    first = 0  # "dạ không ạ", "dạ thưa không": after the politeness comes the answer
+    while first + 1 < len(ws) and (polite := next((p for p in _POLITE if phrase_at(ws, first, p)), None)):
+        first += len(polite)
     if any(phrase_at(ws, first, p) for p in _NO):  # as written: "trưa" is not "chưa", "lo" not "no"
         return False
     # A yes may be misspelt ("phãi", "fải", "đúg"), not on one or two letters ("ơ..." is not "ờ").

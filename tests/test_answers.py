@@ -175,6 +175,9 @@ def test_a_leading_no_is_the_answer_even_when_something_else_is_unknown():
         ("test_result", "em đang ở Bình Dương, tính tuần sau mới về", "inform", None),  # a province
         ("temperature", "39 do, y toi la 38 do", "inform", 38.0),  # "ý tôi là" typed bare corrects
         ("contact_with_case", "dạ không ạ", "deny", "no"),  # "dạ" is politeness, the "không" answers
+        ("contact_with_case", "dạ thưa không ạ", "deny", "no"),
+        ("test_result", "em chưa có làm xét nghiệm", "ask_testing", "not_tested"),
+        ("test_result", "xét nghiệm ở đâu? có mất tiền không?", "ask_testing", None),  # a question, not a "không"
         ("contact_with_case", "có thể có, em không chắc nữa", "inform", "unknown"),
         ("contact_with_case", "trưa qua có ngồi ăn với ông hàng xóm bị F0", "inform", "yes"),  # "trưa" is not "chưa"
         ("identity_confirmed", "Dạ, lộn số rồi anh ơi", "wrong_person", False),

@@ -182,3 +182,46 @@ def test_development_conversations_leave_exact_declarations(chat):
     failures = "\n".join(_described(o) for o in outcomes if not o.exact)
     print(failures)  # the team tunes on these: shown with `pytest -s`, and on failure
     assert exact >= DEVELOPMENT_EXACT_MIN, failures
+
+
+def _first_answer_heard(app, text: str, phone: str) -> str | None:
+    """The intent the engine heard in `text`, said as the first answer of a new web chat."""
+    with app.sessions.begin() as session:
+        factories.person(session, phone, name="Dev")
+    post = httpx.Client(base_url=app.url, timeout=60).post
+    opened = post("/api/v1/webchat/sessions", json={"phone": phone, "name": "Dev"}).json()
+    post(f"/api/v1/webchat/sessions/{opened['session_id']}/messages", json={"text": text})
+    with app.sessions() as session:
+        return session.scalars(
+            select(Turn.intent)
+            .join(Conversation)
+            .join(Person)
+            .where(Person.phone == phone, Turn.speaker == Speaker.RESIDENT)
+        ).first()
+
+
+@pytest.mark.skipif(not os.environ.get("OUTREACH_DEVELOPMENT_SETS"), reason="on demand: OUTREACH_DEVELOPMENT_SETS=1")
+def test_development_nonsense_is_not_understood_and_real_answers_are(chat):
+    """tests/devset/nlu_dev_nonsense.yml (written blind): nonsense and off-topic lines, and short real answers."""
+    data = yaml.safe_load((HERE / "devset" / "nlu_dev_nonsense.yml").read_text(encoding="utf-8"))
+    lines = [
+        (block["intent"], line.strip()[2:])
+        for block in data["nlu"]
+        for line in block["examples"].splitlines()
+        if line.strip().startswith("- ")
+    ]
+    with ThreadPoolExecutor(PARALLEL_RESIDENTS) as pool:
+        heard = list(
+            pool.map(lambda item: _first_answer_heard(chat, item[1][1], _phone(20_000 + item[0])), enumerate(lines))
+        )
+    pairs = list(zip(lines, heard, strict=True))
+    nonsense = [said for (kind, said), intent in pairs if kind == NOT_UNDERSTOOD and intent != NOT_UNDERSTOOD]
+    false_alarms = [said for (kind, said), intent in pairs if kind != NOT_UNDERSTOOD and intent == NOT_UNDERSTOOD]
+    total = Counter(kind for kind, _ in lines)
+    real = sum(total.values()) - total[NOT_UNDERSTOOD]
+    QUALITY_REPORT.append(
+        f"Development nonsense: {1 - len(nonsense) / total[NOT_UNDERSTOOD]:.0%} of {total[NOT_UNDERSTOOD]} not "
+        f"understood; false alarms on {len(false_alarms)} of {real} real answers"
+    )
+    print("missed nonsense:", nonsense, "\nfalse alarms:", false_alarms)
+    assert len(false_alarms) <= 0.05 * real, false_alarms
