@@ -5,10 +5,12 @@
   the lemma see "khong co" and "không có" and "ko có" as the same words.
 - `VietnameseEntityExtractor`: symptoms, temperatures, days/times, test results and vaccine doses found by the
   rules in `bot.vnparse`, which the dialogue's answer parsing shares.
-- `NotUnderstood`: nonsense to the not-understood path (`nlu_fallback`): a message whose words are mostly neither
-  words of the training data nor Vietnamese syllables ("asdfghjkl", "今天天气很好", "lorem ipsum"), and whatever the
-  classifier calls `out_of_scope` (off-topic chat, trained on examples of its own). The classifier alone is
-  confident on gibberish, so no confidence threshold can tell it apart.
+- `NotUnderstood` (last in the pipeline): nonsense to the not-understood path (`nlu_fallback`): a message whose words
+  are mostly neither words of the training data nor Vietnamese syllables ("asdfghjkl", "今天天气很好", "lorem
+  ipsum"), a link or code, and whatever the classifier calls `out_of_scope` (off-topic chat, trained on examples of
+  its own). The classifier alone is confident on gibberish, so no confidence threshold can tell it apart. And the
+  other way round: a message that answers something ("ho", "ở nhà", "bữa qua") is never not understood, however
+  unsure the classifier (or the FallbackClassifier before it) was.
 - `EmergencyNeedsWords`: the classifier's `emergency` stands only on words of danger (an urgent symptom, a call for
   help); without them the next intent of the ranking is taken. A false emergency raises an urgent alert and stops
   the questions, and the classifier gave it to plain answers ("tối qua ạ").
@@ -118,6 +120,7 @@ class EmergencyNeedsWords(GraphComponent):
 
 NOT_UNDERSTOOD = "nlu_fallback"
 OFF_TOPIC = "out_of_scope"
+_NOT_ANSWERS = {OFF_TOPIC, NOT_UNDERSTOOD}
 
 
 _MASHED = re.compile(r"(\w)\1{3,}")
@@ -188,8 +191,8 @@ class NotUnderstood(GraphComponent):
             intent = message.get(INTENT) or {}
             text = message.get(TEXT) or ""
             if _answers_something(text):
-                if intent.get("name") == OFF_TOPIC:  # "bữa qua" is a day, whatever the classifier made of it
-                    ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get("name") != OFF_TOPIC]
+                if intent.get("name") in (OFF_TOPIC, NOT_UNDERSTOOD):  # "bữa qua" is a day, however it was heard
+                    ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get("name") not in _NOT_ANSWERS]
                     message.set(INTENT, ranking[0] if ranking else {"name": "inform", "confidence": 1.0}, True)
                     message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
                 continue
