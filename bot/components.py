@@ -42,7 +42,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from bot.vnparse import find_all, names_an_emergency
-from bot.vntext import Word, is_syllable, words, yes_no
+from bot.vntext import Word, is_syllable, leading_yes_no, words, yes_no
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER, is_trainable=False)
@@ -128,8 +128,15 @@ _NOT_WORDS = re.compile(r"https?://|www\.|\w\.(com|vn|net|ly)\b|^\s*[{<]")
 
 
 def _answers_something(text: str) -> bool:
-    """A button's payload, or words that answer a question (a symptom, a number, a day, a result, yes or no)."""
-    return text.startswith("/") or bool(find_all(text)) or yes_no(text) is not None
+    """A button's payload, or words that answer a question: a symptom, a temperature, a result, doses, a yes or no
+    said first (or in a few words), or a day that is most of the message ("bữa qua"; not "giá vàng hôm nay")."""
+    if text.startswith("/") or leading_yes_no(text) is not None:
+        return True
+    ws, found = words(text), find_all(text)
+    if any(f.entity != "time" for f in found) or (yes_no(text) is not None and len(ws) <= 4):
+        return True
+    said_as_days = sum(1 for w in ws if any(f.start <= w.start < f.end for f in found))
+    return bool(ws) and said_as_days * 2 >= len(ws)
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
@@ -192,9 +199,7 @@ class NotUnderstood(GraphComponent):
             text = message.get(TEXT) or ""
             if _answers_something(text):
                 if intent.get("name") in (OFF_TOPIC, NOT_UNDERSTOOD):  # "bữa qua" is a day, however it was heard
-                    ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get("name") not in _NOT_ANSWERS]
-                    message.set(INTENT, ranking[0] if ranking else {"name": "inform", "confidence": 1.0}, True)
-                    message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
+                    self._understood(message, text)
                 continue
             if intent.get("name") == OFF_TOPIC or self._nonsense(text):
                 # First in the ranking too, as the FallbackClassifier puts it: `rasa test nlu` then scores the
@@ -204,6 +209,20 @@ class NotUnderstood(GraphComponent):
                 ranking = [fallback, *(message.get(INTENT_RANKING_KEY) or [])]
                 message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
         return messages
+
+    @staticmethod
+    def _understood(message: Message, text: str) -> None:
+        """The classifier's likeliest intent that is an answer; never an emergency without words of danger (its
+        veto came earlier: "Quảng Nam, giờ nhập vào Đà Nẵng" once became an urgent alert here)."""
+        emergency = names_an_emergency(text)
+        ranking = [
+            r
+            for r in message.get(INTENT_RANKING_KEY) or []
+            if r.get("name") not in _NOT_ANSWERS and (emergency or r.get("name") != "emergency")
+        ]
+        ranking.sort(key=lambda r: -r.get("confidence", 0.0))
+        message.set(INTENT, ranking[0] if ranking else {"name": "inform", "confidence": 1.0}, add_to_output=True)
+        message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
 
     def _known(self, word: Word) -> bool:
         if _MASHED.search(word.text.lower()):

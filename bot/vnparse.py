@@ -66,7 +66,8 @@ def _is_number_word(ws: list[Word], i: int) -> bool:
         return False
     if ws[i].accented or ws[i].folded not in _AMBIGUOUS_UNACCENTED:
         return True
-    neighbours = [k for k in (i - 1, i + 1) if 0 <= k < len(ws)]
+    # A neighbour in the same clause: "Quảng Nam, giờ ..." is a province, then "now".
+    neighbours = [k for k in (i - 1, i + 1) if 0 <= k < len(ws) and not ws[max(i, k)].after_mark]
     return any(
         (not ws[k].text.isdecimal() and _digit(ws[k]) is not None)
         or any(phrase_at(ws, k, n) for n in _NUMBER_NEIGHBOURS)
@@ -879,7 +880,7 @@ def _clock_at(ws: list[Word], i: int) -> tuple[time, int] | None:
         hour, minute, used = int(glued.group(1)), int(glued.group(2) or 0), 1
     else:
         number = number_at(ws, i)
-        if number is None or not phrase_at(ws, i + number[1], ("giờ",)):
+        if number is None or not phrase_at(ws, i + number[1], ("giờ",)) or ws[i + number[1]].after_mark:
             return None
         hour, minute, used = int(number[0]), 0, number[1] + 1
     if i + used < len(ws) and matches(ws[i + used], "rưỡi"):

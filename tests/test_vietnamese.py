@@ -325,3 +325,9 @@ def test_the_nlu_marks_whole_misspelt_phrases_and_only_the_corrected_day():
     text = "tu hom qua, a khong, tu hom kia co"
     assert [text[f.start : f.end] for f in find_all(text)] == ["hom kia"]
     assert [f.entity for f in find_all("chào buổi sáng")] == []
+
+
+def test_a_number_and_its_unit_are_in_one_clause():
+    text = "không, em về nhà mẹ đẻ ở Hội An, Quảng Nam, giờ nhập vào Đà Nẵng rồi"
+    assert find_all(text) == []  # "Nam, giờ" is no five o'clock
+    assert [f.value for f in find_all("năm giờ chiều gọi lại")] == ["năm giờ chiều"]
