@@ -54,6 +54,11 @@ def _answers_anyway(requested: str, turn: Turn) -> bool:
     return turn.intent != "emergency" and answers.specific_answer(requested, turn) is not None
 
 
+def _really(turn: Turn) -> bool:
+    """A question the classifier heard must read like one ("ờm để xem" is thinking, not asking about tests)."""
+    return not turn.intent.startswith("ask_") or answers.reads_as_a_question(turn.text)
+
+
 def _slot_events(before: dict[str, Any], after: dict[str, Any]) -> list[EventType]:
     """The slots that changed; the question to ask (`requested_slot`) always, for the form asks it."""
     return [
@@ -75,7 +80,7 @@ class ValidateDeclarationForm(Action):
         if requested and answers.is_complaint(turn) and ("?" in turn.text or not _answers_anyway(requested, turn)):
             dispatcher.utter_message(response="utter_explain_follow_up")
             return _slot_events(slots, answers.ask_next(slots))
-        if requested and turn.intent in LEFT_TO_RULES and not _answers_anyway(requested, turn):
+        if requested and turn.intent in LEFT_TO_RULES and not _answers_anyway(requested, turn) and _really(turn):
             return []  # the form steps aside; a rule answers, then the form asks again
         updated = answers.apply(slots, requested, turn)
         if answers.needs_emergency_advice(slots, updated):

@@ -425,6 +425,21 @@ _ASKING_WHY = [
 ]
 
 
+_QUESTION_WORDS = [
+    split_phrase(p)
+    for p in (
+        *("sao", "gì", "nào", "đâu", "bao giờ", "bao lâu", "bao nhiêu", "mấy", "ai", "hả", "không ạ", "chưa ạ"),
+        *("có phải", "là sao", "thế nào", "như nào", "ra sao", "được không", "có cần", "có mất", "ở đâu", "khi nào"),
+        *("răng", "chi", "mô", "hông", "hem", "why", "what", "how", "where", "who", "cho hỏi", "muốn hỏi"),
+    )
+]
+
+
+def reads_as_a_question(text: str) -> bool:
+    """A question mark or a question's words ("xét nghiệm ở đâu", "ai gọi đấy", "cách ly mấy ngày")."""
+    return "?" in text or says(text, _QUESTION_WORDS)
+
+
 def _asks_back(turn: Turn) -> bool:
     return "?" in turn.text and leading_yes_no(turn.text) is None
 

@@ -5,12 +5,11 @@
   the lemma see "khong co" and "không có" and "ko có" as the same words.
 - `VietnameseEntityExtractor`: symptoms, temperatures, days/times, test results and vaccine doses found by the
   rules in `bot.vnparse`, which the dialogue's answer parsing shares.
-- `NotUnderstood` (last in the pipeline): nonsense to the not-understood path (`nlu_fallback`): a message whose words
-  are mostly neither words of the training data nor Vietnamese syllables ("asdfghjkl", "今天天气很好", "lorem
-  ipsum"), a link or code, and whatever the classifier calls `out_of_scope` (off-topic chat, trained on examples of
-  its own). The classifier alone is confident on gibberish, so no confidence threshold can tell it apart. And the
-  other way round: a message that answers something ("ho", "ở nhà", "bữa qua") is never not understood, however
-  unsure the classifier (or the FallbackClassifier before it) was.
+- `NotUnderstood`: nonsense to the not-understood path (`nlu_fallback`): a message whose words are mostly neither
+  words of the training data nor Vietnamese syllables ("asdfghjkl", "今天天气很好", "lorem ipsum"), a link or code,
+  and whatever the classifier calls `out_of_scope` (off-topic chat, trained on examples of its own). The classifier
+  alone is confident on gibberish, so no confidence threshold can tell it apart. A message that answers something
+  ("bữa qua") is never off-topic: it keeps the classifier's likeliest other intent.
 - `EmergencyNeedsWords`: the classifier's `emergency` stands only on words of danger (an urgent symptom, a call for
   help); without them the next intent of the ranking is taken. A false emergency raises an urgent alert and stops
   the questions, and the classifier gave it to plain answers ("tối qua ạ").
@@ -198,7 +197,7 @@ class NotUnderstood(GraphComponent):
             intent = message.get(INTENT) or {}
             text = message.get(TEXT) or ""
             if _answers_something(text):
-                if intent.get("name") in (OFF_TOPIC, NOT_UNDERSTOOD):  # "bữa qua" is a day, however it was heard
+                if intent.get("name") == OFF_TOPIC:  # "bữa qua" is a day, however it was heard
                     self._understood(message, text)
                 continue
             if intent.get("name") == OFF_TOPIC or self._nonsense(text):
