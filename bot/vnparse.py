@@ -595,7 +595,7 @@ NOT_TESTED_PHRASES = [
 
 _NEVER = [split_phrase(p) for p in ("chưa", "không", "hổng", "chẳng", "chưa từng")]
 _BETWEEN = ("có", "đi", "làm", "được", "cho", "hề", "bao giờ")  # "chưa có làm xét nghiệm", "chưa đi test"
-_TESTS = [split_phrase(p) for p in ("test", "xét nghiệm", "lấy mẫu", "pcr", "test nhanh")]
+_TESTS = [split_phrase(p) for p in ("test", "xét nghiệm", "lấy mẫu", "pcr")]
 
 
 def says_not_tested(text: str) -> bool:
@@ -744,7 +744,7 @@ def _not_done_after(ws: list[Word], end: int) -> bool:
     return any(phrase_at(after[:clause], j, n) for j in range(clause) for n in _NOT_DONE)
 
 
-_TEST_WORDS = [split_phrase(p) for p in ("test", "xét nghiệm", "lấy mẫu", "pcr", "âm tính", "dương tính")]
+_TEST_WORDS = [*_TESTS, split_phrase("âm tính"), split_phrase("dương tính")]  # a test, or its result
 _THEN = [split_phrase(p) for p in ("thêm", "cộng", "sau đó", "rồi", "với", "và", "xong", "nhắc thêm")]
 
 
