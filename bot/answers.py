@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot import places, vnparse
-from bot.vnscope import last_correction
-from bot.vntext import leading_yes_no, says, split_phrase, yes_no
+from bot.vnscope import corrections, others_spans
+from bot.vntext import leading_yes_no, matches, says, split_phrase, words, yes_no
 
 UNKNOWN = "unknown"  # asked twice and still not understood: the form moves on, the store keeps null
 FEVER_FROM_C = 37.5  # a measured temperature this high is a fever even when the word "sốt" was not said
@@ -66,7 +66,12 @@ _NO_CONTACT = [
 ]
 _AWAY = [
     split_phrase(p)
-    for p in ("về quê", "đi làm", "không ở", "chuyển đi", "ra ngoài", "đi vắng", "ở quê", "đi công tác", "chuyển chỗ")
+    for p in (
+        *("về quê", "đi làm", "không ở", "chuyển đi", "ra ngoài", "đi vắng", "ở quê", "đi công tác", "chuyển chỗ"),
+        *("dọn qua", "dọn sang", "dọn đi", "dọn về", "chuyển qua", "chuyển sang", "chuyển về", "qua nhà", "sang nhà"),
+        *("cách ly tập trung", "khu cách ly", "bệnh viện", "nhập viện", "nhà ngoại", "nhà nội", "nhà bạn"),
+        *("nhà người quen", "nhà bà con", "nhà họ hàng", "nhà người thân"),
+    )
 ]
 _NO_NEEDS = [
     split_phrase(p)
@@ -106,37 +111,22 @@ _HEALTHY = [
         "không có triệu chứng",
     )
 ]
-# A relative answering for the resident: "tôi là mẹ cháu, tôi trả lời giúp", "tôi là bố nó đây".
+# A relative answering for the resident: "tôi là mẹ cháu, tôi trả lời giúp", "cháu là cháu nội ông, cháu nhắn giúp",
+# "tôi là bố nó đây": who they are to the resident, or answering on their behalf.
+_ON_BEHALF = ("giúp", "giùm", "dùm", "hộ", "thay")
+_ANSWERING = ("trả lời", "khai", "nhắn", "nhắn tin", "nghe máy", "nghe", "bắt máy", "nói")
+_SPEAKING = ("tôi", "em", "mình", "tui", "cháu", "con")
+# Kin words only: "tôi là chị Lan", "cháu là cháu Minh đây" are the resident giving a title and a name.
+_RELATION = ("mẹ", "bố", "ba", "má", "cha", "vợ", "chồng", "con", "người nhà", "cháu nội", "cháu ngoại", "cháu gái")
+_RELATION += ("cháu trai", "em gái", "em trai", "anh trai", "chị gái", "ông nội", "bà nội", "ông ngoại", "bà ngoại")
 _FOR_THE_RESIDENT = [
     split_phrase(p)
     for p in (
-        "trả lời thay",
-        "trả lời giúp",
-        "trả lời hộ",
-        "khai thay",
-        "khai giúp",
-        "khai hộ",
-        "nói thay",
-        "tôi là mẹ",
-        "tôi là bố",
-        "tôi là ba",
-        "tôi là má",
-        "tôi là cha",
-        "tôi là vợ",
-        "tôi là chồng",
-        "tôi là con",
-        "tôi là người nhà",
-        "em là mẹ",
-        "em là vợ",
-        "em là chồng",
-        "em là con",
-        "mình là mẹ",
-        "tui là má",
-        "tui là ba",
-        *("trả lời cho", "khai cho", "nói giúp", "mẹ nó đây", "bố nó đây", "ba nó đây", "má nó đây", "bà nội nó"),
-        *("ông nội nó", "bà ngoại nó", "ông ngoại nó", "mẹ cháu đây", "bố cháu đây", "bà nó đây", "ông nó đây"),
-        *("nghe giùm", "nghe máy giùm", "nghe hộ", "nghe máy hộ", "nghe thay", "nghe máy thay", "cháu trả lời"),
-        "con trả lời",
+        *(f"{verb} {helper}" for verb in _ANSWERING for helper in _ON_BEHALF),
+        *(f"{verb} cho" for verb in ("trả lời", "khai")),
+        *(f"{me} là {relation}" for me in _SPEAKING for relation in _RELATION),
+        *("mẹ nó đây", "bố nó đây", "ba nó đây", "má nó đây", "bà nội nó", "ông nội nó", "bà ngoại nó"),
+        *("ông ngoại nó", "mẹ cháu đây", "bố cháu đây", "bà nó đây", "ông nó đây", "cháu trả lời", "con trả lời"),
     )
 ]
 _BUSY = [
@@ -268,7 +258,11 @@ def specific_answer(question: str, turn: Turn, leading_yes_no_counts: bool = Tru
     if question == "vaccine_doses":
         return _doses(turn, expected=False)
     if question == "at_registered_address":
-        return False if says(turn.text, _AWAY) else (True if says(turn.text, _AT_HOME) else None)
+        return _staying(turn)
+    if question == "identity_confirmed" and answers_for_the_resident(turn):
+        return True  # "tôi là con gái bà Ánh, bà nghe không rõ nên tôi trả lời giúp": not a "say again"
+    if question in ("identity_confirmed", "consent") and _plain_yes(question, turn):
+        return True  # "dc e, hõi lẹ đj" (ok, ask away) is a yes, not a "say again"
     if question == "staying_at":
         return _place(turn)
     if question == "needs":
@@ -280,9 +274,10 @@ def specific_answer(question: str, turn: Turn, leading_yes_no_counts: bool = Tru
 
 def _after_correction(turn: Turn) -> Turn | None:
     """The part of the turn after a self-correction ("không... à mà có"), as a turn of its own, or None."""
-    correction = last_correction(turn.text)
-    rest = turn.text[correction[1] :].strip(" ,.;!?…") if correction else ""
-    return Turn(rest, turn.intent, [], turn.now, turn.proxy) if rest else None
+    for _, end in reversed(corrections(turn.text)):  # "có, à không, không có, em nhầm": the "nhầm" ends it
+        if rest := turn.text[end:].strip(" ,.;!?…"):
+            return Turn(rest, turn.intent, [], turn.now, turn.proxy)
+    return None
 
 
 def answer_to(question: str, turn: Turn, slots: dict[str, Any]) -> Any:
@@ -345,16 +340,16 @@ def _answer_to(question: str, turn: Turn, slots: dict[str, Any]) -> Any:
         doses = _doses(turn, expected=True)
         return doses if doses is not None else (0 if _is_no(turn) else None)
     if question == "at_registered_address":
-        if says(turn.text, _AWAY):
-            return False
-        if says(turn.text, _AT_HOME):
-            return True  # "vẫn ở nhà ko đi đâu": its "không" is not a no
+        if (staying := _staying(turn)) is not None:
+            return staying  # "vẫn ở nhà ko đi đâu": its "không" is not a no
         return False if _is_no(turn) else (True if _is_yes(turn) else None)
     if question == "staying_at":
         return _place(turn)
     if question == "needs":
         if turn.intent in ("deny", "feel_fine") or says(turn.text, _NO_NEEDS):
             return ""
+        if says(turn.text, _NEEDS) and "?" not in turn.text:
+            return turn.text.strip()  # "em cần được xét nghiệm": its "được" is not a yes
         return turn.text.strip() if turn.intent == "inform" or (turn.text and not _is_yes(turn)) else None
     raise ValueError(f"unknown question {question}")
 
@@ -383,6 +378,18 @@ def _volunteered(slots: dict[str, Any], requested: str | None, turn: Turn) -> di
     elif day and (symptoms or "temperature" in found) and requested != "test_date":
         found["symptom_onset"] = day
     return found
+
+
+def _stays_elsewhere(turn: Turn) -> bool:
+    """'về quê rồi', 'em đang ở nhà mẹ đẻ bên Gia Lâm': a home, but someone else's."""
+    if says(turn.text, _AWAY):
+        return True
+    ws, starts = words(turn.text), {start for start, _ in others_spans(turn.text)}
+    return any(matches(w, "nhà") and i + 1 < len(ws) and ws[i + 1].start in starts for i, w in enumerate(ws))
+
+
+def _staying(turn: Turn) -> bool | None:
+    return False if _stays_elsewhere(turn) else (True if says(turn.text, _AT_HOME) else None)
 
 
 def answers_for_the_resident(turn: Turn) -> bool:

@@ -81,6 +81,8 @@ class VietnameseEntityExtractor(GraphComponent, EntityExtractorMixin):
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
             text = message.get(TEXT) or ""
+            if (message.get(INTENT) or {}).get("name") in _NOT_ANSWERS:
+                continue  # "giá vàng hôm nay", off-topic: its days and numbers answer nothing
             found = [
                 {
                     ENTITY_ATTRIBUTE_TYPE: f.entity,

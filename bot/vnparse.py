@@ -339,8 +339,25 @@ SYMPTOM_PHRASES = {
     ],
 }
 # Longest phrases first, so "ho khan" wins over "ho" and "đau tức ngực" over "đau".
+# The body part first, then how it feels: "họng thì rát", "ngực hơi tức", "đầu cứ nhức" (a bare "đầu đau" is left out:
+# "ban đầu đau họng" is a sore throat at first).
+_TOPIC_FIRST = {
+    "sore_throat": (("họng", "cổ họng"), ("đau", "rát", "ngứa", "khô"), ("", "thì", "hơi", "bị", "cứ", "thấy")),
+    "headache": (("đầu",), ("đau", "nhức"), ("thì", "hơi", "bị", "cứ")),
+    "chest_pain": (("ngực",), ("đau", "tức"), ("", "thì", "hơi", "bị", "cứ", "thấy")),
+    "runny_nose": (("mũi",), ("nghẹt", "ngạt", "tắc", "chảy", "chảy nước"), ("thì", "hơi", "bị", "cứ")),
+}
 _SYMPTOM_PATTERNS = sorted(
-    ((split_phrase(p), code) for code, phrases in SYMPTOM_PHRASES.items() for p in phrases),
+    [
+        *((split_phrase(p), code) for code, phrases in SYMPTOM_PHRASES.items() for p in phrases),
+        *(
+            (split_phrase(f"{part} {filler} {feeling}"), code)
+            for code, (parts, feelings, fillers) in _TOPIC_FIRST.items()
+            for part in parts
+            for feeling in feelings
+            for filler in fillers
+        ),
+    ],
     key=lambda item: -len(item[0]),
 )
 # A symptom after one of these, in the same clause, is one the resident does not have.
@@ -387,6 +404,7 @@ _NOT_SYMPTOMS = [
     for p in (
         *("hỗ trợ", "hồ sơ", "hồ chí minh", "họ tên", "hộ khẩu", "hộ gia đình", "họ hàng", "sốt ruột", "hộ tôi"),
         *("mọi người", "lộn người"),  # not "mỏi người", "nóng người": everyone, the wrong person
+        *("họ bảo", "họ nói", "họ báo", "họ hẹn", "họ kêu", "họ chưa trả", "họ trả", "họ lấy mẫu"),  # they (the lab)
     )
 ]
 
@@ -400,7 +418,19 @@ def _symptom_at(ws: list[Word], i: int) -> tuple[tuple[str, ...], str] | None:
     heard = next(((p, code) for p, code in _SYMPTOM_PATTERNS if phrase_sounds_at(ws, i, p)), None)
     if exact and heard and heard[1] == exact[1] and len(heard[0]) > len(exact[0]):
         return heard  # "ho khang", "mệt mõi": the misspelt longer phrase says the same symptom, all of it
-    return exact or heard
+    return exact or heard or _after_suffering(ws, i)
+
+
+_SUFFERING = ("bị", "hơi", "còn", "vẫn")
+_ONE_WORD_SYMPTOMS = {"ho": "cough", "sốt": "fever", "mệt": "fatigue"}
+
+
+def _after_suffering(ws: list[Word], i: int) -> tuple[tuple[str, ...], str] | None:
+    """After "bị" a symptom is expected: a wrong tone is still the symptom ("em bị hồ" is a cough, not a lake)."""
+    if i == 0 or ws[i].after_mark or not any(matches(ws[i - 1], w) for w in _SUFFERING):
+        return None
+    word = next((w for w in _ONE_WORD_SYMPTOMS if ws[i].folded == fold(w)), None)
+    return ((word,), _ONE_WORD_SYMPTOMS[word]) if word else None
 
 
 def symptom_mentions(text: str) -> list[tuple[Found, bool]]:
@@ -475,12 +505,18 @@ def find_test_results(text: str, proxy: bool = False, expected: bool = False) ->
         f
         for f in _test_result_mentions(text, expected)
         if not about_someone_else(f.start, others)
-        and (f.value == "pending" or not about_someone_else(f.start, testers))
+        and (f.value == "pending" or not about_someone_else(f.start, testers) or _reported(text, testers, f.start))
     ]
     return corrected(own, text)
 
 
 _THE_TESTERS = re.compile(r"(?i)(họ|người ta)\b")  # "họ chưa trả kết quả": the lab, not a contact
+_REPORTING = re.compile(r"(?i)\b(bảo|nói|báo|kêu|trả|cho biết|thông báo|nhắn|gửi)\b")
+
+
+def _reported(text: str, testers: list[tuple[int, int]], start: int) -> bool:
+    """The testers telling the resident's result: "họ chọc mũi xong bảo âm tính" (not "họ dương tính", their own)."""
+    return any(s <= start < e and _REPORTING.search(text, s, start) for s, e in testers)
 
 
 _A_CASE = [split_phrase(p) for p in ("f0", "nhiễm", "bị covid", "mắc covid", "dính covid", "ca bệnh")]
@@ -490,13 +526,21 @@ def others_tested_positive(text: str, proxy: bool = False) -> bool:
     """Someone else is a case: 'vợ tôi dương tính', 'ổng dương tính bữa thứ năm', 'ông nội tôi là F0' (contact with
     a case)."""
     others = others_spans(text, proxy)
-    if any(f.value == "positive" and about_someone_else(f.start, others) for f in _test_result_mentions(text)):
+    told = [f for f in _test_result_mentions(text) if not _asked(text, f.end)]
+    if any(f.value == "positive" and about_someone_else(f.start, others) for f in told):
         return True
     ws = words(text)
     return any(
         about_someone_else(ws[i].start, others) and any(phrase_at(ws, i, case) for case in _A_CASE)
         for i in range(len(ws))
+        if not _asked(text, ws[i].end)
     )
+
+
+def _asked(text: str, at: int) -> bool:
+    """Is the clause going on at `at` a question ("ý là người bị dương tính hả?"), not something told?"""
+    clause_end = re.search(r"[,.;!?\n]", text[at:])
+    return clause_end is not None and clause_end.group() == "?"
 
 
 # Asked for the result, residents also answer this way: "âm" alone, "trạm báo không sao", "đang chờ".
@@ -504,6 +548,7 @@ ANSWERS_TO_THE_RESULT_QUESTION = {
     "negative": [
         *("không sao", "bình thường", "ổn", "không bị", "không bị gì", "báo không sao", "kết quả ổn"),
         *("không có vấn đề gì", "hổng có sao", "không có sao", "không có gì"),
+        *("không phát hiện", "chưa phát hiện", "không thấy virus", "sạch"),  # a lab's wording: not detected
     ],
     "pending": [
         *(
@@ -543,6 +588,8 @@ def _test_result_mentions(text: str, expected: bool = False) -> list[Found]:
 
 
 _ENGLISH_RESULTS = {"positive", "negative", "pos", "neg"}
+# "âm lịch" (the lunar calendar), "âm thanh" (a sound), "dương lịch": other words, not a result.
+_ANOTHER_WORD_WITH = ("lịch", "thanh", "nhạc", "ấm", "điệu", "vật")
 _TITLES = ("anh", "chị", "em", "cô", "chú", "bác", "bà", "ông", "bé", "bạn")
 
 
@@ -553,6 +600,8 @@ def _a_result_alone(ws: list[Word], i: int, expected: bool) -> bool:
     word = ws[i]
     named = i > 0 and word.text[:1].isupper() and not word.text.isupper() and not word.after_mark
     if named and (ws[i - 1].text[:1].isupper() or any(matches(ws[i - 1], t) for t in _TITLES)):
+        return False
+    if i + 1 < len(ws) and any(matches(ws[i + 1], w) for w in _ANOTHER_WORD_WITH):
         return False
     if expected:
         return True
@@ -619,7 +668,7 @@ _DOSE = ("mũi",)
 # Doses told as a story: "đi tiêm hai đợt ở trạm", "chích 3 lần rồi" count only beside a word of vaccination
 # ("test hai lần" is two tests).
 _STORY_UNITS = [split_phrase(p) for p in ("lần", "đợt", "liều", "booster", "mũi nhắc")]
-_BOOSTER = [split_phrase(p) for p in ("nhắc lại", "tăng cường", "booster", "mũi nhắc", "nhắc thêm")]
+_BOOSTER = [split_phrase(p) for p in ("nhắc lại", "tăng cường", "booster", "mũi nhắc", "nhắc thêm", "lần nhắc")]
 # A story of doses names each by its vaccine or its day: "Astra hồi tháng 8, rồi Pfizer, rồi nhắc Moderna" is three.
 _BRANDS = [
     split_phrase(p)
@@ -639,10 +688,19 @@ _MORE = [
 ]  # "chích Pfizer hai lần, rồi chích thêm Moderna một lần": three
 
 
+def _names_a_dose(ws: list[Word], i: int) -> bool:
+    """ "mũi", or "lần" / "đợt" told after a word of vaccination ("tiêm lần một, lần hai ở bệnh viện")."""
+    if phrase_at(ws, i, _DOSE):
+        return True
+    if not any(phrase_at(ws, i, unit) for unit in (("lần",), ("đợt",))):
+        return False
+    return any(phrase_at(ws, k, v) for k in range(max(0, i - 6), i) for v in _VACCINATION)
+
+
 def _dose_count_at(ws: list[Word], i: int) -> tuple[int, int] | None:
     """A count of doses from word i: (doses, words used) for '2 mũi', 'mũi 3', 'mũi thứ ba', 'hai đợt' (beside
     'tiêm'), or None."""
-    if phrase_at(ws, i, _DOSE):  # "mũi 3", "mũi thứ ba", "mũi đầu"
+    if _names_a_dose(ws, i):  # "mũi 3", "mũi thứ ba", "mũi đầu", "tiêm lần một"
         if i + 1 < len(ws) and ws[i + 1].canonical == "sau":
             return 2, 2  # "mũi đầu ..., mũi sau ...": the next one (not "mũi sáu")
         skip = 1 + phrase_at(ws, i + 1, _ORDINAL)
@@ -728,7 +786,7 @@ def _added_up(found: list[Found], ws: list[Word], text: str) -> list[Found]:
             return [replace(found[0], end=found[1].end, value=found[0].value + found[1].value)]
     if len(found) >= 2 and _not_done_after(ws, found[-1].end):
         found = found[:-1]  # "mũi đầu, đến mũi hai thì bị sốt nên hoãn": the second was not given
-    named_one_by_one = len(found) >= 2 and all(phrase_at(ws, _index_at(ws, f.start), _DOSE) for f in found)
+    named_one_by_one = len(found) >= 2 and all(_names_a_dose(ws, _index_at(ws, f.start)) for f in found)
     if named_one_by_one and [f.value for f in found] == list(range(1, len(found) + 1)):
         booster = _booster_after(ws, found[-1].end)
         return [replace(found[0], end=found[-1].end, value=len(found) + booster)]
@@ -787,6 +845,7 @@ _DAY_OFFSETS = [
     (split_phrase("hôm ni"), 0),  # Central: ni = nay
     (split_phrase("bữa ni"), 0),
     (split_phrase("bữa hổm"), -3),  # Southern: the other day
+    (split_phrase("hổm rày"), -3),  # Southern: these past days
     (split_phrase("hôm trước"), -2),
     (split_phrase("ngày mai"), 1),
     (split_phrase("mai"), 1),
@@ -898,10 +957,23 @@ def _with_part(clock: time, part: str | None) -> time:
     return clock
 
 
+def _amount_at(ws: list[Word], i: int) -> tuple[float, int] | None:
+    """A number before a unit of time: "nửa" (half) and an unaccented "mot" (một, not mốt) too."""
+    if i + 1 < len(ws) and any(matches(ws[i + 1], unit) for unit in ("tiếng", "phút", "giờ")):
+        if matches(ws[i], "nửa"):
+            return 0.5, 1
+        if ws[i].text.lower() == "mot":
+            return 1.0, 1
+    return number_at(ws, i)
+
+
 def _when_at(ws: list[Word], i: int) -> tuple[When, int] | None:
     """The time expression starting at word i, and how many words it takes."""
-    # "30 phút nữa", "1 tiếng nữa", "2 tiếng nữa"
-    number = number_at(ws, i)
+    # "30 phút nữa", "1 tiếng nữa", "2 tiếng nữa", "nửa tiếng nữa", "10p nữa"
+    glued = i < len(ws) and re.fullmatch(r"(\d{1,3})(?:p|ph|phút|phut)", ws[i].text.lower())
+    if glued and phrase_at(ws, i + 1, ("nữa",)):
+        return When(delta=timedelta(minutes=int(glued.group(1)))), 2
+    number = _amount_at(ws, i)
     if number and i + number[1] + 1 < len(ws) + 1:
         j = i + number[1]
         for unit, minutes in ((("phút",), 1), (("tiếng",), 60), (("giờ", "nữa"), 60), (("tiếng", "nữa"), 60)):
@@ -912,8 +984,8 @@ def _when_at(ws: list[Word], i: int) -> tuple[When, int] | None:
         # "3 ngày nay", "2 hôm trước", "3 ngày rồi", "cách đây 3 ngày" (handled below for cách đây)
         for unit in (("ngày",), ("hôm",), ("bữa",)):
             if phrase_at(ws, j, unit):
-                tail = j + 1
-                if any(phrase_at(ws, tail, (w,)) for w in ("nay", "trước", "rồi", "qua")):
+                tail = j + 1  # its marks may be wrong: "ba ngày nây" (the unit said it)
+                if tail < len(ws) and ws[tail].folded in ("nay", "truoc", "roi", "qua"):
                     return When(day_offset=-int(number[0])), number[1] + 2
         if phrase_at(ws, j, ("tuần",)) and any(phrase_at(ws, j + 1, (w,)) for w in ("nay", "trước", "rồi")):
             return When(day_offset=-7 * int(number[0])), number[1] + 2
@@ -971,11 +1043,18 @@ def _day_at(ws: list[Word], i: int) -> tuple[When, int] | None:
     return day
 
 
+def _one_counted(ws: list[Word], i: int) -> bool:
+    """An unaccented "mot" before a counted word is một (one): "mot lan", "mot chut"; "mot" alone is mốt."""
+    counted = ("lần", "chút", "tí", "xíu", "người", "mũi", "ngày", "hôm", "tuần", "tháng", "tiếng", "phút", "vạch")
+    return ws[i].text.lower() == "mot" and i + 1 < len(ws) and any(matches(ws[i + 1], w) for w in counted)
+
+
 def _plain_day_at(ws: list[Word], i: int) -> tuple[When, int] | None:
     for phrase, offset in _DAY_OFFSETS:
         if (phrase_at(ws, i, phrase) or (len(phrase) > 1 and phrase_sounds_at(ws, i, phrase))) and not (
-            phrase == ("mai",) and i > 0 and ws[i].text == "Mai"
-        ):  # chị Mai
+            (phrase == ("mai",) and i > 0 and ws[i].text == "Mai")  # chị Mai
+            or (phrase == ("mốt",) and _one_counted(ws, i))
+        ):
             if offset is None:
                 return When(start_of_week=True), len(phrase)
             return When(day_offset=offset), len(phrase)
@@ -992,11 +1071,12 @@ def _plain_day_at(ws: list[Word], i: int) -> tuple[When, int] | None:
         for name, weekday in _WEEKDAYS.items():
             if matches(nxt, name):
                 return When(weekday=weekday), 2
-    # "20/6", "20/6/2021", "20-6"
-    if i < len(ws) and (m := re.fullmatch(r"(\d{1,2})[/-](\d{1,2})(?:[/-](\d{2,4}))?", ws[i].text)):
+    # "20/6", "20/6/2021", "20-6", "ngày 2/7"
+    lead = 1 if phrase_at(ws, i, ("ngày",)) else 0
+    if i + lead < len(ws) and (m := re.fullmatch(r"(\d{1,2})[/-](\d{1,2})(?:[/-](\d{2,4}))?", ws[i + lead].text)):
         return When(
             day_of_month=int(m.group(1)), month=int(m.group(2)), year=int(m.group(3)) if m.group(3) else None
-        ), 1
+        ), 1 + lead
     # "ngày 20", "ngày 20 tháng 6"
     if phrase_at(ws, i, ("ngày",)) and (number := number_at(ws, i + 1)) and 1 <= number[0] <= 31:
         used = 1 + number[1]
@@ -1036,12 +1116,34 @@ def _time_mentions(text: str) -> list[tuple[Found, When]]:
     return found
 
 
+# "hôm qua khai rồi", "tuần trước hỏi rồi": the day of an earlier call, not of a symptom or a test.
+_ASKED_BEFORE = re.compile(r"(?i)\s+(em |tôi |tui |mình )?(đã )?(khai|hỏi|khai báo|gọi)( báo)? rồi")
+
+
+_MET = re.compile(r"(?i)\b(tiếp xúc|tiep xuc|gặp|gap|với|voi|vs|cùng|cung|chung)\b")
+
+
+def _someone_elses_day(text: str, start: int) -> bool:
+    """'chồng em dương tính hôm qua': the husband's day; 'gặp F0 hôm kia' is the day the resident met a case."""
+    return any(s <= start < e and not _MET.search(text, 0, start) for s, e in others_spans(text))
+
+
+# The lines of a rapid test ("một vạch", "T không lên") are a result to the dialogue, not a result phrase the NLU
+# marks (bot/ANNOTATION.md).
+_READ_FROM_THE_STRIP = re.compile(r"vach|khong len")
+
+
 def find_all(text: str) -> list[Found]:
     """Every entity the NLU marks, in text order (time values as text; the dialogue resolves them); a value taken
     back by a correction is not marked."""
-    values = [*find_temperatures(text), *find_test_results(text), *dose_mentions(text)]
+    results = [f for f in find_test_results(text) if not _READ_FROM_THE_STRIP.search(fold(text[f.start : f.end]))]
+    values = [*find_temperatures(text), *results, *dose_mentions(text)]
     items = [*own_symptom_mentions(text), *only_corrected(values, text)]
-    times = [Found("time", f.start, f.end, text[f.start : f.end]) for f, when in find_times(text) if not when.vague]
+    times = [
+        Found("time", f.start, f.end, text[f.start : f.end])
+        for f, when in find_times(text)
+        if not when.vague and not _someone_elses_day(text, f.start) and not _ASKED_BEFORE.match(text, f.end)
+    ]
     items += only_corrected(times, text)
     items.sort(key=lambda f: (f.start, -(f.end - f.start)))
     kept: list[Found] = []

@@ -59,17 +59,19 @@ _OTHERS = sorted(
             "có người",
             "một người",
             "người quen",
+            *("bạn cùng", "bạn học", "bạn thân", "bạn của", "có bạn"),  # "bạn cùng công ty", "lớp nó có bạn"
         )
     ),
     key=lambda phrase: -len(phrase),
 )
-_ANYONE = [split_phrase(p) for p in ("ai", "có người", "một người", "người ta")]
+_ANYONE = [split_phrase(p) for p in ("ai", "có người", "một người", "người ta", "có bạn")]
 # People outside the family: someone else even when a relative answers for the resident.
 _OUTSIDERS = [
     split_phrase(p)
     for p in (
         *("hàng xóm", "đồng nghiệp", "sếp", "người yêu", "bạn trai", "bạn gái", "bạn bè", "người ta", "bệnh nhân"),
-        *("ca bệnh", "f0", "cô giáo", "thầy giáo", "ai", "có người", "một người", "người quen", "bạn"),
+        *("ca bệnh", "f0", "cô giáo", "thầy giáo", "ai", "có người", "một người", "người quen", "bạn", "có bạn"),
+        *("bạn cùng", "bạn học", "bạn thân", "bạn của"),
     )
 ]
 # Words that are everyday words too when typed without accents ("ho" is cough, "no" is English, "ba" is three):
@@ -108,10 +110,18 @@ def _someone_else_at(ws: list[Word], i: int) -> int:
     included ("vợ tôi", "thằng cu nhà tôi"), but not across a comma ("chồng tôi là F0, tôi sổ mũi")."""
     used = _relative_at(ws, i)
     while used and i + used < len(ws) and any(matches(ws[i + used], p) for p in _POSSESSORS):
-        if ws[i + used].after_mark:
+        if ws[i + used].after_mark or _only_at(ws, i + used):
             break
         used += 1
     return used
+
+
+# "chỉ" is Southern "she" ("má chỉ": her mother) and "only" ("bà chỉ ho khan thôi": grandma only coughs).
+_AFTER_ONLY = ("bị", "có", "hơi", "mới", "còn", "tiêm", "test", "ho", "sốt", "mệt", "đau", "thấy", "sổ", "nhức", "là")
+
+
+def _only_at(ws: list[Word], i: int) -> bool:
+    return ws[i].canonical == "chỉ" and i + 1 < len(ws) and any(matches(ws[i + 1], w) for w in _AFTER_ONLY)
 
 
 def _relative_at(ws: list[Word], i: int) -> int:
@@ -126,7 +136,7 @@ def _relative_at(ws: list[Word], i: int) -> int:
         return 0
     if kin and ws[i].text.islower() and _a_name_at(ws, i + 1):
         return 2  # "anh Hai tui", "chị Lan": a relative by name (not "Chị Hoa đây", the resident herself)
-    if kin and i + 1 < len(ws):
+    if kin and i + 1 < len(ws) and not ws[i + 1].after_mark and not _looks_alike(ws, i):
         marks = _RELATIVE_MARKS + (_SPEAKERS if kin in _MY_CHILD else ()) + (_SIDES if kin in ("ông", "bà") else ())
         marks += ("nó",) if kin == "con" else ()  # "con nó": his child (but "cháu nó" is the child himself)
         if any(matches(ws[i + 1], mark) for mark in marks):
@@ -166,14 +176,26 @@ _LOOK_ALIKE_PAIRS = {
     ("thang", "may"),
     ("leo", "thang"),
     ("vo", "tay"),
+    ("dang", "ban"),  # đang bận (busy), not a friend
+    ("hoi", "ban"),
+    ("ban", "qua"),
 }
 
 
-def _a_person_typed_bare(ws: list[Word], i: int) -> bool:
+_BEFORE_MA = {"ba", "bo", "cua", "voi", "va", "cho", "gap", "nha", "ma"}  # "ma ma toi": mà má tôi
+
+
+def _looks_alike(ws: list[Word], i: int) -> bool:
     before = (ws[i - 1].folded, ws[i].folded) if i > 0 else None
     after = (ws[i].folded, ws[i + 1].folded) if i + 1 < len(ws) else None
-    if before in _LOOK_ALIKE_PAIRS or after in _LOOK_ALIKE_PAIRS:
+    return not ws[i].accented and (before in _LOOK_ALIKE_PAIRS or after in _LOOK_ALIKE_PAIRS)
+
+
+def _a_person_typed_bare(ws: list[Word], i: int) -> bool:
+    if _looks_alike(ws, i):
         return False
+    if ws[i].folded == "ma" and i > 0 and not ws[i].after_mark and ws[i - 1].folded not in _BEFORE_MA:
+        return False  # mid-clause "ma" is mà (but): "lay mau ma ho chua tra"; "ma toi bi sot", "ba ma" are má
     possessed = i + 1 < len(ws) and any(matches(ws[i + 1], p) for p in _POSSESSORS)
     return possessed or ws[i].folded != "thang"
 
@@ -218,6 +240,8 @@ def others_spans(text: str, proxy: bool = False) -> list[tuple[int, int]]:
 
 # "ngồi cạnh em", "ở chung với tôi": the resident as an object; the fact that follows is still the other's.
 _BEFORE_AN_OBJECT = ("cạnh", "với", "cùng", "gần", "chung", "cho", "của", "bên", "giúp", "thăm", "gặp", "chăm", "kế")
+# ...and "cùng phòng tôi", "bạn trọ em", "công ty tôi": a place of the resident's, still the other's sentence.
+_BEFORE_AN_OBJECT += ("phòng", "trọ", "lớp", "ty", "quan", "xóm", "xưởng")
 
 
 def _object_at(ws: list[Word], i: int) -> bool:

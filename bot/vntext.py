@@ -249,7 +249,8 @@ def matches(word: Word, target: str) -> bool:
 
 # Letters that typing and speech recognition confuse (s/x, ch/tr, d/gi/r, l/n, a final c for t) and the hỏi/ngã tones.
 _ONSETS = (("gi", "d"), ("tr", "ch"), ("x", "s"), ("r", "d"), ("l", "n"), ("đ", "d"), ("f", "ph"))
-_CODAS = (("nh", "n"), ("ng", "n"), ("ch", "t"), ("c", "t"), ("y", "i"))
+# ...and a dropped n of -ng ("hog", "dươg", "đúg": no Vietnamese syllable ends in a bare g).
+_CODAS = (("nh", "n"), ("ng", "n"), ("g", "n"), ("ch", "t"), ("c", "t"), ("y", "i"))
 _HOI, _NGA = "\u0309", "\u0303"
 
 
@@ -280,11 +281,14 @@ def rough_key(word: str) -> str:
 def sounds_like(word: Word, target: str) -> bool:
     """Does `word` sound like `target` (one canonical word), as a misspelling would? Words typed with accents compare
     with accents (so 'xót' is not 'sốt'); a word with only its tone mark left off ('sôt', 'mêt') compares without
-    tones (but 'đâu' is not 'đau')."""
+    tones (but 'đâu' is not 'đau'); a word typed with no accent at all compares without them ('xot' is 'sốt').
+    """
     if matches(word, target):
         return True
     if sound_key(word.canonical) == sound_key(target):
         return True
+    if not word.accented and rough_key(word.canonical) == rough_key(target):
+        return True  # typed without any accent and misspelt: "xot" is xốt (sốt), "hog" is họng
     (letters, tone), (target_letters, target_tone) = _split_tone(word.canonical), _split_tone(target)
     return tone is None and target_tone is not None and sound_key(letters) == sound_key(target_letters)
 
@@ -312,7 +316,12 @@ def phrase_sounds_at(ws: list[Word], i: int, phrase: tuple[str, ...]) -> bool:
     # none right the words say something else ("đâu đâu" is not "đau đầu", "rác có" not "rát cổ").
     if len(phrase) < 2 or not any(matches(ws[i + k], part) for k, part in enumerate(phrase)):
         return False
+    if any(ws[i + k].canonical in _ASKING and part != ws[i + k].canonical for k, part in enumerate(phrase)):
+        return False  # "ngày mấy" asks which day; it is not "ngày mai" misspelt
     return all(rough_key(ws[i + k].canonical) == rough_key(p) for k, p in enumerate(phrase))
+
+
+_ASKING = {"mấy", "nào", "gì"}
 
 
 def says(text: str, phrases: list[tuple[str, ...]]) -> bool:
@@ -387,10 +396,15 @@ def leading_yes_no(text: str) -> bool | None:
     return True if any(said(ws, first, p) for p in _YES) else None
 
 
+def _introduces(ws: list[Word], i: int) -> bool:
+    """A name before "đây" ("dạ phải, Trang đây" typed "chang đây"): the resident, whatever word it looks like."""
+    return i < len(ws) and matches(ws[i], "đây")
+
+
 def yes_no(text: str) -> bool | None:
     """True for yes, False for no, None when the text says neither."""
     ws = words(text)
-    if any(phrase_at(ws, i, p) for i in range(len(ws)) for p in _NO):
+    if any(phrase_at(ws, i, p) and not _introduces(ws, i + len(p)) for i in range(len(ws)) for p in _NO):
         return False
     if any(phrase_at(ws, i, p) for i in range(len(ws)) for p in _YES):
         return True

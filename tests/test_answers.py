@@ -192,6 +192,81 @@ def test_review_findings(question, text, intent, expected):
     assert apply(START, question, turn(text, intent))[question] == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "staying"),
+    [
+        ("em qua nhà chị gái ở quận 7 mấy hôm nay rồi", False),  # someone else's home
+        ("vẫn ở nhà, à không, em đang ở nhà mẹ đẻ bên Gia Lâm", False),
+        ("tui dọn qua nhà ba má ở Biên Hòa rồi, giờ là Đồng Nai đó", False),
+        ("tôi đang ở khu cách ly tập trung ở ký túc xá khu B", False),
+        ("dạ em ở nhà với mẹ", True),  # at home, with her mother
+        ("ở nhà mình thôi", True),
+    ],
+)
+def test_a_home_that_is_someone_elses_is_not_the_registered_address(text, staying):
+    assert apply(START, "at_registered_address", turn(text))["at_registered_address"] is staying
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "tôi là con gái bà Ánh, bà nghe không rõ nên tôi trả lời giúp",  # the classifier hears "say again"
+        "cháu là cháu nội ông, ông không biết dùng điện thoại nên cháu nhắn giúp",
+        "tôi là bố cháu, tôi trả lời giúp cháu nhé",
+    ],
+)
+def test_a_relative_says_who_they_are_to_the_resident(text):
+    slots = apply({**START, "identity_confirmed": None}, "identity_confirmed", turn(text, "repeat"))
+    assert slots["identity_confirmed"] is True and slots["answered_by"] == "relative"
+    assert answers.specific_answer("identity_confirmed", turn(text, "repeat")) is True  # the form does not step aside
+
+
+def test_a_title_and_a_name_are_the_resident_not_a_relative():
+    slots = apply({**START, "identity_confirmed": None}, "identity_confirmed", turn("dạ tôi là chị Lan đây", "affirm"))
+    assert slots["answered_by"] == "resident"
+
+
+def test_a_correction_said_last_does_not_undo_the_one_before_it():
+    assert (
+        apply(START, "contact_with_case", turn("có, à không, không có, em nhầm", "deny"))["contact_with_case"] == "no"
+    )
+    assert apply(START, "contact_with_case", turn("không, à nhầm, có", "affirm"))["contact_with_case"] == "yes"
+
+
+def test_results_in_a_labs_words_and_in_the_testers_mouths():
+    assert apply(START, "test_result", turn("giấy kết quả ghi là không phát hiện", "ask_testing"))["test_result"] == (
+        "negative"
+    )
+    assert apply(START, "test_result", turn("họ gọi báo là âm tính"))["test_result"] == "negative"
+    said = "có, bạn cùng công ty dương tính"  # a colleague's result: contact with a case, not the resident's
+    slots = apply(START, "contact_with_case", turn(said))
+    assert slots["contact_with_case"] == "yes" and slots["test_result"] is None
+
+
+@pytest.mark.parametrize(
+    ("question", "text", "intent", "expected"),
+    [
+        # found on the fourth development set (written blind): each was wrong once
+        ("identity_confirmed", "dạ fải, chang đây", "wrong_person", True),  # "Trang đây" typed "chang": not "chẳng"
+        ("consent", "dc e, hõi lẹ đj", "repeat", True),  # ok, ask away: not "say again"
+        ("needs", "em cần được xét nghiệm", "ask_testing", "em cần được xét nghiệm"),  # its "được" is no yes
+        ("needs", "dạ cho em xin ít kit test nhanh", "ask_testing", "dạ cho em xin ít kit test nhanh"),
+        ("contact_with_case", "F0 là sao? ý là người bị dương tính hả?", "inform", None),  # asked, not told
+        ("vaccine_doses", "tiêm lần một, lần hai ở bệnh viện, thêm lần nhắc nữa là đủ", "inform", 3),
+        ("symptom_onset", "ba ngày nây", "inform", "2021-05-31"),
+        ("symptoms", "em bị hồ với mệt mỏi", "inform", ["cough", "fatigue"]),  # "bị hồ": a cough, not a lake
+        ("symptoms", "rát cổ, mũi thì chảy nước suốt", "inform", ["sore_throat", "runny_nose"]),
+    ],
+)
+def test_development_set_findings(question, text, intent, expected):
+    assert apply({**START, question: None}, question, turn(text, intent))[question] == expected
+
+
+def test_only_is_not_her_when_a_relative_answers():
+    slots = apply({**START, "answered_by": "relative"}, "symptoms", Turn("bà chỉ ho khan thôi", "inform", proxy=True))
+    assert slots["symptoms"] == ["cough"]  # "chỉ" is "only" here, not Southern "she"
+
+
 @pytest.mark.parametrize("text", ["thứ ²", "5 giờ ²", "39 độ ²", "٣٨ độ", "\u200b", "🙂🙂", "...", ""])
 def test_odd_digits_and_marks_never_crash(text):
     for question in [*answers.QUESTIONS, None]:

@@ -126,6 +126,10 @@ def test_days_look_back_from_today(text, day):
         ("sáng mai", (4, 9, 0)),
         ("mai", (4, 9, 0)),
         ("30 phút nữa", (3, 10, 30)),
+        ("bận xíu, 10p nữa gọi lại", (3, 10, 10)),
+        ("nửa tiếng nữa gọi lại", (3, 10, 30)),
+        ("dang chay xe, mot tieng nua goi lai", (3, 11, 0)),  # một, not mốt (the day after tomorrow)
+        ("e dang ban, toi nay goi lai", (3, 19, 0)),  # đang bận, not a friend (bạn) whose evening it is
         ("8 giờ sáng mai", (4, 8, 0)),
         ("5 giờ", (3, 17, 0)),
     ],
@@ -233,6 +237,8 @@ def test_test_results_are_the_residents_own(text, result):
         ("xét nghiệm rồi, bên phường nói hổng có sao", "negative"),
         ("phường test cho cả xóm hôm qua, phường bảo ổn", "negative"),  # "cho" typed is not "chờ"
         ("đang waiting kết quả", "pending"),
+        ("họ chọc mũi xong bảo âm tính", "negative"),  # the testers tell the resident's result
+        ("lay mau hom kia ma ho chua tra, dang cho ket qua", "pending"),  # mà họ (but they), not má (mother)
     ],
 )
 def test_results_told_as_what_someone_said(text, result):
@@ -331,3 +337,27 @@ def test_a_number_and_its_unit_are_in_one_clause():
     text = "không, em về nhà mẹ đẻ ở Hội An, Quảng Nam, giờ nhập vào Đà Nẵng rồi"
     assert find_all(text) == []  # "Nam, giờ" is no five o'clock
     assert [f.value for f in find_all("năm giờ chiều gọi lại")] == ["năm giờ chiều"]
+
+
+@pytest.mark.parametrize(
+    ("text", "marked"),
+    [
+        ("ngày mấy thì tôi hết cách ly", []),  # asks which day: not "ngày mai" misspelt
+        ("test nhanh bao nhieu tien mot lan", []),  # một lần, not mốt
+        ("hôm nay là ngày mấy âm lịch", ["hôm nay"]),  # the lunar calendar is no negative result
+        ("hôm qua khai rồi sao hỏi nữa", []),  # the day of the last call, not of a symptom or a test
+        ("chồng em test dương tính hôm qua", []),  # the husband's day
+        ("tiếp xúc với F0 hôm kia", ["hôm kia"]),  # the day the resident met a case
+        ("test pcr ngày 2/7 dương tính", ["ngày 2/7", "dương tính"]),
+        ("ho khan hổm rày nè", ["ho khan", "hổm rày"]),
+        ("test nhanh ra một vạch ạ", []),  # a rapid test's lines are read by the dialogue, not marked
+        ("xot 38 do 5", ["xot", "38 do 5"]),  # typed without accents and misspelt
+        ("dau hog tu hom qa", ["dau hog", "hom qa"]),  # a dropped n of -ng
+        ("dươg tính rồi", ["dươg tính"]),
+        ("dong nghiep cung phong toi duong tinh", []),  # "cùng phòng tôi": still the colleague's result
+        ("người mệt rã rời, họng thì rát", ["mệt rã rời", "họng thì rát"]),  # the body part first
+        ("ban đầu đau họng", ["đau họng"]),  # not "đầu đau", a headache
+    ],
+)
+def test_the_nlu_marks_what_the_annotation_guide_marks(text, marked):
+    assert [text[f.start : f.end] for f in find_all(text)] == marked
