@@ -153,7 +153,16 @@ def _fraction_after(ws: list[Word], i: int) -> tuple[float, int] | None:
     return None
 
 
+# Degrees Celsius typed with the number ("38C", "38oC", "38.5°C"), or after it ("38 độ C", "38,5 oC").
+_CELSIUS_GLUED = re.compile(r"(\d{2}(?:[.,]\d{1,2})?)(?:o|°|độ|do)?c", re.IGNORECASE)
+_CELSIUS = ("c", "oc", "°c")
+
+
 def _temperature_at(ws: list[Word], i: int, anywhere: bool) -> Found | None:
+    if i < len(ws) and (glued := _CELSIUS_GLUED.fullmatch(ws[i].text)):
+        value = float(glued.group(1).replace(",", "."))
+        in_range = TEMPERATURE_RANGE[0] <= value <= TEMPERATURE_RANGE[1]
+        return Found("temperature", ws[i].start, ws[i].end, round(value, 1)) if in_range else None
     number = number_at(ws, i)
     if number is None:
         return None
@@ -164,8 +173,10 @@ def _temperature_at(ws: list[Word], i: int, anywhere: bool) -> Found | None:
     used += fraction[1] if fraction else 0
     if i + used < len(ws) and _mark_at(ws, i + used, _DEGREE) and not _mark_at(ws, i + used - 1, _DEGREE):
         used += 1  # "38,5 độ", but "38 độ đó" ends at độ
+    # a "C" after it says a temperature; the span stays the number and its "độ" (bot/ANNOTATION.md)
+    celsius = i + used < len(ws) and ws[i + used].text.lower() in _CELSIUS and not ws[i + used].after_mark
     near_fever = any(phrase_at(ws, k, ctx) for k in range(max(0, i - 3), i) for ctx in _FEVER_CONTEXT)
-    if not (anywhere or fraction or decimals_typed or near_fever):
+    if not (anywhere or fraction or decimals_typed or near_fever or celsius):
         return None
     if not TEMPERATURE_RANGE[0] <= value <= TEMPERATURE_RANGE[1]:
         return None

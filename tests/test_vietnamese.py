@@ -361,3 +361,12 @@ def test_a_number_and_its_unit_are_in_one_clause():
 )
 def test_the_nlu_marks_what_the_annotation_guide_marks(text, marked):
     assert [text[f.start : f.end] for f in find_all(text)] == marked
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("38C", 38.0), ("đo được 38,5°C", 38.5), ("hôm qua 38oC", 38.0), ("38 oC", 38.0), ("sốt 38.5c", 38.5)],
+)
+def test_degrees_celsius_typed_with_the_number(text, value):
+    assert [f.value for f in find_temperatures(text)] == [value]
+    assert find_temperatures("có 2 c ở nhà") == [] and find_temperatures("test 12C") == []  # "c" is chị; 12 no fever
