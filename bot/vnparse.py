@@ -7,6 +7,7 @@ engine's entity extractor and the dialogue's answer parsing use the very same ru
 import re
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 
 from bot.vnscope import about_someone_else, corrected, last_correction, only_corrected, others_spans
@@ -258,6 +259,8 @@ SYMPTOM_PHRASES = {
         "viêm họng",
         "ngứa họng",
         "đau rát họng",
+        "đau rát cổ họng",
+        "rát cổ họng",
         "khô họng",
         "vướng họng",
         "sore throat",
@@ -416,6 +419,7 @@ _NOT_SYMPTOMS = [
         *("hỗ trợ", "hồ sơ", "hồ chí minh", "họ tên", "hộ khẩu", "hộ gia đình", "họ hàng", "sốt ruột", "hộ tôi"),
         *("mọi người", "lộn người"),  # not "mỏi người", "nóng người": everyone, the wrong person
         *("họ bảo", "họ nói", "họ báo", "họ hẹn", "họ kêu", "họ chưa trả", "họ trả", "họ lấy mẫu"),  # they (the lab)
+        "đâu có",  # "dau co" typed bare is "đâu có" (not at all), not "đau cổ"
     )
 ]
 
@@ -453,11 +457,34 @@ def symptom_mentions(text: str) -> list[tuple[Found, bool]]:
             i += 1
             continue
         phrase, code = hit
-        if not _names_a_medicine(ws, i):
+        fed_up = code == "fatigue" and says(text, _TIRED_OF_THE_CALLS)
+        if not _names_a_medicine(ws, i) and not fed_up:
             mention = Found("symptom", ws[i].start, ws[i + len(phrase) - 1].end, code)
             found.append((mention, _negated(ws, i, text) or _denied_after(ws, i + len(phrase))))
         i += len(phrase)
+    return _denied_together(found, ws)
+
+
+# "gọi hoài mệt quá", "mệt lắm không khai nữa": tired of the calls, not a symptom.
+_TIRED_OF_THE_CALLS = [
+    split_phrase(p) for p in ("gọi hoài", "gọi mãi", "hỏi hoài", "hỏi mãi", "hỏi nhiều", "khai nữa", "không khai")
+]
+_AND = ("với", "và", "hay", "hoặc", "hoặc là", "cả")
+
+
+def _denied_together(found: list[tuple[Found, bool]], ws: list[Word]) -> list[tuple[Found, bool]]:
+    """'sốt với ho thì không, chỉ tiêu chảy': symptoms joined by "với" share the denial said after the last."""
+    for k in range(len(found) - 2, -1, -1):
+        (mention, denied), (after, after_denied) = found[k], found[k + 1]
+        between = [w for w in ws if mention.end <= w.start < after.start]
+        joined = len(between) == 1 and not between[0].after_mark and any(matches(between[0], a) for a in _AND)
+        if joined and after_denied and not denied and _denied_after(ws, _index_after(ws, after.end)):
+            found[k] = (mention, True)
     return found
+
+
+def _index_after(ws: list[Word], end: int) -> int:
+    return next((k for k, w in enumerate(ws) if w.start >= end), len(ws))
 
 
 def own_symptom_mentions(text: str, proxy: bool = False) -> list[Found]:
@@ -1147,6 +1174,11 @@ _READ_FROM_THE_STRIP = re.compile(r"vach|khong len")
 def find_all(text: str) -> list[Found]:
     """Every entity the NLU marks, in text order (time values as text; the dialogue resolves them); a value taken
     back by a correction is not marked."""
+    return list(_marked(text))
+
+
+@lru_cache(maxsize=256)  # the engine reads each message twice: `NotUnderstood`, then the entity extractor
+def _marked(text: str) -> tuple[Found, ...]:
     results = [f for f in find_test_results(text) if not _READ_FROM_THE_STRIP.search(fold(text[f.start : f.end]))]
     values = [*find_temperatures(text), *results, *dose_mentions(text)]
     items = [*own_symptom_mentions(text), *only_corrected(values, text)]
@@ -1161,7 +1193,7 @@ def find_all(text: str) -> list[Found]:
     for item in items:  # overlapping spans: the earlier, longer one wins ("38 độ 5" is not also a time)
         if not kept or item.start >= kept[-1].end:
             kept.append(item)
-    return kept
+    return tuple(kept)
 
 
 URGENT_CODES = {"shortness_of_breath", "chest_pain"}

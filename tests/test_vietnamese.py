@@ -152,6 +152,10 @@ def test_callback_times_look_ahead(text, moment):
         ("mat vi giac, so mui", ["loss_of_taste_or_smell", "runny_nose"]),
         ("đau đầu với tiêu chảy", ["headache", "diarrhea"]),
         ("tức ngực", ["chest_pain"]),
+        ("sốt với ho thì không, chỉ tiêu chảy", ["diarrhea"]),  # the denial said after both
+        ("gọi hoài mệt quá, sao hỏi nhiều vậy", []),  # tired of the calls
+        ("dau co", []),  # "đâu có" typed bare: not at all
+        ("đau rát cổ họng, nuốt nước bọt cũng đau", ["sore_throat"]),
     ],
 )
 def test_symptoms_had_not_symptoms_denied(text, codes):
