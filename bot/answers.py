@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot import places, vnparse
-from bot.vnscope import corrections, others_spans
-from bot.vntext import leading_yes_no, matches, says, split_phrase, words, yes_no
+from bot.vnscope import about_someone_else, corrections, others_spans
+from bot.vntext import leading_yes_no, matches, phrase_sounds_at, says, split_phrase, words, yes_no
 
 UNKNOWN = "unknown"  # asked twice and still not understood: the form moves on, the store keeps null
 FEVER_FROM_C = 37.5  # a measured temperature this high is a fever even when the word "sốt" was not said
@@ -70,7 +70,8 @@ _AWAY = [
         *("về quê", "đi làm", "không ở", "chuyển đi", "ra ngoài", "đi vắng", "ở quê", "đi công tác", "chuyển chỗ"),
         *("dọn qua", "dọn sang", "dọn đi", "dọn về", "chuyển qua", "chuyển sang", "chuyển về", "qua nhà", "sang nhà"),
         *("cách ly tập trung", "khu cách ly", "bệnh viện", "nhập viện", "nhà ngoại", "nhà nội", "nhà bạn"),
-        *("nhà người quen", "nhà bà con", "nhà họ hàng", "nhà người thân"),
+        *("nhà người quen", "nhà bà con", "nhà họ hàng", "nhà người thân", "nằm viện", "viện dã chiến"),
+        *("sang ở", "qua ở"),
     )
 ]
 _NO_NEEDS = [
@@ -115,7 +116,7 @@ _HEALTHY = [
 # "tôi là bố nó đây": who they are to the resident, or answering on their behalf.
 _ON_BEHALF = ("giúp", "giùm", "dùm", "hộ", "thay")
 _ANSWERING = ("trả lời", "khai", "nhắn", "nhắn tin", "nghe máy", "nghe", "bắt máy", "nói")
-_SPEAKING = ("tôi", "em", "mình", "tui", "cháu", "con")
+_SPEAKING = ("tôi", "em", "mình", "tui", "cháu", "con", "bà", "ông", "mẹ", "bố", "ba", "má")  # "bà là bà nội nó"
 # Kin words only: "tôi là chị Lan", "cháu là cháu Minh đây" are the resident giving a title and a name.
 _RELATION = ("mẹ", "bố", "ba", "má", "cha", "vợ", "chồng", "con", "người nhà", "cháu nội", "cháu ngoại", "cháu gái")
 _RELATION += ("cháu trai", "em gái", "em trai", "anh trai", "chị gái", "ông nội", "bà nội", "ông ngoại", "bà ngoại")
@@ -127,6 +128,7 @@ _FOR_THE_RESIDENT = [
         *(f"{me} là {relation}" for me in _SPEAKING for relation in _RELATION),
         *("mẹ nó đây", "bố nó đây", "ba nó đây", "má nó đây", "bà nội nó", "ông nội nó", "bà ngoại nó"),
         *("ông ngoại nó", "mẹ cháu đây", "bố cháu đây", "bà nó đây", "ông nó đây", "cháu trả lời", "con trả lời"),
+        *("nên bà trả lời", "nên ông trả lời", "nên mẹ trả lời", "nên bố trả lời", "nên tôi trả lời"),
     )
 ]
 _BUSY = [
@@ -382,9 +384,14 @@ def _volunteered(slots: dict[str, Any], requested: str | None, turn: Turn) -> di
 
 def _stays_elsewhere(turn: Turn) -> bool:
     """'về quê rồi', 'em đang ở nhà mẹ đẻ bên Gia Lâm': a home, but someone else's."""
-    if says(turn.text, _AWAY):
-        return True
-    ws, starts = words(turn.text), {start for start, _ in others_spans(turn.text)}
+    ws, others = words(turn.text), others_spans(turn.text)
+    if any(
+        phrase_sounds_at(ws, i, p) and not about_someone_else(ws[i].start, others)
+        for i in range(len(ws))
+        for p in _AWAY
+    ):
+        return True  # "anh ấy ở bệnh viện, còn tôi vẫn ở nhà": his hospital
+    starts = {start for start, _ in others}
     return any(matches(w, "nhà") and i + 1 < len(ws) and ws[i + 1].start in starts for i, w in enumerate(ws))
 
 
@@ -480,8 +487,11 @@ def _end_or_pause(requested: str | None, turn: Turn) -> dict[str, Any] | None:
     if answers_for_the_resident(turn):
         return None  # "tôi là bố nó": a relative answers, nobody refuses
     answered = requested in QUESTIONS and specific_answer(requested, turn, False) is not None
-    if turn.intent == "busy" and not says(turn.text, _BUSY) and (answered or not vnparse.find_times(turn.text)):
-        return None  # "hmm để xem" is thinking, "trưa nay" asked when the test was is the day, not a call back
+    timed = bool(vnparse.find_times(turn.text))
+    busy_words = says(turn.text, _BUSY)
+    if turn.intent == "busy" and ((answered and not timed) or (not busy_words and (answered or not timed))):
+        return None  # "hmm để xem" is thinking, "trưa nay" asked when the test was is the day, not a call back;
+        # "đang nằm viện dã chiến" answers where they stay ("nằm" is no "làm" of "đang làm")
     stopping = turn.intent in ("goodbye", "refuse", "wrong_person")
     # ...but a leading "không" is how refusals start: it does not count here.
     if stopping and requested in QUESTIONS and specific_answer(requested, turn, False) is not None:

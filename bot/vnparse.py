@@ -333,7 +333,8 @@ SYMPTOM_PHRASES = {
         "nhức mình",
         *("nhức mỏi toàn thân", "đau nhức toàn thân", "mỏi toàn thân", "ê ẩm người", "ê ẩm toàn thân"),
     ],
-    "headache": ["đau đầu", "nhức đầu", "nặng đầu", "đau nửa đầu", "choáng đầu", "váng đầu", "headache", "đau cái đầu"],
+    "headache": ["đau đầu", "nhức đầu", "nặng đầu", "đau nửa đầu", "choáng đầu", "váng đầu", "headache", "đau cái đầu"]
+    + ["nhức cái đầu"],
     "diarrhea": [
         "tiêu chảy",
         "đi ngoài",
@@ -521,6 +522,7 @@ TEST_RESULT_PHRASES = {
     "pending": [
         *("chưa có kết quả", "đang chờ kết quả", "chờ kết quả", "chưa có kết quả xét nghiệm", "đợi kết quả"),
         *("chưa trả kết quả", "chưa báo kết quả", "chưa biết kết quả", "chưa ra kết quả", "pending"),
+        *("chưa có result", "waiting result", "chờ result"),
     ],
 }
 _TEST_PATTERNS = sorted(

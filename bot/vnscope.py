@@ -60,6 +60,7 @@ _OTHERS = sorted(
             "một người",
             "người quen",
             *("bạn cùng", "bạn học", "bạn thân", "bạn của", "có bạn"),  # "bạn cùng công ty", "lớp nó có bạn"
+            *("tổ trưởng", "quản lý", "giám đốc", "chủ nhà", "chủ trọ", "tài xế", "cháu nội", "cháu ngoại"),
         )
     ),
     key=lambda phrase: -len(phrase),

@@ -256,6 +256,20 @@ def test_results_in_a_labs_words_and_in_the_testers_mouths():
         ("symptom_onset", "ba ngày nây", "inform", "2021-05-31"),
         ("symptoms", "em bị hồ với mệt mỏi", "inform", ["cough", "fatigue"]),  # "bị hồ": a cough, not a lake
         ("symptoms", "rát cổ, mũi thì chảy nước suốt", "inform", ["sore_throat", "runny_nose"]),
+        # ...and on the fifth
+        ("contact_with_case", "anh tổ trưởng ở xưởng dương tính, hôm trước ăn cơm chung", "inform", "yes"),
+        ("test_result", "cháu nội tôi test dương tính hôm kia", "inform", None),  # the grandchild's result
+        ("at_registered_address", "anh ấy ở bệnh viện, còn tôi vẫn ở nhà", "wrong_person", True),  # his hospital
+        (
+            "at_registered_address",
+            "vẫn ở nhà, à quên, từ hôm qua em sang ở với mẹ đẻ bên kia sông rồi",
+            "inform",
+            False,
+        ),
+        ("at_registered_address", "đang nằm viện dã chiến số 2 rồi", "busy", False),
+        ("symptoms", "tui ho với nhức cái đầu, từ hôm qua tới chừ", "inform", ["cough", "headache"]),
+        ("test_result", "chưa có result, lấy mẫu sáng nay", "inform", "pending"),
+        ("identity_confirmed", "bà là bà nội của cháu Thìn, bố mẹ nó đi làm cả nên bà trả lời", "refuse", True),
     ],
 )
 def test_development_set_findings(question, text, intent, expected):
