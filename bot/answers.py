@@ -481,17 +481,22 @@ def _plain_yes(requested: str | None, turn: Turn) -> bool:
     return requested == "consent" and leading_yes_no(turn.text) is True
 
 
+def _asks_a_call_back(turn: Turn, answered: bool) -> bool:
+    """Busy words and a time ("bận, chiều nay gọi lại"); or either of them, when the question asked got no answer.
+    "hmm để xem" is thinking, "trưa nay" asked when the test was is the day, "đang nằm viện dã chiến" says where
+    they stay ("nằm" sounds like the "làm" of "đang làm")."""
+    timed, busy_words = bool(vnparse.find_times(turn.text)), says(turn.text, _BUSY)
+    return (timed and busy_words) or (not answered and (timed or busy_words))
+
+
 def _end_or_pause(requested: str | None, turn: Turn) -> dict[str, Any] | None:
     """The acts that stop the questions, whatever was asked. Words that answer the question asked are an answer,
     whatever the classifier heard: "không biết" or "ba ngày nay" is not a goodbye."""
     if answers_for_the_resident(turn):
         return None  # "tôi là bố nó": a relative answers, nobody refuses
     answered = requested in QUESTIONS and specific_answer(requested, turn, False) is not None
-    timed = bool(vnparse.find_times(turn.text))
-    busy_words = says(turn.text, _BUSY)
-    if turn.intent == "busy" and ((answered and not timed) or (not busy_words and (answered or not timed))):
-        return None  # "hmm để xem" is thinking, "trưa nay" asked when the test was is the day, not a call back;
-        # "đang nằm viện dã chiến" answers where they stay ("nằm" is no "làm" of "đang làm")
+    if turn.intent == "busy" and not _asks_a_call_back(turn, answered):
+        return None
     stopping = turn.intent in ("goodbye", "refuse", "wrong_person")
     # ...but a leading "không" is how refusals start: it does not count here.
     if stopping and requested in QUESTIONS and specific_answer(requested, turn, False) is not None:

@@ -333,8 +333,10 @@ SYMPTOM_PHRASES = {
         "nhức mình",
         *("nhức mỏi toàn thân", "đau nhức toàn thân", "mỏi toàn thân", "ê ẩm người", "ê ẩm toàn thân"),
     ],
-    "headache": ["đau đầu", "nhức đầu", "nặng đầu", "đau nửa đầu", "choáng đầu", "váng đầu", "headache", "đau cái đầu"]
-    + ["nhức cái đầu"],
+    "headache": [
+        *("đau đầu", "nhức đầu", "nặng đầu", "đau nửa đầu", "choáng đầu", "váng đầu", "headache", "đau cái đầu"),
+        "nhức cái đầu",
+    ],
     "diarrhea": [
         "tiêu chảy",
         "đi ngoài",
@@ -999,12 +1001,9 @@ def _with_part(clock: time, part: str | None) -> time:
 
 def _amount_at(ws: list[Word], i: int) -> tuple[float, int] | None:
     """A number before a unit of time: "nửa" (half) and an unaccented "mot" (một, not mốt) too."""
-    if i + 1 < len(ws) and any(matches(ws[i + 1], unit) for unit in ("tiếng", "phút", "giờ")):
-        if matches(ws[i], "nửa"):
-            return 0.5, 1
-        if ws[i].text.lower() == "mot":
-            return 1.0, 1
-    return number_at(ws, i)
+    if matches(ws[i], "nửa") and i + 1 < len(ws) and any(matches(ws[i + 1], u) for u in ("tiếng", "phút", "giờ")):
+        return 0.5, 1
+    return (1.0, 1) if _one_counted(ws, i) else number_at(ws, i)
 
 
 def _when_at(ws: list[Word], i: int) -> tuple[When, int] | None:
@@ -1085,7 +1084,8 @@ def _day_at(ws: list[Word], i: int) -> tuple[When, int] | None:
 
 def _one_counted(ws: list[Word], i: int) -> bool:
     """An unaccented "mot" before a counted word is một (one): "mot lan", "mot chut"; "mot" alone is mốt."""
-    counted = ("lần", "chút", "tí", "xíu", "người", "mũi", "ngày", "hôm", "tuần", "tháng", "tiếng", "phút", "vạch")
+    counted = ("lần", "chút", "tí", "xíu", "người", "mũi", "ngày", "hôm", "tuần", "tháng", "tiếng", "phút", "giờ")
+    counted += ("vạch",)
     return ws[i].text.lower() == "mot" and i + 1 < len(ws) and any(matches(ws[i + 1], w) for w in counted)
 
 
@@ -1160,12 +1160,14 @@ def _time_mentions(text: str) -> list[tuple[Found, When]]:
 _ASKED_BEFORE = re.compile(r"(?i)\s+(em |tôi |tui |mình )?(đã )?(khai|hỏi|khai báo|gọi)( báo)? rồi")
 
 
-_MET = re.compile(r"(?i)\b(tiếp xúc|tiep xuc|gặp|gap|với|voi|vs|cùng|cung|chung)\b")
+_MET = [split_phrase(p) for p in ("tiếp xúc", "gặp", "với", "vs", "cùng", "chung")]
 
 
-def _someone_elses_day(text: str, start: int) -> bool:
+def _someone_elses_day(ws: list[Word], others: list[tuple[int, int]], start: int) -> bool:
     """'chồng em dương tính hôm qua': the husband's day; 'gặp F0 hôm kia' is the day the resident met a case."""
-    return any(s <= start < e and not _MET.search(text, 0, start) for s, e in others_spans(text))
+    before = [w for w in ws if w.end <= start]
+    met = any(phrase_at(before, k, m) for k in range(len(before)) for m in _MET)
+    return about_someone_else(start, others) and not met
 
 
 # The lines of a rapid test ("một vạch", "T không lên") are a result to the dialogue, not a result phrase the NLU
@@ -1184,10 +1186,11 @@ def _marked(text: str) -> tuple[Found, ...]:
     results = [f for f in find_test_results(text) if not _READ_FROM_THE_STRIP.search(fold(text[f.start : f.end]))]
     values = [*find_temperatures(text), *results, *dose_mentions(text)]
     items = [*own_symptom_mentions(text), *only_corrected(values, text)]
+    ws, others = words(text), others_spans(text)
     times = [
         Found("time", f.start, f.end, text[f.start : f.end])
         for f, when in find_times(text)
-        if not when.vague and not _someone_elses_day(text, f.start) and not _ASKED_BEFORE.match(text, f.end)
+        if not when.vague and not _someone_elses_day(ws, others, f.start) and not _ASKED_BEFORE.match(text, f.end)
     ]
     items += only_corrected(times, text)
     items.sort(key=lambda f: (f.start, -(f.end - f.start)))

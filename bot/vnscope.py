@@ -72,7 +72,6 @@ _OUTSIDERS = [
     for p in (
         *("hàng xóm", "đồng nghiệp", "sếp", "người yêu", "bạn trai", "bạn gái", "bạn bè", "người ta", "bệnh nhân"),
         *("ca bệnh", "f0", "cô giáo", "thầy giáo", "ai", "có người", "một người", "người quen", "bạn", "có bạn"),
-        *("bạn cùng", "bạn học", "bạn thân", "bạn của"),
     )
 ]
 # Words that are everyday words too when typed without accents ("ho" is cough, "no" is English, "ba" is three):
