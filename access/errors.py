@@ -21,6 +21,7 @@ class InvalidValue(Refused, ValueError):
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"{field}: {problem}")
         self.field = field
+        self.problem = problem
 
 
 class Forbidden(Refused, PermissionError):

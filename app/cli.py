@@ -1,7 +1,9 @@
 """`outreach`: run the platform and administer its store from the command line."""
 
+import getpass
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -15,7 +17,7 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from access import auth
+from access import auth, console
 from access.errors import Refused
 from app.engine_process import EngineProcess, EngineUnavailable, ensure_model
 from app.logs import RedactSecrets
@@ -216,6 +218,31 @@ def user_revoke(name: str) -> None:
     with _store(get_settings()).begin() as session:
         revoked = auth.revoke_tokens(session, _existing_user(session, name))
     err.print(f"revoked {revoked} token(s) of '{name}'")
+
+
+@user_app.command("password")
+def user_password(name: str) -> None:
+    """Set a user's console password, read from standard input: a terminal asks twice; from a pipe, the first line.
+    Signs the user out of every browser."""
+    password = _read_password()
+    try:
+        with _store(get_settings()).begin() as session:
+            user = _existing_user(session, name)
+            console.set_password(user, password)
+            ended = console.end_sessions_of(session, user)
+    except auth.AuthError as error:
+        raise _fail(str(error)) from None
+    err.print(f"console password of '{name}' set; {ended} browser session(s) signed out")
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("New console password: ")
+        if getpass.getpass("Again: ") != first:
+            raise _fail("the two passwords differ; nothing changed")
+        return first
+    line = sys.stdin.readline()
+    return line.removesuffix("\n").removesuffix("\r")
 
 
 @user_app.command("list")

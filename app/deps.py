@@ -20,14 +20,16 @@ PlatformDep = Annotated[Platform, Depends(get_platform)]
 
 
 def get_session(platform: PlatformDep) -> Iterator[Session]:
-    """The request's unit of work, committed when the route returns; closing it rolls back a failed one. A route may
-    commit earlier (an export writes its audit row before any data leaves)."""
+    """The request's unit of work, committed when the route returns and before the response is sent (an answer means
+    the write, and the audit row of a read, is stored); closing it rolls back a failed one. A route may commit earlier
+    (an export writes its audit row before any data leaves). A streamed body reads in a session of its own: this one
+    is closed by then and holds no connection while a stream is open."""
     with platform.sessions() as session:
         yield session
         session.commit()
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 _bearer = HTTPBearer(auto_error=False, description="An API token from `outreach user add`.")
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from models import Channel, Conversation, Declaration, Person, Turn
+from models import Channel, Conversation, Declaration, DeclarationChange, Person, Turn
 
 # Numbers the store can hold: ids are INTEGER columns (32-bit on PostgreSQL), offsets go to OFFSET (64-bit). A number
 # beyond is refused with a 422 naming the parameter before any query, instead of failing in the database driver (a 500).
@@ -85,17 +85,36 @@ class DeclarationOut(BaseModel):
         return cls(**_document(declaration))
 
 
+class CorrectionOut(BaseModel):
+    field: str = Field(description="the declaration field corrected")
+    value: Any = Field(description="the corrected value (the one the declaration now shows)")
+    replaced: Any = Field(description="the value it replaced: the resident's answer, or an earlier correction")
+    by: str | None = Field(description="the user who corrected it (null once that user is deleted)")
+    reason: str | None
+    at: datetime
+
+    @classmethod
+    def of(cls, change: DeclarationChange) -> "CorrectionOut":
+        by = change.user.name if change.user else None
+        return cls(
+            field=change.field, value=change.value, replaced=change.replaced, by=by, reason=change.reason, at=change.at
+        )
+
+
 class DeclarationRecord(DeclarationOut):
-    """A declaration as the API gives it: the shared document, and whether its source proved the phone."""
+    """A declaration as the API gives it: the shared document, whether its source proved the phone, and the tracing
+    team's corrections (the document shows the corrected values)."""
 
     phone_verified: bool = Field(
         description="false when the resident only typed the phone into the web chat (nothing proves the answers "
         "are the person's); true for a call to the phone, a personal link sent to it, or Zalo"
     )
+    corrections: list[CorrectionOut] = Field(description="oldest first; empty when nobody corrected an answer")
 
     @classmethod
     def of_source(cls, declaration: Declaration, phone_verified: bool) -> "DeclarationRecord":
-        return cls(**_document(declaration), phone_verified=phone_verified)
+        corrections = [CorrectionOut.of(change) for change in declaration.corrections]
+        return cls(**_document(declaration), phone_verified=phone_verified, corrections=corrections)
 
 
 def _document(declaration: Declaration) -> dict:

@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from app import apidocs, errors, security
+from app import apidocs, console, errors, security
 from app.platform import Platform, build_platform
 from app.routers import alerts, campaigns, contact_lists, conversations, declarations, health, people, prompts
 from app.schemas import error_responses
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, declarations, conversations, alerts, contact_lists, people, campaigns):
         app.include_router(module.router)
     _include_channels(app, platform)
+    console.install(app, platform)
     app.include_router(prompts.router)
 
     @app.get("/chat", include_in_schema=False)

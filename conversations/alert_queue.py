@@ -7,7 +7,7 @@ from sqlalchemy import Select, case, select
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from access.auth import audit, in_scope
-from access.errors import NotFound
+from access.errors import InvalidValue, NotFound
 from models import Alert, AlertLevel, Declaration, Person, User
 
 
@@ -42,12 +42,37 @@ def list_alerts(
     return alerts
 
 
-def acknowledge(session: Session, user: User, alert_id: int, now: datetime, client_ip: str | None = None) -> Alert:
-    """Someone is acting on the alert. Acknowledging it again changes nothing: the first handler stays on record."""
+MAX_NOTE_CHARS = 2000
+
+
+def acknowledge(
+    session: Session,
+    user: User,
+    alert_id: int,
+    now: datetime,
+    client_ip: str | None = None,
+    note: str | None = None,
+) -> Alert:
+    """Someone is acting on the alert, with a note of what they do. Acknowledging it again changes nothing: the
+    first handler and their note stay on record."""
+    note = (note or "").strip() or None
+    if note is not None and len(note) > MAX_NOTE_CHARS:
+        raise InvalidValue("note", f"at most {MAX_NOTE_CHARS} characters")
     alert = session.scalar(_scoped_alerts(user).where(Alert.id == alert_id))
     if alert is None:
         raise NotFound.in_scope("alert", alert_id)
     if alert.acknowledged_at is None:
-        alert.acknowledged_at, alert.acknowledged_by_id = now, user.id
+        alert.acknowledged_at, alert.acknowledged_by_id, alert.acknowledgement_note = now, user.id, note
         audit(session, user, "alert.ack", "alert", [alert.id], client_ip)
     return alert
+
+
+def changed_since(session: Session, user: User, since: datetime, client_ip: str | None = None) -> list[Alert]:
+    """Alerts of the user's scope raised, raised further or acknowledged after `since`, oldest change first: what a
+    live console has yet to show. Audited like a list (they carry names and phones)."""
+    alerts = list(
+        session.scalars(_scoped_alerts(user).where(Alert.updated_at > since).order_by(Alert.updated_at, Alert.id))
+    )
+    if alerts:
+        audit(session, user, "alert.push", "alert", [a.id for a in alerts], client_ip)
+    return alerts

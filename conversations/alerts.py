@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from ground.settings import Settings
 from models import Alert, AlertLevel, Declaration
 
+EMERGENCY_REASON = "emergency reported by the resident"
 _RANK = {AlertLevel.NONE: 0, AlertLevel.WATCH: 1, AlertLevel.URGENT: 2}
 SYMPTOM_NAMES = {
     "fever": "fever",
@@ -34,7 +35,7 @@ def assess(declaration: Declaration, emergency_reported: bool, settings: Setting
     """Urgent: danger signs, a high fever, a positive test, an emergency; watch: any other symptom or a fever."""
     urgent, watch = [], []
     if emergency_reported:
-        urgent.append("emergency reported by the resident")
+        urgent.append(EMERGENCY_REASON)
     for code in declaration.symptoms or []:
         (urgent if code in settings.alert_urgent_symptoms else watch).append(SYMPTOM_NAMES.get(code, code))
     temperature = declaration.temperature_c

@@ -1,16 +1,28 @@
 """What tracing teams read: declarations and transcripts, always within the reader's province and on the audit log."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, select, true
-from sqlalchemy.orm import Session, contains_eager, selectinload
+from sqlalchemy import ColumnElement, Select, case, func, select, true
+from sqlalchemy.orm import Session, contains_eager, joinedload, selectinload
 
-from access.auth import audit, in_scope
+from access.auth import CAN_READ_TRANSCRIPTS, audit, in_scope
 from access.errors import InvalidValue, NotFound
 from ground.phones import InvalidPhone, normalize_phone
-from models import AlertLevel, Conversation, Declaration, DeclarationStatus, Person, User
+from models import (
+    Alert,
+    AlertLevel,
+    Conversation,
+    Declaration,
+    DeclarationChange,
+    DeclarationStatus,
+    OutreachAttempt,
+    Person,
+    Turn,
+    User,
+)
 
 # A declaration without a conversation was made by the platform itself (nobody typed a phone for it).
 PHONE_VERIFIED = func.coalesce(Conversation.phone_verified, true())
@@ -24,6 +36,27 @@ class DeclarationFilter:
     alert_level: AlertLevel | None = None
     phone_verified: bool | None = None
     updated_since: datetime | None = None  # without an offset, read in the platform's time zone
+    ward: str | None = None
+    search: str | None = None  # a phone in any common form, or part of a name
+    created_from: date | None = None  # local dates, inclusive
+    created_to: date | None = None
+
+
+class Sort(StrEnum):
+    OLDEST_CHANGE = "oldest"  # the API's order: sync with updated_since
+    NEWEST_CHANGE = "newest"
+    ALERT = "alert"  # urgent first, then newest
+
+
+_ORDER = {
+    Sort.OLDEST_CHANGE: (Declaration.updated_at, Declaration.id),
+    Sort.NEWEST_CHANGE: (Declaration.updated_at.desc(), Declaration.id.desc()),
+    Sort.ALERT: (
+        case({AlertLevel.URGENT: 0, AlertLevel.WATCH: 1}, value=Declaration.alert_level, else_=2),
+        Declaration.updated_at.desc(),
+        Declaration.id.desc(),
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -35,7 +68,8 @@ class DeclarationPage:
 def _scoped_declarations(user: User) -> Select:
     """Declarations with their phone's proof, of the user's province."""
     stmt = select(Declaration, PHONE_VERIFIED).join(Declaration.person).outerjoin(Declaration.conversation)
-    return in_scope(stmt, user).options(contains_eager(Declaration.person))
+    corrections = selectinload(Declaration.corrections).joinedload(DeclarationChange.user)
+    return in_scope(stmt, user).options(contains_eager(Declaration.person), corrections)
 
 
 def list_declarations(
@@ -46,9 +80,18 @@ def list_declarations(
     offset: int,
     timezone: str,
     client_ip: str | None = None,
+    sort: Sort = Sort.OLDEST_CHANGE,
 ) -> DeclarationPage:
-    """Oldest change first, so `updated_since` can be used to sync."""
-    stmt = _scoped_declarations(user)
+    """Oldest change first unless sorted otherwise, so `updated_since` can be used to sync."""
+    stmt = _filtered(_scoped_declarations(user), where, timezone)
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    page = stmt.order_by(*_ORDER[sort]).limit(limit).offset(offset)
+    rows = [(declaration, verified) for declaration, verified in session.execute(page)]
+    audit(session, user, "declaration.list", "declaration", [d.id for d, _ in rows], client_ip)
+    return DeclarationPage(rows, total)
+
+
+def _filtered(stmt: Select, where: DeclarationFilter, timezone: str) -> Select:
     if where.phone is not None:
         stmt = stmt.where(Person.phone == _phone(where.phone))
     if where.campaign_id is not None:
@@ -61,11 +104,26 @@ def list_declarations(
         stmt = stmt.where(PHONE_VERIFIED.is_(where.phone_verified))
     if where.updated_since is not None:
         stmt = stmt.where(Declaration.updated_at >= _aware(where.updated_since, timezone))
-    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    page = stmt.order_by(Declaration.updated_at, Declaration.id).limit(limit).offset(offset)
-    rows = [(declaration, verified) for declaration, verified in session.execute(page)]
-    audit(session, user, "declaration.list", "declaration", [d.id for d, _ in rows], client_ip)
-    return DeclarationPage(rows, total)
+    if where.ward:
+        stmt = stmt.where(Person.ward == where.ward)
+    if where.search:
+        stmt = stmt.where(_matching(where.search))
+    zone = ZoneInfo(timezone)
+    if where.created_from is not None:
+        stmt = stmt.where(Declaration.created_at >= datetime.combine(where.created_from, time(), zone))
+    if where.created_to is not None:
+        next_day = where.created_to + timedelta(days=1)
+        stmt = stmt.where(Declaration.created_at < datetime.combine(next_day, time(), zone))
+    return stmt
+
+
+def _matching(search: str) -> ColumnElement[bool]:
+    """A phone in any common form matches that phone; anything else, the names holding it."""
+    try:
+        return Person.phone == normalize_phone(search)
+    except InvalidPhone:
+        escaped = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return Person.full_name.ilike(f"%{escaped}%", escape="\\")
 
 
 def read_declaration(
@@ -78,6 +136,52 @@ def read_declaration(
     declaration, verified = row
     audit(session, user, "declaration.read", "declaration", [declaration.id], client_ip)
     return declaration, verified
+
+
+@dataclass(frozen=True)
+class DeclarationDetail:
+    """A declaration as a tracer reviews it."""
+
+    declaration: Declaration
+    phone_verified: bool
+    changes: list[DeclarationChange]  # every value each field took and where it came from, oldest first
+    turns: list[Turn] | None  # None: the reader's role does not read transcripts
+    alerts: list[Alert]
+    attempt: OutreachAttempt | None  # the campaign's contact for this follow-up day, when a campaign reached out
+
+
+def declaration_detail(
+    session: Session, user: User, declaration_id: int, client_ip: str | None = None
+) -> DeclarationDetail:
+    declaration, verified = read_declaration(session, user, declaration_id, client_ip)
+    changes = session.scalars(
+        select(DeclarationChange)
+        .where(DeclarationChange.declaration_id == declaration.id)
+        .options(joinedload(DeclarationChange.user))
+        .order_by(DeclarationChange.id)
+    ).all()
+    turns = None
+    if user.role in CAN_READ_TRANSCRIPTS and declaration.conversation_id is not None:
+        turns = list(
+            session.scalars(select(Turn).where(Turn.conversation_id == declaration.conversation_id).order_by(Turn.seq))
+        )
+        audit(session, user, "transcript.read", "conversation", [declaration.conversation_id], client_ip)
+    alerts = session.scalars(
+        select(Alert)
+        .where(Alert.declaration_id == declaration.id)
+        .options(joinedload(Alert.acknowledged_by))
+        .order_by(Alert.id)
+    ).all()
+    attempt = None
+    if declaration.campaign_id is not None and declaration.follow_up_day is not None:
+        attempt = session.scalar(
+            select(OutreachAttempt).where(
+                OutreachAttempt.campaign_id == declaration.campaign_id,
+                OutreachAttempt.person_id == declaration.person_id,
+                OutreachAttempt.follow_up_day == declaration.follow_up_day,
+            )
+        )
+    return DeclarationDetail(declaration, verified, list(changes), turns, list(alerts), attempt)
 
 
 def read_transcript(

@@ -30,6 +30,7 @@ from campaigns.attempts import Outcome
 from campaigns.rules import CampaignRules
 from conversations.alerts import SYMPTOM_NAMES, assess, raise_alert
 from conversations.engine import BotMessage, Button, EngineClient, EngineError, EngineReply
+from conversations.history import record_answers
 from conversations.outreach import Outreach, OutreachStore
 from conversations.residents import claim_province, person_with_phone
 from ground.locks import KeyedLocks
@@ -359,7 +360,7 @@ class ConversationService:
                 answered = session.get(Turn, turn_id)
                 answered.processed_at, answered.intent = utcnow(), reply.intent
             declaration = session.scalar(select(Declaration).where(Declaration.conversation_id == conversation_id))
-            update_declaration(declaration, reply.slots)
+            record_answers(session, declaration, answers_in(reply.slots), turn_id)
             claim_province(session, declaration.person_id, reply.slots.get("staying_at"), conversation_id)
             session.flush()
             raise_alert(session, declaration, assess(declaration, bool(reply.slots.get("emergency")), self.settings))
@@ -477,7 +478,10 @@ def _one_of(value: Any, choices: tuple[Any, ...]) -> Any:
 
 
 def answers_in(slots: dict[str, Any]) -> dict[str, Any]:
-    """The declaration fields the engine's slots answer; a slot that is empty or unknown answers nothing."""
+    """The declaration fields the engine's slots answer; a slot that is empty or unknown answers nothing.
+
+    The store is the truth and the engine's memory a cache: a slot that is empty (an engine that restarted, lost
+    the conversation or was reset) never clears a stored answer; a new answer replaces the old one."""
     symptoms, temperature, doses = (
         slots.get("symptoms"),
         _known(slots.get("temperature")),
@@ -502,13 +506,3 @@ def answers_in(slots: dict[str, Any]) -> dict[str, Any]:
     if isinstance(symptoms, list):
         answers |= {"symptoms_asked": True, "symptoms": [s for s in symptoms if s in SYMPTOM_NAMES]}
     return {name: value for name, value in answers.items() if value is not None}
-
-
-def update_declaration(declaration: Declaration, slots: dict[str, Any]) -> None:
-    """Write the answers the engine's slots hold into the declaration.
-
-    The store is the truth and the engine's memory a cache: a slot that is empty (an engine that restarted, lost
-    the conversation or was reset) never clears or overwrites a stored answer; a new answer replaces the old one.
-    """
-    for name, value in answers_in(slots).items():
-        setattr(declaration, name, value)

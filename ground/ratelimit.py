@@ -21,12 +21,31 @@ def limit_storage(uri: str) -> Storage:
 
 
 class RateLimiter:
-    """At most `per_minute` requests a minute for each key of one kind (`name`: an address, a session...)."""
+    """At most `per_minute` requests a minute (or `per_minute` in `minutes` minutes) for each key of one kind (`name`:
+    an address, a session...)."""
 
-    def __init__(self, storage: Storage, name: str, per_minute: int) -> None:
+    def __init__(self, storage: Storage, name: str, per_minute: int, minutes: int = 1) -> None:
         self.name = name
-        self._limit = RateLimitItemPerMinute(per_minute)
+        self._limit = RateLimitItemPerMinute(per_minute, minutes)
         self._strategy = SlidingWindowCounterRateLimiter(storage)
+
+    def exhausted_for(self, key: str) -> float | None:
+        """Seconds until `key` may go on when its limit is used up, else None. Counts nothing (see `count`): a login
+        form counts only the failures."""
+        try:
+            if self._strategy.test(self._limit, self.name, key):
+                return None
+            reset_at = self._strategy.get_window_stats(self._limit, self.name, key).reset_time
+        except Exception as error:
+            log.warning("the %s rate limit could not be read (%s); the request is let through", self.name, error)
+            return None
+        return max(reset_at - time.time(), 1.0)
+
+    def count(self, key: str) -> None:
+        try:
+            self._strategy.hit(self._limit, self.name, key)
+        except Exception as error:
+            log.warning("the %s rate limit could not be counted (%s)", self.name, error)
 
     def retry_after(self, key: str) -> float | None:
         """Count a request for `key`: None when allowed, else the seconds until the next one is."""

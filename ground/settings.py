@@ -134,6 +134,19 @@ class Settings(BaseSettings):
         "API: only their X-Forwarded-For is believed. None by default: the peer's address is the client's.",
     )
 
+    console_idle_minutes: int = Field(
+        default=30, ge=1, le=24 * 60, description="A console session ends after this many minutes without a request."
+    )
+    console_login_failures_per_name: int = Field(
+        default=5, ge=1, description="Wrong passwords one user name may get in 15 minutes before logins wait."
+    )
+    console_login_failures_per_address: int = Field(
+        default=50,
+        ge=1,
+        description="Wrong passwords from one address in 15 minutes before its logins wait (a whole office may share "
+        "one address, so this is higher than the per-name limit).",
+    )
+
     public_base_url: str = Field(
         default="http://127.0.0.1:8000",
         description="The address Twilio, Zalo and residents reach this platform at (scheme, host, optional path). "

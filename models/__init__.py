@@ -1,11 +1,11 @@
 """The shared declaration store: every channel, campaign and console reads and writes these tables."""
 
-from models.auth import ApiToken, AuditLog, Role, User
+from models.auth import ApiToken, AuditLog, ConsoleSession, Role, User
 from models.base import Base, utcnow
 from models.campaign import AttemptStatus, Campaign, CampaignStatus, Outcome, OutreachAttempt, campaign_lists
 from models.channels import InboundEvent, ProviderToken, ZaloUser
 from models.conversation import Channel, Conversation, Speaker, Turn
-from models.declaration import Alert, AlertLevel, Declaration, DeclarationStatus
+from models.declaration import Alert, AlertLevel, ChangeSource, Declaration, DeclarationChange, DeclarationStatus
 from models.people import ContactList, ContactListMember, Person
 from models.scheduler import JOBS_TABLE, scheduler_jobs
 
@@ -18,12 +18,15 @@ __all__ = [
     "AuditLog",
     "Base",
     "Campaign",
+    "ChangeSource",
     "CampaignStatus",
     "Channel",
     "ContactList",
     "ContactListMember",
+    "ConsoleSession",
     "Conversation",
     "Declaration",
+    "DeclarationChange",
     "DeclarationStatus",
     "InboundEvent",
     "Outcome",

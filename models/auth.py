@@ -25,6 +25,9 @@ class User(Base):
     role: Mapped[Role] = mapped_column(enum_column(Role))
     province_code: Mapped[str | None] = mapped_column(String(8), comment="NULL = every province")
     disabled: Mapped[bool] = mapped_column(default=False)
+    password_hash: Mapped[str | None] = mapped_column(
+        String(200), comment="argon2id hash of the console password; NULL = no console login (API tokens only)"
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     tokens: Mapped[list["ApiToken"]] = relationship(back_populates="user")
@@ -44,6 +47,22 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class ConsoleSession(Base):
+    """A signed-in browser. Only the SHA-256 of its cookie is kept; it ends at logout or after idle time."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+    client_ip: Mapped[str | None] = mapped_column(String(64))
+
+    user: Mapped[User] = relationship()
 
 
 class AuditLog(Base):

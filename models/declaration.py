@@ -2,10 +2,12 @@
 
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import JSON, Float, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from models.auth import User
 from models.base import Base, Timestamped, enum_column, utcnow
 from models.conversation import Channel, Conversation
 from models.people import Person
@@ -60,6 +62,41 @@ class Declaration(Timestamped, Base):
 
     person: Mapped[Person] = relationship()
     conversation: Mapped[Conversation | None] = relationship()
+    changes: Mapped[list["DeclarationChange"]] = relationship(
+        back_populates="declaration", order_by="DeclarationChange.id", viewonly=True
+    )
+    corrections: Mapped[list["DeclarationChange"]] = relationship(
+        primaryjoin="and_(Declaration.id == foreign(DeclarationChange.declaration_id), "
+        "DeclarationChange.source == 'correction')",
+        order_by="DeclarationChange.id",
+        viewonly=True,
+    )
+
+
+class ChangeSource(StrEnum):
+    RESIDENT = "resident"  # an answer the resident gave (the turn that gave it, when the engine answered one)
+    CORRECTION = "correction"  # a person of the tracing team corrected it, with a reason
+
+
+class DeclarationChange(Base):
+    """Every value a declaration's field has taken, and where it came from: the declaration holds the latest, this
+    history keeps every one, the resident's own answers beside any correction of them (never overwritten)."""
+
+    __tablename__ = "declaration_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    declaration_id: Mapped[int] = mapped_column(ForeignKey("declarations.id", ondelete="CASCADE"), index=True)
+    field: Mapped[str] = mapped_column(String(32))
+    value: Mapped[Any] = mapped_column(JSON, nullable=True, comment="the field's value as JSON (dates as ISO text)")
+    replaced: Mapped[Any] = mapped_column(JSON, nullable=True, comment="the value it replaced, as JSON")
+    source: Mapped[ChangeSource] = mapped_column(enum_column(ChangeSource, 16))
+    turn_id: Mapped[int | None] = mapped_column(ForeignKey("turns.id", ondelete="SET NULL"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    declaration: Mapped[Declaration] = relationship(back_populates="changes")
+    user: Mapped[User | None] = relationship()
 
 
 class Alert(Base):
@@ -76,6 +113,8 @@ class Alert(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     acknowledged_at: Mapped[datetime | None]
     acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    acknowledgement_note: Mapped[str | None] = mapped_column(Text, comment="what the tracer who took it did or will do")
 
     declaration: Mapped[Declaration] = relationship()
     person: Mapped[Person] = relationship()
+    acknowledged_by: Mapped[User | None] = relationship()

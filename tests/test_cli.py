@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
+from access import console
 from ground.settings import Settings
-from ground.store import make_engine
+from ground.store import make_engine, make_session_factory
 from tests.conftest import run_app
 from tests.support.net import free_port
 
@@ -90,3 +91,23 @@ def test_worker_check_fails_without_a_running_scheduler(tmp_path):
     )
     assert result.returncode == 1
     assert "no scheduler heartbeat" in result.stderr
+
+
+@pytest.mark.parametrize(("typed", "works"), [("mật-khẩu-đủ-dài-2021", True), ("ngắn", False)])
+def test_a_console_password_is_read_from_the_first_line_of_a_pipe(tmp_path, typed, works):
+    url = f"sqlite:///{tmp_path / 'outreach.db'}"
+    added = outreach("user", "add", "tracer-bn", "--role", "tracer", "--province", "27", database_url=url)
+    assert added.returncode == 0, added.stderr
+    environ = {**os.environ, "OUTREACH_DATABASE_URL": url}
+    done = subprocess.run(
+        [OUTREACH, "user", "password", "tracer-bn"],
+        input=f"{typed}\nthe second line is not read\n",
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode == 0) is works, done.stderr
+    with make_session_factory(make_engine(url))() as session:
+        assert (console.check_password(session, "tracer-bn", "mật-khẩu-đủ-dài-2021") is not None) is works
+        assert console.check_password(session, "tracer-bn", "the second line is not read") is None

@@ -29,6 +29,7 @@ class AlertOut(BaseModel):
     updated_at: datetime
     acknowledged_at: datetime | None
     acknowledged_by: int | None
+    acknowledgement_note: str | None = Field(description="what the person who took it did or will do")
     phone_verified: bool = Field(
         description="false when the answers came from a web chat opened by typing the phone: call before acting"
     )
@@ -46,6 +47,7 @@ class AlertOut(BaseModel):
             updated_at=alert.updated_at,
             acknowledged_at=alert.acknowledged_at,
             acknowledged_by=alert.acknowledged_by_id,
+            acknowledgement_note=alert.acknowledgement_note,
             phone_verified=conversation is None or conversation.phone_verified,
         )
 
@@ -78,10 +80,17 @@ def list_alerts(
     return [AlertOut.of(a) for a in alerts]
 
 
+class AckIn(BaseModel):
+    note: str | None = Field(default=None, max_length=alert_queue.MAX_NOTE_CHARS, description="what you do about it")
+
+
 @router.post(
     "/{alert_id}/ack",
     summary="Acknowledge an alert (someone is acting on it)",
     responses=error_responses(401, 403, 404),
 )
-def acknowledge(alert_id: Id, session: SessionDep, user: AlertHandlerDep, ip: ClientIpDep) -> AlertOut:
-    return AlertOut.of(alert_queue.acknowledge(session, user, alert_id, utcnow(), ip))
+def acknowledge(
+    alert_id: Id, session: SessionDep, user: AlertHandlerDep, ip: ClientIpDep, body: AckIn | None = None
+) -> AlertOut:
+    note = body.note if body else None
+    return AlertOut.of(alert_queue.acknowledge(session, user, alert_id, utcnow(), ip, note))
