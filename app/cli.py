@@ -21,6 +21,7 @@ from access import auth, console
 from access.errors import Refused
 from app.engine_process import EngineProcess, EngineUnavailable, ensure_model
 from app.logs import RedactSecrets
+from conversations import duty
 from ground.private import make_files_private, tighten
 from ground.settings import PROJECT_ROOT, Settings, get_settings
 from ground.store import make_engine, make_session_factory
@@ -37,6 +38,8 @@ people_app = typer.Typer(help="Residents: move one between provinces.", no_args_
 app.add_typer(people_app, name="people")
 campaign_app = typer.Typer(help="Outreach campaigns over contact lists.", no_args_is_help=True)
 app.add_typer(campaign_app, name="campaign")
+roster_app = typer.Typer(help="Who is on duty to be told of urgent alerts (by Zalo or SMS).", no_args_is_help=True)
+app.add_typer(roster_app, name="roster")
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(engine_app, name="engine")
@@ -260,6 +263,65 @@ def user_list() -> None:
                 f"{user.created_at:%Y-%m-%d}",
             )
     Console().print(table)
+
+
+@roster_app.command("add")
+def roster_add(
+    name: str,
+    phone: Annotated[str, typer.Option(help="any common form; urgent alerts are texted here")],
+    province: Annotated[str | None, typer.Option(help="two-digit province code; omit for residents of none")] = None,
+    zalo_user_id: Annotated[str | None, typer.Option(help="the member's id as the OA knows it (Zalo first)")] = None,
+    position: Annotated[int, typer.Option(help="who is told first (1), then next on escalation")] = 1,
+) -> None:
+    """Put a tracer on the duty roster (on duty from now)."""
+    try:
+        with _store(get_settings()).begin() as session:
+            member = duty.add_member(
+                session,
+                auth.operator(),
+                name=name,
+                phone=phone,
+                province_code=province,
+                zalo_user_id=zalo_user_id,
+                position=position,
+            )
+            print(member.id)
+    except Refused as error:
+        raise _fail(str(error)) from None
+
+
+@roster_app.command("list")
+def roster_list(province: Annotated[str | None, typer.Option(help="two-digit province code")] = None) -> None:
+    """The roster, in the order its members are told."""
+    table = Table("id", "province", "position", "name", "phone", "zalo", "on duty")
+    with _store(get_settings()).begin() as session:
+        for member in duty.roster(session, auth.operator(), province):
+            where, zalo = member.province_code or "-", member.zalo_user_id or ""
+            on_duty = "yes" if member.on_duty else "no"
+            table.add_row(str(member.id), where, str(member.position), member.name, member.phone, zalo, on_duty)
+    Console().print(table)
+
+
+@roster_app.command("duty")
+def roster_duty(member_id: int, state: Annotated[str, typer.Argument(help="on or off")]) -> None:
+    """Put a roster member on or off duty."""
+    if state not in ("on", "off"):
+        raise _fail("say on or off")
+    try:
+        with _store(get_settings()).begin() as session:
+            duty.set_on_duty(session, auth.operator(), member_id, state == "on")
+    except Refused as error:
+        raise _fail(str(error)) from None
+
+
+@roster_app.command("remove")
+def roster_remove(member_id: int) -> None:
+    """Take someone off the roster (the notifications they were sent keep their name)."""
+    try:
+        with _store(get_settings()).begin() as session:
+            duty.remove_member(session, auth.operator(), member_id)
+    except Refused as error:
+        raise _fail(str(error)) from None
 
 
 @engine_app.command("train")

@@ -7,12 +7,13 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigns.channels import OutboundChannel
-from connectors.twilio_sms import SmsChannel
+from connectors.twilio_sms import SmsChannel, SmsNotifier
 from connectors.twilio_voice import VoiceChannel
 from connectors.webchat import WebchatLimits
 from connectors.zalo.client import ZaloClient
 from connectors.zalo.conversations import ZaloConversations
-from connectors.zalo.outbound import ZaloChannel, ZnsChannel
+from connectors.zalo.outbound import ZaloChannel, ZaloNotifier, ZnsChannel
+from conversations.duty import Notifier
 from conversations.engine import EngineClient
 from conversations.service import ConversationService
 from ground.private import engine_token
@@ -79,3 +80,14 @@ def outbound_channels(platform: Platform) -> dict[str, OutboundChannel]:
         channels[Channel.ZALO] = ZaloChannel(platform.zalo_conversations, settings.zalo_reply_window_hours)
         channels[Channel.ZNS] = ZnsChannel(platform.zalo, platform.conversations.outreach)
     return channels
+
+
+def duty_notifiers(platform: Platform) -> list[Notifier]:
+    """How the roster is told of urgent alerts, in order of preference: Zalo (free, read at once), then SMS."""
+    settings = platform.settings
+    notifiers: list[Notifier] = []
+    if settings.zalo_app_id:
+        notifiers.append(ZaloNotifier(platform.zalo))
+    if settings.twilio_account_sid:
+        notifiers.append(SmsNotifier(settings))
+    return notifiers

@@ -23,10 +23,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 
 from app.engine_process import EngineProcess
-from app.platform import build_platform, outbound_channels
+from app.platform import build_platform, duty_notifiers, outbound_channels
 from campaigns.dispatch import Dispatcher
 from campaigns.lifecycle import plan_running_campaigns
 from connectors.twilio_voice import personal_lines_due
+from conversations import duty
 from ground.settings import Settings, get_settings
 from ground.store import make_engine, make_session_factory
 from models import JOBS_TABLE, utcnow
@@ -68,9 +69,22 @@ class DispatchLoop:
             interval=timedelta(seconds=settings.dispatch_interval_s),
             claim_timeout=timedelta(seconds=settings.dispatch_claim_timeout_s),
         )
+        self.notifiers = duty_notifiers(self.platform)
 
     def tick(self) -> None:
         asyncio.run_coroutine_threadsafe(self.dispatcher.tick(), self.loop).result()
+
+    def notify_tick(self) -> None:
+        """Tell the on-duty roster of urgent alerts (and escalate those nobody acknowledged)."""
+        settings = self.platform.settings
+        told = duty.notify_due(
+            self.platform.sessions,
+            self.notifiers,
+            settings.public_url,
+            timedelta(minutes=settings.alert_escalation_minutes),
+        )
+        if sent := asyncio.run_coroutine_threadsafe(told, self.loop).result():
+            log.info("told the duty roster of urgent alerts: %d message(s)", sent)
 
     def close(self) -> None:
         asyncio.run_coroutine_threadsafe(self.platform.aclose_clients(), self.loop).result(10)
@@ -108,6 +122,7 @@ def build_scheduler(
     _add_process_job(scheduler, HEARTBEAT_INTERVAL_S, "heartbeat", beat, settings.heartbeat_file, at_once=True)
     if dispatch is not None:
         _add_process_job(scheduler, settings.dispatch_interval_s, "dispatch", dispatch.tick, at_once=True)
+        _add_process_job(scheduler, settings.alert_notify_interval_s, "duty", dispatch.notify_tick, at_once=True)
         # Idempotent, so planning every few minutes (and on every worker) costs little and never misses a day.
         scheduler.add_job(
             plan_follow_ups,

@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 from sqlalchemy.orm import Session, sessionmaker
+from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 from twilio.rest.api.v2010.account.message import MessageInstance, MessageList
 
@@ -23,6 +24,7 @@ from campaigns.attempts import Outcome
 from campaigns.channels import Contact, Placed
 from connectors.events import first_time
 from connectors.twilio_auth import UNCALLABLE_NUMBER_CODES, TwilioChannel, TwilioSignature, twilio_client
+from conversations.duty import Member, NotifyFailed
 from conversations.outreach import OutreachStore
 from ground.settings import Settings
 from models import Channel, utcnow
@@ -61,6 +63,31 @@ class SmsChannel(TwilioChannel):
             body=body,
             status_callback=f"{self.settings.public_url}{PREFIX}/status?attempt={contact.attempt_id}",
         )
+
+
+@dataclass(frozen=True)
+class SmsNotifier:
+    """Tells a roster member of an urgent alert by SMS (conversations.duty.Notifier)."""
+
+    settings: Settings
+    name: str = "sms"
+
+    def reaches(self, member: Member) -> bool:
+        return bool(member.phone)
+
+    async def send(self, member: Member, text: str) -> str:
+        create = partial(
+            twilio_client(self.settings).messages.create,
+            to=member.phone,
+            from_=self.settings.twilio_from_number,
+            body=text,
+        )
+        try:
+            return (await asyncio.to_thread(create)).sid
+        except TwilioRestException as error:
+            raise NotifyFailed(f"Twilio {error.code or error.status}: {error.msg}") from error
+        except OSError as error:  # Twilio unreachable
+            raise NotifyFailed(f"Twilio unreachable: {error}") from error
 
 
 def router(sessions: sessionmaker[Session], settings: Settings) -> APIRouter:

@@ -13,7 +13,9 @@ from models import Alert, AlertLevel, Declaration, Person, User
 
 def _scoped_alerts(user: User) -> Select:
     return in_scope(select(Alert).join(Alert.person), user).options(
-        contains_eager(Alert.person), selectinload(Alert.declaration).selectinload(Declaration.conversation)
+        contains_eager(Alert.person),
+        selectinload(Alert.declaration).selectinload(Declaration.conversation),
+        selectinload(Alert.notifications),
     )
 
 
@@ -45,6 +47,13 @@ def list_alerts(
 MAX_NOTE_CHARS = 2000
 
 
+def get_alert(session: Session, user: User, alert_id: int) -> Alert:
+    alert = session.scalar(_scoped_alerts(user).where(Alert.id == alert_id))
+    if alert is None:
+        raise NotFound.in_scope("alert", alert_id)
+    return alert
+
+
 def acknowledge(
     session: Session,
     user: User,
@@ -58,9 +67,7 @@ def acknowledge(
     note = (note or "").strip() or None
     if note is not None and len(note) > MAX_NOTE_CHARS:
         raise InvalidValue("note", f"at most {MAX_NOTE_CHARS} characters")
-    alert = session.scalar(_scoped_alerts(user).where(Alert.id == alert_id))
-    if alert is None:
-        raise NotFound.in_scope("alert", alert_id)
+    alert = get_alert(session, user, alert_id)
     if alert.acknowledged_at is None:
         alert.acknowledged_at, alert.acknowledged_by_id, alert.acknowledgement_note = now, user.id, note
         audit(session, user, "alert.ack", "alert", [alert.id], client_ip)

@@ -1,5 +1,6 @@
 """Which declarations need a human, how urgently, and why."""
 
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -23,6 +24,34 @@ SYMPTOM_NAMES = {
     "diarrhea": "diarrhea",
     "chest_pain": "chest pain",
 }
+
+# The same symptoms and reasons as tracing teams say them (the store and the API keep the English above).
+SYMPTOMS_VI = {
+    "fever": "sốt",
+    "cough": "ho",
+    "shortness_of_breath": "khó thở",
+    "sore_throat": "đau họng",
+    "fatigue": "mệt mỏi",
+    "loss_of_taste_or_smell": "mất vị giác, khứu giác",
+    "runny_nose": "sổ mũi",
+    "body_ache": "đau nhức người",
+    "headache": "đau đầu",
+    "diarrhea": "tiêu chảy",
+    "chest_pain": "đau ngực",
+}
+_REASONS_VI = {
+    EMERGENCY_REASON: "người dân báo cấp cứu",
+    "positive test": "xét nghiệm dương tính",
+    **{SYMPTOM_NAMES[code]: vietnamese for code, vietnamese in SYMPTOMS_VI.items()},
+}
+_TEMPERATURE_REASON = re.compile(r"temperature ([\d.]+) °C")
+
+
+def reason_vi(reason: str) -> str:
+    """An alert reason in Vietnamese: "temperature 39.5 °C" -> "nhiệt độ 39,5 °C"."""
+    if match := _TEMPERATURE_REASON.fullmatch(reason):
+        return f"nhiệt độ {match.group(1).replace('.', ',')} °C"
+    return _REASONS_VI.get(reason, reason)
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,16 @@ class Settings(BaseSettings):
     alert_urgent_symptoms: list[str] = Field(
         default=["shortness_of_breath", "chest_pain"], description="Symptoms that make an alert urgent (JSON list)."
     )
+    alert_escalation_minutes: int = Field(
+        default=10,
+        ge=1,
+        le=24 * 60,
+        description="An urgent alert nobody acknowledged this long after the roster was told is told to the next "
+        "on-duty person.",
+    )
+    alert_notify_interval_s: float = Field(
+        default=10.0, gt=0, le=60, description="How often a worker looks for urgent alerts to tell the roster of."
+    )
     replay_interval_s: float = Field(
         default=10.0, description="How often turns kept while the engine was down are retried."
     )

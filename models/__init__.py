@@ -6,12 +6,14 @@ from models.campaign import AttemptStatus, Campaign, CampaignStatus, Outcome, Ou
 from models.channels import InboundEvent, ProviderToken, ZaloUser
 from models.conversation import Channel, Conversation, Speaker, Turn
 from models.declaration import Alert, AlertLevel, ChangeSource, Declaration, DeclarationChange, DeclarationStatus
+from models.duty import AlertNotification, NotificationStatus, RosterMember
 from models.people import ContactList, ContactListMember, Person
 from models.scheduler import JOBS_TABLE, scheduler_jobs
 
 __all__ = [
     "JOBS_TABLE",
     "Alert",
+    "AlertNotification",
     "AlertLevel",
     "ApiToken",
     "AttemptStatus",
@@ -29,11 +31,13 @@ __all__ = [
     "DeclarationChange",
     "DeclarationStatus",
     "InboundEvent",
+    "NotificationStatus",
     "Outcome",
     "OutreachAttempt",
     "Person",
     "ProviderToken",
     "Role",
+    "RosterMember",
     "Speaker",
     "Turn",
     "User",

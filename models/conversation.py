@@ -49,6 +49,11 @@ class Conversation(Base):
         JSON,
         comment="the engine's slots and active form after the last turn: restores a conversation the engine lost",
     )
+    taken_over_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"),
+        comment="a tracer writing to the resident as a person: the bot is paused until they hand back",
+    )
+    taken_over_at: Mapped[datetime | None]
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from models.auth import User
 from models.base import Base, Timestamped, enum_column, utcnow
 from models.conversation import Channel, Conversation
+from models.duty import AlertNotification
 from models.people import Person
 
 
@@ -113,8 +114,12 @@ class Alert(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     acknowledged_at: Mapped[datetime | None]
     acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    next_notification_at: Mapped[datetime | None] = mapped_column(
+        comment="urgent alerts: when the roster is told (again) unless acknowledged; NULL = not yet told"
+    )
     acknowledgement_note: Mapped[str | None] = mapped_column(Text, comment="what the tracer who took it did or will do")
 
     declaration: Mapped[Declaration] = relationship()
     person: Mapped[Person] = relationship()
     acknowledged_by: Mapped[User | None] = relationship()
+    notifications: Mapped[list["AlertNotification"]] = relationship(order_by="AlertNotification.id", viewonly=True)

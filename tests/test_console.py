@@ -404,3 +404,26 @@ def _open_alert_of(api, declaration_id: int) -> int:
 def _row(page: str, field: str) -> str:
     start = page.index(f'id="field-{field}"')
     return page[start : page.index("</tr>", start)]
+
+
+def test_the_roster_is_kept_in_the_console_and_a_duty_link_opens_the_alert(bac_ninh):
+    api, browser, ids = bac_ninh
+    page = browser.get("/console/roster")
+    assert "Chưa có ai trong lịch trực" in page.text
+    data = {"csrf_token": _csrf(page), "name": "Anh Minh", "phone": "0911 000 002", "position": "1"}
+    assert browser.post("/console/roster", data=data).status_code == 303
+    refused = browser.post("/console/roster", data=data | {"phone": "12345"})
+    assert refused.status_code == 422 and "Chưa thêm được" in refused.text
+    page = browser.get("/console/roster")
+    assert "+84911000002" in page.text and "Đang trực" in page.text
+    member_id = re.search(r'id="member-(\d+)"', page.text).group(1)
+    off = {"csrf_token": _csrf(page), "on_duty": "no"}
+    assert browser.post(f"/console/roster/{member_id}/duty", data=off).status_code == 303
+    assert "Nghỉ" in browser.get("/console/roster").text
+
+    alert_id = _open_alert_of(api, ids["ours"])
+    opened = browser.get(f"/console/alerts/{alert_id}")
+    assert opened.status_code == 303
+    assert opened.headers["location"] == f"/console/declarations/{ids['ours']}#alert-{alert_id}"
+    theirs = _open_alert_of(api, ids["theirs"])
+    assert browser.get(f"/console/alerts/{theirs}").status_code == 404

@@ -42,6 +42,13 @@ def alerts_page(request: Request, signed: SignedDep, session: SessionDep, ip: Cl
     return render(request, "alerts.html", context)
 
 
+@router.get("/alerts/{alert_id}")
+def alert_page(alert_id: Id, signed: SignedDep, session: SessionDep) -> Response:
+    """The link in a duty message: the alert on its declaration's page."""
+    alert = alert_queue.get_alert(session, _handler(signed), alert_id)
+    return RedirectResponse(f"/console/declarations/{alert.declaration_id}#alert-{alert.id}", status_code=303)
+
+
 @router.post("/alerts/{alert_id}/ack")
 def acknowledge(
     alert_id: Id,

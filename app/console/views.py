@@ -1,7 +1,6 @@
 """The console's templates and how they say things: Vietnamese labels, dates as dd/mm/yyyy in the platform's time
 zone, ages of alerts. Templates are autoescaped: whatever a resident typed is shown as text, never as markup."""
 
-import re
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from zoneinfo import ZoneInfo
 from fastapi import Request, Response
 from fastapi.templating import Jinja2Templates
 
+from conversations.alerts import SYMPTOMS_VI, reason_vi
 from models import utcnow
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -23,19 +23,7 @@ STATUS = {
     "unreachable": "Không liên lạc được",
 }
 LEVEL = {"none": "Bình thường", "watch": "Theo dõi", "urgent": "Khẩn cấp"}
-SYMPTOM = {
-    "fever": "sốt",
-    "cough": "ho",
-    "shortness_of_breath": "khó thở",
-    "sore_throat": "đau họng",
-    "fatigue": "mệt mỏi",
-    "loss_of_taste_or_smell": "mất vị giác, khứu giác",
-    "runny_nose": "sổ mũi",
-    "body_ache": "đau nhức người",
-    "headache": "đau đầu",
-    "diarrhea": "tiêu chảy",
-    "chest_pain": "đau ngực",
-}
+SYMPTOM = SYMPTOMS_VI
 FIELD = {
     "status": "Trạng thái",
     "identity_confirmed": "Đúng người",
@@ -74,19 +62,6 @@ ATTEMPT = {
     "failed": "Không liên lạc được",
     "canceled": "Đã hủy",
 }
-_REASON = {
-    "emergency reported by the resident": "người dân báo cấp cứu",
-    "positive test": "xét nghiệm dương tính",
-    **{english.replace("_", " "): vietnamese for english, vietnamese in SYMPTOM.items()},
-}
-_TEMPERATURE_REASON = re.compile(r"temperature ([\d.]+) °C")
-
-
-def reason(text: str) -> str:
-    """An alert reason (kept in English in the store, for the API) as the console says it."""
-    if match := _TEMPERATURE_REASON.fullmatch(text):
-        return f"nhiệt độ {match.group(1).replace('.', ',')} °C"
-    return _REASON.get(text, text)
 
 
 def value_label(field: str, value: Any) -> str:
@@ -113,7 +88,7 @@ class Views:
         self.zone = ZoneInfo(timezone)
         self.templates = Jinja2Templates(directory=TEMPLATES_DIR)
         env = self.templates.env
-        env.filters.update(when=self.when, day=day, age=self.age, reason=reason, value=value_label)
+        env.filters.update(when=self.when, day=day, age=self.age, reason=reason_vi, value=value_label)
         env.globals.update(
             STATUS=STATUS, LEVEL=LEVEL, SYMPTOM=SYMPTOM, FIELD=FIELD, CHOICES=CHOICES, SPEAKER=SPEAKER, CHANNEL=CHANNEL
         )

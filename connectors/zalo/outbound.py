@@ -7,6 +7,7 @@ from campaigns.channels import ChannelFailed, Contact, Placed, Unreachable
 from connectors.zalo import store
 from connectors.zalo.client import ZaloClient, ZaloError
 from connectors.zalo.conversations import ZaloConversations
+from conversations.duty import Member, NotifyFailed
 from conversations.outreach import Outreach, OutreachStore
 from conversations.service import EngineDown
 from models import Channel, utcnow
@@ -92,3 +93,21 @@ class ZnsChannel:
             "day": str(contact.follow_up_day),
             "chat_link": chat_link,  # personal: opening it answers this attempt
         }
+
+
+@dataclass(frozen=True)
+class ZaloNotifier:
+    """Tells a roster member of an urgent alert by OA message (conversations.duty.Notifier). The OA reaches a member
+    who follows it and wrote within the reply window; otherwise Zalo refuses and the member gets an SMS instead."""
+
+    client: ZaloClient
+    name: str = "zalo"
+
+    def reaches(self, member: Member) -> bool:
+        return member.zalo_user_id is not None
+
+    async def send(self, member: Member, text: str) -> str:
+        try:
+            return await self.client.send_text(member.zalo_user_id, text)
+        except ZaloError as error:
+            raise NotifyFailed(str(error)) from error
