@@ -18,11 +18,11 @@ from datetime import datetime, time, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from bot.vntext import nfc
-from conversations.engine import BotMessage
+from conversations.engine import BotMessage, Button
 from conversations.service import ConversationService, EngineDown, TurnResult
 from ground.phones import InvalidPhone, normalize_phone
 from ground.ratelimit import RateLimiter
@@ -87,6 +87,7 @@ class ChatReplies(BaseModel):
 
     replies: list[ReplyOut]
     ended: bool
+    seq: int = Field(0, description="the number of the conversation's latest line, for `GET ...?after=`")
 
 
 class SessionOut(ChatReplies):
@@ -94,13 +95,16 @@ class SessionOut(ChatReplies):
 
 
 class HistoryLine(BaseModel):
-    speaker: str
+    speaker: str = Field(description="resident, bot, or agent (a tracer of the health centre)")
     text: str
+    buttons: list[ButtonOut] = []
 
 
 class HistoryOut(BaseModel):
     lines: list[HistoryLine]
     ended: bool
+    seq: int = Field(description="the number of the latest line: ask `?after=` it for what comes next")
+    with_a_person: bool = Field(description="a tracer of the health centre is writing (the bot is paused)")
 
 
 def router(conversations: ConversationService, limits: WebchatLimits, settings: Settings) -> APIRouter:
@@ -122,19 +126,26 @@ def router(conversations: ConversationService, limits: WebchatLimits, settings: 
         return await chat.send_message(conversation_id, body)
 
     @routes.get("/sessions/{session_id}")
-    def history(session_id: str) -> HistoryOut:
-        transcript = conversations.transcript(chat.conversation(session_id))
-        lines = [HistoryLine(speaker=line.speaker.value, text=line.text) for line in transcript.lines]
-        return HistoryOut(lines=lines, ended=transcript.ended)
+    def history(session_id: str, after: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> HistoryOut:
+        """The conversation's lines (after line `after`): a page shows the history, then what a tracer writes."""
+        transcript = conversations.transcript(chat.conversation(session_id), after)
+        lines = [
+            HistoryLine(speaker=line.speaker.value, text=line.text, buttons=_buttons(line.buttons))
+            for line in transcript.lines
+        ]
+        return HistoryOut(
+            lines=lines, ended=transcript.ended, seq=transcript.seq, with_a_person=transcript.with_a_person
+        )
 
     return routes
 
 
+def _buttons(buttons: tuple[Button, ...]) -> list[ButtonOut]:
+    return [ButtonOut(title=b.title, payload=b.payload) for b in buttons]
+
+
 def _replies(messages: list[BotMessage]) -> list[ReplyOut]:
-    return [
-        ReplyOut(text=m.text, buttons=[ButtonOut(title=b.title, payload=b.payload) for b in m.buttons])
-        for m in messages
-    ]
+    return [ReplyOut(text=m.text, buttons=_buttons(m.buttons)) for m in messages]
 
 
 def _refuse_if_limited(limiter: RateLimiter, key: str, message: str) -> None:
@@ -181,7 +192,8 @@ class WebChat:
             result, token = await self.conversations.start(channel=Channel.WEBCHAT, token=body.invite, **opening)
         except EngineDown:
             raise HTTPException(503, ENGINE_DOWN_MESSAGE) from None
-        return SessionOut(session_id=token, replies=_replies(result.replies), ended=result.ended)
+        seq = await asyncio.to_thread(self.conversations.last_seq, result.conversation_id)
+        return SessionOut(session_id=token, replies=_replies(result.replies), ended=result.ended, seq=seq)
 
     async def send_message(self, conversation_id: int, body: ResidentMessage) -> ChatReplies:
         text = body.text.strip()
@@ -193,7 +205,8 @@ class WebChat:
             result: TurnResult = await self.conversations.handle(conversation_id, text, engine_text=body.payload)
         except EngineDown:
             raise HTTPException(503, ENGINE_DOWN_MESSAGE) from None
-        return ChatReplies(replies=_replies(result.replies), ended=result.ended)
+        seq = await asyncio.to_thread(self.conversations.last_seq, conversation_id)
+        return ChatReplies(replies=_replies(result.replies), ended=result.ended, seq=seq)
 
     def _invited(self, invite: str) -> dict[str, Any]:
         """The outreach attempt a personal link was sent for; its chat is opened once (the link then resumes it)."""

@@ -185,9 +185,10 @@ def declaration_detail(
 
 
 def read_transcript(
-    session: Session, user: User, conversation_id: int, client_ip: str | None = None
+    session: Session, user: User, conversation_id: int, client_ip: str | None = None, audited: bool = True
 ) -> tuple[Conversation, int | None]:
-    """A conversation with its turns, and the id of the declaration it gave (None: none yet)."""
+    """A conversation with its turns, and the id of the declaration it gave (None: none yet). `audited=False`: the
+    caller audits what it shows (a live page audits only the new lines it is sent)."""
     stmt = in_scope(
         select(Conversation).join(Conversation.person).where(Conversation.id == conversation_id), user
     ).options(contains_eager(Conversation.person), selectinload(Conversation.turns))
@@ -195,7 +196,8 @@ def read_transcript(
     if conversation is None:
         raise NotFound.in_scope("conversation", conversation_id)
     declaration_id = session.scalar(select(Declaration.id).where(Declaration.conversation_id == conversation.id))
-    audit(session, user, "transcript.read", "conversation", [conversation.id], client_ip)
+    if audited:
+        audit(session, user, "transcript.read", "conversation", [conversation.id], client_ip)
     return conversation, declaration_id
 
 

@@ -58,6 +58,9 @@ STATUS_OF_OUTCOME = {
 }
 
 
+WITH_A_PERSON = object()  # _record's answer for a conversation a tracer has taken over
+
+
 class EngineDown(RuntimeError):
     """The engine did not answer; the resident's turn is stored and will be replayed."""
 
@@ -83,12 +86,15 @@ class TurnResult:
 class Line:
     speaker: Speaker
     text: str
+    buttons: tuple[Button, ...] = ()
 
 
 @dataclass(frozen=True)
 class Transcript:
     lines: list[Line]
     ended: bool
+    seq: int  # the number of its latest line (0: none): a chat page asks for the lines after it
+    with_a_person: bool  # a tracer has taken the conversation over
 
 
 def _opening_message(name: str | None, ask_where: bool = False) -> str:
@@ -196,13 +202,23 @@ class ConversationService:
             )
         return person_id, opened
 
-    def transcript(self, conversation_id: int) -> Transcript:
+    def transcript(self, conversation_id: int, after: int = 0) -> Transcript:
+        """The conversation's lines after line number `after` (all of them by default)."""
         with self.sessions() as session:
             turns = session.execute(
-                select(Turn.speaker, Turn.text).where(Turn.conversation_id == conversation_id).order_by(Turn.seq)
+                select(Turn.speaker, Turn.text, Turn.buttons)
+                .where(Turn.conversation_id == conversation_id, Turn.seq > after)
+                .order_by(Turn.seq)
             ).all()
-            lines = [Line(speaker, text) for speaker, text in turns]
-            return Transcript(lines, self._is_ended(conversation_id, session))
+            lines = [Line(speaker, text, bot_message(text, buttons).buttons) for speaker, text, buttons in turns]
+            conversation = session.get(Conversation, conversation_id)
+            seq = self._next_seq(session, conversation_id) - 1
+            return Transcript(lines, conversation.ended_at is not None, seq, conversation.taken_over_by_id is not None)
+
+    def last_seq(self, conversation_id: int) -> int:
+        """The number of the conversation's latest line."""
+        with self.sessions() as session:
+            return self._next_seq(session, conversation_id) - 1
 
     def question_being_answered(self, conversation_id: int) -> BotMessage | None:
         """The bot's last line (with the buttons it offers): what the resident's next turn answers."""
@@ -258,6 +274,8 @@ class ConversationService:
         )
         async with self._lock(conversation_id):
             pending = await asyncio.to_thread(self._record, turn, engine_text)
+            if pending is WITH_A_PERSON:  # a tracer took the conversation over: they answer, not the bot
+                return TurnResult(conversation_id, [], False)
             if pending is None:  # a retried turn, answered already: answered again the same
                 return await asyncio.to_thread(self.stored_reply, conversation_id, external_id)
             return await self._process_pending(conversation_id, pending)
@@ -284,8 +302,10 @@ class ConversationService:
                 )
             )
 
-    def _record(self, turn: Turn, payload: str | None) -> Pending | None:
-        """Store the resident's turn (committed at once); return the oldest turn the engine has yet to answer."""
+    def _record(self, turn: Turn, payload: str | None) -> Pending | object | None:
+        """Store the resident's turn (committed at once); return the oldest turn the engine has yet to answer, or
+        WITH_A_PERSON when a tracer has taken the conversation over (the turn is theirs to answer, not the
+        engine's)."""
         with self.sessions.begin() as session:
             retried = turn.external_id and session.scalar(
                 select(Turn.id).where(
@@ -298,6 +318,9 @@ class ConversationService:
                 turn.seq, turn.channel = self._next_seq(session, conversation.id), conversation.channel
                 session.add(turn)
                 conversation.last_activity_at = utcnow()
+                if conversation.taken_over_by_id is not None:
+                    turn.processed_at = utcnow()
+                    return WITH_A_PERSON
                 session.flush()
             return self._oldest_pending(turn.conversation_id, session)
 

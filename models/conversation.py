@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from models.auth import User
 from models.base import Base, enum_column, utcnow
 from models.people import Person
 
@@ -59,6 +60,7 @@ class Conversation(Base):
     ended_at: Mapped[datetime | None]
 
     person: Mapped[Person] = relationship()
+    taken_over_by: Mapped[User | None] = relationship()
     turns: Mapped[list["Turn"]] = relationship(
         back_populates="conversation", order_by="Turn.seq", cascade="all, delete-orphan"
     )

@@ -20,10 +20,13 @@ from models import (
     AlertLevel,
     AuditLog,
     ChangeSource,
+    Channel,
     ConsoleSession,
+    Conversation,
     Declaration,
     DeclarationChange,
     Role,
+    Speaker,
     Turn,
     User,
 )
@@ -427,3 +430,77 @@ def test_the_roster_is_kept_in_the_console_and_a_duty_link_opens_the_alert(bac_n
     assert opened.headers["location"] == f"/console/declarations/{ids['ours']}#alert-{alert_id}"
     theirs = _open_alert_of(api, ids["theirs"])
     assert browser.get(f"/console/alerts/{theirs}").status_code == 404
+
+
+@pytest.fixture
+def live_chat(bac_ninh):
+    """A web chat of the Bắc Ninh resident, still going, the bot's last line a question with buttons."""
+    api, browser, ids = bac_ninh
+    with api.sessions.begin() as session:
+        conversation = session.get(Conversation, ids["conversation"])
+        conversation.channel, conversation.resident_token_hash = Channel.WEBCHAT, auth.hash_token("chat-secret")
+        session.add(
+            Turn(
+                conversation_id=conversation.id,
+                seq=3,
+                speaker=Speaker.BOT,
+                text="Anh/chị có ho không ạ?",
+                channel=Channel.WEBCHAT,
+                buttons=[{"title": "Có", "payload": "/affirm"}, {"title": "Không", "payload": "/deny"}],
+            )
+        )
+    return api, browser, ids
+
+
+def test_a_tracer_takes_over_a_chat_writes_as_a_person_and_hands_back_to_the_bot(live_chat):
+    api, browser, ids = live_chat
+    chat = f"{api.url}/api/v1/webchat/sessions/chat-secret"
+    page = browser.get(f"/console/declarations/{ids['ours']}")
+    url = f"/console/conversations/{ids['conversation']}"
+    assert "Tiếp nhận trò chuyện" in page.text
+    assert browser.post(f"{url}/take-over", data={"csrf_token": _csrf(page)}).status_code == 303
+    assert httpx.get(chat).json()["with_a_person"] is True
+
+    # the resident writes: kept and shown, not sent to the engine (which is down here: no 503)
+    said = httpx.post(f"{chat}/messages", json={"text": "em thấy khó thở quá"}, timeout=10)
+    assert said.status_code == 200 and said.json()["replies"] == []
+    live = browser.get(f"{url}/lines", params={"after": 3}).json()
+    assert [line["seq"] for line in live["lines"]] == [4] and "khó thở quá" in live["lines"][0]["html"]
+
+    page = browser.get(f"/console/declarations/{ids['ours']}")
+    assert "Đang trò chuyện trực tiếp: tracer-bn" in page.text
+    wrote = browser.post(f"{url}/messages", data={"csrf_token": _csrf(page), "text": "Chị ơi, em gọi ngay nhé."})
+    assert wrote.status_code == 303
+    fetched = httpx.get(chat, params={"after": 4}).json()
+    assert fetched["lines"] == [{"speaker": "agent", "text": "Chị ơi, em gọi ngay nhé.", "buttons": []}]
+
+    assert browser.post(f"{url}/hand-back", data={"csrf_token": _csrf(page)}).status_code == 303
+    back = httpx.get(chat, params={"after": 5}).json()
+    assert back["with_a_person"] is False
+    [question] = back["lines"]
+    assert question["speaker"] == "bot" and question["text"].endswith("Anh/chị có ho không ạ?")
+    assert [b["payload"] for b in question["buttons"]] == ["/affirm", "/deny"]
+    with api.sessions() as session:
+        actions = list(session.scalars(select(AuditLog.action).where(AuditLog.action.like("conversation.%"))))
+        assert actions == ["conversation.take_over", "conversation.write", "conversation.hand_back"]
+        turns = session.scalars(select(Turn).where(Turn.conversation_id == ids["conversation"]).order_by(Turn.seq))
+        assert [t.speaker.value for t in turns] == ["bot", "resident", "bot", "resident", "agent", "bot"]
+    # the bot answers again (its engine is down here: the turn is kept for it, as any turn is)
+    assert httpx.post(f"{chat}/messages", json={"text": "không ho"}, timeout=10).status_code == 503
+
+
+def test_a_conversation_is_taken_over_by_one_tracer_in_its_province_only(live_chat):
+    api, browser, ids = live_chat
+    url = f"/console/conversations/{ids['conversation']}"
+    page = browser.get(f"/console/declarations/{ids['ours']}")
+    assert browser.post(f"{url}/messages", data={"csrf_token": _csrf(page), "text": "xin chào"}).status_code == 409
+    browser.post(f"{url}/take-over", data={"csrf_token": _csrf(page)})
+    _user(api.sessions, "tracer-bn-2")
+    colleague = _sign_in(api.url, "tracer-bn-2")
+    token = _csrf(colleague.get("/console/alerts"))
+    assert colleague.post(f"{url}/take-over", data={"csrf_token": token}).status_code == 409
+    _user(api.sessions, "tracer-hn", province="01")
+    hanoi = _sign_in(api.url, "tracer-hn")
+    token = _csrf(hanoi.get("/console/alerts"))
+    assert hanoi.post(f"{url}/messages", data={"csrf_token": token, "text": "xin chào"}).status_code == 404
+    assert hanoi.get(f"{url}/lines").status_code == 404

@@ -4,6 +4,11 @@ const log = document.getElementById("log");
 const composer = document.getElementById("composer");
 const input = document.getElementById("text");
 let sessionId = sessionStorage.getItem("webchat-session");
+let shownSeq = 0;  // the number of the latest line shown: the page asks for what comes after it
+let sending = 0;  // messages in flight: their replies arrive with them, so no poll runs meanwhile
+let withAPerson = false;
+let ended = false;
+const POLL_MS = 3000;
 
 function line(text, who) {
   const div = document.createElement("div");
@@ -25,10 +30,10 @@ function clearButtons() {
   log.querySelectorAll(".buttons").forEach((b) => b.remove());
 }
 
-function showReplies(body) {
+function showReplies(body, who) {
   clearButtons();
   for (const reply of body.replies) {
-    line(reply.text, "bot");
+    line(reply.text, who || "bot");
     if (reply.buttons && reply.buttons.length) {
       const row = document.createElement("div");
       row.className = "buttons";
@@ -42,10 +47,12 @@ function showReplies(body) {
       log.appendChild(row);
     }
   }
+  if (body.seq) shownSeq = Math.max(shownSeq, body.seq);
   if (body.ended) end();
 }
 
 function end() {
+  ended = true;
   clearButtons();
   notice("Cuộc trò chuyện đã kết thúc. Cảm ơn anh/chị!");
   input.disabled = true;
@@ -72,9 +79,34 @@ async function send(text, payload) {
   clearButtons();
   // Intent payloads ("/affirm") go to the engine beside the title; a plain-text payload is simply what is said.
   const message = payload && payload.startsWith("/") ? { text, payload } : { text: payload || text };
-  const result = await post(`${API}/${sessionId}/messages`, message);
-  if (result.ok) showReplies(result.body);
-  else notice(result.body.message || "Có lỗi, xin thử lại.");
+  sending += 1;
+  try {
+    const result = await post(`${API}/${sessionId}/messages`, message);
+    if (result.ok) showReplies(result.body);
+    else notice(result.body.message || "Có lỗi, xin thử lại.");
+  } finally {
+    sending -= 1;
+  }
+}
+
+// What a tracer of the health centre writes (and the bot's question when they hand back) arrives without the
+// resident sending anything: the page asks for the lines after the ones it shows, every few seconds.
+function showPersonChange(now) {
+  if (now === withAPerson) return;
+  withAPerson = now;
+  notice(now ? "Cán bộ y tế đang trò chuyện trực tiếp với anh/chị." : "Tổng đài tự động tiếp tục cuộc trò chuyện.");
+}
+
+async function poll() {
+  if (!sessionId || ended || sending || document.visibilityState !== "visible") return;
+  const response = await fetch(`${API}/${sessionId}?after=${shownSeq}`).catch(() => null);
+  if (!response || !response.ok || sending) return;  // a message went out meanwhile: its reply shows what is new
+  const body = await response.json();
+  showPersonChange(body.with_a_person);
+  const lines = body.lines.filter((l) => l.speaker !== "resident");
+  for (const l of lines) showReplies({ replies: [l] }, l.speaker === "agent" ? "agent" : "bot");
+  shownSeq = Math.max(shownSeq, body.seq);
+  if (body.ended) end();
 }
 
 async function begin(opening) {
@@ -109,7 +141,9 @@ async function restore() {
   if (!response.ok) { sessionStorage.removeItem("webchat-session"); return false; }
   const body = await response.json();
   openChat();
-  for (const l of body.lines) line(l.text, l.speaker === "resident" ? "resident" : "bot");
+  for (const l of body.lines) line(l.text, l.speaker === "resident" ? "resident" : l.speaker);
+  shownSeq = body.seq;
+  showPersonChange(body.with_a_person);
   if (body.ended) end();
   return true;
 }
@@ -127,3 +161,4 @@ async function start() {
 }
 
 start();
+setInterval(poll, POLL_MS);

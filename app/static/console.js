@@ -57,3 +57,24 @@
   events.addEventListener("open", () => { document.body.dataset.live = "yes"; });
   window.addEventListener("focus", () => { document.title = title; });
 })();
+
+// On a declaration page whose conversation is live, new lines of the transcript appear as they are said.
+(function liveTranscript() {
+  const list = document.querySelector("ol.transcript[data-lines]");
+  if (!list) return;
+  let after = Number(list.dataset.after || 0);
+  async function fetchLines() {
+    const response = await fetch(`${list.dataset.lines}?after=${after}`).catch(() => null);
+    if (!response || !response.ok) return;
+    const body = await response.json();
+    for (const line of body.lines) {
+      if (document.getElementById("turn-" + line.seq)) continue;
+      const holder = document.createElement("ol");
+      holder.innerHTML = line.html;  // rendered and escaped by the server's template
+      list.appendChild(holder.firstElementChild);
+      after = Math.max(after, line.seq);
+    }
+    if (body.ended) clearInterval(timer);
+  }
+  const timer = setInterval(fetchLines, 2000);
+})();

@@ -5,7 +5,7 @@ import asyncio
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.zalo import store
-from connectors.zalo.client import ZaloClient
+from connectors.zalo.client import ZaloClient, ZaloError
 from connectors.zalo.events import Message
 from conversations.engine import BotMessage
 from conversations.outreach import Outreach
@@ -58,6 +58,14 @@ class ZaloConversations:
             await self.client.send_text(user_id, ENGINE_BUSY)
             return
         await self.client.send_replies(user_id, result.replies)
+
+    async def say(self, conversation_id: int, message: BotMessage) -> None:
+        """A line the platform says outside a reply to the user (a tracer who took the conversation over, the bot's
+        question when they hand back). Raises ZaloError when Zalo refuses it."""
+        user_id = await asyncio.to_thread(store.user_of_conversation, self.sessions, conversation_id)
+        if user_id is None:
+            raise ZaloError(None, "no Zalo user follows this conversation any more")
+        await self.client.send_text(user_id, message.text, message.buttons)
 
 
 def as_button_tap(question: BotMessage | None, text: str) -> tuple[str, str | None]:

@@ -84,6 +84,12 @@ def follow_conversation(sessions: sessionmaker[Session], user_id: str, conversat
         _zalo_user(session, user_id).conversation_id = conversation_id
 
 
+def user_of_conversation(sessions: sessionmaker[Session], conversation_id: int) -> str | None:
+    """The Zalo user whose messages go to this conversation."""
+    with sessions() as session:
+        return session.scalar(select(ZaloUser.user_id).where(ZaloUser.conversation_id == conversation_id).limit(1))
+
+
 def latest_user_of(sessions: sessionmaker[Session], person_id: int) -> ZaloUser | None:
     """The Zalo user linked to this person who wrote last."""
     with sessions() as session:
