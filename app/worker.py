@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -24,6 +25,7 @@ from sqlalchemy import Engine
 
 from app.engine_process import EngineProcess
 from app.platform import build_platform, duty_notifiers, outbound_channels
+from campaigns.dashboard import settle_days
 from campaigns.dispatch import Dispatcher
 from campaigns.lifecycle import plan_running_campaigns
 from connectors.twilio_voice import personal_lines_due
@@ -101,6 +103,9 @@ def plan_follow_ups(database_url: str) -> None:
         with make_session_factory(db_engine).begin() as session:
             if planned := plan_running_campaigns(session, utcnow()):
                 log.info("planned %d follow-up attempt(s)", planned)
+            timezone = get_settings().timezone
+            if settled := settle_days(session, timezone, utcnow().astimezone(ZoneInfo(timezone)).date()):
+                log.info("kept the dashboard figures of %d past day(s)", settled)
             lines = personal_lines_due(session)
     finally:
         db_engine.dispose()

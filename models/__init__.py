@@ -5,6 +5,7 @@ from models.base import Base, utcnow
 from models.campaign import AttemptStatus, Campaign, CampaignStatus, Outcome, OutreachAttempt, campaign_lists
 from models.channels import InboundEvent, ProviderToken, ZaloUser
 from models.conversation import Channel, Conversation, Speaker, Turn
+from models.dashboard import AreaDay, SettledDay
 from models.declaration import Alert, AlertLevel, ChangeSource, Declaration, DeclarationChange, DeclarationStatus
 from models.duty import AlertNotification, NotificationStatus, RosterMember
 from models.people import ContactList, ContactListMember, Person
@@ -16,6 +17,7 @@ __all__ = [
     "AlertNotification",
     "AlertLevel",
     "ApiToken",
+    "AreaDay",
     "AttemptStatus",
     "AuditLog",
     "Base",
@@ -38,6 +40,7 @@ __all__ = [
     "ProviderToken",
     "Role",
     "RosterMember",
+    "SettledDay",
     "Speaker",
     "Turn",
     "User",

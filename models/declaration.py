@@ -4,7 +4,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, String, Text
+from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.auth import User
@@ -31,6 +31,7 @@ class AlertLevel(StrEnum):
 
 class Declaration(Timestamped, Base):
     __tablename__ = "declarations"
+    __table_args__ = (Index("ix_declarations_created_at", "created_at"),)  # the dashboard counts a day's answers
 
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
@@ -112,7 +113,7 @@ class Alert(Base):
     reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-    acknowledged_at: Mapped[datetime | None]
+    acknowledged_at: Mapped[datetime | None] = mapped_column(index=True)
     acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     next_notification_at: Mapped[datetime | None] = mapped_column(
         comment="urgent alerts: when the roster is told (again) unless acknowledged; NULL = not yet told"

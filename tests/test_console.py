@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from access import auth, console
 from conversations.alerts import assess, raise_alert
@@ -18,6 +18,7 @@ from ground.settings import Settings
 from models import (
     Alert,
     AlertLevel,
+    AreaDay,
     AuditLog,
     ChangeSource,
     Channel,
@@ -29,6 +30,7 @@ from models import (
     Speaker,
     Turn,
     User,
+    utcnow,
 )
 from tests import factories
 from tests.conftest import run_app
@@ -504,3 +506,51 @@ def test_a_conversation_is_taken_over_by_one_tracer_in_its_province_only(live_ch
     token = _csrf(hanoi.get("/console/alerts"))
     assert hanoi.post(f"{url}/messages", data={"csrf_token": token, "text": "xin chào"}).status_code == 404
     assert hanoi.get(f"{url}/lines").status_code == 404
+
+
+def test_the_dashboard_counts_today_live_keeps_past_days_once_and_stays_in_the_province(bac_ninh):
+    api, browser, ids = bac_ninh
+    with api.sessions.begin() as session:
+        for n, ward in enumerate(["Phường Vũ Ninh", "Phường Vũ Ninh", "Xã Hòa Long"]):
+            someone = factories.person(session, f"+8491400{n:04d}", name=f"Người {n}")
+            someone.ward = ward
+            factories.complete_declaration(session, someone, alert_level=AlertLevel.NONE, symptoms=[])  # today
+            two_days_ago = factories.complete_declaration(session, someone, symptoms=["cough"])
+            two_days_ago.created_at = utcnow() - timedelta(days=2)
+        hanoi = factories.person(session, "+84914009999", province_code="01")
+        factories.complete_declaration(session, hanoi)
+    page = browser.get("/console/dashboard")
+    assert page.status_code == 200
+    vu_ninh = _area_row(page.text, "Phường Vũ Ninh")
+    assert vu_ninh[:2] == ["0", "2"]  # nobody under a running campaign; two reached today
+    with api.sessions() as session:
+        kept = session.scalars(select(AreaDay).where(AreaDay.day == _local_day(api, 2))).all()
+        assert sorted((row.ward, row.reached, row.symptomatic) for row in kept) == [
+            ("Phường Vũ Ninh", 2, 2),
+            ("Xã Hòa Long", 1, 1),
+        ]
+        days_kept = session.scalar(select(func.count()).select_from(AreaDay))
+    assert "Hà Nội" not in page.text and "+84914009999" not in page.text
+    title = f"{_local_day(api, 2):%d/%m/%Y} · Có triệu chứng, cần theo dõi: 3"
+    assert title in page.text
+    browser.get("/console/dashboard")  # a second view counts no past day again
+    with api.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(AreaDay)) == days_kept
+    table = browser.get("/console/dashboard.csv", params={"level": "ward"})
+    assert table.headers["content-type"].startswith("text/csv")
+    lines = table.text.lstrip("\ufeff").splitlines()
+    assert lines[0].startswith("province_code,district,ward,under_follow_up,reached_today")
+    assert any(line.startswith("27,,Xã Hòa Long,0,1,") for line in lines)
+    assert browser.get("/console/dashboard", params={"level": "street"}).status_code == 422
+
+
+def _area_row(page: str, area: str) -> list[str]:
+    start = page.index(f'<th scope="row">27 · {area}')
+    row = page[start : page.index("</tr>", start)]
+    return re.findall(r"<td>(\d+)</td>", row)
+
+
+def _local_day(api, days_ago: int):
+    from zoneinfo import ZoneInfo
+
+    return (utcnow() - timedelta(days=days_ago)).astimezone(ZoneInfo(api.settings.timezone)).date()

@@ -1,8 +1,8 @@
-"""duty roster, alert notifications, conversations taken over
+"""duty roster, alert notifications, conversations taken over, dashboard days
 
 Revision ID: 0009
 Revises: 0008
-Create Date: 2026-12-01 02:58:20.437759
+Create Date: 2026-12-01 03:07:22.358723
 """
 
 from collections.abc import Sequence
@@ -20,6 +20,31 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_table(
+        "area_days",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("province_code", sa.String(length=8), nullable=False, comment="'' = residents of no known province"),
+        sa.Column("district", sa.String(length=100), nullable=False),
+        sa.Column("ward", sa.String(length=100), nullable=False),
+        sa.Column("reached", sa.Integer(), nullable=False, comment="people who answered (a declaration that day)"),
+        sa.Column(
+            "symptomatic", sa.Integer(), nullable=False, comment="people whose declaration that day raised an alert"
+        ),
+        sa.Column("urgent", sa.Integer(), nullable=False, comment="people whose declaration that day was urgent"),
+        sa.Column(
+            "under_follow_up", sa.Integer(), nullable=False, comment="Go.Data final status at the end of the day"
+        ),
+        sa.Column("follow_up_completed", sa.Integer(), nullable=False),
+        sa.Column("lost_to_follow_up", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_area_days")),
+        sa.UniqueConstraint(
+            "day", "province_code", "district", "ward", name=op.f("uq_area_days_day_province_code_district_ward")
+        ),
+    )
+    with op.batch_alter_table("area_days", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_area_days_day"), ["day"], unique=False)
+
+    op.create_table(
         "roster_members",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("province_code", sa.String(length=8), nullable=True, comment="NULL: residents of no known province"),
@@ -36,6 +61,12 @@ def upgrade() -> None:
     with op.batch_alter_table("roster_members", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_roster_members_province_code"), ["province_code"], unique=False)
 
+    op.create_table(
+        "settled_days",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("settled_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("day", name=op.f("pk_settled_days")),
+    )
     op.create_table(
         "alert_notifications",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -72,6 +103,7 @@ def upgrade() -> None:
                 comment="urgent alerts: when the roster is told (again) unless acknowledged; NULL = not yet told",
             )
         )
+        batch_op.create_index(batch_op.f("ix_alerts_acknowledged_at"), ["acknowledged_at"], unique=False)
 
     with op.batch_alter_table("conversations", schema=None) as batch_op:
         batch_op.add_column(
@@ -91,21 +123,33 @@ def upgrade() -> None:
             ondelete="SET NULL",
         )
 
+    with op.batch_alter_table("declarations", schema=None) as batch_op:
+        batch_op.create_index("ix_declarations_created_at", ["created_at"], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("declarations", schema=None) as batch_op:
+        batch_op.drop_index("ix_declarations_created_at")
+
     with op.batch_alter_table("conversations", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("fk_conversations_taken_over_by_id_users"), type_="foreignkey")
         batch_op.drop_column("taken_over_at")
         batch_op.drop_column("taken_over_by_id")
 
     with op.batch_alter_table("alerts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_alerts_acknowledged_at"))
         batch_op.drop_column("next_notification_at")
 
     with op.batch_alter_table("alert_notifications", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_alert_notifications_alert_id"))
 
     op.drop_table("alert_notifications")
+    op.drop_table("settled_days")
     with op.batch_alter_table("roster_members", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_roster_members_province_code"))
 
     op.drop_table("roster_members")
+    with op.batch_alter_table("area_days", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_area_days_day"))
+
+    op.drop_table("area_days")
