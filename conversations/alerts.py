@@ -10,7 +10,7 @@ from ground.settings import Settings
 from models import Alert, AlertLevel, Declaration
 
 EMERGENCY_REASON = "emergency reported by the resident"
-_RANK = {AlertLevel.NONE: 0, AlertLevel.WATCH: 1, AlertLevel.URGENT: 2}
+LEVEL_RANK = {AlertLevel.NONE: 0, AlertLevel.WATCH: 1, AlertLevel.URGENT: 2}
 SYMPTOM_NAMES = {
     "fever": "fever",
     "cough": "cough",
@@ -89,7 +89,7 @@ def raise_alert(session: Session, declaration: Declaration, assessment: Assessme
         select(Alert).where(Alert.declaration_id == declaration.id).order_by(Alert.id.desc()).limit(1)
     )
     if latest is not None and latest.acknowledged_at is None:
-        if _RANK[assessment.level] >= _RANK[latest.level] and latest.reasons != assessment.reasons:
+        if LEVEL_RANK[assessment.level] >= LEVEL_RANK[latest.level] and latest.reasons != assessment.reasons:
             latest.level, latest.reasons = assessment.level, assessment.reasons
         return latest
     if latest is not None and set(assessment.reasons) <= set(latest.reasons):

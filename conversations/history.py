@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 
 from access.auth import CAN_HANDLE_ALERTS, audit
 from access.errors import Forbidden, InvalidValue
-from conversations.alerts import EMERGENCY_REASON, SYMPTOM_NAMES, assess, raise_alert
+from conversations.alerts import EMERGENCY_REASON, LEVEL_RANK, SYMPTOM_NAMES, assess, raise_alert
 from conversations.reading import read_declaration
 from ground.settings import Settings
-from models import ChangeSource, Declaration, DeclarationChange, User
+from models import Alert, ChangeSource, Declaration, DeclarationChange, User
 
 # Who may correct a declaration: those who call residents back and act on alerts.
 CAN_CORRECT = CAN_HANDLE_ALERTS
@@ -198,6 +198,20 @@ def correct(
         {"field": field, "from": before, "to": as_json(value), "reason": reason},
     )
     session.flush()
-    emergency = EMERGENCY_REASON in (declaration.alert_reasons or [])
-    raise_alert(session, declaration, assess(declaration, emergency, settings))
+    _assess_again(session, declaration, settings)
     return declaration
+
+
+def _assess_again(session: Session, declaration: Declaration, settings: Settings) -> None:
+    """The corrected declaration's alert level. Whoever corrects it is acting on it: a new alert (and a new round of
+    duty messages) only when the correction raises the level above an alert already acknowledged."""
+    emergency = EMERGENCY_REASON in (declaration.alert_reasons or [])
+    assessment = assess(declaration, emergency, settings)
+    latest = session.scalar(
+        select(Alert).where(Alert.declaration_id == declaration.id).order_by(Alert.id.desc()).limit(1)
+    )
+    handled = latest is not None and latest.acknowledged_at is not None
+    if handled and LEVEL_RANK[assessment.level] <= LEVEL_RANK[latest.level]:
+        declaration.alert_level, declaration.alert_reasons = assessment.level, assessment.reasons
+    else:
+        raise_alert(session, declaration, assessment)

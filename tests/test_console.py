@@ -554,3 +554,20 @@ def _local_day(api, days_ago: int):
     from zoneinfo import ZoneInfo
 
     return (utcnow() - timedelta(days=days_ago)).astimezone(ZoneInfo(api.settings.timezone)).date()
+
+
+def test_a_correction_of_an_acknowledged_alert_raises_no_new_one_unless_it_grows(bac_ninh):
+    api, browser, ids = bac_ninh
+    alert_id = _open_alert_of(api, ids["ours"])  # a watch alert (fever, cough)
+    page = browser.get("/console/alerts")
+    browser.post(f"/console/alerts/{alert_id}/ack", data={"csrf_token": _csrf(page), "note": "đã gọi"})
+    url = f"/console/declarations/{ids['ours']}/corrections"
+    page = browser.get(f"/console/declarations/{ids['ours']}")
+    browser.post(url, data={"csrf_token": _csrf(page), "field": "temperature_c", "value": "38,9", "reason": "đo lại"})
+    with api.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Alert)) == 2  # this one and Hà Nội's
+    browser.post(url, data={"csrf_token": _csrf(page), "field": "test_result", "value": "positive", "reason": "CDC"})
+    with api.sessions() as session:
+        newest = session.scalars(select(Alert).where(Alert.declaration_id == ids["ours"]).order_by(Alert.id)).all()
+        assert [a.level for a in newest] == [AlertLevel.WATCH, AlertLevel.URGENT]
+        assert newest[-1].acknowledged_at is None
