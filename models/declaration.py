@@ -31,7 +31,10 @@ class AlertLevel(StrEnum):
 
 class Declaration(Timestamped, Base):
     __tablename__ = "declarations"
-    __table_args__ = (Index("ix_declarations_created_at", "created_at"),)  # the dashboard counts a day's answers
+    __table_args__ = (
+        Index("ix_declarations_created_at", "created_at"),  # the dashboard counts a day's answers
+        Index("ix_declarations_alert_level_updated_at", "alert_level", "updated_at"),  # urgent first, newest first
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)

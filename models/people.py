@@ -21,7 +21,7 @@ class Person(Timestamped, Base):
     province_code: Mapped[str | None] = mapped_column(String(8), index=True, comment="scopes who may see the row")
     province: Mapped[str | None] = mapped_column(String(100))
     district: Mapped[str | None] = mapped_column(String(100), comment="optional: districts were abolished in 2025")
-    ward: Mapped[str | None] = mapped_column(String(100))
+    ward: Mapped[str | None] = mapped_column(String(100), index=True)
 
     memberships: Mapped[list["ContactListMember"]] = relationship(back_populates="person")
 

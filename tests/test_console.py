@@ -571,3 +571,33 @@ def test_a_correction_of_an_acknowledged_alert_raises_no_new_one_unless_it_grows
         newest = session.scalars(select(Alert).where(Alert.declaration_id == ids["ours"]).order_by(Alert.id)).all()
         assert [a.level for a in newest] == [AlertLevel.WATCH, AlertLevel.URGENT]
         assert newest[-1].acknowledged_at is None
+
+
+def test_urgent_first_pages_run_through_the_levels_without_gaps_or_repeats(sessions):
+    from conversations import reading
+
+    with sessions.begin() as session:
+        for n in range(23):
+            level = [AlertLevel.URGENT] * 3 + [AlertLevel.WATCH] * 5 + [AlertLevel.NONE] * 15
+            someone = factories.person(session, f"+8491500{n:04d}")
+            factories.complete_declaration(session, someone, alert_level=level[n])
+    tracer = User(name="t", role=Role.TRACER, province_code="27")
+    with sessions() as session:
+        pages = [
+            reading.list_declarations(
+                session,
+                tracer,
+                reading.DeclarationFilter(),
+                4,
+                offset,
+                "Asia/Ho_Chi_Minh",
+                None,
+                reading.Sort.ALERT,
+                10,
+            )
+            for offset in range(0, 24, 4)
+        ]
+        seen = [declaration for page in pages for declaration, _ in page.rows]
+    assert len(seen) == 23 and len({d.id for d in seen}) == 23
+    assert [d.alert_level for d in seen] == sorted((d.alert_level for d in seen), key=["urgent", "watch", "none"].index)
+    assert pages[0].total == 11  # counted up to 10 (and one more: "more than 10")

@@ -22,6 +22,7 @@ from models import AlertLevel, Campaign, DeclarationStatus, Person, User
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 PAGE_SIZE = 50
+COUNT_UP_TO = 10_000
 SORTS = {
     reading.Sort.NEWEST_CHANGE: "Mới cập nhật",
     reading.Sort.ALERT: "Khẩn cấp trước",
@@ -86,14 +87,17 @@ def declarations_page(
     order = _choice(reading.Sort, sort, "sort") or reading.Sort.NEWEST_CHANGE
     offset = (page - 1) * PAGE_SIZE
     listed = reading.list_declarations(
-        session, signed.user, where, PAGE_SIZE, offset, platform.settings.timezone, ip, sort=order
+        session, signed.user, where, PAGE_SIZE, offset, platform.settings.timezone, ip, order, COUNT_UP_TO
     )
+    more = listed.total > COUNT_UP_TO  # counted no further: the page says "more than" and offers the next page
     context = {
         "signed": signed,
         "rows": listed.rows,
         "total": listed.total,
+        "more": more,
         "page": page,
-        "pages": max(1, -(-listed.total // PAGE_SIZE)),
+        "pages": None if more else max(1, -(-listed.total // PAGE_SIZE)),
+        "has_next": len(listed.rows) == PAGE_SIZE and (more or page * PAGE_SIZE < listed.total),
         "query": dict(request.query_params),
         "campaigns": _campaigns(session, signed.user),
         "wards": _wards(session, signed.user),

@@ -125,11 +125,19 @@ def upgrade() -> None:
 
     with op.batch_alter_table("declarations", schema=None) as batch_op:
         batch_op.create_index("ix_declarations_created_at", ["created_at"], unique=False)
+        batch_op.create_index("ix_declarations_alert_level_updated_at", ["alert_level", "updated_at"], unique=False)
+
+    with op.batch_alter_table("people", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_people_ward"), ["ward"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("declarations", schema=None) as batch_op:
+        batch_op.drop_index("ix_declarations_alert_level_updated_at")
         batch_op.drop_index("ix_declarations_created_at")
+
+    with op.batch_alter_table("people", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_people_ward"))
 
     with op.batch_alter_table("conversations", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("fk_conversations_taken_over_by_id_users"), type_="foreignkey")
