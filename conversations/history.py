@@ -116,6 +116,7 @@ def _yes_no(field: str) -> Callable[[str], bool]:
 
 
 def _needs(raw: str) -> str:
+    raw = raw.replace("\x00", "")  # PostgreSQL text holds no NUL; nobody types one
     if len(raw) > 1000:
         raise InvalidValue("needs", "tối đa 1000 ký tự")
     return raw
@@ -167,7 +168,7 @@ def correct(
     resident's answer, audited, and the declaration's alert assessed again."""
     if user.role not in CAN_CORRECT:
         raise Forbidden(f"the {user.role.value} role cannot correct declarations")
-    reason = reason.strip()
+    reason = reason.replace("\x00", "").strip()
     if not reason:
         raise InvalidValue("reason", "ghi lý do sửa (ví dụ: gọi lại xác minh, người dân đọc nhầm)")
     if len(reason) > MAX_REASON_CHARS:

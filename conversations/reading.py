@@ -153,7 +153,7 @@ def _matching(search: str) -> ColumnElement[bool]:
     try:
         return Person.phone == normalize_phone(search)
     except InvalidPhone:
-        escaped = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        escaped = search.replace("\x00", "").strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         return Person.full_name.ilike(f"%{escaped}%", escape="\\")
 
 

@@ -30,10 +30,12 @@ from models import (
     Speaker,
     Turn,
     User,
+    ZaloUser,
     utcnow,
 )
 from tests import factories
 from tests.conftest import run_app
+from tests.fakes.zalo import FakeZalo, zalo_id
 from tests.support.net import free_port
 
 PASSWORD = "mật-khẩu-đủ-dài-2021"
@@ -601,3 +603,76 @@ def test_urgent_first_pages_run_through_the_levels_without_gaps_or_repeats(sessi
     assert len(seen) == 23 and len({d.id for d in seen}) == 23
     assert [d.alert_level for d in seen] == sorted((d.alert_level for d in seen), key=["urgent", "watch", "none"].index)
     assert pages[0].total == 11  # counted up to 10 (and one more: "more than 10")
+
+
+def test_a_zalo_conversation_taken_over_sends_the_tracers_words_and_the_bots_question_as_oa_messages(store_url):
+    zalo = FakeZalo()
+    with zalo.running():
+        settings = Settings(database_url=store_url, engine_url=f"http://127.0.0.1:{free_port()}", **zalo.settings())
+        for app in run_app(settings):
+            resident = zalo_id()
+            with app.sessions.begin() as session:
+                an = factories.person(session, "+84912345678")
+                conversation = factories.conversation(session, an, Channel.ZALO)
+                declaration = factories.empty_declaration(session, an, conversation_id=conversation.id)
+                session.add(ZaloUser(user_id=resident, person_id=an.id, conversation_id=conversation.id))
+                ids = {"conversation": conversation.id, "declaration": declaration.id}
+            _user(app.sessions, "tracer-bn")
+            browser = _sign_in(app.url, "tracer-bn")
+            page = browser.get(f"/console/declarations/{ids['declaration']}")
+            url = f"/console/conversations/{ids['conversation']}"
+            browser.post(f"{url}/take-over", data={"csrf_token": _csrf(page)})
+            wrote = browser.post(f"{url}/messages", data={"csrf_token": _csrf(page), "text": "Anh An ơi, em gọi nhé"})
+            assert wrote.status_code == 303 and "undelivered" not in wrote.headers["location"]
+            zalo.fail_next(-230, "User has not interacted with the OA in the last 7 days")
+            refused = browser.post(f"{url}/messages", data={"csrf_token": _csrf(page), "text": "Anh nghe máy nhé"})
+            assert "undelivered=1" in refused.headers["location"]
+            assert "Zalo chưa nhận gửi đi" in browser.get(refused.headers["location"]).text
+            browser.post(f"{url}/hand-back", data={"csrf_token": _csrf(page)})
+            sent = zalo.messages_to(resident)
+            assert [m.text for m in sent][0] == "Anh An ơi, em gọi nhé"
+            assert sent[-1].text.endswith("Có phải anh An không ạ?")
+            with app.sessions() as session:  # the refused line is kept in the transcript all the same
+                texts = session.scalars(select(Turn.text).where(Turn.conversation_id == ids["conversation"]))
+                assert "Anh nghe máy nhé" in list(texts)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/console/declarations?page=99999999999",
+        "/console/declarations?campaign_id=999999999999999999999999",
+        "/console/declarations?q=%ED%A0%80",
+        "/console/declarations?q=%00%27%22%3Cscript%3E",
+        "/console/declarations/99999999999999999999",
+        "/console/alerts/-1",
+        "/console/dashboard?level=%ED%A0%80",
+        "/console/events?since=not-a-date",
+    ],
+)
+def test_hostile_addresses_get_a_page_never_a_server_error(bac_ninh, path):
+    _, browser, _ = bac_ninh
+    if path.startswith("/console/events"):
+        with browser.stream("GET", path, timeout=5) as stream:
+            assert stream.status_code == 200
+        return
+    answer = browser.get(path)
+    assert answer.status_code in (200, 404, 422), answer.text
+    assert "text/html" in answer.headers["content-type"]
+
+
+def test_hostile_form_bodies_change_nothing(bac_ninh):
+    api, browser, ids = bac_ninh
+    page = browser.get(f"/console/declarations/{ids['ours']}")
+    url = f"/console/declarations/{ids['ours']}/corrections"
+    raw = f"csrf_token={_csrf(page)}&field=needs&value=%ED%A0%80&reason=%ED%A0%80".encode()
+    answer = browser.post(url, content=raw, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert answer.status_code in (303, 422)
+    nul = {"csrf_token": _csrf(page), "field": "needs", "value": "cần\x00thuốc", "reason": "gọi\x00 lại"}
+    assert browser.post(url, data=nul).status_code == 303
+    long_password = {"username": "tracer-bn", "password": "x" * 100_000, "csrf_token": "x"}
+    assert browser.post("/console/login", data=long_password).status_code in (403, 422)
+    with api.sessions() as session:
+        for change in session.scalars(select(DeclarationChange)):
+            assert "\ud800" not in str(change.value) + str(change.reason)
+        assert session.get(Declaration, ids["ours"]).needs == "cầnthuốc"

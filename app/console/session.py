@@ -11,6 +11,7 @@ from fastapi import Depends, Form, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
 from access import console
@@ -108,6 +109,8 @@ class ConsoleRoute(APIRoute):
             except RequestValidationError as error:
                 problems = "; ".join(_describe(problem) for problem in error.errors())
                 return error_page(request, 422, problems)
+            except (DataError, UnicodeEncodeError):  # a value the store cannot hold: a safety net behind the checks
+                return error_page(request, 422, "Dữ liệu có ký tự không lưu được (ký tự rỗng hoặc mã hóa sai).")
 
         return page
 
