@@ -31,7 +31,7 @@ from campaigns.lifecycle import plan_running_campaigns
 from connectors.twilio_voice import personal_lines_due
 from conversations import duty
 from ground.settings import Settings, get_settings
-from ground.store import make_engine, make_session_factory
+from ground.store import make_engine, make_session_factory, refresh_statistics
 from models import JOBS_TABLE, utcnow
 from voice.prompts import PromptCache
 
@@ -107,6 +107,7 @@ def plan_follow_ups(database_url: str) -> None:
             if settled := settle_days(session, timezone, utcnow().astimezone(ZoneInfo(timezone)).date()):
                 log.info("kept the dashboard figures of %d past day(s)", settled)
             lines = personal_lines_due(session)
+        refresh_statistics(db_engine)
     finally:
         db_engine.dispose()
     if rendered := PromptCache.from_settings(get_settings()).render_ahead(lines):

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 import models
 from app.schemas import DeclarationOut
-from ground.store import make_engine
+from ground.store import make_engine, refresh_statistics
 from models.migrate import upgrade
 from tests import factories
 
@@ -152,3 +152,22 @@ def test_web_chats_typed_before_the_trust_revision_become_unverified(backend, tm
         verified = dict(connection.execute(text("SELECT channel, phone_verified FROM conversations")).all())
     engine.dispose()
     assert verified == {"webchat": False, "voice": True}
+
+
+def test_sqlite_statistics_lead_a_ward_page_through_the_ward(tmp_path):
+    """Without statistics SQLite gathered a whole province and sorted it (0.8 s at 1.4 M declarations)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    upgrade(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO people (phone, province_code, ward, created_at, updated_at) VALUES "
+                + ", ".join(
+                    f"('+8491{n:07d}', '27', 'Phường {n % 60}', '2021-06-01', '2021-06-01')" for n in range(3000)
+                )
+            )
+        )
+    refresh_statistics(engine)
+    with engine.connect() as connection:
+        stats = dict(connection.execute(text("SELECT idx, stat FROM sqlite_stat1 WHERE tbl = 'people'")).all())
+    assert stats["ix_people_ward"] == "3000 50"
