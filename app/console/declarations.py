@@ -22,7 +22,7 @@ from models import AlertLevel, Campaign, DeclarationStatus, Person, User
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 PAGE_SIZE = 50
-COUNT_UP_TO = 10_000
+COUNT_UP_TO = 1_000  # past it a page says "more than": a browsing tracer narrows the filters, not the count
 SORTS = {
     reading.Sort.NEWEST_CHANGE: "Mới cập nhật",
     reading.Sort.ALERT: "Khẩn cấp trước",
@@ -95,6 +95,7 @@ def declarations_page(
         "rows": listed.rows,
         "total": listed.total,
         "more": more,
+        "count_up_to": f"{COUNT_UP_TO:,}".replace(",", "."),
         "page": page,
         "pages": None if more else max(1, -(-listed.total // PAGE_SIZE)),
         "has_next": len(listed.rows) == PAGE_SIZE and (more or page * PAGE_SIZE < listed.total),
