@@ -79,9 +79,12 @@ def assess(declaration: Declaration, emergency_reported: bool, settings: Setting
     return Assessment(AlertLevel.WATCH, watch) if watch else Assessment(AlertLevel.NONE, [])
 
 
-def raise_alert(session: Session, declaration: Declaration, assessment: Assessment) -> Alert | None:
+def raise_alert(
+    session: Session, declaration: Declaration, assessment: Assessment, by_a_person: bool = False
+) -> Alert | None:
     """Keep one open alert per declaration, escalated as answers come in; a new one after an acknowledged one
-    only when there is something new to act on."""
+    only when there is something new to act on. `by_a_person`: the assessment follows a tracer's correction, and
+    whoever corrects is acting on it: after an acknowledged alert, a new one only when the level goes up."""
     declaration.alert_level, declaration.alert_reasons = assessment.level, assessment.reasons
     if assessment.level == AlertLevel.NONE:
         return None
@@ -94,6 +97,8 @@ def raise_alert(session: Session, declaration: Declaration, assessment: Assessme
         return latest
     if latest is not None and set(assessment.reasons) <= set(latest.reasons):
         return latest  # nothing new since a tracer acknowledged it
+    if latest is not None and by_a_person and LEVEL_RANK[assessment.level] <= LEVEL_RANK[latest.level]:
+        return latest
     alert = Alert(
         declaration_id=declaration.id,
         person_id=declaration.person_id,

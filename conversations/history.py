@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 
 from access.auth import CAN_HANDLE_ALERTS, audit
 from access.errors import Forbidden, InvalidValue
-from conversations.alerts import EMERGENCY_REASON, LEVEL_RANK, SYMPTOM_NAMES, assess, raise_alert
+from conversations.alerts import EMERGENCY_REASON, SYMPTOM_NAMES, assess, raise_alert
 from conversations.reading import read_declaration
 from ground.settings import Settings
-from models import Alert, ChangeSource, Declaration, DeclarationChange, User
+from models import ChangeSource, Declaration, DeclarationChange, User
 
 # Who may correct a declaration: those who call residents back and act on alerts.
 CAN_CORRECT = CAN_HANDLE_ALERTS
@@ -57,18 +57,21 @@ def record_answers(session: Session, declaration: Declaration, answers: dict[str
         said_before = previous.get(name, as_json(getattr(declaration, name)))
         if as_json(value) == said_before:
             continue
-        replaced = as_json(getattr(declaration, name))
-        setattr(declaration, name, value)
-        session.add(
-            DeclarationChange(
-                declaration_id=declaration.id,
-                field=name,
-                value=as_json(value),
-                replaced=replaced,
-                source=ChangeSource.RESIDENT,
-                turn_id=turn_id,
-            )
-        )
+        _change(session, declaration, name, value, source=ChangeSource.RESIDENT, turn_id=turn_id)
+
+
+def _change(session: Session, declaration: Declaration, field: str, value: Any, **source: Any) -> DeclarationChange:
+    """Set a field and keep the value it takes beside the one it replaces, with where it came from."""
+    change = DeclarationChange(
+        declaration_id=declaration.id,
+        field=field,
+        value=as_json(value),
+        replaced=as_json(getattr(declaration, field)),
+        **source,
+    )
+    setattr(declaration, field, value)
+    session.add(change)
+    return change
 
 
 def _temperature(raw: str) -> float | None:
@@ -176,19 +179,7 @@ def correct(
     declaration, _ = read_declaration(session, user, declaration_id, client_ip)
     if field == "symptoms":
         declaration.symptoms_asked = True
-    before = as_json(getattr(declaration, field))
-    setattr(declaration, field, value)
-    session.add(
-        DeclarationChange(
-            declaration_id=declaration.id,
-            field=field,
-            value=as_json(value),
-            replaced=before,
-            source=ChangeSource.CORRECTION,
-            user_id=user.id,
-            reason=reason,
-        )
-    )
+    change = _change(session, declaration, field, value, source=ChangeSource.CORRECTION, user_id=user.id, reason=reason)
     audit(
         session,
         user,
@@ -196,7 +187,7 @@ def correct(
         "declaration",
         [declaration.id],
         client_ip,
-        {"field": field, "from": before, "to": as_json(value), "reason": reason},
+        {"field": field, "from": change.replaced, "to": change.value, "reason": reason},
     )
     session.flush()
     _assess_again(session, declaration, settings)
@@ -204,15 +195,5 @@ def correct(
 
 
 def _assess_again(session: Session, declaration: Declaration, settings: Settings) -> None:
-    """The corrected declaration's alert level. Whoever corrects it is acting on it: a new alert (and a new round of
-    duty messages) only when the correction raises the level above an alert already acknowledged."""
     emergency = EMERGENCY_REASON in (declaration.alert_reasons or [])
-    assessment = assess(declaration, emergency, settings)
-    latest = session.scalar(
-        select(Alert).where(Alert.declaration_id == declaration.id).order_by(Alert.id.desc()).limit(1)
-    )
-    handled = latest is not None and latest.acknowledged_at is not None
-    if handled and LEVEL_RANK[assessment.level] <= LEVEL_RANK[latest.level]:
-        declaration.alert_level, declaration.alert_reasons = assessment.level, assessment.reasons
-    else:
-        raise_alert(session, declaration, assessment)
+    raise_alert(session, declaration, assess(declaration, emergency, settings), by_a_person=True)
