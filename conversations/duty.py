@@ -31,6 +31,9 @@ from models import (
 
 log = logging.getLogger(__name__)
 CAN_MANAGE_ROSTER = CAN_HANDLE_ALERTS
+# A round is claimed for this long; once a member is told, the next round waits the escalation time. A worker killed
+# between its claim and its message leaves the round to another worker a minute later, not to the next escalation.
+CLAIM_LEASE = timedelta(seconds=60)
 
 
 class NotifyFailed(Exception):
@@ -64,6 +67,7 @@ class Round:
     alert_id: int
     text: str
     members: list[Member]  # on duty, in roster order, starting with the one to tell first
+    escalate_after: timedelta
 
 
 def alert_text(alert: Alert, public_url: str) -> str:
@@ -90,13 +94,13 @@ def _claim_rounds(sessions: sessionmaker[Session], now: datetime, every: timedel
         rounds = []
         for alert in alerts:
             claimed = session.execute(
-                update(Alert).where(Alert.id == alert.id, due).values(next_notification_at=now + every)
+                update(Alert).where(Alert.id == alert.id, due).values(next_notification_at=now + CLAIM_LEASE)
             ).rowcount
             if claimed:
                 members = _next_members(session, alert)
                 if not members:
                     log.warning("urgent alert %s: nobody on duty for province %s", alert.id, alert.person.province_code)
-                rounds.append(Round(alert.id, alert_text(alert, public_url), members))
+                rounds.append(Round(alert.id, alert_text(alert, public_url), members, every))
         return rounds
 
 
@@ -156,6 +160,9 @@ def _record(
     sessions: sessionmaker[Session], due: Round, member: Member, channel: str, ref: str | None, error: str | None
 ) -> None:
     with sessions.begin() as session:
+        if error is None:
+            next_round = utcnow() + due.escalate_after
+            session.execute(update(Alert).where(Alert.id == due.alert_id).values(next_notification_at=next_round))
         session.add(
             AlertNotification(
                 alert_id=due.alert_id,

@@ -179,3 +179,17 @@ def test_the_roster_is_managed_within_the_province(platform):
             duty.remove_member(session, tracer, hanoi.id)
         duty.remove_member(session, tracer, member.id)
         assert duty.roster(session, tracer) == []
+
+
+def test_a_worker_killed_between_its_claim_and_its_message_leaves_the_round_to_another_a_minute_later(
+    platform, providers
+):
+    twilio, _ = providers
+    _roster(platform, ("Anh Minh", "0911000002", None, "27", True))
+    alert_id = _urgent_alert(platform)
+    claimed = duty._claim_rounds(platform.sessions, utcnow(), ESCALATE, platform.settings.public_url)
+    assert [r.alert_id for r in claimed] == [alert_id]  # ... and the worker dies here, nothing sent
+    assert _tick(platform) == 0, "the claim holds for its lease"
+    assert _tick(platform, utcnow() + duty.CLAIM_LEASE + timedelta(seconds=1)) == 1
+    assert [m["To"] for m in twilio.messages] == [["+84911000002"]]
+    assert _tick(platform, utcnow() + duty.CLAIM_LEASE + timedelta(minutes=2)) == 0, "told: the next round waits"
