@@ -405,9 +405,12 @@ def people_move(
 
 
 def _show_campaign(session: Session, campaign: Campaign) -> None:
-    from campaigns.lifecycle import attempt_counts
+    from campaigns.outcomes import local_today
+    from campaigns.progress import attempts_by_status, counted_days
+    from campaigns.rules import CampaignRules
 
-    counts = attempt_counts(session, campaign.id)
+    today = local_today(CampaignRules.model_validate(campaign.rules), utcnow())
+    counts = attempts_by_status(counted_days(session, campaign, today))
     attempts = ", ".join(f"{n} {status}" for status, n in counts.items()) or "none planned"
     print(f"campaign {campaign.id} '{campaign.name}': {campaign.status.value}; attempts: {attempts}")
 

@@ -28,6 +28,7 @@ from app.platform import build_platform, duty_notifiers, outbound_channels
 from campaigns.dashboard import settle_days
 from campaigns.dispatch import Dispatcher
 from campaigns.lifecycle import plan_running_campaigns
+from campaigns.progress import settle_running_campaigns
 from connectors.twilio_voice import personal_lines_due
 from conversations import duty
 from ground.settings import Settings, get_settings
@@ -103,6 +104,8 @@ def plan_follow_ups(database_url: str) -> None:
         with make_session_factory(db_engine).begin() as session:
             if planned := plan_running_campaigns(session, utcnow()):
                 log.info("planned %d follow-up attempt(s)", planned)
+            if settled := settle_running_campaigns(session, utcnow()):  # after planning closed yesterday's attempts
+                log.info("kept the past days of %d campaign(s)", settled)
             timezone = get_settings().timezone
             if settled := settle_days(session, timezone, utcnow().astimezone(ZoneInfo(timezone)).date()):
                 log.info("kept the dashboard figures of %d past day(s)", settled)

@@ -100,6 +100,7 @@ def plan_day(session: Session, campaign: Campaign, day: date, now: datetime) -> 
             "campaign_id": campaign.id,
             "person_id": person,
             "follow_up_day": offset,
+            "follow_up_date": day,
             "due_at": due_at,
             "status": AttemptStatus.SCHEDULED,
             "tries": 0,
@@ -179,13 +180,3 @@ def complete(session: Session, campaign: Campaign, now: datetime) -> None:
     day's do when it ends: no one dispatches a completed campaign's attempts. A live call or chat still finishes."""
     campaign.status = CampaignStatus.COMPLETED
     _end_waiting_attempts(session, campaign, now, due_before=None)
-
-
-def attempt_counts(session: Session, campaign_id: int) -> dict[str, int]:
-    """Outreach attempts of a campaign by status."""
-    rows = session.execute(
-        select(OutreachAttempt.status, func.count())
-        .where(OutreachAttempt.campaign_id == campaign_id)
-        .group_by(OutreachAttempt.status)
-    )
-    return {status.value: count for status, count in rows}

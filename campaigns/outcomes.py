@@ -124,6 +124,10 @@ VERDICT_STRENGTH = {DailyOutcome.SEEN_NOT_OK: 3, DailyOutcome.SEEN_OK: 2, DailyO
 SEEN = (DailyOutcome.SEEN_OK, DailyOutcome.SEEN_NOT_OK)
 TRIED = (*SEEN, DailyOutcome.MISSED)
 SETTLED_ATTEMPTS = (AttemptStatus.COMPLETED, AttemptStatus.FAILED, AttemptStatus.CANCELED)
+# An attempt reached someone when it is live or completed, or its latest try was answered, completed, dropped half-way
+# or ended with a callback request (a row keeps only its latest try: reached first and missed on a retry is not).
+REACHED_STATUSES = (AttemptStatus.IN_PROGRESS, AttemptStatus.COMPLETED)
+REACHED_OUTCOMES = (Outcome.ANSWERED, Outcome.COMPLETED, Outcome.CALLBACK, Outcome.DROPPED)
 ENDED_CAMPAIGNS = (CampaignStatus.CANCELED, CampaignStatus.COMPLETED)
 
 
@@ -181,6 +185,19 @@ class FollowUpRow(NamedTuple):
     final_status: FinalStatus
 
 
+class DayCount(NamedTuple):
+    """Follow-up days of one date alike in channel, attempt status and outcome ('' for no channel, and for a day
+    never planned), with how many of them were tried and reached."""
+
+    day: date
+    channel: str
+    attempt_status: str
+    outcome: DailyOutcome
+    follow_ups: int
+    tried: int
+    reached: int
+
+
 def local_today(rules: CampaignRules, now: datetime) -> date:
     return now.astimezone(ZoneInfo(rules.timezone)).date()
 
@@ -194,6 +211,69 @@ def person_records(session: Session, campaign: Campaign, today: date) -> Iterato
         yield PersonRecord(
             row.person_id, plan.final(row), outcome_today, row.planned_today > 0, row.completed_today > 0
         )
+
+
+def day_counts(session: Session, campaign: Campaign, today: date) -> Iterator[DayCount]:
+    """Every follow-up day of the campaign up to `today`, counted by date (a pass over all of them: for keeping the
+    days as they settle, not for every view)."""
+    plan = _Plan.of(campaign, today)
+    days = _follow_up_days(plan)
+    kinds = (days.c.exposure, days.c.day, days.c.channel, days.c.attempt_status, days.c.outcome)
+    tried = days.c.tries > 0
+    reached = _reached(days.c.attempt_status, days.c.last_outcome)
+    counted = select(*kinds, func.count(), count_where(tried), count_where(and_(tried, reached))).group_by(*kinds)
+    for exposure, day, channel, status, outcome, follow_ups, tried_count, reached_count in session.execute(counted):
+        yield DayCount(
+            exposure + timedelta(days=day), channel or "", status or "", DailyOutcome(outcome), follow_ups,
+            tried_count, reached_count,
+        )  # fmt: skip
+
+
+def today_counts(session: Session, campaign: Campaign, today: date) -> list[DayCount]:
+    """The follow-up days planned for `today`, counted live: only today's attempts and the declarations made for
+    them are read, whatever the campaign's history."""
+    plan = _Plan.of(campaign, today)
+    attempts = (
+        select(OutreachAttempt)
+        .where(OutreachAttempt.campaign_id == plan.campaign_id, OutreachAttempt.follow_up_date == today)
+        .subquery("today")
+    )
+    verdicts = (
+        select(Declaration.person_id, Declaration.follow_up_day, func.max(_strength()).label("strength"))
+        .join(
+            attempts,
+            and_(attempts.c.person_id == Declaration.person_id, attempts.c.follow_up_day == Declaration.follow_up_day),
+        )
+        .where(Declaration.campaign_id == plan.campaign_id)
+        .group_by(Declaration.person_id, Declaration.follow_up_day)
+        .subquery("verdicts")
+    )
+    settled = true() if plan.ended else attempts.c.status.in_(SETTLED_ATTEMPTS)
+    tried = attempts.c.tries > 0
+    outcome = _outcome(verdicts.c.strength, settled, tried)
+    kinds = (attempts.c.channel, attempts.c.status, outcome)
+    counted = (
+        select(
+            *kinds,
+            func.count(),
+            count_where(tried),
+            count_where(and_(tried, _reached(attempts.c.status, attempts.c.last_outcome))),
+        )
+        .select_from(attempts)
+        .outerjoin(
+            verdicts,
+            and_(verdicts.c.person_id == attempts.c.person_id, verdicts.c.follow_up_day == attempts.c.follow_up_day),
+        )
+        .group_by(*kinds)
+    )
+    return [
+        DayCount(today, channel or "", status, DailyOutcome(outcome), *counts)
+        for channel, status, outcome, *counts in session.execute(counted)
+    ]
+
+
+def _reached(status: ColumnElement, last_outcome: ColumnElement) -> ColumnElement[bool]:
+    return or_(status.in_(REACHED_STATUSES), last_outcome.in_(REACHED_OUTCOMES))
 
 
 def follow_up_rows(
@@ -353,7 +433,7 @@ def _follow_up_days(plan: _Plan) -> CTE:
             OutreachAttempt.tries,
             OutreachAttempt.last_outcome,
             verdicts.c.strength.label("verdict"),
-            _outcome(verdicts.c.strength, settled).label("outcome"),
+            _outcome(verdicts.c.strength, settled, func.coalesce(OutreachAttempt.tries, 0) > 0).label("outcome"),
         )
         .select_from(exposures)
         .join(offsets, true())
@@ -373,9 +453,10 @@ def _follow_up_days(plan: _Plan) -> CTE:
     )
 
 
-def _outcome(verdict: ColumnElement[int], settled: ColumnElement[bool]) -> ColumnElement[str]:
+def _outcome(
+    verdict: ColumnElement[int], settled: ColumnElement[bool], tried: ColumnElement[bool]
+) -> ColumnElement[str]:
     """The daily outcome table of the module's docstring, for a day's strongest declaration and its attempt."""
-    tried = func.coalesce(OutreachAttempt.tries, 0) > 0
     return case(
         *((verdict == strength, outcome.value) for outcome, strength in VERDICT_STRENGTH.items()),
         (and_(settled, tried), DailyOutcome.MISSED.value),

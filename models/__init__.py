@@ -2,7 +2,16 @@
 
 from models.auth import ApiToken, AuditLog, ConsoleSession, Role, User
 from models.base import Base, utcnow
-from models.campaign import AttemptStatus, Campaign, CampaignStatus, Outcome, OutreachAttempt, campaign_lists
+from models.campaign import (
+    AttemptStatus,
+    Campaign,
+    CampaignDay,
+    CampaignSettlement,
+    CampaignStatus,
+    Outcome,
+    OutreachAttempt,
+    campaign_lists,
+)
 from models.channels import InboundEvent, ProviderToken, ZaloUser
 from models.conversation import Channel, Conversation, Speaker, Turn
 from models.dashboard import AreaDay, SettledDay
@@ -22,6 +31,8 @@ __all__ = [
     "AuditLog",
     "Base",
     "Campaign",
+    "CampaignDay",
+    "CampaignSettlement",
     "ChangeSource",
     "CampaignStatus",
     "Channel",

@@ -1,13 +1,13 @@
 """Campaigns and the outreach attempts they schedule."""
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, String, Table, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKey, Index, String, Table, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import Base, Timestamped, enum_column
+from models.base import Base, Timestamped, enum_column, utcnow
 from models.conversation import Channel
 from models.people import ContactList, Person
 
@@ -86,12 +86,19 @@ class OutreachAttempt(Timestamped, Base):
     """One person x campaign x follow-up day; retries within the day update the same row."""
 
     __tablename__ = "outreach_attempts"
-    __table_args__ = (UniqueConstraint("campaign_id", "person_id", "follow_up_day"),)
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "person_id", "follow_up_day"),
+        Index("ix_outreach_attempts_campaign_date", "campaign_id", "follow_up_date"),  # a campaign's day, live
+        Index("ix_outreach_attempts_campaign_claimed_at", "campaign_id", "claimed_at"),  # the pace of the ETA
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
     follow_up_day: Mapped[int] = mapped_column(default=0)
+    follow_up_date: Mapped[date | None] = mapped_column(
+        comment="the date of that follow-up day (exposure + follow_up_day), the day it was planned for"
+    )
     status: Mapped[AttemptStatus] = mapped_column(
         enum_column(AttemptStatus), default=AttemptStatus.SCHEDULED, index=True
     )
@@ -114,3 +121,34 @@ class OutreachAttempt(Timestamped, Base):
 
     campaign: Mapped[Campaign] = relationship()
     person: Mapped[Person] = relationship()
+
+
+class CampaignDay(Base):
+    """A campaign's follow-up days of one past date, by channel, attempt status and Go.Data outcome, kept once the
+    date is over so that progress never recounts history (campaigns/progress.py). '' stands for no channel and for
+    a day never planned (no attempt), so that the unique key holds on every database."""
+
+    __tablename__ = "campaign_days"
+    __table_args__ = (UniqueConstraint("campaign_id", "day", "channel", "attempt_status", "outcome"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    day: Mapped[date]
+    channel: Mapped[str] = mapped_column(String(16))
+    attempt_status: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(32), comment="Go.Data daily outcome")
+    follow_ups: Mapped[int] = mapped_column(comment="people's follow-up days")
+    tried: Mapped[int] = mapped_column(comment="of them, handed to a channel at least once")
+    reached: Mapped[int] = mapped_column(comment="of them, a person answered")
+
+
+class CampaignSettlement(Base):
+    """How far a campaign's days are kept in campaign_days, and what was true when they were."""
+
+    __tablename__ = "campaign_settlements"
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    settled_through: Mapped[date] = mapped_column(comment="the last date kept")
+    follow_ups_next_day: Mapped[int] = mapped_column(comment="people with a follow-up day on the date after it")
+    final_statuses: Mapped[dict[str, int]] = mapped_column(JSON, comment="people by Go.Data final status, then")
+    settled_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -3,6 +3,7 @@
 import csv
 import io
 import itertools
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -18,8 +19,8 @@ from access import auth
 from app.routers.campaigns import clock
 from app.web import create_app
 from campaigns.export import COLUMNS, write_xlsx
-from campaigns.outcomes import DailyOutcome, FinalStatus, follow_up_rows
-from campaigns.progress import WAITING, eta
+from campaigns.outcomes import DailyOutcome, FinalStatus, day_counts, follow_up_rows
+from campaigns.progress import WAITING, attempts_by_status, counted_days, eta, settle
 from campaigns.rules import CampaignRules
 from ground.settings import Settings
 from models import (
@@ -83,10 +84,13 @@ def attempt(
     due_at: datetime | None = None,
     **fields,
 ) -> OutreachAttempt:
+    session.flush()
+    exposure = session.scalar(select(ContactListMember.exposure_date).where(ContactListMember.person_id == person.id))
     row = OutreachAttempt(
         campaign_id=campaign.id,
         person_id=person.id,
         follow_up_day=day,
+        follow_up_date=exposure + timedelta(days=day),  # as the planner dates it
         status=status,
         tries=tries,
         last_outcome=last_outcome,
@@ -180,6 +184,37 @@ def test_each_daily_outcome_arises_from_its_situation(sessions):
         outcomes = outcomes_by_name(session, campaign, today)
     for name, shift, _, _, expected in SITUATIONS:
         assert outcomes[name][today + timedelta(days=shift)] == expected, name
+
+
+def _tally(counts) -> Counter:
+    tally: Counter = Counter()
+    for count in counts:
+        tally[(count.day, count.outcome, count.attempt_status, count.channel)] += count.follow_ups
+        tally[("tried", count.day)] += count.tried
+        tally[("reached", count.day)] += count.reached
+    return tally
+
+
+@pytest.mark.parametrize("status", [CampaignStatus.RUNNING, CampaignStatus.PAUSED, CampaignStatus.CANCELED])
+def test_progress_kept_day_by_day_adds_up_to_a_full_recount(sessions, status):
+    """Days kept as they settle (on 4 June, then on 5 June) plus today counted live give what a pass over every
+    follow-up day gives; the kept days are read, not recounted, on the next view."""
+    with sessions.begin() as session:
+        campaign = new_campaign(session, 3, at(3, 7), status)
+        for name, shift, attempted, declared, _ in SITUATIONS:
+            person = resident(session, campaign, name, june(5) + timedelta(days=shift - 2))
+            if attempted:
+                attempt(session, campaign, person, 2, *attempted)
+            for fields in declared:
+                declaration(session, campaign, person, 2, **fields)
+        session.flush()
+        assert settle(session, campaign, june(4)) and settle(session, campaign, june(5))
+        kept = counted_days(session, campaign, june(5))
+        assert not settle(session, campaign, june(5)), "a day is kept once"
+        assert _tally(kept) == _tally(day_counts(session, campaign, june(5)))
+        assert {june(4), june(5)} <= {c.day for c in kept}
+        every_attempt = Counter(a.status.value for a in session.scalars(select(OutreachAttempt)))
+        assert attempts_by_status(kept) == every_attempt
 
 
 @pytest.mark.parametrize(

@@ -20,8 +20,9 @@ from app.routers.contact_lists import Manager
 from app.schemas import Id, error_responses
 from campaigns import creation
 from campaigns.export import Export, begin_export
-from campaigns.lifecycle import attempt_counts, transition
-from campaigns.progress import Progress, progress
+from campaigns.lifecycle import transition
+from campaigns.outcomes import local_today
+from campaigns.progress import Progress, attempts_by_status, counted_days, progress
 from campaigns.rules import CampaignRules
 from connectors import twilio_voice
 from models import Campaign, CampaignStatus, utcnow
@@ -57,7 +58,8 @@ class CampaignOut(BaseModel):
     progress: Progress | None = Field(None, description="rates, alerts, outcomes and ETA (GET only)")
 
 
-def _out(session: Session, campaign: Campaign, progress: Progress | None = None) -> CampaignOut:
+def _out(session: Session, campaign: Campaign, now: datetime, progress: Progress | None = None) -> CampaignOut:
+    today = local_today(CampaignRules.model_validate(campaign.rules), now)
     return CampaignOut(
         id=campaign.id,
         name=campaign.name,
@@ -66,20 +68,20 @@ def _out(session: Session, campaign: Campaign, progress: Progress | None = None)
         contact_list_ids=[c.id for c in campaign.contact_lists],
         rules=campaign.rules,
         started_at=campaign.started_at,
-        attempts=attempt_counts(session, campaign.id),
+        attempts=attempts_by_status(counted_days(session, campaign, today)),
         progress=progress,
     )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
-def create_campaign(body: NewCampaign, session: SessionDep, user: Manager) -> CampaignOut:
-    return _out(session, creation.create_campaign(session, user, body.name, body.contact_list_ids, body.rules))
+def create_campaign(body: NewCampaign, session: SessionDep, user: Manager, now: NowDep) -> CampaignOut:
+    return _out(session, creation.create_campaign(session, user, body.name, body.contact_list_ids, body.rules), now)
 
 
 @router.get("/{campaign_id}", responses=ERRORS)
 def get_campaign(campaign_id: Id, session: SessionDep, user: UserDep, now: NowDep) -> CampaignOut:
     campaign = get_in_scope(session, user, Campaign, campaign_id, "campaign")
-    return _out(session, campaign, progress(session, campaign, now))
+    return _out(session, campaign, now, progress(session, campaign, now))
 
 
 @router.get(
@@ -132,10 +134,11 @@ def change_campaign(
     user: Manager,
     platform: PlatformDep,
     background: BackgroundTasks,
+    now: NowDep,
 ) -> CampaignOut:
     campaign = get_in_scope(session, user, Campaign, campaign_id, "campaign")
-    transition(session, campaign, action, utcnow())
+    transition(session, campaign, action, now)
     session.flush()
     if action in ("start", "resume"):  # calls begin soon: every fixed prompt is on disk before the first rings
         background.add_task(platform.prompts.render_ahead, twilio_voice.ahead_of_calls())
-    return _out(session, campaign)
+    return _out(session, campaign, now)
