@@ -280,7 +280,7 @@ def eta(session: Session, campaign: Campaign, now: datetime) -> Eta:
     if not claimed:
         return Eta(remaining=remaining, at=None, rate_per_second=None, reason=_standing_still(rules, now))
     rate = min(claimed / RATE_WINDOW.total_seconds(), _allowed_rate(rules))
-    done = _finish(rules, now, timedelta(seconds=remaining / rate)).astimezone(zone)
+    done = rules.done_at(now, timedelta(seconds=remaining / rate)).astimezone(zone)
     later = f"today's calling hours close first: it finishes on {done.date()}" if done >= tomorrow else None
     return Eta(remaining=remaining, at=done, rate_per_second=round(rate, 4), reason=later)
 
@@ -294,23 +294,3 @@ def _standing_still(rules: CampaignRules, now: datetime) -> str:
 
 def _allowed_rate(rules: CampaignRules) -> float:
     return rules.new_calls_per_second if rules.channels[0] == Channel.VOICE else rules.messages_per_second
-
-
-def _finish(rules: CampaignRules, start: datetime, work: timedelta) -> datetime:
-    """When `work` begun at `start` is done, counting only time inside calling hours on working days."""
-    moment = start
-    while True:
-        opens = rules.next_allowed(moment)
-        closes = _window_close(rules, opens)
-        if opens + work <= closes:
-            return opens + work
-        work -= closes - opens
-        moment = closes
-
-
-def _window_close(rules: CampaignRules, inside: datetime) -> datetime:
-    """The end of the calling window that `inside` (a moment `next_allowed` gave) falls in."""
-    zone = ZoneInfo(rules.timezone)
-    local = inside.astimezone(zone)
-    end = next(w.end for w in rules.calling_hours if w.start <= local.time() < w.end)
-    return datetime.combine(local.date(), end, zone)

@@ -113,3 +113,30 @@ class CampaignRules(BaseModel):
                 if local < closes:
                     return max(local, opens)
         raise ValueError("no calling window in the coming year: check holidays and calling hours")
+
+    def window_close(self, inside: datetime) -> datetime:
+        """The end of the calling window that `inside` (a moment `next_allowed` gave) falls in."""
+        zone = ZoneInfo(self.timezone)
+        local = inside.astimezone(zone)
+        end = next(w.end for w in self.calling_hours if w.start <= local.time() < w.end)
+        return datetime.combine(local.date(), end, zone)
+
+    def done_at(self, start: datetime, work: timedelta) -> datetime:
+        """When `work` begun at `start` is done, counting only time inside calling hours on working days."""
+        moment = start
+        while True:
+            opens = self.next_allowed(moment)
+            closes = self.window_close(opens)
+            if opens + work <= closes:
+                return opens + work
+            work -= closes - opens
+            moment = closes
+
+    def calling_time(self, start: datetime, end: datetime) -> timedelta:
+        """The time inside calling hours on working days between `start` and `end`."""
+        total, moment = timedelta(), start
+        while (opens := self.next_allowed(moment)) < end:
+            closes = min(self.window_close(opens), end)
+            total += closes - opens
+            moment = closes
+        return total

@@ -6,7 +6,7 @@ import itertools
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -18,6 +18,7 @@ from sqlalchemy import select
 from access import auth
 from app.routers.campaigns import clock
 from app.web import create_app
+from campaigns.capacity import capacity_plan
 from campaigns.export import COLUMNS, write_xlsx
 from campaigns.outcomes import DailyOutcome, FinalStatus, day_counts, follow_up_rows
 from campaigns.progress import WAITING, attempts_by_status, counted_days, eta, settle
@@ -532,3 +533,54 @@ def test_export_cli(sessions, store_url, tmp_path):
     ]
     unknown = outreach("campaign", "export", "999", "-o", str(tmp_path / "x.csv"), database_url=store_url)
     assert unknown.returncode == 1 and "no campaign 999" in unknown.stderr
+
+
+def test_capacity_plan_counts_each_day_and_the_lines_that_finish_today_by_an_hour(sessions):
+    """Thursday 3 June at 09:00, follow-up days 1-3: 100 people exposed on 1 June, 50 on 2 June, 10 with no date
+    (counted from today). Two lines of two-minute calls start one call a minute: slower than the rate allows."""
+    now = at(3, 9)
+    with sessions.begin() as session:
+        campaign = new_campaign(session, 3, None, CampaignStatus.DRAFT)
+        for exposure, people in ((june(1), 100), (june(2), 50), (None, 10)):
+            for _ in range(people):
+                resident(session, campaign, "An", exposure)
+        session.flush()
+        rules = CampaignRules(follow_up_days=3, new_calls_per_second=0.1, max_concurrent_calls=2, holidays=[june(5)])
+        plan = capacity_plan(session, [campaign.contact_lists[0].id], rules, now, finish_by=time(11))
+    assert [(d.day, d.contacts, d.holiday) for d in plan.days] == [
+        (june(3), 150, False),
+        (june(4), 160, False),
+        (june(5), 60, True),
+        (june(6), 10, False),
+    ]
+    assert (plan.pace_per_second, plan.pace_limited_by) == (round(2 / 120, 4), "lines")
+    assert plan.days[0].done_at == at(3, 11, 30), "150 calls a minute apart from 09:00: the morning window's end"
+    assert plan.days[2].done_at.date() == june(6), "a holiday's contacts wait for the next working day"
+    assert (plan.lines_needed, plan.rate_needed) == (3, round(150 / 7200, 4)), "by 11:00: two hours for 150 calls"
+    assert plan.busiest.day == june(4)
+
+
+def test_capacity_plan_through_the_api_only_for_lists_in_scope(clocked_api):
+    now = at(3, 9)
+    with clocked_api.sessions.begin() as session:
+        campaign = new_campaign(session, 14, None, CampaignStatus.DRAFT)
+        for _ in range(3):
+            resident(session, campaign, "An", june(1))
+        theirs = ContactList(name="F1 Hà Nội", province_code="01")
+        session.add(theirs)
+        session.flush()
+        ids = (campaign.contact_lists[0].id, theirs.id)
+        token = user_token(session, "lan", Role.MANAGER)
+    clocked_api.app.dependency_overrides[clock] = lambda: now
+    ask = {"contact_list_ids": [ids[0]], "finish_by": "10:00"}
+    answer = httpx.post(
+        f"{clocked_api.url}/api/v1/campaigns/capacity-plan", json=ask, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["contacts_today"], answer.json()["lines_needed"]) == (3, 1)
+    refused = httpx.post(
+        f"{clocked_api.url}/api/v1/campaigns/capacity-plan",
+        json={**ask, "contact_list_ids": [ids[1]]},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert refused.status_code == 422 and str(ids[1]) in refused.text, "another province's list is not planned"

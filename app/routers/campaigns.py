@@ -4,7 +4,7 @@ progress and export their follow-up."""
 import os
 import tempfile
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, time
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Depends, status
@@ -19,6 +19,8 @@ from app.deps import PlatformDep, SessionDep, UserDep
 from app.routers.contact_lists import Manager
 from app.schemas import Id, error_responses
 from campaigns import creation
+from campaigns.capacity import DEFAULT_CALL_SECONDS, CapacityPlan, capacity_plan
+from campaigns.creation import lists_in_scope
 from campaigns.export import Export, begin_export
 from campaigns.lifecycle import transition
 from campaigns.outcomes import local_today
@@ -76,6 +78,22 @@ def _out(session: Session, campaign: Campaign, now: datetime, progress: Progress
 @router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
 def create_campaign(body: NewCampaign, session: SessionDep, user: Manager, now: NowDep) -> CampaignOut:
     return _out(session, creation.create_campaign(session, user, body.name, body.contact_list_ids, body.rules), now)
+
+
+class CapacityQuestion(BaseModel):
+    contact_list_ids: list[Id] = Field(min_length=1)
+    rules: CampaignRules = CampaignRules()
+    finish_by: time | None = Field(None, description="the hour today's contacts should be done by (local time)")
+    call_seconds: int = Field(DEFAULT_CALL_SECONDS, ge=10, le=3600, description="how long a call holds a line")
+
+
+@router.post("/capacity-plan", responses=ERRORS, summary="Contacts per day, today's finish, lines needed")
+def plan_capacity(body: CapacityQuestion, session: SessionDep, user: UserDep, now: NowDep) -> CapacityPlan:
+    """For these lists and rules, before a campaign starts today: how many contacts today and on each follow-up
+    day, when each day's are done at the campaign's pace, and the lines (and rate) that finish today's by
+    `finish_by`."""
+    lists = lists_in_scope(session, user, body.contact_list_ids)
+    return capacity_plan(session, [c.id for c in lists], body.rules, now, body.finish_by, body.call_seconds)
 
 
 @router.get("/{campaign_id}", responses=ERRORS)
