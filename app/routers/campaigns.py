@@ -1,27 +1,24 @@
 """Campaigns: create over contact lists with rules, then start, pause, resume or cancel them; follow their
 progress and export their follow-up."""
 
-import os
-import tempfile
-from collections.abc import Iterator
 from datetime import datetime, time
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Depends, status
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.orm import Session, sessionmaker
-from starlette.background import BackgroundTask
+from sqlalchemy.orm import Session
 
 from access.auth import get_in_scope
 from app.client_address import ClientIpDep
 from app.deps import PlatformDep, SessionDep, UserDep
+from app.exports import csv_response, xlsx_response
 from app.routers.contact_lists import Manager
 from app.schemas import Id, error_responses
 from campaigns import creation
 from campaigns.capacity import DEFAULT_CALL_SECONDS, CapacityPlan, capacity_plan
 from campaigns.creation import lists_in_scope
-from campaigns.export import Export, begin_export
+from campaigns.export import begin_export
 from campaigns.lifecycle import transition
 from campaigns.outcomes import local_today
 from campaigns.progress import Progress, attempts_by_status, counted_days, progress
@@ -31,7 +28,6 @@ from models import Campaign, CampaignStatus, utcnow
 
 router = APIRouter(prefix="/api/v1/campaigns", tags=["campaigns"])
 ERRORS = error_responses(401, 403, 404, 409, 422)
-XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def clock() -> datetime:
@@ -111,18 +107,7 @@ def get_campaign(campaign_id: Id, session: SessionDep, user: UserDep, now: NowDe
 def export_csv(
     campaign_id: Id, session: SessionDep, user: UserDep, platform: PlatformDep, ip: ClientIpDep, now: NowDep
 ) -> StreamingResponse:
-    export = begin_export(session, user, campaign_id, "csv", now, ip)
-    return StreamingResponse(
-        _csv_in_own_session(platform.sessions, export),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{export.file_name}"'},
-    )
-
-
-def _csv_in_own_session(sessions: sessionmaker[Session], export: Export) -> Iterator[bytes]:
-    """Rows read while the response streams, after the request's own session has closed."""
-    with sessions() as session:
-        yield from export.csv_bytes(session)
+    return csv_response(platform.sessions, begin_export(session, user, campaign_id, "csv", now, ip))
 
 
 @router.get(
@@ -132,16 +117,7 @@ def _csv_in_own_session(sessions: sessionmaker[Session], export: Export) -> Iter
     summary="One row per person per follow-up day (a workbook)",
 )
 def export_xlsx(campaign_id: Id, session: SessionDep, user: UserDep, ip: ClientIpDep, now: NowDep) -> FileResponse:
-    export = begin_export(session, user, campaign_id, "xlsx", now, ip)
-    with tempfile.NamedTemporaryFile(suffix=".xlsx", delete=False) as sink:
-        try:
-            export.write(session, sink)
-        except BaseException:
-            os.unlink(sink.name)
-            raise
-    return FileResponse(
-        sink.name, media_type=XLSX_TYPE, filename=export.file_name, background=BackgroundTask(os.unlink, sink.name)
-    )
+    return xlsx_response(session, begin_export(session, user, campaign_id, "xlsx", now, ip))
 
 
 @router.post("/{campaign_id}/{action}", responses=ERRORS, summary="start, pause, resume or cancel")
