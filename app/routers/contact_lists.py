@@ -18,7 +18,8 @@ from app.deps import PlatformDep, SessionDep, UserDep
 from app.schemas import Id, error_responses
 from campaigns.contact_lists import contact_list_in_scope, import_province, people_on, rejects_file
 from campaigns.import_process import ImportCrashed, ImportJob, ImportWorkers, start_fork_server
-from campaigns.importer import ReadLimits, UnusableFile
+from campaigns.importer import FIELDS, ReadLimits, UnusableFile
+from campaigns.listfile import MAX_COLUMNS
 from ground.settings import PROJECT_ROOT
 from models import User
 
@@ -71,8 +72,17 @@ def import_workers(request: Request) -> ImportWorkers:
     return request.app.state.import_workers
 
 
-def _save_upload(upload: UploadFile, limit: int) -> Path:
-    """The upload in a private file (it holds residents' names and phones) under a name nobody can guess."""
+class UploadTooLarge(ValueError):
+    """The upload is beyond `import_max_bytes`; nothing of it was kept."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the file is larger than {limit // (1 << 20)} MB; split the list")
+        self.limit = limit
+
+
+def save_upload(upload: UploadFile, limit: int) -> Path:
+    """The upload in a private file (it holds residents' names and phones) under a name nobody can guess. The API
+    and the console both save here, in a worker thread: this reads the whole upload."""
     UPLOADS.mkdir(mode=0o700, parents=True, exist_ok=True)
     target = UPLOADS / f"{uuid.uuid4().hex}{Path(upload.filename or 'list.csv').suffix.lower()[:8]}"
     with open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as sink:
@@ -82,9 +92,20 @@ def _save_upload(upload: UploadFile, limit: int) -> Path:
             if copied > limit:
                 sink.close()
                 target.unlink()
-                raise HTTPException(413, f"the file is larger than {limit // (1 << 20)} MB; split the list")
+                raise UploadTooLarge(limit)
             sink.write(chunk)
     return target
+
+
+def column_map_of(pairs: list[str]) -> dict[str, str]:
+    """'Header=field' pairs as a column map ({header: field}); the field is what follows the last '='."""
+    column_map = {}
+    for pair in pairs[:MAX_COLUMNS]:
+        header, equals, name = pair.rpartition("=")
+        if not equals or not header.strip() or name.strip() not in FIELDS:
+            raise HTTPException(422, f"map '{pair[:100]}' is not 'Header=field' with a field of {', '.join(FIELDS)}")
+        column_map[header.strip()] = name.strip()
+    return column_map
 
 
 @router.post("", summary="Import an F1 list (multipart: file, name, province)", responses=ERRORS)
@@ -95,12 +116,20 @@ async def upload_list(
     file: Annotated[UploadFile, File(description="a .csv or .xlsx list")],
     name: Annotated[str, Form(min_length=1, max_length=200)],
     province: Annotated[str | None, Form(description="two-digit code; a provincial user's own by default")] = None,
+    column_map: Annotated[
+        list[str] | None,
+        Form(alias="map", description="'Header=field' for a column the importer does not recognise (repeatable)"),
+    ] = None,
 ) -> ImportOut:
     """The list is imported in a process of its own, within the OUTREACH_IMPORT_* caps (beyond them: 422 and the
     reason). A provincial user imports people of their province only: other rows are rejected with the reason."""
     province = import_province(user, province)
+    columns = column_map_of(column_map or [])
     settings = platform.settings
-    saved = await asyncio.to_thread(_save_upload, file, settings.import_max_bytes)
+    try:
+        saved = await asyncio.to_thread(save_upload, file, settings.import_max_bytes)
+    except UploadTooLarge as error:
+        raise HTTPException(413, str(error)) from None
     job = ImportJob(
         database_url=settings.database_url,
         path=saved,
@@ -110,6 +139,7 @@ async def upload_list(
         source_name=file.filename,
         created_by=user.id,
         limits=ReadLimits.from_settings(settings),
+        column_map=columns or None,
     )
     try:
         summary = await workers.run(job)
