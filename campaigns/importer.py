@@ -230,6 +230,8 @@ def import_contacts(
         summary = _store(session, contact_list, contacts, scope, rejects, created_by)
         if rejects:
             contact_list.rejects_file = summary.rejects_file = str(_write_rejects(path, header, rejects))
+        contact_list.imported, contact_list.duplicates = summary.imported, summary.duplicates
+        contact_list.rejected = summary.rejected
     return summary
 
 

@@ -38,6 +38,9 @@ class ContactList(Base):
     exposure_date: Mapped[date | None]
     source_file: Mapped[str | None] = mapped_column(String(500), comment="the file's name as uploaded")
     rejects_file: Mapped[str | None] = mapped_column(String(500), comment="CSV of the rows refused, with reasons")
+    imported: Mapped[int | None] = mapped_column(comment="people new to the store (None: imported before counts)")
+    duplicates: Mapped[int | None] = mapped_column(comment="rows merged into another row of the same person")
+    rejected: Mapped[int | None] = mapped_column(comment="rows refused, each in the rejects file with its reason")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 

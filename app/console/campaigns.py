@@ -206,7 +206,7 @@ def read_rules(form: dict[str, Any]) -> tuple[CampaignRules, dict[str, str]]:
         start, end = form.get(f"window_{n}_start", ""), form.get(f"window_{n}_end", "")
         if start or end:
             try:
-                windows.append({"start": time.fromisoformat(start), "end": time.fromisoformat(end)})
+                windows.append({"start": hour(start), "end": hour(end)})
             except ValueError:
                 errors["calling_hours"] = f"Khung giờ {n}: giờ viết dạng HH:MM, có cả giờ bắt đầu và kết thúc."
     values["calling_hours"] = windows
@@ -234,6 +234,14 @@ def read_rules(form: dict[str, Any]) -> tuple[CampaignRules, dict[str, str]]:
     return rules, errors
 
 
+def hour(text: str) -> time:
+    """An hour as people type it: 08:00, 8:00, 8h, 8h30, 13.30 (24-hour); ValueError otherwise."""
+    found = re.fullmatch(r"(\d{1,2})(?:[:h.](\d{2})?)?h?", text.strip().lower())
+    if not found:
+        raise ValueError(text)
+    return time(int(found.group(1)), int(found.group(2) or 0))
+
+
 def _day(text: str) -> date:
     return datetime.strptime(text, "%d/%m/%Y").date()
 
@@ -242,7 +250,7 @@ def _plan_options(form: dict[str, Any], errors: dict[str, str]) -> tuple[time | 
     finish_by = None
     if form.get("finish_by"):
         try:
-            finish_by = time.fromisoformat(form["finish_by"])
+            finish_by = hour(form["finish_by"])
         except ValueError:
             errors["finish_by"] = "Giờ viết dạng HH:MM."
     seconds = form.get("call_seconds") or str(DEFAULT_CALL_SECONDS)
@@ -340,7 +348,7 @@ def _chart(figures: Progress) -> dict[str, Any]:
     """Each date's follow-up days stacked by outcome, scaled to the busiest date, as coordinates for the template."""
     days = figures.outcomes_by_day[-30:]
     top = max([sum(d.outcomes.values()) for d in days] + [1])
-    slot = (CHART_W - PAD) / max(len(days), 1)
+    slot = min((CHART_W - PAD) / max(len(days), 1), 60)  # a few days' bars stay bars
     bars = []
     for n, day in enumerate(days):
         y = CHART_H - PAD

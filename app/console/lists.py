@@ -322,7 +322,9 @@ def list_page(
         "contact_list": contact_list,
         "province_name": PROVINCES.get(contact_list.province_code or "", ""),
         "people": people_on(session, list_id),
-        "new_people": _new_people(session, contact_list),
+        "new_people": contact_list.imported
+        if contact_list.imported is not None
+        else _new_people(session, contact_list),
         "rejects": _rejects(contact_list) if can_manage else None,
         "can_manage": can_manage,
         "just_imported": progress.summary if progress and progress.summary else None,
@@ -464,8 +466,9 @@ def _lists(session: Session, user: User, page: int) -> list[tuple[ContactList, i
 
 
 def _new_people(session: Session, contact_list: ContactList) -> int:
-    """People this list brought into the store. An import inserts its new people after it creates the list, and
-    nobody joins a list later: a member created since the list is one it brought; the others were stored before."""
+    """People this list brought into the store, for a list imported before the counts were kept. An import inserts
+    its new people after it creates the list, and nobody joins a list later: a member created since the list is one
+    it brought; the others were stored before."""
     stmt = (
         select(func.count())
         .select_from(ContactListMember)

@@ -88,7 +88,9 @@ class Views:
         self.zone = ZoneInfo(timezone)
         self.templates = Jinja2Templates(directory=TEMPLATES_DIR)
         env = self.templates.env
-        env.filters.update(when=self.when, day=day, age=self.age, reason=reason_vi, value=value_label)
+        env.filters.update(
+            when=self.when, day=day, age=self.age, reason=reason_vi, value=value_label, per_minute=per_minute
+        )
         env.globals.update(
             STATUS=STATUS, LEVEL=LEVEL, SYMPTOM=SYMPTOM, FIELD=FIELD, CHOICES=CHOICES, SPEAKER=SPEAKER, CHANNEL=CHANNEL
         )
@@ -110,6 +112,11 @@ class Views:
         if minutes < 48 * 60:
             return f"{minutes // 60} giờ trước"
         return f"{minutes // (24 * 60)} ngày trước"
+
+
+def per_minute(per_second: float) -> str:
+    """A pace per second as people plan it: per minute, with a decimal comma."""
+    return f"{per_second * 60:,.1f}".replace(",", " ").replace(".", ",")
 
 
 def day(value: date | None) -> str:

@@ -1,4 +1,4 @@
-"""campaign progress kept by day, attempts' follow-up dates
+"""campaign progress kept by day, attempts' follow-up dates, lists' import counts
 
 Revision ID: 0010
 Revises: 0009
@@ -66,6 +66,28 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("campaign_id", name=op.f("pk_campaign_settlements")),
     )
+    with op.batch_alter_table("contact_lists", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "imported",
+                sa.Integer(),
+                nullable=True,
+                comment="people new to the store (None: imported before counts)",
+            )
+        )
+        batch_op.add_column(
+            sa.Column(
+                "duplicates", sa.Integer(), nullable=True, comment="rows merged into another row of the same person"
+            )
+        )
+        batch_op.add_column(
+            sa.Column(
+                "rejected",
+                sa.Integer(),
+                nullable=True,
+                comment="rows refused, each in the rejects file with its reason",
+            )
+        )
     with op.batch_alter_table("outreach_attempts", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column(
@@ -100,6 +122,11 @@ def downgrade() -> None:
         batch_op.drop_index("ix_outreach_attempts_campaign_date")
         batch_op.drop_index("ix_outreach_attempts_campaign_claimed_at")
         batch_op.drop_column("follow_up_date")
+
+    with op.batch_alter_table("contact_lists", schema=None) as batch_op:
+        batch_op.drop_column("rejected")
+        batch_op.drop_column("duplicates")
+        batch_op.drop_column("imported")
 
     op.drop_table("campaign_settlements")
     with op.batch_alter_table("campaign_days", schema=None) as batch_op:
