@@ -24,6 +24,7 @@ test-fast: platform
 bench: platform engine model system-packages
 	.venv/bin/python scripts/bench.py $(BENCH_ARGS)
 	.venv/bin/python scripts/bench_console.py $(BENCH_CONSOLE_ARGS)
+	.venv/bin/python scripts/bench_campaigns.py $(BENCH_CAMPAIGN_ARGS)
 
 lint: platform
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports --no-cache --no-logo

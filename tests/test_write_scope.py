@@ -125,6 +125,13 @@ CASES = {
         _list,
         _managers(201, 422),  # the list is named in the body: 422 "no contact list [id] in your scope"
     ),
+    "plan a campaign's capacity": Case(
+        "post",
+        "/api/v1/campaigns/capacity-plan",
+        lambda client, ids: client.post("/api/v1/campaigns/capacity-plan", json={"contact_list_ids": [ids["list"]]}),
+        _list,
+        _managers(200, 422),  # it writes nothing, but it is the first step of a campaign: who may run one
+    ),
     **{
         f"{action} a campaign": Case(
             "post",

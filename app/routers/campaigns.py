@@ -84,7 +84,7 @@ class CapacityQuestion(BaseModel):
 
 
 @router.post("/capacity-plan", responses=ERRORS, summary="Contacts per day, today's finish, lines needed")
-def plan_capacity(body: CapacityQuestion, session: SessionDep, user: UserDep, now: NowDep) -> CapacityPlan:
+def plan_capacity(body: CapacityQuestion, session: SessionDep, user: Manager, now: NowDep) -> CapacityPlan:
     """For these lists and rules, before a campaign starts today: how many contacts today and on each follow-up
     day, when each day's are done at the campaign's pace, and the lines (and rate) that finish today's by
     `finish_by`."""
