@@ -25,6 +25,8 @@ from campaigns.rules import CampaignRules
 from models import Campaign, User
 
 COLUMNS = FollowUpRow._fields
+TEXT_CELLS = [COLUMNS.index(name) for name in ("phone", "name", "province", "ward", "symptoms")]
+SYMPTOMS = COLUMNS.index("symptoms")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 XLSX_ROWS_PER_SHEET = 1_048_576  # Excel's limit: a longer export goes on into another sheet
 CSV_ROWS_PER_CHUNK = 1000
@@ -93,9 +95,17 @@ def neutralise(value: Any) -> Any:
 def export_rows(
     session: Session, campaign: Campaign, today: date, province_code: str | None = None
 ) -> Iterator[tuple[Any, ...]]:
-    """The rows under COLUMNS, neutralised, person by person and day by day (dates as dates, numbers as numbers)."""
+    """The rows under COLUMNS, neutralised, person by person and day by day (dates as dates, numbers as numbers).
+
+    Only the cells that hold text from outside are neutralised (the other columns are numbers, dates and the
+    platform's own codes): at 1.4 million rows, every cell checked was a fifth of the export's time."""
     for row in follow_up_rows(session, campaign, today, province_code):
-        yield tuple(neutralise(", ".join(value) if isinstance(value, list) else value) for value in row)
+        cells = list(row)
+        if cells[SYMPTOMS] is not None:
+            cells[SYMPTOMS] = ", ".join(cells[SYMPTOMS])
+        for index in TEXT_CELLS:
+            cells[index] = neutralise(cells[index])
+        yield tuple(cells)
 
 
 def csv_chunks(rows: Iterable[tuple[Any, ...]]) -> Iterator[bytes]:

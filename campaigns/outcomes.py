@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from itertools import groupby
+from operator import itemgetter
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -150,6 +151,16 @@ def final_status(record: Record) -> FinalStatus:
     if record.seen_on_last_day or 2 * record.seen > record.tried:
         return FinalStatus.FOLLOW_UP_COMPLETED
     return FinalStatus.LOST_TO_FOLLOW_UP
+
+
+class Standing(NamedTuple):
+    """A person's follow-up so far, as the database counts it for their final status."""
+
+    elapsed: int  # days from the exposure to today
+    seen: int
+    tried: int
+    missed_in_a_row: int
+    seen_on_last_day: int
 
 
 @dataclass(frozen=True)
@@ -294,16 +305,23 @@ def follow_up_rows(
     )
     stmt = (
         select(
-            days,
-            records,
+            days.c.person_id,
+            days.c.day,
+            days.c.exposure,
+            days.c.attempt_status,
+            days.c.channel,
+            days.c.tries,
+            days.c.last_outcome,
+            days.c.outcome,
+            *(records.c[name] for name in Standing._fields),
             Person.phone,
             Person.full_name,
             Person.province,
             Person.ward,
-            Declaration.status.label("declaration_status"),
+            Declaration.status,
             Conversation.phone_verified,
-            Declaration.symptoms,
             Declaration.temperature_c,
+            Declaration.symptoms,
             Declaration.alert_level,
         )
         .join(records, records.c.person_id == days.c.person_id)
@@ -314,38 +332,36 @@ def follow_up_rows(
     )
     if province_code is not None:
         stmt = stmt.where(Person.province_code == province_code)
-    rows = session.execute(stmt, execution_options={"yield_per": ROWS_PER_FETCH})
-    person_id, final = None, None
-    for (row_person, _), same_day in groupby(rows, key=lambda row: (row.person_id, row.day)):
+    # Core rows straight from the connection, unpacked by position: at 1.4 million rows the ORM's result machinery
+    # and reading columns by name were a third of an export's time.
+    rows = session.connection().execution_options(yield_per=ROWS_PER_FETCH).execute(stmt)
+    current, final = None, None
+    for (person_id, day), same_day in groupby(rows, key=itemgetter(0, 1)):
         *_, row = same_day  # the latest of the day's declarations that say the most
-        if row_person != person_id:
-            person_id, final = row_person, plan.final(row)
+        exposure, attempt_status, channel, tries, last_outcome, outcome = row[2:8]
+        phone, name, province, ward, declared, phone_verified, temperature, symptoms, alert_level = row[13:]
+        if person_id != current:
+            current, final = person_id, plan.final(Standing(*row[8:13]))
         yield FollowUpRow(
-            row.phone,
-            row.full_name,
-            row.province,
-            row.ward,
-            row.day,
-            row.exposure + timedelta(days=row.day),
-            row.attempt_status,
-            row.channel,
-            row.tries or 0,
-            row.last_outcome,
-            DailyOutcome(row.outcome),
-            row.declaration_status,
-            _verified(row),
-            row.temperature_c,
-            row.symptoms,
-            row.alert_level,
+            phone,
+            name,
+            province,
+            ward,
+            day,
+            exposure + timedelta(days=day),
+            attempt_status,
+            channel,
+            tries or 0,
+            last_outcome,
+            DailyOutcome(outcome),
+            declared,
+            # a declaration without a conversation was made by the platform itself: nobody typed a phone for it
+            None if declared is None else phone_verified is not False,
+            temperature,
+            symptoms,
+            alert_level,
             final,
         )
-
-
-def _verified(row: Any) -> bool | None:
-    """A declaration without a conversation was made by the platform itself: nobody typed a phone for it."""
-    if row.declaration_status is None:
-        return None
-    return row.phone_verified is not False
 
 
 class days_between(FunctionElement):

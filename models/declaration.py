@@ -34,6 +34,8 @@ class Declaration(Timestamped, Base):
     __table_args__ = (
         Index("ix_declarations_created_at", "created_at"),  # the dashboard counts a day's answers
         Index("ix_declarations_alert_level_updated_at", "alert_level", "updated_at"),  # urgent first, newest first
+        # a campaign's follow-up day's declarations (its outcome, progress, the export)
+        Index("ix_declarations_campaign_person_day", "campaign_id", "person_id", "follow_up_day"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -66,6 +66,10 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("campaign_id", name=op.f("pk_campaign_settlements")),
     )
+    with op.batch_alter_table("declarations", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_declarations_campaign_person_day", ["campaign_id", "person_id", "follow_up_day"], unique=False
+        )
     with op.batch_alter_table("contact_lists", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column(
@@ -123,6 +127,8 @@ def downgrade() -> None:
         batch_op.drop_index("ix_outreach_attempts_campaign_claimed_at")
         batch_op.drop_column("follow_up_date")
 
+    with op.batch_alter_table("declarations", schema=None) as batch_op:
+        batch_op.drop_index("ix_declarations_campaign_person_day")
     with op.batch_alter_table("contact_lists", schema=None) as batch_op:
         batch_op.drop_column("rejected")
         batch_op.drop_column("duplicates")
