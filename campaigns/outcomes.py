@@ -72,6 +72,7 @@ from sqlalchemy import (
     select,
     true,
     union_all,
+    update,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
@@ -241,46 +242,50 @@ def day_counts(session: Session, campaign: Campaign, today: date) -> Iterator[Da
 
 
 def today_counts(session: Session, campaign: Campaign, today: date) -> list[DayCount]:
-    """The follow-up days planned for `today`, counted live: only today's attempts and the declarations made for
-    them are read, whatever the campaign's history."""
+    """The follow-up days planned for `today`, counted live from today's attempts alone (each keeps what its day's
+    declarations say: `keep_verdict`), whatever the campaign's history."""
     plan = _Plan.of(campaign, today)
-    attempts = (
-        select(OutreachAttempt)
-        .where(OutreachAttempt.campaign_id == plan.campaign_id, OutreachAttempt.follow_up_date == today)
-        .subquery("today")
-    )
-    verdicts = (
-        select(Declaration.person_id, Declaration.follow_up_day, func.max(_strength()).label("strength"))
-        .join(
-            attempts,
-            and_(attempts.c.person_id == Declaration.person_id, attempts.c.follow_up_day == Declaration.follow_up_day),
-        )
-        .where(Declaration.campaign_id == plan.campaign_id)
-        .group_by(Declaration.person_id, Declaration.follow_up_day)
-        .subquery("verdicts")
-    )
-    settled = true() if plan.ended else attempts.c.status.in_(SETTLED_ATTEMPTS)
-    tried = attempts.c.tries > 0
-    outcome = _outcome(verdicts.c.strength, settled, tried)
-    kinds = (attempts.c.channel, attempts.c.status, outcome)
+    settled = true() if plan.ended else OutreachAttempt.status.in_(SETTLED_ATTEMPTS)
+    tried = OutreachAttempt.tries > 0
+    outcome = _outcome(OutreachAttempt.verdict, settled, tried)
+    kinds = (OutreachAttempt.channel, OutreachAttempt.status, outcome)
     counted = (
         select(
             *kinds,
             func.count(),
             count_where(tried),
-            count_where(and_(tried, _reached(attempts.c.status, attempts.c.last_outcome))),
+            count_where(and_(tried, _reached(OutreachAttempt.status, OutreachAttempt.last_outcome))),
         )
-        .select_from(attempts)
-        .outerjoin(
-            verdicts,
-            and_(verdicts.c.person_id == attempts.c.person_id, verdicts.c.follow_up_day == attempts.c.follow_up_day),
-        )
+        .where(OutreachAttempt.campaign_id == plan.campaign_id, OutreachAttempt.follow_up_date == today)
         .group_by(*kinds)
     )
     return [
         DayCount(today, channel or "", status, DailyOutcome(outcome), *counts)
         for channel, status, outcome, *counts in session.execute(counted)
     ]
+
+
+def keep_verdict(session: Session, declaration: Declaration) -> None:
+    """Keep on the attempt of a declaration's follow-up day the strongest thing its day's declarations say, each
+    time one changes (an answer, a correction): the day is then counted live from its attempt alone."""
+    if declaration.campaign_id is None or declaration.follow_up_day is None:
+        return
+    same_day = (
+        (Declaration.campaign_id == declaration.campaign_id)
+        & (Declaration.person_id == declaration.person_id)
+        & (Declaration.follow_up_day == declaration.follow_up_day)
+    )
+    strongest = select(func.max(_strength())).where(same_day).scalar_subquery()
+    session.execute(
+        update(OutreachAttempt)
+        .where(
+            OutreachAttempt.campaign_id == declaration.campaign_id,
+            OutreachAttempt.person_id == declaration.person_id,
+            OutreachAttempt.follow_up_day == declaration.follow_up_day,
+        )
+        .values(verdict=func.coalesce(strongest, 0))
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _reached(status: ColumnElement, last_outcome: ColumnElement) -> ColumnElement[bool]:

@@ -92,9 +92,10 @@ class Progress(BaseModel):
     eta: Eta
 
 
-def progress(session: Session, campaign: Campaign, now: datetime) -> Progress:
+def progress(session: Session, campaign: Campaign, now: datetime, counts: list[DayCount] | None = None) -> Progress:
+    """The campaign's progress at `now`, from its counted days (counted here unless the caller has them)."""
     today = local_today(CampaignRules.model_validate(campaign.rules), now)
-    counts = counted_days(session, campaign, today)
+    counts = counts if counts is not None else counted_days(session, campaign, today)
     kept = session.get(CampaignSettlement, campaign.id)
     of_today = [count for count in counts if count.day == today]
     return Progress(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from campaigns.outcomes import keep_verdict
 from ground.settings import Settings
 from models import Alert, AlertLevel, Declaration
 
@@ -86,6 +87,7 @@ def raise_alert(
     only when there is something new to act on. `by_a_person`: the assessment follows a tracer's correction, and
     whoever corrects is acting on it: after an acknowledged alert, a new one only when the level goes up."""
     declaration.alert_level, declaration.alert_reasons = assessment.level, assessment.reasons
+    keep_verdict(session, declaration)  # every answer and correction is assessed here: the campaign's day follows
     if assessment.level == AlertLevel.NONE:
         return None
     latest = session.scalar(

@@ -90,6 +90,7 @@ class OutreachAttempt(Timestamped, Base):
         UniqueConstraint("campaign_id", "person_id", "follow_up_day"),
         Index("ix_outreach_attempts_campaign_date", "campaign_id", "follow_up_date"),  # a campaign's day, live
         Index("ix_outreach_attempts_campaign_claimed_at", "campaign_id", "claimed_at"),  # the pace of the ETA
+        Index("ix_outreach_attempts_campaign_status_due", "campaign_id", "status", "due_at"),  # what is left today
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -107,6 +108,11 @@ class OutreachAttempt(Timestamped, Base):
         enum_column(Channel, length=16), comment="channel of the latest try"
     )
     tries: Mapped[int] = mapped_column(default=0)
+    verdict: Mapped[int] = mapped_column(
+        default=0,
+        server_default="0",
+        comment="what the day's declarations say, by strength (campaigns.outcomes.VERDICT_STRENGTH)",
+    )
     provider_ref: Mapped[str | None] = mapped_column(String(64), comment="CallSid, ZNS tracking id, ...")
     invite_token_hash: Mapped[str | None] = mapped_column(
         String(64), unique=True, comment="SHA-256 of the personal web chat link sent by SMS for this attempt"

@@ -50,6 +50,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from access import auth, console  # noqa: E402
 from app.web import create_app  # noqa: E402
+from campaigns.outcomes import VERDICT_STRENGTH, DailyOutcome  # noqa: E402
 from campaigns.rules import CampaignRules  # noqa: E402
 from ground.settings import Settings  # noqa: E402
 from ground.store import refresh_statistics  # noqa: E402
@@ -177,6 +178,15 @@ def _declaration(rng: random.Random, attempt: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _verdict(declaration: dict[str, Any]) -> int:
+    """What `campaigns.outcomes.keep_verdict` keeps on the attempt for this declaration."""
+    if declaration["alert_level"] != AlertLevel.NONE:
+        return VERDICT_STRENGTH[DailyOutcome.SEEN_NOT_OK]
+    if declaration["status"] == DeclarationStatus.COMPLETE:
+        return VERDICT_STRENGTH[DailyOutcome.SEEN_OK]
+    return VERDICT_STRENGTH[DailyOutcome.MISSED] if declaration["status"] == DeclarationStatus.REFUSED else 0
+
+
 _UNFINISHED = {
     "status": DeclarationStatus.IN_PROGRESS,
     "symptoms": [],
@@ -264,6 +274,7 @@ def fill(url: str, people: int, days: int) -> tuple[float, dict[str, Any]]:
                         "person_id": person_id,
                         "follow_up_day": day,
                         "follow_up_date": on,
+                        "verdict": 0,
                         "due_at": _local(on, 8),
                         "channel": None,
                         "claimed_by": None,
@@ -281,6 +292,8 @@ def fill(url: str, people: int, days: int) -> tuple[float, dict[str, Any]]:
                         declarations.append(_declaration(rng, attempt))
                     elif attempt["status"] == AttemptStatus.IN_PROGRESS:  # the call is on: its answers so far
                         declarations.append(_declaration(rng, attempt) | _UNFINISHED)
+                    if attempt["status"] in (AttemptStatus.COMPLETED, AttemptStatus.IN_PROGRESS):
+                        attempt["verdict"] = _verdict(declarations[-1])  # as the assessment keeps it
                 session.execute(insert(OutreachAttempt), attempts)
                 if declarations:
                     session.execute(insert(Declaration), declarations)

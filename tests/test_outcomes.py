@@ -20,7 +20,7 @@ from app.routers.campaigns import clock
 from app.web import create_app
 from campaigns.capacity import capacity_plan
 from campaigns.export import COLUMNS, write_xlsx
-from campaigns.outcomes import DailyOutcome, FinalStatus, day_counts, follow_up_rows
+from campaigns.outcomes import DailyOutcome, FinalStatus, day_counts, follow_up_rows, keep_verdict
 from campaigns.progress import WAITING, attempts_by_status, counted_days, eta, settle
 from campaigns.rules import CampaignRules
 from ground.settings import Settings
@@ -104,7 +104,10 @@ def attempt(
 
 
 def declaration(session, campaign: Campaign, person: Person, day: int, **fields) -> Declaration:
-    return factories.empty_declaration(session, person, campaign_id=campaign.id, follow_up_day=day, **fields)
+    """A declaration of the day, kept on its attempt as the conversation service's assessment keeps it."""
+    made = factories.empty_declaration(session, person, campaign_id=campaign.id, follow_up_day=day, **fields)
+    keep_verdict(session, made)
+    return made
 
 
 DONE = (AttemptStatus.COMPLETED, 1, "completed")

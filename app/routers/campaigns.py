@@ -56,8 +56,8 @@ class CampaignOut(BaseModel):
     progress: Progress | None = Field(None, description="rates, alerts, outcomes and ETA (GET only)")
 
 
-def _out(session: Session, campaign: Campaign, now: datetime, progress: Progress | None = None) -> CampaignOut:
-    today = local_today(CampaignRules.model_validate(campaign.rules), now)
+def _out(session: Session, campaign: Campaign, now: datetime, with_progress: bool = False) -> CampaignOut:
+    counts = counted_days(session, campaign, local_today(CampaignRules.model_validate(campaign.rules), now))
     return CampaignOut(
         id=campaign.id,
         name=campaign.name,
@@ -66,8 +66,8 @@ def _out(session: Session, campaign: Campaign, now: datetime, progress: Progress
         contact_list_ids=[c.id for c in campaign.contact_lists],
         rules=campaign.rules,
         started_at=campaign.started_at,
-        attempts=attempts_by_status(counted_days(session, campaign, today)),
-        progress=progress,
+        attempts=attempts_by_status(counts),
+        progress=progress(session, campaign, now, counts) if with_progress else None,
     )
 
 
@@ -95,7 +95,7 @@ def plan_capacity(body: CapacityQuestion, session: SessionDep, user: Manager, no
 @router.get("/{campaign_id}", responses=ERRORS)
 def get_campaign(campaign_id: Id, session: SessionDep, user: UserDep, now: NowDep) -> CampaignOut:
     campaign = get_in_scope(session, user, Campaign, campaign_id, "campaign")
-    return _out(session, campaign, now, progress(session, campaign, now))
+    return _out(session, campaign, now, with_progress=True)
 
 
 @router.get(

@@ -103,7 +103,37 @@ def upgrade() -> None:
         )
         batch_op.create_index("ix_outreach_attempts_campaign_claimed_at", ["campaign_id", "claimed_at"], unique=False)
         batch_op.create_index("ix_outreach_attempts_campaign_date", ["campaign_id", "follow_up_date"], unique=False)
+        batch_op.create_index(
+            "ix_outreach_attempts_campaign_status_due", ["campaign_id", "status", "due_at"], unique=False
+        )
+        batch_op.add_column(
+            sa.Column(
+                "verdict",
+                sa.Integer(),
+                server_default="0",
+                nullable=False,
+                comment="what the day's declarations say, by strength (campaigns.outcomes.VERDICT_STRENGTH)",
+            )
+        )
     _date_the_attempts()
+    _judge_the_attempts()
+
+
+def _judge_the_attempts() -> None:
+    """Every attempt's verdict: the strongest of its day's declarations, by the rule of this revision (unwell and
+    not the wrong person 3, complete 2, refused / wrong person / unreachable 1, else 0)."""
+    op.execute(
+        """UPDATE outreach_attempts SET verdict = coalesce((
+            SELECT max(CASE
+                WHEN (d.alert_level != 'none' OR json_array_length(d.symptoms) > 0)
+                     AND d.status != 'wrong_person' THEN 3
+                WHEN d.status = 'complete' THEN 2
+                WHEN d.status IN ('refused', 'wrong_person', 'unreachable') THEN 1
+                ELSE 0 END)
+            FROM declarations d
+            WHERE d.campaign_id = outreach_attempts.campaign_id AND d.person_id = outreach_attempts.person_id
+              AND d.follow_up_day = outreach_attempts.follow_up_day), 0)"""
+    )
 
 
 def _date_the_attempts() -> None:
@@ -123,8 +153,10 @@ def _date_the_attempts() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("outreach_attempts", schema=None) as batch_op:
+        batch_op.drop_index("ix_outreach_attempts_campaign_status_due")
         batch_op.drop_index("ix_outreach_attempts_campaign_date")
         batch_op.drop_index("ix_outreach_attempts_campaign_claimed_at")
+        batch_op.drop_column("verdict")
         batch_op.drop_column("follow_up_date")
 
     with op.batch_alter_table("declarations", schema=None) as batch_op:
