@@ -25,6 +25,7 @@ nothing was claimed in the last 10 minutes; the reason says which (and, outside 
 
 from collections import Counter, defaultdict
 from datetime import date, datetime, time, timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
@@ -60,11 +61,16 @@ RATE_WINDOW = timedelta(minutes=10)
 WAITING = (AttemptStatus.SCHEDULED, AttemptStatus.RETRY_WAIT, AttemptStatus.CLAIMED)
 
 
+EtaWhy = Literal["nothing_left", "not_running", "outside_calling_hours", "standing_still", "after_today"]
+
+
 class Eta(BaseModel):
     remaining: int = Field(description="attempts still waiting that are due today (overdue ones included)")
     at: datetime | None = Field(description="when the last of them should be claimed, in the campaign's time zone")
     rate_per_second: float | None = Field(description="the pace used: attempts claimed per second")
     reason: str | None = Field(description="why there is no ETA, or why it falls after today")
+    why: EtaWhy | None = Field(None, description="the reason as a code, for pages that say it in their language")
+    opens_at: datetime | None = Field(None, description="outside calling hours: when they open again")
 
 
 class DayOutcomes(BaseModel):
@@ -270,27 +276,29 @@ def eta(session: Session, campaign: Campaign, now: datetime) -> Eta:
         )
     )
     if not remaining:
-        return Eta(remaining=0, at=None, rate_per_second=None, reason="nothing is left to do today")
+        return Eta(remaining=0, at=None, rate_per_second=None, reason="nothing is left to do today", why="nothing_left")
     if campaign.status != CampaignStatus.RUNNING:
-        return Eta(remaining=remaining, at=None, rate_per_second=None, reason=f"the campaign is {campaign.status}")
+        reason = f"the campaign is {campaign.status}"
+        return Eta(remaining=remaining, at=None, rate_per_second=None, reason=reason, why="not_running")
     claimed = session.scalar(
         select(func.count()).where(
             OutreachAttempt.campaign_id == campaign.id, OutreachAttempt.claimed_at.between(now - RATE_WINDOW, now)
         )
     )
     if not claimed:
-        return Eta(remaining=remaining, at=None, rate_per_second=None, reason=_standing_still(rules, now))
+        opens = rules.next_allowed(now)
+        if opens > now:
+            reason = f"outside calling hours until {opens:%Y-%m-%d %H:%M}"
+            return Eta(remaining=remaining, at=None, rate_per_second=None, reason=reason, why="outside_calling_hours",
+                       opens_at=opens)  # fmt: skip
+        reason = f"nothing was claimed in the last {RATE_WINDOW.seconds // 60} minutes"
+        return Eta(remaining=remaining, at=None, rate_per_second=None, reason=reason, why="standing_still")
     rate = min(claimed / RATE_WINDOW.total_seconds(), _allowed_rate(rules))
     done = rules.done_at(now, timedelta(seconds=remaining / rate)).astimezone(zone)
-    later = f"today's calling hours close first: it finishes on {done.date()}" if done >= tomorrow else None
-    return Eta(remaining=remaining, at=done, rate_per_second=round(rate, 4), reason=later)
-
-
-def _standing_still(rules: CampaignRules, now: datetime) -> str:
-    opens = rules.next_allowed(now)
-    if opens > now:
-        return f"outside calling hours until {opens:%Y-%m-%d %H:%M}"
-    return f"nothing was claimed in the last {RATE_WINDOW.seconds // 60} minutes"
+    if done < tomorrow:
+        return Eta(remaining=remaining, at=done, rate_per_second=round(rate, 4), reason=None)
+    later = f"today's calling hours close first: it finishes on {done.date()}"
+    return Eta(remaining=remaining, at=done, rate_per_second=round(rate, 4), reason=later, why="after_today")
 
 
 def _allowed_rate(rules: CampaignRules) -> float:

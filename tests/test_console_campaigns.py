@@ -72,6 +72,7 @@ def test_the_form_says_what_is_wrong_next_to_each_field_and_keeps_the_rest(provi
         "new_calls_per_second": "0",
         "channel_1": "zns",
         "holidays": "31/02/2021",
+        "name": "Đợt " * 100,
     }
     answer = _post_form(browser, wrong, "create")
     assert answer.status_code == 422
@@ -80,6 +81,8 @@ def test_the_form_says_what_is_wrong_next_to_each_field_and_keeps_the_rest(provi
         ("follow_up_days", "1 đến 60"),
         ("new_calls_per_second", "lớn hơn 0"),
         ("holidays", "dd/mm/yyyy"),
+        ("zns_template_id", "mã mẫu tin ZNS"),
+        ("name", "tối đa 200"),
     ):
         said = re.search(rf'id="error-{field}"[^>]*>([^<]+)<', answer.text)
         assert said and words in said.group(1), field

@@ -32,6 +32,8 @@ from models import Campaign, ContactList, ContactListMember, User, utcnow
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 PAGE_SIZE = 50
+NAME_CHARS = 200
+FIELD_CHARS = 2000  # the longest field: a ZNS template's parameters, a line each
 WINDOWS = 3  # calling windows offered by the form
 CHANNEL_CHOICES = {"voice": "Cuộc gọi tự động", "zalo": "Zalo OA", "zns": "Zalo ZNS", "sms": "SMS (link web chat)"}
 CAMPAIGN_STATUS = {
@@ -71,6 +73,7 @@ RULE_PROBLEMS = {
     "max_concurrent_calls": "Số cuộc gọi cùng lúc từ 1 đến 1.000.",
     "messages_per_second": "Số tin nhắn mỗi giây: lớn hơn 0, tối đa 1.000.",
     "zns_template_id": "Kênh ZNS cần mã mẫu tin ZNS đã được duyệt.",
+    "zns_template_data": "Mỗi dòng một tham số: tên=giá trị; giá trị chỉ dùng {name}, {phone}, {day}, {chat_link}.",
     "timezone": "Múi giờ không hợp lệ.",
 }
 
@@ -159,6 +162,7 @@ DEFAULT_FORM = {
     "max_concurrent_calls": "10",
     "messages_per_second": "10",
     "zns_template_id": "",
+    "zns_template_data": "",
     "finish_by": "",
     "call_seconds": str(DEFAULT_CALL_SECONDS),
 }
@@ -173,7 +177,7 @@ def new_campaign_page(request: Request, signed: SignedDep, session: SessionDep, 
 async def create_or_plan(request: Request, signed: FormDep, session: SessionDep) -> Response:
     """One form, two buttons: see the capacity plan of these lists and rules, or create the campaign (a draft)."""
     submitted = await request.form()
-    form = {key: str(submitted.get(key, "")).strip()[:200] for key in DEFAULT_FORM if key != "lists"}
+    form = {key: str(submitted.get(key, "")).strip()[:FIELD_CHARS] for key in DEFAULT_FORM if key != "lists"}
     form["lists"] = [str(v) for v in submitted.getlist("lists")][:PAGE_SIZE]
     rules, errors = read_rules(form)
     list_ids = [int(v) for v in form["lists"] if v.isdigit()]
@@ -181,6 +185,8 @@ async def create_or_plan(request: Request, signed: FormDep, session: SessionDep)
         errors["lists"] = "Chọn ít nhất một danh sách F1."
     if submitted.get("action") == "create" and not form["name"]:
         errors["name"] = "Đặt tên cho chiến dịch."
+    if len(form["name"]) > NAME_CHARS:
+        errors["name"] = f"Tên chiến dịch dài tối đa {NAME_CHARS} ký tự."
     finish_by, call_seconds = _plan_options(form, errors)
     if errors:
         return _form_page(request, signed, session, form, errors)
@@ -224,6 +230,12 @@ def read_rules(form: dict[str, Any]) -> tuple[CampaignRules, dict[str, str]]:
     for field in ("new_calls_per_second", "messages_per_second"):
         values[field] = form.get(field, "").replace(",", ".")
     values["zns_template_id"] = form.get("zns_template_id") or None
+    if "zns" in values["channels"] and not values["zns_template_id"]:  # said now, not only once the rest is right
+        errors["zns_template_id"] = RULE_PROBLEMS["zns_template_id"]
+    lines = [line.strip() for line in form.get("zns_template_data", "").splitlines() if line.strip()]
+    if any("=" not in line for line in lines):
+        errors["zns_template_data"] = RULE_PROBLEMS["zns_template_data"]
+    values["zns_template_data"] = dict(line.split("=", 1) for line in lines if "=" in line)
     try:
         rules = CampaignRules.model_validate(values)
     except ValidationError as problems:
