@@ -267,7 +267,8 @@ def today_counts(session: Session, campaign: Campaign, today: date) -> list[DayC
 
 def keep_verdict(session: Session, declaration: Declaration) -> None:
     """Keep on the attempt of a declaration's follow-up day the strongest thing its day's declarations say, each
-    time one changes (an answer, a correction): the day is then counted live from its attempt alone."""
+    time one changes (an answer, a correction): a day's outcome is then read from its attempt alone. (Every
+    declaration of a campaign's day comes from that day's attempt: a day never planned has none.)"""
     if declaration.campaign_id is None or declaration.follow_up_day is None:
         return
     same_day = (
@@ -435,7 +436,7 @@ class _Plan:
 def _follow_up_days(plan: _Plan) -> CTE:
     """Every person's follow-up days with their outcome: the days planned, and those from the campaign's start to
     today never planned (unless it was canceled)."""
-    exposures, verdicts = _exposures(plan), _verdicts(plan.campaign_id)
+    exposures = _exposures(plan)
     offsets = union_all(*(select(literal(day).label("day")) for day in plan.offsets)).subquery("offsets")
     elapsed = days_between(exposures.c.exposure, literal(plan.today, Date))
     held = OutreachAttempt.id.is_not(None)
@@ -453,8 +454,8 @@ def _follow_up_days(plan: _Plan) -> CTE:
             OutreachAttempt.channel,
             OutreachAttempt.tries,
             OutreachAttempt.last_outcome,
-            verdicts.c.strength.label("verdict"),
-            _outcome(verdicts.c.strength, settled, func.coalesce(OutreachAttempt.tries, 0) > 0).label("outcome"),
+            OutreachAttempt.verdict,
+            _outcome(OutreachAttempt.verdict, settled, func.coalesce(OutreachAttempt.tries, 0) > 0).label("outcome"),
         )
         .select_from(exposures)
         .join(offsets, true())
@@ -465,9 +466,6 @@ def _follow_up_days(plan: _Plan) -> CTE:
                 OutreachAttempt.person_id == exposures.c.person_id,
                 OutreachAttempt.follow_up_day == offsets.c.day,
             ),
-        )
-        .outerjoin(
-            verdicts, and_(verdicts.c.person_id == exposures.c.person_id, verdicts.c.follow_up_day == offsets.c.day)
         )
         .where(held)
         .cte("follow_up_days")
@@ -483,16 +481,6 @@ def _outcome(
         (and_(settled, tried), DailyOutcome.MISSED.value),
         (settled, DailyOutcome.NOT_ATTEMPTED.value),
         else_=DailyOutcome.NOT_PERFORMED.value,  # also when `settled` is NULL: today, and nothing planned yet
-    )
-
-
-def _verdicts(campaign_id: int) -> Subquery:
-    """Per person and follow-up day with declarations: the strongest thing they say about it."""
-    return (
-        select(Declaration.person_id, Declaration.follow_up_day, func.max(_strength()).label("strength"))
-        .where(Declaration.campaign_id == campaign_id)
-        .group_by(Declaration.person_id, Declaration.follow_up_day)
-        .subquery("verdicts")
     )
 
 
