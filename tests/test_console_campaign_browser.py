@@ -106,6 +106,7 @@ def test_a_list_becomes_a_running_campaign_watched_live_paused_and_exported(cent
     rejects = page.locator("#rejects")
     expect(rejects).to_contain_text("6")  # the line numbers of the broken rows
     expect(rejects).to_contain_text("7")
+    expect(rejects).to_contain_text("không phải số điện thoại Việt Nam hợp lệ")
     _shoot(page, tmp_path, "lists-imported-with-rejects")
 
     page.get_by_role("link", name="Tạo chiến dịch").click()

@@ -8,8 +8,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from app.console.lists import reason_vi
 from campaigns.import_process import start_fork_server
-from campaigns.importer import import_contacts
+from campaigns.importer import import_contacts, parse_contact
 from ground.settings import Settings
 from models import AuditLog, ContactList, Person, Role
 from tests.conftest import run_app
@@ -174,3 +175,23 @@ def test_a_national_admin_picks_the_province_and_a_provincial_manager_has_theirs
     assert '<select id="province" name="province" required>' in form.text and '<option value="27"' in form.text
     unnamed = _upload(admin, "f1.csv", MESSY.encode(), province="")
     assert unnamed.status_code == 422 and "Chọn tỉnh" in unnamed.text and _lists_stored(api) == 0
+
+
+@pytest.mark.parametrize(
+    ("cells", "said"),
+    [
+        (["An", ""], "Không có số điện thoại"),
+        (["An", "abc123"], "có chữ cái"),
+        (["An", "12345"], "không phải số điện thoại Việt Nam"),
+        (["An", "0912345678", "năm ngoái"], "Năm sinh"),
+        (["An", "0912345678", "1985", "32/13/2021"], "Ngày tiếp xúc"),
+        (["An", "0912345678", "1985", "01/06/2021", "Xứ Wakanda"], "Không rõ tỉnh"),
+        (["An", "0912345678", "1985", "01/06/2021", "Hà Nội"], "ngoài phạm vi tỉnh của bạn"),
+        (["A" * 5000, "0912345678"], "dài quá"),
+    ],
+)
+def test_the_page_says_each_reason_a_row_is_refused_in_vietnamese(cells, said):
+    mapping = {"full_name": 0, "phone": 1, "birth_year": 2, "exposure_date": 3, "province": 4}
+    with pytest.raises(ValueError) as refused:
+        parse_contact(7, cells, mapping, scope="27")
+    assert said in reason_vi(str(refused.value))

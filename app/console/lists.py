@@ -497,5 +497,36 @@ def _rejects(contact_list: ContactList) -> Rejects:
         for line, reason, *cells in (row for row in reader if len(row) >= 2):
             total += 1
             if total <= REJECTS_SHOWN:
-                rows.append((line, reason, " · ".join(cell for cell in cells if cell)))
+                rows.append((line, reason_vi(reason), " · ".join(cell for cell in cells if cell)))
     return Rejects(rows, total)
+
+
+# The importer's reasons (English, in the rejects CSV the API and the CLI also give) as the page says them.
+REASONS_VI = [
+    (re.compile(r"no phone number|the phone number is empty"), "Không có số điện thoại"),
+    (re.compile(r"(.*) contains letters"), "{0} có chữ cái, không phải số điện thoại"),
+    (re.compile(r"(.*) is not a valid Vietnamese phone number"), "{0} không phải số điện thoại Việt Nam hợp lệ"),
+    (re.compile(r"(.*) is not a phone number \(.*\)"), "{0} không phải số điện thoại"),
+    (re.compile(r"birth year (.*) is not a year"), "Năm sinh {0} không phải một năm"),
+    (re.compile(r"birth year (.*) is out of range"), "Năm sinh {0} không hợp lý"),
+    (re.compile(r"exposure date (.*) is in the future"), "Ngày tiếp xúc {0} ở tương lai"),
+    (re.compile(r"exposure date (.*) is not a date \(dd/mm/yyyy\)"), "Ngày tiếp xúc {0} không đúng dạng dd/mm/yyyy"),
+    (re.compile(r"unknown province (.*)"), "Không rõ tỉnh {0}"),
+    (
+        re.compile(r"province (.*) \((\d+)\) is outside your province \((\d+)\).*"),
+        "Tỉnh {0} ({1}) ngoài phạm vi tỉnh của bạn ({2}): nhờ tỉnh {1} hoặc cán bộ cấp quốc gia nhập dòng này",
+    ),
+    (re.compile(r"(\w+) is longer than (\d+) characters"), "Ô {0} dài quá {1} ký tự"),
+    (
+        re.compile(r"this phone belongs to a person followed by another province.*"),
+        "Số điện thoại của người do tỉnh khác theo dõi: nhờ cán bộ cấp quốc gia",
+    ),
+]
+
+
+def reason_vi(reason: str) -> str:
+    """A reject's reason in Vietnamese; one the page does not know yet stays as the importer wrote it."""
+    for pattern, said in REASONS_VI:
+        if found := pattern.fullmatch(reason):
+            return said.format(*found.groups())
+    return reason
