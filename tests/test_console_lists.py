@@ -59,7 +59,7 @@ def test_a_manager_uploads_a_messy_list_and_reads_its_counts_and_rejected_lines(
     assert "1 dòng trùng đã gộp" in page.text  # this upload's summary, shown to its uploader
     rejects = page.text.split('id="rejects"')[1].split("</table>")[0]
     assert re.findall(r"<tr><td>(\d+)</td>", rejects) == ["6", "8", "9", "10", "11"]
-    assert "Phạm Dũng" in rejects and "no phone number" in rejects
+    assert "Phạm Dũng" in rejects and "Không có số điện thoại" in rejects
     list_id = int(re.search(r"/console/lists/(\d+)", answer.headers["location"]).group(1))
     assert f'href="/console/campaigns/new?list={list_id}"' in page.text
     csv_file = browser.get(f"/console/lists/{list_id}/rejects.csv")
