@@ -3,6 +3,7 @@
 import csv
 import io
 import itertools
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -587,3 +588,42 @@ def test_capacity_plan_through_the_api_only_for_lists_in_scope(clocked_api):
         headers={"Authorization": f"Bearer {token}"},
     )
     assert refused.status_code == 422 and str(ids[1]) in refused.text, "another province's list is not planned"
+
+
+def test_two_workers_keeping_the_same_days_keep_them_once(sessions, store_url):
+    """Two planning jobs settle a campaign at once: the second waits for the first and then keeps nothing (on
+    SQLite the store lets one writer in at a time, so the second finds the days kept)."""
+    with sessions.begin() as session:
+        campaign = new_campaign(session, 3, at(3, 7))
+        for name, shift, attempted, declared, _ in SITUATIONS:
+            person = resident(session, campaign, name, june(5) + timedelta(days=shift - 2))
+            if attempted:
+                attempt(session, campaign, person, 2, *attempted)
+            for fields in declared:
+                declaration(session, campaign, person, 2, **fields)
+        campaign_id = campaign.id
+    first, second = sessions(), sessions()
+    assert settle(first, first.get(Campaign, campaign_id), june(5))
+    outcome: list[bool] = []
+    waiting = threading.Thread(target=lambda: outcome.append(_settle_and_commit(second, campaign_id)))
+    if store_url.startswith("postgresql"):
+        waiting.start()  # blocks on the first one's rows until it commits
+        waiting.join(1)
+        assert waiting.is_alive(), "the second waits for the first"
+        first.commit()
+    else:
+        first.commit()
+        waiting.start()
+    waiting.join(30)
+    first.close()
+    assert outcome == [False], "the second keeps nothing"
+    with sessions() as session:
+        kept = counted_days(session, session.get(Campaign, campaign_id), june(5))
+        assert _tally(kept) == _tally(day_counts(session, session.get(Campaign, campaign_id), june(5)))
+
+
+def _settle_and_commit(session, campaign_id: int) -> bool:
+    with session:
+        kept = settle(session, session.get(Campaign, campaign_id), june(5))
+        session.commit()
+        return kept
