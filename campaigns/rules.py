@@ -4,6 +4,7 @@
 calling window of a working day in the campaign's time zone.
 """
 
+import string
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -12,6 +13,10 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from models import Channel
 
 ZNS_FIELDS = ("name", "phone", "day", "chat_link")  # what a ZNS template's parameters may be filled with
+# Fewer holidays than the days `next_allowed` looks ahead: a calling window is always found.
+MAX_HOLIDAYS = 366
+# One contact a quarter of an hour at the slowest: a slower rate is a typing slip (its plan would run for centuries).
+MIN_RATE = 0.001
 
 
 class Window(BaseModel):
@@ -33,16 +38,20 @@ class CampaignRules(BaseModel):
     calling_hours: list[Window] = Field(
         default=[Window(start=time(8), end=time(11, 30)), Window(start=time(13, 30), end=time(20))], min_length=1
     )
-    holidays: list[date] = Field(default=[], description="days with no outreach at all")
+    holidays: list[date] = Field(
+        default=[],
+        max_length=MAX_HOLIDAYS,
+        description="days with no outreach at all (a year's worth at most: a calling window is always ahead)",
+    )
     max_attempts_per_day: int = Field(default=3, ge=1, le=10)
     retry_spacing_minutes: int = Field(default=60, ge=5, le=24 * 60)
     follow_up_days: int | list[int] = Field(
         default=14,
         description="N: every day for N days after the exposure date; or a list of day numbers, e.g. [1, 3, 7]",
     )
-    new_calls_per_second: float = Field(default=1.0, gt=0, le=100)
+    new_calls_per_second: float = Field(default=1.0, ge=MIN_RATE, le=100)
     max_concurrent_calls: int = Field(default=10, ge=1, le=1000)
-    messages_per_second: float = Field(default=10.0, gt=0, le=1000)
+    messages_per_second: float = Field(default=10.0, ge=MIN_RATE, le=1000)
     zns_template_id: str | None = Field(default=None, description="the approved ZNS template sent by phone")
     zns_template_data: dict[str, str] = Field(
         default={},
@@ -61,11 +70,14 @@ class CampaignRules(BaseModel):
         if Channel.ZNS in self.channels and not self.zns_template_id:
             raise ValueError("the zns channel needs zns_template_id (an approved template of the OA)")
         for key, value in self.zns_template_data.items():
-            try:
-                value.format_map(dict.fromkeys(ZNS_FIELDS, ""))
-            except (KeyError, ValueError, IndexError) as error:
-                raise ValueError(f"zns_template_data.{key} may use {', '.join(ZNS_FIELDS)} only ({error!r})") from None
+            if not _plain_fields(value):
+                raise ValueError(f"zns_template_data.{key} may use {', '.join(ZNS_FIELDS)} only, as {{name}}")
         return self
+
+    @field_validator("holidays")
+    @classmethod
+    def _each_once(cls, holidays: list[date]) -> list[date]:
+        return sorted(set(holidays))
 
     @field_validator("timezone")
     @classmethod
@@ -103,9 +115,10 @@ class CampaignRules(BaseModel):
         """The first moment at or after `moment` inside calling hours on a working day (in the campaign's zone)."""
         zone = ZoneInfo(self.timezone)
         local = moment.astimezone(zone)
-        for day_shift in range(370):
+        holidays = set(self.holidays)
+        for day_shift in range(MAX_HOLIDAYS + 4):
             day = local.date() + timedelta(days=day_shift)
-            if day in self.holidays:
+            if day in holidays:
                 continue
             for window in self.calling_hours:
                 opens = datetime.combine(day, window.start, zone)
@@ -140,3 +153,15 @@ class CampaignRules(BaseModel):
             total += closes - opens
             moment = closes
         return total
+
+
+def _plain_fields(template: str) -> bool:
+    """The template names only ZNS_FIELDS, each as a plain {field}: no format spec (a width of a billion would build
+    a billion-character message), no conversion, no attribute or index."""
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError:  # an unmatched brace
+        return False
+    return all(
+        field is None or (field in ZNS_FIELDS and not spec and not conversion) for _, field, spec, conversion in parts
+    )

@@ -79,7 +79,7 @@ def test_the_form_says_what_is_wrong_next_to_each_field_and_keeps_the_rest(provi
     for field, words in (
         ("calling_hours", "kết thúc sau khi bắt đầu"),
         ("follow_up_days", "1 đến 60"),
-        ("new_calls_per_second", "lớn hơn 0"),
+        ("new_calls_per_second", "từ 0,001"),
         ("holidays", "dd/mm/yyyy"),
         ("zns_template_id", "mã mẫu tin ZNS"),
         ("name", "tối đa 200"),
@@ -89,6 +89,13 @@ def test_the_form_says_what_is_wrong_next_to_each_field_and_keeps_the_rest(provi
     assert 'value="mười bốn"' in answer.text, "what the user typed stays in the form"
     with api.sessions() as session:
         assert session.query(Campaign).count() == 0, "nothing is created from a refused form"
+
+
+@pytest.mark.parametrize("field", ["follow_up_days", "lists", "call_seconds"])
+def test_digits_that_are_not_ascii_are_refused_not_a_server_error(province_list, field):
+    api, browser, (ours, _) = province_list
+    answer = _post_form(browser, {**RULES, "lists": str(ours), field: "²"}, "plan")
+    assert answer.status_code == 422, "a superscript two is a digit to str.isdigit, not to int()"
 
 
 def test_capacity_plan_then_create_start_pause_resume_cancel_with_confirmation(province_list):

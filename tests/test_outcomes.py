@@ -14,6 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from openpyxl import load_workbook
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from access import auth
@@ -625,3 +626,31 @@ def _settle_and_commit(session, campaign_id: int) -> bool:
         kept = settle(session, session.get(Campaign, campaign_id), june(5))
         session.commit()
         return kept
+
+
+@pytest.mark.parametrize(
+    ("rules", "why"),
+    [
+        ({"holidays": [str(june(1) + timedelta(days=n)) for n in range(367)]}, "a year of holidays leaves no window"),
+        ({"new_calls_per_second": 1e-9}, "a plan of centuries: seconds of CPU per view"),
+        ({"messages_per_second": 1e-300}, "the same for messages"),
+        (
+            {"channels": ["zns"], "zns_template_id": "1", "zns_template_data": {"a": "{name:>999999999}"}},
+            "a billion-wide field builds a gigabyte per message",
+        ),
+        ({"channels": ["zns"], "zns_template_id": "1", "zns_template_data": {"a": "{name!r}"}}, "a conversion"),
+        ({"channels": ["zns"], "zns_template_id": "1", "zns_template_data": {"a": "{name.__class__}"}}, "attributes"),
+    ],
+)
+def test_rules_that_would_stall_or_break_the_planner_are_refused(rules, why):
+    with pytest.raises(ValidationError):
+        CampaignRules.model_validate(rules)
+
+
+def test_a_year_of_holidays_still_leaves_a_calling_window():
+    holidays = [june(3) + timedelta(days=n) for n in range(366)]
+    rules = CampaignRules(holidays=[*holidays[1:], holidays[0]], new_calls_per_second=0.001)
+    assert rules.holidays == holidays, "in order"
+    assert CampaignRules(holidays=[june(3), june(3)]).holidays == [june(3)], "each once"
+    assert rules.next_allowed(at(3, 9)) == at(3, 8).replace(year=2022, day=4, month=6), "the day after the last"
+    assert rules.done_at(at(3, 9), timedelta(hours=1)).year == 2022

@@ -65,13 +65,13 @@ FINAL = {
 RULE_PROBLEMS = {
     "channels": "Chọn ít nhất một kênh, mỗi kênh một lần.",
     "calling_hours": "Mỗi khung giờ phải kết thúc sau khi bắt đầu, và các khung không được chồng lên nhau.",
-    "holidays": "Ngày nghỉ viết dạng dd/mm/yyyy, cách nhau bằng dấu phẩy.",
+    "holidays": "Ngày nghỉ viết dạng dd/mm/yyyy, cách nhau bằng dấu phẩy; tối đa 366 ngày.",
     "max_attempts_per_day": "Số lần gọi mỗi ngày từ 1 đến 10.",
     "retry_spacing_minutes": "Khoảng cách giữa hai lần gọi từ 5 đến 1.440 phút.",
     "follow_up_days": "Một số từ 1 đến 60 (mỗi ngày), hoặc danh sách ngày từ 0 đến 60, ví dụ 1, 3, 7.",
-    "new_calls_per_second": "Số cuộc gọi mới mỗi giây: lớn hơn 0, tối đa 100.",
+    "new_calls_per_second": "Số cuộc gọi mới mỗi giây: từ 0,001 đến 100.",
     "max_concurrent_calls": "Số cuộc gọi cùng lúc từ 1 đến 1.000.",
-    "messages_per_second": "Số tin nhắn mỗi giây: lớn hơn 0, tối đa 1.000.",
+    "messages_per_second": "Số tin nhắn mỗi giây: từ 0,001 đến 1.000.",
     "zns_template_id": "Kênh ZNS cần mã mẫu tin ZNS đã được duyệt.",
     "zns_template_data": "Mỗi dòng một tham số: tên=giá trị; giá trị chỉ dùng {name}, {phone}, {day}, {chat_link}.",
     "timezone": "Múi giờ không hợp lệ.",
@@ -180,7 +180,7 @@ async def create_or_plan(request: Request, signed: FormDep, session: SessionDep)
     form = {key: str(submitted.get(key, "")).strip()[:FIELD_CHARS] for key in DEFAULT_FORM if key != "lists"}
     form["lists"] = [str(v) for v in submitted.getlist("lists")][:PAGE_SIZE]
     rules, errors = read_rules(form)
-    list_ids = [int(v) for v in form["lists"] if v.isdigit()]
+    list_ids = [int(v) for v in form["lists"] if re.fullmatch(r"[0-9]{1,9}", v)]
     if not list_ids:
         errors["lists"] = "Chọn ít nhất một danh sách F1."
     if submitted.get("action") == "create" and not form["name"]:
@@ -221,7 +221,7 @@ def read_rules(form: dict[str, Any]) -> tuple[CampaignRules, dict[str, str]]:
     except ValueError:
         errors["holidays"] = RULE_PROBLEMS["holidays"]
     days = [part for part in re.split(r"[,;\s]+", form.get("follow_up_days", "")) if part]
-    if not days or not all(part.isdigit() for part in days):
+    if not days or not all(re.fullmatch(r"[0-9]{1,2}", part) for part in days):
         errors["follow_up_days"] = RULE_PROBLEMS["follow_up_days"]
     else:
         values["follow_up_days"] = int(days[0]) if len(days) == 1 else [int(part) for part in days]
@@ -266,7 +266,7 @@ def _plan_options(form: dict[str, Any], errors: dict[str, str]) -> tuple[time | 
         except ValueError:
             errors["finish_by"] = "Giờ viết dạng HH:MM."
     seconds = form.get("call_seconds") or str(DEFAULT_CALL_SECONDS)
-    if not seconds.isdigit() or not 10 <= int(seconds) <= 3600:
+    if not re.fullmatch(r"[0-9]{1,4}", seconds) or not 10 <= int(seconds) <= 3600:
         errors["call_seconds"] = "Thời lượng một cuộc gọi từ 10 đến 3.600 giây."
         return finish_by, DEFAULT_CALL_SECONDS
     return finish_by, int(seconds)

@@ -95,6 +95,9 @@ class StagedUpload:
     staged: float = field(default_factory=time.monotonic)
 
 
+MAX_STAGED_PER_SESSION = 3
+
+
 class UploadDesk:
     """Uploads in progress and files waiting for a mapping, each visible to the console session that made it only."""
 
@@ -120,8 +123,12 @@ class UploadDesk:
         return progress if progress is not None and progress.owner == owner else None
 
     def stage(self, upload: StagedUpload) -> str:
-        """Keep the file until its columns are mapped; the token the mapping form carries names it."""
+        """Keep the file until its columns are mapped; the token the mapping form carries names it. A session keeps
+        a few at most (its oldest go first), so that nobody fills the disk with uploads never mapped."""
         self._forget_old()
+        theirs = [token for token, waiting in self.waiting.items() if waiting.owner == upload.owner]
+        for token in theirs[: max(0, len(theirs) - MAX_STAGED_PER_SESSION + 1)]:
+            self.waiting.pop(token).path.unlink(missing_ok=True)
         self.staging.mkdir(mode=0o700, parents=True, exist_ok=True)
         kept = upload.path.rename(self.staging / upload.path.name)
         token = secrets.token_urlsafe(24)
@@ -393,7 +400,8 @@ async def _import(
         return _mapping(request, signed, desk.waiting[token], token)
     except UnusableFile as error:
         progress.state = "refused"
-        return _form(request, signed, entered, f"Không nhập được tệp này, chưa lưu gì: {error}", 422)
+        reason = str(error).replace(upload.path.name, upload.source_name or "tệp")  # the server's name is not theirs
+        return _form(request, signed, entered, f"Không nhập được tệp này, chưa lưu gì: {reason}", 422)
     except ImportCrashed:  # the log has its traceback; the page has none of the list's rows
         progress.state = "refused"
         message = "Máy chủ gặp lỗi khi nhập danh sách; chưa lưu gì. Hãy thử lại sau ít phút."
