@@ -166,13 +166,10 @@ class Standing(NamedTuple):
 
 @dataclass(frozen=True)
 class PersonRecord:
-    """One person's follow-up in a campaign, as progress counts it."""
+    """One person's follow-up in a campaign: their final status."""
 
     person_id: int
     final: FinalStatus
-    outcome_today: DailyOutcome | None  # None: no follow-up day today
-    planned_today: bool
-    completed_today: bool
 
 
 class FollowUpRow(NamedTuple):
@@ -219,10 +216,7 @@ def person_records(session: Session, campaign: Campaign, today: date) -> Iterato
     plan = _Plan.of(campaign, today)
     records = _records(_follow_up_days(plan))
     for row in session.execute(select(records), execution_options={"yield_per": ROWS_PER_FETCH}):
-        outcome_today = DailyOutcome(row.outcome_today) if row.outcome_today else None
-        yield PersonRecord(
-            row.person_id, plan.final(row), outcome_today, row.planned_today > 0, row.completed_today > 0
-        )
+        yield PersonRecord(row.person_id, plan.final(row))
 
 
 def day_counts(session: Session, campaign: Campaign, today: date) -> Iterator[DayCount]:
@@ -231,9 +225,7 @@ def day_counts(session: Session, campaign: Campaign, today: date) -> Iterator[Da
     plan = _Plan.of(campaign, today)
     days = _follow_up_days(plan)
     kinds = (days.c.exposure, days.c.day, days.c.channel, days.c.attempt_status, days.c.outcome)
-    tried = days.c.tries > 0
-    reached = _reached(days.c.attempt_status, days.c.last_outcome)
-    counted = select(*kinds, func.count(), count_where(tried), count_where(and_(tried, reached))).group_by(*kinds)
+    counted = select(*kinds, *_tallies(days.c.tries, days.c.attempt_status, days.c.last_outcome)).group_by(*kinds)
     for exposure, day, channel, status, outcome, follow_ups, tried_count, reached_count in session.execute(counted):
         yield DayCount(
             exposure + timedelta(days=day), channel or "", status or "", DailyOutcome(outcome), follow_ups,
@@ -246,16 +238,10 @@ def today_counts(session: Session, campaign: Campaign, today: date) -> list[DayC
     declarations say: `keep_verdict`), whatever the campaign's history."""
     plan = _Plan.of(campaign, today)
     settled = true() if plan.ended else OutreachAttempt.status.in_(SETTLED_ATTEMPTS)
-    tried = OutreachAttempt.tries > 0
-    outcome = _outcome(OutreachAttempt.verdict, settled, tried)
+    outcome = _outcome(OutreachAttempt.verdict, settled, OutreachAttempt.tries > 0)
     kinds = (OutreachAttempt.channel, OutreachAttempt.status, outcome)
     counted = (
-        select(
-            *kinds,
-            func.count(),
-            count_where(tried),
-            count_where(and_(tried, _reached(OutreachAttempt.status, OutreachAttempt.last_outcome))),
-        )
+        select(*kinds, *_tallies(OutreachAttempt.tries, OutreachAttempt.status, OutreachAttempt.last_outcome))
         .where(OutreachAttempt.campaign_id == plan.campaign_id, OutreachAttempt.follow_up_date == today)
         .group_by(*kinds)
     )
@@ -289,8 +275,11 @@ def keep_verdict(session: Session, declaration: Declaration) -> None:
     )
 
 
-def _reached(status: ColumnElement, last_outcome: ColumnElement) -> ColumnElement[bool]:
-    return or_(status.in_(REACHED_STATUSES), last_outcome.in_(REACHED_OUTCOMES))
+def _tallies(tries: ColumnElement, status: ColumnElement, last_outcome: ColumnElement) -> list[ColumnElement[int]]:
+    """A group's follow-up days, those tried at least once, and those that reached someone (`REACHED_*`)."""
+    tried = tries > 0
+    reached = or_(status.in_(REACHED_STATUSES), last_outcome.in_(REACHED_OUTCOMES))
+    return [func.count(), count_where(tried), count_where(and_(tried, reached))]
 
 
 def follow_up_rows(
@@ -500,12 +489,12 @@ def _exposures(plan: _Plan) -> Subquery:
 
 
 def _records(days: CTE) -> Subquery:
-    """One row per person: what decides their final status, and their day today."""
+    """One row per person: what decides their final status."""
     of_person = {"partition_by": days.c.person_id}
     last_seen = func.max(case((days.c.outcome.in_(SEEN), days.c.day))).over(**of_person)
     last_day = func.max(days.c.day).over(**of_person)
     day = select(days, last_seen.label("last_seen"), last_day.label("last_day")).subquery("with_last_days").c
-    seen, today = day.outcome.in_(SEEN), day.day == day.elapsed
+    seen = day.outcome.in_(SEEN)
     return (
         select(
             day.person_id,
@@ -516,9 +505,6 @@ def _records(days: CTE) -> Subquery:
                 "missed_in_a_row"
             ),
             count_where(and_(seen, day.day == day.last_day)).label("seen_on_last_day"),
-            func.max(case((today, day.outcome))).label("outcome_today"),
-            count_where(and_(today, day.attempt_status.is_not(None))).label("planned_today"),
-            count_where(and_(today, day.attempt_status == AttemptStatus.COMPLETED)).label("completed_today"),
         )
         .group_by(day.person_id)
         .subquery("records")
