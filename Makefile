@@ -40,7 +40,7 @@ $(UV):
 	.tools/bin/pip install --quiet uv==$(UV_VERSION)
 
 $(PLATFORM_STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --python "$$(scripts/find-python platform)"
+	$(UV) sync --frozen --extra viet-asr --python "$$(scripts/find-python platform)"
 	touch $@
 
 $(ENGINE_STAMP): bot/engine-requirements.lock | $(UV)

@@ -27,6 +27,7 @@ from ground.settings import PROJECT_ROOT, Settings, get_settings
 from ground.store import make_engine, make_session_factory
 from models import Campaign, Role, User, utcnow
 from models.migrate import upgrade
+from voice import recognition, telephony
 
 app = typer.Typer(help="Chatbot and callbot outreach for epidemic follow-up.", no_args_is_help=True)
 db_app = typer.Typer(help="The declaration store.", no_args_is_help=True)
@@ -43,6 +44,8 @@ app.add_typer(roster_app, name="roster")
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(engine_app, name="engine")
+voice_app = typer.Typer(help="Calls' speech: check a recognition model.", no_args_is_help=True)
+app.add_typer(voice_app, name="voice")
 
 err = Console(stderr=True)
 log = logging.getLogger("outreach")
@@ -334,6 +337,29 @@ def engine_train() -> None:
     except EngineUnavailable as error:
         raise _fail(str(error)) from None
     print(path)
+
+
+@voice_app.command("transcribe")
+def voice_transcribe(
+    file: Annotated[Path, typer.Argument(help="a sound file (WAV, FLAC, OGG, MP3), any sample rate")],
+    engine: Annotated[
+        str | None, typer.Option(help="viet-asr or vosk (default: the platform's, OUTREACH_ASR_ENGINE)")
+    ] = None,
+    line: Annotated[bool, typer.Option(help="hear it as a call would: mu-law at 8 kHz first")] = False,
+) -> None:
+    """Print what a recogniser hears in a recording (the last line of output), to check a model."""
+    settings = get_settings()
+    try:
+        samples, rate = telephony.read_audio(file)
+        if line:
+            samples, rate = telephony.ulaw_decode(telephony.on_the_line(file)), telephony.RATE
+        recognizer = recognition.recognizer(engine or settings.asr_engine, settings.vosk_model_dir)
+    except (ValueError, recognition.RecognitionUnavailable) as error:
+        raise _fail(str(error)) from None
+    heard = recognition.transcribe(recognizer, samples, rate)
+    confidence = "" if heard.confidence is None else f" (confidence {heard.confidence:.2f})"
+    err.print(f"{recognizer.name}, {len(samples) / rate:.1f} s at {rate} Hz{confidence}:")
+    print(heard.text)
 
 
 @contacts_app.command("import")

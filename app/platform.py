@@ -2,12 +2,14 @@
 and each connector, router and channel receives only the parts it uses."""
 
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigns.channels import OutboundChannel
 from connectors.twilio_sms import SmsChannel, SmsNotifier
+from connectors.twilio_stream import StreamedCalls
 from connectors.twilio_voice import VoiceChannel
 from connectors.webchat import WebchatLimits
 from connectors.zalo.client import ZaloClient
@@ -21,7 +23,9 @@ from ground.ratelimit import RateLimiter, limit_storage
 from ground.settings import Settings
 from ground.store import make_engine, make_session_factory
 from models import Channel
+from voice import recognition
 from voice.prompts import PromptCache
+from voice.recordings import Recordings
 
 
 @dataclass
@@ -35,6 +39,8 @@ class Platform:
     conversations: ConversationService
     webchat_limits: WebchatLimits
     prompts: PromptCache
+    recordings: Recordings
+    streamed_calls: StreamedCalls  # calls in stream mode: what they hear, and how fast they answer
     zalo: ZaloClient
     zalo_conversations: ZaloConversations
 
@@ -53,6 +59,8 @@ def build_platform(settings: Settings) -> Platform:
     )
     conversations = ConversationService(sessions, engine_client, settings)
     zalo = ZaloClient(settings, sessions)
+    prompts, recordings = PromptCache.from_settings(settings), Recordings.from_settings(settings)
+    recognizer = partial(recognition.from_settings, settings)  # loaded by the first call in stream mode
     return Platform(
         settings=settings,
         db_engine=db_engine,
@@ -63,7 +71,9 @@ def build_platform(settings: Settings) -> Platform:
             per_address=RateLimiter(limits, "webchat-address", settings.webchat_requests_per_minute_per_ip),
             per_chat=RateLimiter(limits, "webchat-session", settings.webchat_messages_per_minute),
         ),
-        prompts=PromptCache.from_settings(settings),
+        prompts=prompts,
+        recordings=recordings,
+        streamed_calls=StreamedCalls(conversations, sessions, prompts, recordings, settings, recognizer),
         zalo=zalo,
         zalo_conversations=ZaloConversations(conversations, zalo, sessions),
     )

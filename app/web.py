@@ -92,7 +92,10 @@ def _include_channels(app: FastAPI, platform: Platform) -> None:
         webchat.router(conversation_service, platform.webchat_limits, settings),
         responses=error_responses(*webchat.ERROR_CODES),
     )
-    app.include_router(twilio_voice.router(conversation_service, platform.sessions, platform.prompts, settings))
+    voice = twilio_voice.router(
+        conversation_service, platform.sessions, platform.prompts, settings, platform.streamed_calls
+    )
+    app.include_router(voice)
     app.include_router(twilio_sms.router(platform.sessions, settings))
     app.include_router(zalo.router(platform.zalo_conversations, settings))
 

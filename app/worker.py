@@ -35,6 +35,7 @@ from ground.settings import Settings, get_settings
 from ground.store import make_engine, make_session_factory, refresh_statistics
 from models import JOBS_TABLE, utcnow
 from voice.prompts import PromptCache
+from voice.recordings import Recordings
 
 ENGINE_WATCH_INTERVAL_S = 15
 HEARTBEAT_INTERVAL_S = 20
@@ -115,6 +116,8 @@ def plan_follow_ups(database_url: str) -> None:
         db_engine.dispose()
     if rendered := PromptCache.from_settings(get_settings()).render_ahead(lines):
         log.info("rendered %d personal voice prompt(s) ahead", rendered)
+    if expired := Recordings.from_settings(get_settings()).expire():
+        log.info("removed %d recorded answer(s) past their retention", expired)
 
 
 def build_scheduler(

@@ -6,6 +6,7 @@ calling window of a working day in the campaign's time zone.
 
 import string
 from datetime import date, datetime, time, timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -52,6 +53,14 @@ class CampaignRules(BaseModel):
     new_calls_per_second: float = Field(default=1.0, ge=MIN_RATE, le=100)
     max_concurrent_calls: int = Field(default=10, ge=1, le=1000)
     messages_per_second: float = Field(default=10.0, ge=MIN_RATE, le=1000)
+    voice_mode: Literal["gather", "stream"] = Field(
+        default="gather",
+        description="how calls hear residents: gather (Twilio's recogniser) or stream (our own, over Media Streams)",
+    )
+    record_voice: bool = Field(
+        default=False,
+        description="keep each answer spoken on a call in stream mode as audio, for tracers (recording_retention_days)",
+    )
     zns_template_id: str | None = Field(default=None, description="the approved ZNS template sent by phone")
     zns_template_data: dict[str, str] = Field(
         default={},

@@ -1,10 +1,14 @@
-"""Twilio voice in Gather mode: the bot calls, speaks pre-rendered prompts, and hears speech or keypad digits.
+"""Twilio voice: the bot calls (or a resident calls the hotline), speaks pre-rendered prompts, and hears speech or
+keypad digits. In Gather mode (here) Twilio's recogniser hears the resident; in stream mode (`twilio_stream.py`) the
+answer is `<Connect><Stream>` and the platform hears them itself.
 
-POST /webhooks/twilio/voice/answer?attempt=ID   the call connected: open the conversation, speak its opening
+POST /webhooks/twilio/voice/answer?attempt=ID&mode=M  the call connected: open the conversation, speak its opening
+POST /webhooks/twilio/voice/incoming             a resident called the platform's number (the hotline)
 POST /webhooks/twilio/voice/turn?n=N&silences=S  what the resident said (SpeechResult, Confidence) or pressed (Digits)
 POST /webhooks/twilio/voice/status?attempt=ID   call progress: completed, busy, no-answer, failed, canceled; once
                                                 a call is over, its personal prompts (the name) leave the disk
 POST /webhooks/twilio/voice/fallback             Twilio could not get TwiML from us: apologise and hang up
+WS   /webhooks/twilio/voice/stream               the media stream of a call in stream mode
 
 Every webhook is signed (X-Twilio-Signature) and idempotent: Twilio retries, and a retried turn (CallSid + the
 turn's number) gets the same TwiML back without reaching the engine twice.
@@ -12,12 +16,11 @@ turn's number) gets the same TwiML back without reaching the engine twice.
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Response, WebSocket
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from twilio.rest import Client
@@ -28,11 +31,22 @@ from campaigns import attempts
 from campaigns.attempts import Outcome
 from campaigns.channels import Contact, Placed
 from campaigns.dispatch import DUE
+from connectors.call_lines import (
+    APOLOGY,
+    CALL_BACK_LATER,
+    NOT_CLEAR,
+    NOT_HEARD,
+    SILENCES_BEFORE_HANGING_UP,
+    keypad_hint,
+    spoken_lines,
+)
 from connectors.events import first_time
 from connectors.twilio_auth import UNCALLABLE_NUMBER_CODES, TwilioChannel, TwilioSignature, twilio_client
+from connectors.twilio_stream import STREAM_PATH, StreamedCalls, connect_stream
 from conversations.engine import BotMessage
 from conversations.engine_project import DOMAIN
 from conversations.service import ConversationService, EngineDown
+from ground.phones import InvalidPhone, normalize_phone
 from ground.settings import Settings
 from models import AttemptStatus, Campaign, CampaignStatus, Channel, Conversation, OutreachAttempt, Person, utcnow
 from voice.prompts import PromptCache, button_titles, personal_texts, prompt_url, static_texts
@@ -40,11 +54,11 @@ from voice.prompts import PromptCache, button_titles, personal_texts, prompt_url
 log = logging.getLogger(__name__)
 PREFIX = "/webhooks/twilio/voice"
 
-SILENCES_BEFORE_HANGING_UP = 2
+INBOUND = "inbound"  # the stream parameter `attempt` of a call residents made
+NUMBER_HIDDEN = (
+    "Xin lỗi, tổng đài không nhận được số điện thoại của anh/chị. Xin anh/chị gọi lại mà không ẩn số. Xin cảm ơn."
+)
 FALLBACK_VOICE = "Google.vi-VN-Standard-A"  # Twilio's own Vietnamese voice, for when our prompts cannot be served
-NOT_HEARD = "Xin lỗi, tôi chưa nghe thấy anh/chị trả lời."
-CALL_BACK_LATER = "Có vẻ đường truyền không tốt. Chúng tôi sẽ gọi lại cho anh/chị sau. Xin cảm ơn và chào anh/chị."
-APOLOGY = "Xin lỗi, hệ thống đang gặp sự cố. Chúng tôi sẽ gọi lại cho anh/chị sau. Xin cảm ơn."
 # Words the declaration's answers are made of: they help Twilio's recogniser on every question.
 ANSWER_HINTS = (
     "có",
@@ -91,16 +105,10 @@ FAILED_CALL_STATUSES = {
 }
 
 
-def keypad_hint(titles: Sequence[str]) -> str:
-    """'Hoặc bấm phím 1 nếu đúng, phím 2 nếu không phải.' — a question with buttons also takes keypad digits."""
-    choices = ", phím ".join(f"{number} nếu {title.lower()}" for number, title in enumerate(titles, 1))
-    return f"Hoặc bấm phím {choices}."
-
-
 def ahead_of_calls() -> list[str]:
     """Every line a call may play that is the same for everyone: rendered at start and when a campaign starts."""
     hints = [keypad_hint(titles) for titles in button_titles(DOMAIN)]
-    return [*static_texts(DOMAIN), *hints, NOT_HEARD, CALL_BACK_LATER, APOLOGY]
+    return [*static_texts(DOMAIN), *hints, NOT_HEARD, NOT_CLEAR, CALL_BACK_LATER, APOLOGY, NUMBER_HIDDEN]
 
 
 def personal_lines_due(session: Session) -> list[str]:
@@ -115,10 +123,6 @@ def personal_lines_due(session: Session) -> list[str]:
         )
     )
     return [line for name in names for line in personal_texts(DOMAIN, {"name": name})]
-
-
-def spoken_lines(message: BotMessage) -> list[str]:
-    return [message.text, keypad_hint([b.title for b in message.buttons])] if message.buttons else [message.text]
 
 
 @dataclass(frozen=True)
@@ -145,7 +149,7 @@ class VoiceChannel(TwilioChannel):
         return self._sent(twilio_client(settings)).create(
             to=contact.phone,
             from_=settings.twilio_from_number,
-            url=f"{base}/answer?attempt={contact.attempt_id}",
+            url=f"{base}/answer?attempt={contact.attempt_id}&mode={contact.rules.voice_mode}",
             method="POST",
             fallback_url=f"{base}/fallback",
             fallback_method="POST",
@@ -158,16 +162,28 @@ class VoiceChannel(TwilioChannel):
 
 
 def router(
-    conversations: ConversationService, sessions: sessionmaker[Session], prompts: PromptCache, settings: Settings
+    conversations: ConversationService,
+    sessions: sessionmaker[Session],
+    prompts: PromptCache,
+    settings: Settings,
+    streamed: StreamedCalls,
 ) -> APIRouter:
-    """The call webhooks, each signed by Twilio."""
+    """The call webhooks, each signed by Twilio, and the media stream of calls in stream mode."""
     calls = VoiceCalls(conversations, sessions, prompts, settings)
     signed_form = Annotated[dict[str, str], Depends(TwilioSignature(settings))]
     routes = APIRouter(prefix=PREFIX, tags=["Twilio voice (webhooks)"], include_in_schema=False)
 
     @routes.post("/answer")
-    async def answer(attempt: int, form: signed_form) -> Response:
-        return _twiml(await calls.answer(attempt, form))
+    async def answer(attempt: int, form: signed_form, mode: Literal["gather", "stream"] = "gather") -> Response:
+        return _twiml(await calls.answer(attempt, form, stream=mode == "stream"))
+
+    @routes.websocket(STREAM_PATH.removeprefix(PREFIX))
+    async def stream(websocket: WebSocket) -> None:
+        await streamed.serve(websocket)
+
+    @routes.post("/incoming")
+    async def incoming(form: signed_form) -> Response:
+        return _twiml(await calls.incoming(form))
 
     @routes.post("/turn")
     async def turn(n: int, form: signed_form, silences: int = 0) -> Response:
@@ -205,8 +221,9 @@ class VoiceCalls:
         self.prompts = prompts
         self.settings = settings
 
-    async def answer(self, attempt_id: int, form: dict[str, str]) -> VoiceResponse:
-        """The resident picked up (or a machine did): open the conversation and speak the bot's opening."""
+    async def answer(self, attempt_id: int, form: dict[str, str], stream: bool = False) -> VoiceResponse:
+        """The resident picked up (or a machine did): open the conversation and speak the bot's opening (in stream
+        mode the stream speaks it)."""
         call_sid = form.get("CallSid", "")
         if form.get("AnsweredBy", "").startswith(("machine", "fax")):
             await asyncio.to_thread(self._settle_call, attempt_id, call_sid, Outcome.MACHINE)
@@ -214,6 +231,8 @@ class VoiceCalls:
             hang_up.hangup()
             return hang_up
         conversation_id = await asyncio.to_thread(self.conversations.conversation_for_ref, call_sid)
+        if conversation_id is not None and stream:  # Twilio retried: the same stream again
+            return connect_stream(self.settings, call_sid, str(attempt_id))
         if conversation_id is not None:  # Twilio retried: the same opening again
             opening = await asyncio.to_thread(self.conversations.stored_reply, conversation_id)
             return await self._speak_and_listen(opening.replies, opening.ended, turn_number=1)
@@ -227,6 +246,33 @@ class VoiceCalls:
         except EngineDown:
             return await self._goodbye(APOLOGY)
         await asyncio.to_thread(self._settle_call, attempt_id, call_sid, Outcome.ANSWERED)
+        if stream:
+            return connect_stream(self.settings, call_sid, str(attempt_id))
+        return await self._speak_and_listen(result.replies, result.ended, turn_number=1)
+
+    async def incoming(self, form: dict[str, str]) -> VoiceResponse:
+        """A resident called the platform's number: the same dialogue, in the hotline's voice mode. A known caller
+        answers their open follow-up; someone new is asked who and where they are; a hidden number cannot be kept."""
+        call_sid, stream = form.get("CallSid", ""), self.settings.voice_inbound_mode == "stream"
+        conversation_id = await asyncio.to_thread(self.conversations.conversation_for_ref, call_sid)
+        if conversation_id is not None and stream:  # Twilio retried
+            return connect_stream(self.settings, call_sid, INBOUND)
+        if conversation_id is not None:
+            opening = await asyncio.to_thread(self.conversations.stored_reply, conversation_id)
+            return await self._speak_and_listen(opening.replies, opening.ended, turn_number=1)
+        try:
+            phone = normalize_phone(form.get("From", ""))
+        except InvalidPhone:  # "anonymous", a SIP address: nobody to keep a declaration for
+            return await self._goodbye(NUMBER_HIDDEN)
+        person_id, outreach = await asyncio.to_thread(self.conversations.outreach.called_in, phone, call_sid)
+        try:
+            result, _ = await self.conversations.start(
+                person_id, Channel.VOICE, outreach=outreach, external_ref=call_sid
+            )
+        except EngineDown:
+            return await self._goodbye(APOLOGY)
+        if stream:
+            return connect_stream(self.settings, call_sid, INBOUND)
         return await self._speak_and_listen(result.replies, result.ended, turn_number=1)
 
     async def turn(self, n: int, form: dict[str, str], silences: int) -> VoiceResponse:

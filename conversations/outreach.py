@@ -13,7 +13,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from access.auth import hash_token
 from campaigns.channels import Contact
-from models import AttemptStatus, Campaign, CampaignStatus, Channel, OutreachAttempt
+from conversations.residents import person_with_phone
+from models import AttemptStatus, Campaign, CampaignStatus, Channel, Outcome, OutreachAttempt, utcnow
+
+# A follow-up not yet answered today: waiting to be tried, or tried and waiting for the resident.
+OPEN_FOLLOW_UP = (AttemptStatus.SCHEDULED, AttemptStatus.RETRY_WAIT, AttemptStatus.CONTACTING)
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,37 @@ class OutreachStore:
         with self.sessions() as session:
             attempt = session.get(OutreachAttempt, attempt_id)
             return Outreach.of(attempt) if attempt is not None and attempt.provider_ref == provider_ref else None
+
+    def called_in(self, phone: str, call_sid: str) -> tuple[int, Outreach | None]:
+        """A resident called the platform's number: their person (added when new: their province unknown) and the
+        follow-up a running campaign has open for them, if any, which this call now answers (no one calls them
+        for it while it lasts)."""
+        with self.sessions.begin() as session:
+            person_id = person_with_phone(session, phone)
+            attempt = session.scalars(
+                select(OutreachAttempt)
+                .join(Campaign)
+                .where(
+                    OutreachAttempt.person_id == person_id,
+                    OutreachAttempt.status.in_(OPEN_FOLLOW_UP),
+                    Campaign.status == CampaignStatus.RUNNING,
+                )
+                .order_by(OutreachAttempt.due_at.desc())
+                .limit(1)
+                .with_for_update()
+            ).first()
+            if attempt is None:
+                return person_id, None
+            attempt.channel, attempt.provider_ref = (
+                Channel.VOICE.value,
+                call_sid,
+            )  # a late report of the old try: ignored
+            attempt.status, attempt.last_outcome, attempt.updated_at = (
+                AttemptStatus.IN_PROGRESS,
+                Outcome.ANSWERED,
+                utcnow(),
+            )
+            return person_id, Outreach.of(attempt)
 
     def invited(self, invite: str) -> Outreach | None:
         """The attempt a personal link was sent for, unless unknown or canceled."""

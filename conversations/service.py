@@ -158,7 +158,8 @@ class ConversationService:
         """Greet by the name on file, or only by the name typed when the phone is unproven (nothing stored shows)."""
         with self.sessions() as session:
             person = session.get(Person, person_id)
-            ask_where = channel == Channel.WEBCHAT and person.province_code is None
+            # A web chat or a call to the hotline from someone no province follows: ask where they are staying.
+            ask_where = channel in (Channel.WEBCHAT, Channel.VOICE) and person.province_code is None
             return _opening_message(person.full_name if phone_verified else claimed_name, ask_where)
 
     def _open(self, conversation: Conversation, follow_up_day: int | None) -> int:

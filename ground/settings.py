@@ -184,6 +184,34 @@ class Settings(BaseSettings):
     voice_gather_timeout_s: int = Field(
         default=6, ge=1, le=60, description="Seconds of silence after a prompt before the caller counts as silent."
     )
+    asr_engine: Literal["viet-asr", "vosk"] | None = Field(
+        default=None,
+        description="Speech recognition of calls in stream mode: viet-asr (offline, model inside the wheel) or vosk "
+        "(the model in `vosk_model_dir`). Unset: viet-asr when installed, else vosk.",
+    )
+    vosk_model_dir: Path | None = Field(
+        default=None, description="Folder of the Vosk model (the Vietnamese one in production: see the README)."
+    )
+    voice_end_of_speech_ms: int = Field(
+        default=600,
+        ge=200,
+        le=3000,
+        description="Stream mode: the silence that ends a resident's answer (a shorter one cuts slow speakers off).",
+    )
+    voice_inbound_mode: Literal["gather", "stream"] = Field(
+        default="gather",
+        description="How calls to the platform's number (the hotline) hear residents: gather or stream.",
+    )
+    recordings_dir: Path = Field(
+        default=PROJECT_ROOT / "var" / "recordings",
+        description="Private folder of residents' recorded answers (campaigns with `record_voice` only).",
+    )
+    recording_retention_days: int = Field(
+        default=30, ge=1, le=3650, description="Days a recorded answer is kept; then the worker removes it."
+    )
+    voice_stream_token_s: int = Field(
+        default=120, ge=10, le=3600, description="Stream mode: how long the signed stream token of a call stays valid."
+    )
 
     zalo_app_id: str = Field(default="", description="Zalo app id (developers.zalo.me).")
     zalo_oa_secret_key: SecretStr = Field(
@@ -225,11 +253,18 @@ class Settings(BaseSettings):
         "random key kept in the cache folder. Hosts that do not share that folder must share this setting.",
     )
 
+    @field_validator("asr_engine", "vosk_model_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """`OUTREACH_ASR_ENGINE=` in a .env file means the default, not an engine named ''."""
+        return None if value == "" else value
+
     @field_validator(
         "engine_python",
         "engine_models_dir",
         "heartbeat_file",
         "tts_cache_dir",
+        "recordings_dir",
         "engine_token_file",
         "engine_tracker_db",
         "log_dir",

@@ -21,6 +21,7 @@ from app.web import create_app
 from ground.settings import PROJECT_ROOT, Settings
 from ground.store import make_engine, make_session_factory
 from models.migrate import upgrade
+from tests.fakes.twilio import FakeTwilio
 from tests.support.browser import chromium
 from tests.support.net import free_port, serving
 from tests.support.postgres import ThrowawayPostgres
@@ -198,6 +199,14 @@ def run_public_app(store_url: str, engine_url: str, **settings: Any) -> Iterator
     port = free_port()
     settings["public_base_url"] = f"http://127.0.0.1:{port}"
     yield from run_app(Settings(database_url=store_url, engine_url=engine_url, **settings), port)
+
+
+@pytest.fixture
+def twilio() -> Iterator[FakeTwilio]:
+    """A local Twilio (tests/fakes/twilio.py) for the platform to call, served while the test runs."""
+    fake = FakeTwilio()
+    with fake.running():
+        yield fake
 
 
 @pytest.fixture

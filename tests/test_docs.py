@@ -19,3 +19,9 @@ def test_each_api_schema_has_one_plain_name():
 
     schemas = create_app(Settings(docs_enabled=True)).openapi()["components"]["schemas"]
     assert [name for name in schemas if "__" in name] == []
+
+
+def test_the_example_settings_file_loads_as_the_defaults_it_says():
+    example = Settings(_env_file=PROJECT_ROOT / ".env.example")
+    assert example.asr_engine is None and example.vosk_model_dir is None, "an empty value means the default"
+    assert example.voice_end_of_speech_ms == Settings().voice_end_of_speech_ms

@@ -14,19 +14,12 @@ from connectors.twilio_voice import keypad_hint
 from models import AttemptStatus, Conversation, Declaration, InboundEvent, OutreachAttempt, Speaker, Turn
 from tests import factories
 from tests.conftest import run_public_app
-from tests.fakes.twilio import FakeCall, FakeTwilio
+from tests.fakes.twilio import FakeCall
 from tests.support.declarations import SPOKEN_HEALTH_ANSWERS, today
 from tests.test_prompts import unkeyed_names
 
 pytestmark = pytest.mark.engine
 GREETING = "Xin hỏi có phải anh/chị Nguyễn Văn An không ạ?"  # the name factories.outreach_attempt gives
-
-
-@pytest.fixture
-def twilio():
-    fake = FakeTwilio()
-    with fake.running():
-        yield fake
 
 
 @pytest.fixture
@@ -58,7 +51,7 @@ def place_call(app, twilio, **rules) -> tuple[int, FakeCall]:
 def test_a_call_is_placed_with_callbacks_detection_and_a_ring_timeout(app, twilio):
     attempt_id, call = place_call(app, twilio)
     assert call.param("To") == "+84912345678" and call.param("From") == "+15005550006"
-    assert call.param("Url") == f"{app.url}/webhooks/twilio/voice/answer?attempt={attempt_id}"
+    assert call.param("Url") == f"{app.url}/webhooks/twilio/voice/answer?attempt={attempt_id}&mode=gather"
     assert call.param("StatusCallback") == f"{app.url}/webhooks/twilio/voice/status?attempt={attempt_id}"
     assert call.params["StatusCallbackEvent"] == ["initiated", "ringing", "answered", "completed"]
     assert (call.param("MachineDetection"), call.param("Timeout")) == ("Enable", "25")

@@ -6,12 +6,12 @@ from typing import Annotated
 
 import anyio.from_thread
 from fastapi import APIRouter, Form, Query, Request, Response
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from access.auth import CAN_READ_TRANSCRIPTS, audit
-from access.errors import Forbidden
+from access.errors import Forbidden, NotFound
 from app.client_address import ClientIpDep
 from app.console.session import ConsoleRoute, FormDep, SignedDep
 from app.deps import PlatformDep, SessionDep
@@ -21,7 +21,8 @@ from connectors.zalo.client import ZaloError
 from conversations import takeover
 from conversations.reading import read_transcript
 from conversations.service import bot_message
-from models import Channel, Declaration
+from models import Channel, Declaration, Turn
+from voice.recordings import ROUTE as RECORDINGS
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
@@ -102,3 +103,20 @@ def lines(
         },
         headers={"Cache-Control": "no-store"},
     )
+
+
+@router.get("/recordings/{name}")
+def recording(name: str, signed: SignedDep, session: SessionDep, platform: PlatformDep, ip: ClientIpDep) -> Response:
+    """A resident's recorded answer, for users who may read its transcript (the same scope); audited."""
+    if signed.user.role not in CAN_READ_TRANSCRIPTS:
+        raise Forbidden("Vai trò của bạn không xem được hội thoại.")
+    url = f"{RECORDINGS}/{name}"
+    conversation_id = session.scalar(select(Turn.conversation_id).where(Turn.audio_ref == url).limit(1))
+    if conversation_id is None:
+        raise NotFound.in_scope("recording", name)
+    read_transcript(session, signed.user, conversation_id, ip, audited=False)  # refuses another province's
+    audit(session, signed.user, "recording.read", "conversation", [conversation_id], ip, {"recording": name})
+    path = platform.recordings.file(name)
+    if path is None:
+        return PlainTextResponse("Bản ghi âm này đã hết thời hạn lưu giữ và đã được xoá.", status_code=410)
+    return FileResponse(path, media_type="audio/wav", headers={"Cache-Control": "private, no-store"})

@@ -49,8 +49,9 @@ class Prompt:
     plays: list[str]  # URLs of the audio played
     says: list[str]  # text Twilio itself would speak
     gather: dict[str, str] | None  # the <Gather> attributes, None when the call is hanging up
-    hangs_up: bool
+    hangs_up: bool  # at once (a <Connect><Stream> hangs up only when its stream ends)
     latency_s: float  # webhook in, TwiML out
+    stream: dict[str, str] | None = None  # <Connect><Stream>: its url, and its <Parameter>s by name
 
 
 @dataclass
@@ -59,6 +60,7 @@ class FakeCall:
     sid: str
     params: dict[str, list[str]]
     status: str = "queued"
+    direction: str = "outbound-api"  # "inbound": a resident called the platform's number
     prompts: list[Prompt] = field(default_factory=list)
     _sequence: Iterator[int] = field(default_factory=itertools.count)
 
@@ -75,7 +77,7 @@ class FakeCall:
             "AccountSid": self.twilio.account_sid,
             "From": self.param("From"),
             "To": self.param("To"),
-            "Direction": "outbound-api",
+            "Direction": self.direction,
             "ApiVersion": "2010-04-01",
         }
 
@@ -152,13 +154,20 @@ def _parse_twiml(document: str, latency_s: float) -> Prompt:
     assert root.tag == "Response", document
     gather = root.find("Gather")
     spoken = [*root.findall("Play"), *root.findall("Say"), *(gather if gather is not None else [])]
+    stream = root.find("Connect/Stream")
     return Prompt(
         plays=[e.text.strip() for e in spoken if e.tag == "Play"],
         says=[e.text for e in spoken if e.tag == "Say"],
         gather=dict(gather.attrib) if gather is not None else None,
-        hangs_up=gather is None,
+        hangs_up=gather is None and stream is None,
         latency_s=latency_s,
+        stream=_stream(stream) if stream is not None else None,
     )
+
+
+def _stream(element: ElementTree.Element) -> dict[str, str]:
+    parameters = {p.attrib["name"]: p.attrib["value"] for p in element.findall("Parameter")}
+    return {"url": element.attrib["url"], **parameters}
 
 
 class FakeTwilio(ServedFake):
@@ -196,6 +205,15 @@ class FakeTwilio(ServedFake):
                 response = self.http.get(url)
                 assert response.status_code == 200, f"{url}: {response.status_code}"
                 self.audio[url] = (response.headers["content-type"], len(response.content))
+
+    def call_in(self, voice_url: str, caller: str) -> FakeCall:
+        """A resident dials the platform's number, whose voice URL is `voice_url` (no status callback set)."""
+        call = FakeCall(
+            self, _sid("CA"), {"Url": [voice_url], "From": [caller], "To": ["+15005550006"]}, direction="inbound"
+        )
+        with self._lock:
+            self.calls.append(call)
+        return call
 
     def _authenticated(self, request: Request, account_sid: str) -> bool:
         expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
