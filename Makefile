@@ -21,10 +21,11 @@ test: platform engine model system-packages voice-packages
 test-fast: platform
 	.venv/bin/python -m pytest -m "not engine and not postgres and not browser and not processes and not served" $(PYTEST_ARGS)
 
-bench: platform engine model system-packages
+bench: platform engine model system-packages voice-packages
 	.venv/bin/python scripts/bench.py $(BENCH_ARGS)
 	.venv/bin/python scripts/bench_console.py $(BENCH_CONSOLE_ARGS)
 	.venv/bin/python scripts/bench_campaigns.py $(BENCH_CAMPAIGN_ARGS)
+	.venv/bin/python scripts/bench_voice.py $(BENCH_VOICE_ARGS)
 
 lint: platform
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports --no-cache --no-logo

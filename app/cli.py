@@ -21,6 +21,7 @@ from access import auth, console
 from access.errors import Refused
 from app.engine_process import EngineProcess, EngineUnavailable, ensure_model
 from app.logs import RedactSecrets
+from connectors.twilio_stream import WS_MAX_BYTES
 from conversations import duty
 from ground.private import make_files_private, tighten
 from ground.settings import PROJECT_ROOT, Settings, get_settings
@@ -133,6 +134,7 @@ def serve(
             port=port or settings.port,
             log_level=settings.log_level,
             proxy_headers=False,
+            ws_max_size=WS_MAX_BYTES,
         )
 
 

@@ -56,6 +56,12 @@ from voice.turns import TurnEvent
 log = logging.getLogger(__name__)
 
 STREAM_PATH = "/webhooks/twilio/voice/stream"
+# The platform's only WebSocket is this one, whose messages are a few hundred bytes: uvicorn closes a connection
+# sending a larger frame (1009) before reading it whole (its default would take 16 MiB).
+WS_MAX_BYTES = 65_536
+MAX_MESSAGE_CHARS = 16_384  # Twilio's messages are a few hundred characters; a media one about 300
+MAX_MEDIA_BYTES = 8000  # one second of audio in one message, at most
+KEYS = frozenset("0123456789*#")
 LAST_MARK = "bye"  # the mark after the last line of a call: when Twilio echoes it, the socket closes
 POLICY_VIOLATION = 1008  # WebSocket close code: what a forged upgrade or token gets
 
@@ -126,6 +132,7 @@ class StreamedCalls:
         self.settings = settings
         self._recognizer = recognizer
         self.latencies = Latencies()
+        self._live: set[str] = set()  # CallSids with a stream open here
 
     def records_voice(self, conversation_id: int) -> bool:
         """Whether the campaign of a call keeps its residents' answers as audio (`record_voice`)."""
@@ -143,24 +150,36 @@ class StreamedCalls:
             await websocket.close(code=POLICY_VIOLATION)  # before accept: the upgrade is answered 403
             return
         await websocket.accept()
+        call_sid = ""
         try:
             start = await _start_message(websocket)
             call = await self._call(websocket, start)
             if call is None:
                 await websocket.close(code=POLICY_VIOLATION)
                 return
+            call_sid = call.call_sid
             await call.run()
+        except ProtocolViolation as violation:
+            log.warning("a media stream broke the protocol and was closed: %s", violation)
+            await websocket.close(code=POLICY_VIOLATION)
         except WebSocketDisconnect:
             pass
+        finally:
+            self._live.discard(call_sid)
 
     async def _call(self, websocket: WebSocket, start: dict) -> "StreamedCall | None":
         details = start.get("start") or {}
         call_sid, stream_sid = str(details.get("callSid", "")), str(start.get("streamSid", ""))
-        parameters = details.get("customParameters") or {}
+        parameters = details.get("customParameters")
+        parameters = parameters if isinstance(parameters, dict) else {}
         attempt, token = str(parameters.get("attempt", "")), str(parameters.get("token", ""))
         if not call_sid or not stream_sid or not token_holds(self.settings, token, call_sid, attempt, time.time()):
-            log.warning("a media stream with a forged or stale token was refused (call %s)", call_sid or "?")
+            log.warning("a media stream with a forged or stale token was refused (call %s)", call_sid[:64] or "?")
             return None
+        if call_sid in self._live:  # a replayed upgrade: one stream per call, the first one's
+            log.warning("a second media stream for call %s was refused", call_sid)
+            return None
+        self._live.add(call_sid)
         conversation_id = await asyncio.to_thread(self.conversations.conversation_for_ref, call_sid)
         if conversation_id is None:
             return None
@@ -171,14 +190,37 @@ class StreamedCalls:
         return call
 
 
+class ProtocolViolation(ValueError):
+    """A message Twilio would never send: the stream is closed (1008), what was said before it stays stored."""
+
+
+async def _message(websocket: WebSocket) -> dict:
+    """The next message: a JSON object in a text frame of a sane size."""
+    frame = await websocket.receive()
+    if frame["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(frame.get("code", 1000))
+    text = frame.get("text")
+    if text is None:
+        raise ProtocolViolation("a binary frame (Twilio sends JSON text)")
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise ProtocolViolation(f"a message of {len(text)} characters")
+    try:
+        message = json.loads(text)
+    except ValueError:
+        raise ProtocolViolation("a message that is not JSON") from None
+    if not isinstance(message, dict):
+        raise ProtocolViolation("a JSON message that is not an object")
+    return message
+
+
 async def _start_message(websocket: WebSocket) -> dict:
     """The `start` message (after `connected`); anything else first is a protocol error."""
     while True:
-        message = json.loads(await websocket.receive_text())
-        if message.get("event") == "start":
+        message = await _message(websocket)
+        if message.get("event") == "start" and isinstance(message.get("start"), dict):
             return message
         if message.get("event") != "connected":
-            raise WebSocketDisconnect(POLICY_VIOLATION)
+            raise ProtocolViolation(f"{str(message.get('event'))[:40]!r} before the stream started")
 
 
 class StreamedCall:
@@ -221,7 +263,7 @@ class StreamedCall:
         waiting = self._silence_deadline is not None
         timeout = max(0.0, self._silence_deadline - time.monotonic()) if waiting else None
         try:
-            message = json.loads(await asyncio.wait_for(self.websocket.receive_text(), timeout))
+            message = await asyncio.wait_for(_message(self.websocket), timeout)
         except TimeoutError:
             self._silence_deadline = None
             await self._silent()
@@ -231,9 +273,9 @@ class StreamedCall:
             for heard in await self.hearing.hear(_payload(message)):
                 await self._heard(heard)
         elif event == "dtmf":
-            await self._pressed(str((message.get("dtmf") or {}).get("digit", "")))
+            await self._pressed(_field(message, "dtmf", "digit"))
         elif event == "mark":
-            return await self._played(str((message.get("mark") or {}).get("name", "")))
+            return await self._played(_field(message, "mark", "name"))
         return event != "stop"
 
     async def _heard(self, heard: TurnEvent | Utterance) -> None:
@@ -262,7 +304,7 @@ class StreamedCall:
 
     async def _pressed(self, digit: str) -> None:
         self._stop_waiting()
-        if self.ending or not digit:
+        if self.ending or digit not in KEYS:
             return
         if self.unheard_marks:  # a key pressed over the bot is an answer too: stop talking
             await self._send({"event": "clear", "streamSid": self.stream_sid})
@@ -313,7 +355,7 @@ class StreamedCall:
             for frame in frames(audio):
                 await self._send({"event": "media", "streamSid": self.stream_sid, "media": {"payload": _b64(frame)}})
                 if since is not None:
-                    self.calls.latencies.add(time.monotonic() - since)
+                    self._answered_after(time.monotonic() - since)
                     since = None
             self._marks += 1
             name = LAST_MARK if ended and number == len(lines) else f"line-{self._marks}"
@@ -323,6 +365,12 @@ class StreamedCall:
             self.ending = True
             if not lines:
                 await self.websocket.close()
+
+    def _answered_after(self, seconds: float) -> None:
+        self.calls.latencies.add(seconds)
+        log.info(
+            "call %s: the bot's answer began %.0f ms after the resident's turn ended", self.call_sid, seconds * 1000
+        )
 
     async def _line_audio(self, text: str) -> bytes:
         path = await asyncio.to_thread(self.calls.prompts.audio_file, text)
@@ -346,11 +394,24 @@ class StreamedCall:
         await self.websocket.send_text(json.dumps(message))
 
 
+def _field(message: dict, part: str, name: str) -> str:
+    """`message[part][name]` as text, whatever shape a damaged message has."""
+    inner = message.get(part)
+    return str(inner.get(name, ""))[:100] if isinstance(inner, dict) else ""
+
+
 def _payload(message: dict) -> bytes:
+    media = message.get("media")
+    payload = media.get("payload") if isinstance(media, dict) else None
+    if not isinstance(payload, str):
+        return b""
     try:
-        return base64.b64decode((message.get("media") or {}).get("payload", ""), validate=True)
-    except (binascii.Error, ValueError, TypeError):
+        audio = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
         return b""  # a damaged frame is a moment of silence, not the end of the call
+    if len(audio) > MAX_MEDIA_BYTES:
+        raise ProtocolViolation(f"{len(audio)} bytes of audio in one message (Twilio sends 20 ms, 160 bytes)")
+    return audio
 
 
 def _b64(data: bytes) -> str:

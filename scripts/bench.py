@@ -36,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import IO
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -134,8 +135,10 @@ def platform_env(engine_url: str, port: int, workdir: Path, twilio: FakeTwilio) 
     }
 
 
-def start_platform(env: dict[str, str], port: int) -> subprocess.Popen:
-    process = subprocess.Popen([str(PROJECT_ROOT / ".venv" / "bin" / "outreach"), "serve"], env={**os.environ, **env})
+def start_platform(env: dict[str, str], port: int, log: IO[bytes] | None = None) -> subprocess.Popen:
+    """`outreach serve` in a child process, once healthy; its output goes to `log` if given."""
+    command = [str(PROJECT_ROOT / ".venv" / "bin" / "outreach"), "serve"]
+    process = subprocess.Popen(command, env={**os.environ, **env}, stdout=log, stderr=log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:

@@ -1,6 +1,7 @@
 """The `outreach` command as an operator runs it."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from ground.settings import Settings
 from ground.store import make_engine, make_session_factory
 from tests.conftest import run_app
 from tests.support.net import free_port
+from tests.support.speech import SAMPLES, transcript, word_error_rate
 
 OUTREACH = str(Path(sys.executable).parent / "outreach")
 
@@ -111,3 +113,24 @@ def test_a_console_password_is_read_from_the_first_line_of_a_pipe(tmp_path, type
     with make_session_factory(make_engine(url))() as session:
         assert (console.check_password(session, "tracer-bn", "mật-khẩu-đủ-dài-2021") is not None) is works
         assert console.check_password(session, "tracer-bn", "the second line is not read") is None
+
+
+def test_voice_transcribe_prints_what_a_recogniser_hears_in_a_recording_of_any_rate(tmp_path):
+    speaker = "Tuyên (nam miền Bắc)"  # 24 kHz in the wheel
+    wav = tmp_path / "loi-khai.wav"
+    shutil.copy(SAMPLES / f"{speaker}.wav", wav)
+    for line in ([], ["--line"]):  # as recorded, and as a call would carry it (mu-law 8 kHz)
+        heard = outreach("voice", "transcribe", str(wav), *line, "--engine", "viet-asr", database_url="sqlite://")
+        assert heard.returncode == 0, heard.stderr
+        assert word_error_rate(transcript(speaker), heard.stdout.strip().splitlines()[-1]) <= 0.2
+
+
+def test_voice_transcribe_explains_what_it_cannot_use(tmp_path):
+    (tmp_path / "not-sound.wav").write_text("declarations")
+    refused = outreach("voice", "transcribe", str(tmp_path / "not-sound.wav"), database_url="sqlite://")
+    assert refused.returncode == 1 and "not-sound.wav is not a sound file" in refused.stderr
+    speaker_wav = str(SAMPLES / "Ly (nữ miền Bắc).wav")
+    no_model = outreach("voice", "transcribe", speaker_wav, "--engine", "vosk", database_url="sqlite://")
+    assert no_model.returncode == 1 and "OUTREACH_VOSK_MODEL_DIR" in no_model.stderr
+    unknown = outreach("voice", "transcribe", speaker_wav, "--engine", "whisper", database_url="sqlite://")
+    assert unknown.returncode == 1 and "unknown speech recognition engine 'whisper'" in unknown.stderr

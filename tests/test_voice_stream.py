@@ -234,3 +234,66 @@ def test_a_forged_incoming_call_is_refused(app, twilio):
     assert forged.status_code == 403
     with app.sessions() as session:
         assert session.scalar(select(Conversation)) is None
+
+
+# ---- An attacker's probe of the stream: each finding a test ----------------------------------------------------
+
+
+def raw(stream: MediaStream, frame: str | bytes) -> None:
+    stream._socket.send(frame)
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "not json at all",
+        b"\x00\x01 a binary frame",
+        "[1, 2, 3]",
+        '{"event": "media", "media": {"payload": "' + "A" * 12_000 + '"}}',  # 9,000 bytes of audio in one message
+        '{"event": "media", "media": "' + "x" * 20_000 + '"}',  # a message of 20,000 characters
+        "x" * 70_000,  # over the WebSocket's frame limit
+    ],
+    ids=["text", "binary", "list", "a-second-of-audio-too-much", "huge-message", "huge-frame"],
+)
+def test_a_stream_that_breaks_the_protocol_is_closed_and_keeps_what_was_said(app, twilio, hostile):
+    _, call, stream = streamed_call(app, twilio)
+    with stream:
+        stream.wait_for_the_bot()
+        stream.press("1")
+        stream.wait_for_the_bot()
+        raw(stream, hostile)
+        assert stream.wait_until_closed(10), "closed, not left hanging"
+    assert resident_turns(app) == [("Đúng", "/affirm")], "the answer given before stays stored"
+    assert httpx.get(f"{app.url}/healthz").status_code == 200
+
+
+def test_damaged_fields_and_odd_keys_are_ignored_not_fatal(app, twilio):
+    _, call, stream = streamed_call(app, twilio)
+    with stream:
+        stream.wait_for_the_bot()
+        for odd in (
+            '{"event": "dtmf", "dtmf": "1"}',
+            '{"event": "dtmf", "dtmf": {"digit": "١"}}',  # an Arabic-Indic one: a digit to Python, not a key
+            '{"event": "mark", "mark": ["x"]}',
+            '{"event": "media", "media": {"payload": "%%% not base64"}}',
+            '{"event": "media", "media": {"payload": 42}}',
+            '{"event": "an event Twilio never sends"}',
+        ):
+            raw(stream, odd)
+        stream.press("1")
+        stream.wait_for_the_bot()
+        assert not stream.closed_by_platform.is_set()
+    assert resident_turns(app) == [("Đúng", "/affirm")], "only the real key counted"
+
+
+def test_a_second_stream_for_a_call_is_refused_while_the_first_is_open(app, twilio):
+    _, call, stream = streamed_call(app, twilio)
+    replay = MediaStream(stream.url, dict(stream.parameters), twilio.auth_token, call.sid)
+    with stream:
+        stream.wait_for_the_bot()
+        with replay:
+            assert replay.wait_until_closed(10), "the replayed upgrade is closed"
+        assert not replay.lines
+        stream.press("1")
+        stream.wait_for_the_bot()
+    assert resident_turns(app) == [("Đúng", "/affirm")]

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 import uvicorn
 from fastapi import FastAPI
 
+from connectors.twilio_stream import WS_MAX_BYTES
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -21,7 +23,9 @@ def serving(app: FastAPI, port: int | None = None) -> Iterator[str]:
     """Run `app` under uvicorn on loopback (a free port unless given) for the block; yields its base URL."""
     port = port or free_port()
     # as `outreach serve` runs it: forwarded headers are the app's to judge (trusted_proxies), not uvicorn's
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", proxy_headers=False)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", proxy_headers=False, ws_max_size=WS_MAX_BYTES
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
