@@ -19,6 +19,7 @@ from app.platform import Platform, build_platform
 from app.routers import alerts, campaigns, contact_lists, conversations, declarations, health, people, prompts
 from app.schemas import error_responses
 from connectors import twilio_sms, twilio_voice, webchat
+from connectors.call_lines import ahead_of_calls
 from connectors.zalo import inbound as zalo
 from ground.settings import Settings, get_settings
 from voice.prompts import PromptCache
@@ -115,7 +116,7 @@ def _render_static_prompts(cache: PromptCache, stop: threading.Event) -> None:
     """Every fixed line of the dialogue is rendered before a call needs it (synthesis blocks: run in a thread)."""
     started = time.monotonic()
     try:
-        rendered = cache.render_ahead(twilio_voice.ahead_of_calls(), stop)
+        rendered = cache.render_ahead(ahead_of_calls(), stop)
     except Exception:  # the app serves without them: a missing prompt is rendered when first asked for
         log.exception("rendering the voice prompts ahead failed")
         return

@@ -114,7 +114,7 @@ def plan_follow_ups(database_url: str) -> None:
         refresh_statistics(db_engine)
     finally:
         db_engine.dispose()
-    if rendered := PromptCache.from_settings(get_settings()).render_ahead(lines):
+    if rendered := PromptCache.from_settings(get_settings()).render_ahead(lines, personal=True):
         log.info("rendered %d personal voice prompt(s) ahead", rendered)
     if expired := Recordings.from_settings(get_settings()).expire():
         log.info("removed %d recorded answer(s) past their retention", expired)

@@ -25,6 +25,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 from fastapi import WebSocket, WebSocketDisconnect
@@ -38,6 +39,7 @@ from connectors.call_lines import (
     NOT_CLEAR,
     NOT_HEARD,
     SILENCES_BEFORE_HANGING_UP,
+    personal,
     spoken_lines,
 )
 from connectors.twilio_auth import signature_holds
@@ -47,7 +49,7 @@ from ground.settings import Settings
 from models import Campaign, Conversation
 from voice.answers import snap, unsure
 from voice.hearing import Hearing, Utterance
-from voice.prompts import PromptCache
+from voice.prompts import PromptCache, PromptUnavailable
 from voice.recognition import Recognizer
 from voice.recordings import Recordings
 from voice.telephony import frames, prompt_on_the_line
@@ -161,7 +163,8 @@ class StreamedCalls:
             await call.run()
         except ProtocolViolation as violation:
             log.warning("a media stream broke the protocol and was closed: %s", violation)
-            await websocket.close(code=POLICY_VIOLATION)
+            with suppress(RuntimeError):  # closed already from the other side
+                await websocket.close(code=POLICY_VIOLATION)
         except WebSocketDisconnect:
             pass
         finally:
@@ -176,17 +179,18 @@ class StreamedCalls:
         if not call_sid or not stream_sid or not token_holds(self.settings, token, call_sid, attempt, time.time()):
             log.warning("a media stream with a forged or stale token was refused (call %s)", call_sid[:64] or "?")
             return None
-        if call_sid in self._live:  # a replayed upgrade: one stream per call, the first one's
-            log.warning("a second media stream for call %s was refused", call_sid)
-            return None
-        self._live.add(call_sid)
         conversation_id = await asyncio.to_thread(self.conversations.conversation_for_ref, call_sid)
         if conversation_id is None:
             return None
         recognizer = await asyncio.to_thread(self._recognizer)
+        recording = await asyncio.to_thread(self.records_voice, conversation_id)
+        if call_sid in self._live:  # a replayed upgrade: one stream per call, the first one's (no await since)
+            log.warning("a second media stream for call %s was refused", call_sid)
+            return None
+        self._live.add(call_sid)
         hearing = Hearing(recognizer, self.settings.voice_end_of_speech_ms)
         call = StreamedCall(self, websocket, stream_sid, call_sid, conversation_id, hearing)
-        call.recording = await asyncio.to_thread(self.records_voice, conversation_id)
+        call.recording = recording
         return call
 
 
@@ -244,6 +248,7 @@ class StreamedCall:
         self.silences = 0
         self.asked_with_keys = False  # the question was asked again with keypad choices once already
         self.ending = False
+        self.closed = False
         self.recording = False  # the campaign keeps residents' answers as audio
         self._marks = 0
         self._silence_deadline: float | None = None  # when the resident counts as silent (monotonic)
@@ -252,7 +257,7 @@ class StreamedCall:
         try:
             opening = await asyncio.to_thread(self.calls.conversations.stored_reply, self.conversation_id)
             await self._say(opening.replies, opening.ended)
-            while await self._next_message():
+            while not self.closed and await self._next_message():
                 pass
         finally:
             self.hearing.close()
@@ -363,8 +368,9 @@ class StreamedCall:
             await self._send({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}})
         if ended:
             self.ending = True
-            if not lines:
+            if not lines:  # nothing to hear to the end: hang up now
                 await self.websocket.close()
+                self.closed = True
 
     def _answered_after(self, seconds: float) -> None:
         self.calls.latencies.add(seconds)
@@ -373,8 +379,14 @@ class StreamedCall:
         )
 
     async def _line_audio(self, text: str) -> bytes:
-        path = await asyncio.to_thread(self.calls.prompts.audio_file, text)
-        return await asyncio.to_thread(prompt_on_the_line, path)
+        """The line on the telephone, or nothing if no engine can render it (the line is skipped, the call goes on:
+        Twilio's own voice cannot stand in on a stream as it does in Gather mode)."""
+        try:
+            path = await asyncio.to_thread(self.calls.prompts.audio_file, text, personal(text))
+            return await asyncio.to_thread(prompt_on_the_line, path)
+        except (PromptUnavailable, ValueError):
+            log.exception("call %s: a line could not be rendered and was skipped", self.call_sid)
+            return b""
 
     async def _played(self, name: str) -> bool:
         """Twilio played a line to the end (or dropped it after a `clear`). False when the call is over."""

@@ -34,10 +34,10 @@ from campaigns.dispatch import DUE
 from connectors.call_lines import (
     APOLOGY,
     CALL_BACK_LATER,
-    NOT_CLEAR,
     NOT_HEARD,
+    NUMBER_HIDDEN,
     SILENCES_BEFORE_HANGING_UP,
-    keypad_hint,
+    personal,
     spoken_lines,
 )
 from connectors.events import first_time
@@ -49,15 +49,12 @@ from conversations.service import ConversationService, EngineDown
 from ground.phones import InvalidPhone, normalize_phone
 from ground.settings import Settings
 from models import AttemptStatus, Campaign, CampaignStatus, Channel, Conversation, OutreachAttempt, Person, utcnow
-from voice.prompts import PromptCache, button_titles, personal_texts, prompt_url, static_texts
+from voice.prompts import PromptCache, personal_texts, prompt_url
 
 log = logging.getLogger(__name__)
 PREFIX = "/webhooks/twilio/voice"
 
 INBOUND = "inbound"  # the stream parameter `attempt` of a call residents made
-NUMBER_HIDDEN = (
-    "Xin lỗi, tổng đài không nhận được số điện thoại của anh/chị. Xin anh/chị gọi lại mà không ẩn số. Xin cảm ơn."
-)
 FALLBACK_VOICE = "Google.vi-VN-Standard-A"  # Twilio's own Vietnamese voice, for when our prompts cannot be served
 # Words the declaration's answers are made of: they help Twilio's recogniser on every question.
 ANSWER_HINTS = (
@@ -105,12 +102,6 @@ FAILED_CALL_STATUSES = {
 }
 
 
-def ahead_of_calls() -> list[str]:
-    """Every line a call may play that is the same for everyone: rendered at start and when a campaign starts."""
-    hints = [keypad_hint(titles) for titles in button_titles(DOMAIN)]
-    return [*static_texts(DOMAIN), *hints, NOT_HEARD, NOT_CLEAR, CALL_BACK_LATER, APOLOGY, NUMBER_HIDDEN]
-
-
 def personal_lines_due(session: Session) -> list[str]:
     """The personal lines (greetings with a name) of everyone running campaigns have still to reach."""
     names = session.scalars(
@@ -137,7 +128,7 @@ class VoiceChannel(TwilioChannel):
         # Personal lines (the resident's name) are rendered before the phone rings: no caller waits on synthesis.
         if contact.name:
             lines = personal_texts(DOMAIN, {"name": contact.name})
-            await asyncio.to_thread(self.prompts.render_ahead, lines)
+            await asyncio.to_thread(self.prompts.render_ahead, lines, None, True)
         return await self._hand_over(partial(self._place_call, contact))
 
     def _sent(self, client: Client) -> CallList:
@@ -190,7 +181,7 @@ def router(
         return _twiml(await calls.turn(n, form, silences))
 
     @routes.post("/status")
-    def status(attempt: int, form: signed_form) -> Response:
+    def status(form: signed_form, attempt: int | None = None) -> Response:
         calls.status(attempt, form)
         return Response(status_code=204)
 
@@ -296,10 +287,11 @@ class VoiceCalls:
             return await self._goodbye(APOLOGY)
         return await self._speak_and_listen(result.replies, result.ended, turn_number=n + 1)
 
-    def status(self, attempt_id: int, form: dict[str, str]) -> None:
+    def status(self, attempt_id: int | None, form: dict[str, str]) -> None:
         """Call progress. A final status settles the attempt so the campaign can retry; each is handled once. The
         call's personal prompts are removed then: a file with a resident's name stays on disk only while it may be
-        played."""
+        played. Without `attempt` (the hotline number's own status callback), the attempt the call answered, if
+        any, is found by its CallSid."""
         call_sid, call_status = form.get("CallSid", ""), form.get("CallStatus", "")
         if call_status != "completed" and call_status not in FAILED_CALL_STATUSES:
             return  # queued, initiated, ringing, in-progress: nothing to settle
@@ -307,6 +299,10 @@ class VoiceCalls:
             if not first_time(session, "twilio-call", f"{call_sid}:{call_status}"):
                 return
             outcome = FAILED_CALL_STATUSES.get(call_status) or _completed_call_outcome(session, call_sid, form)
+            if attempt_id is None:
+                attempt_id = session.scalar(select(OutreachAttempt.id).where(OutreachAttempt.provider_ref == call_sid))
+            if attempt_id is None:  # a caller no follow-up waited for: their conversation is closed, nothing else
+                return
             sip = f" (SIP {form['SipResponseCode']})" if "SipResponseCode" in form else ""
             detail = f"Twilio call {call_status}{sip}"
             attempts.record_report(session, attempt_id, call_sid, outcome, utcnow(), detail=detail)
@@ -327,7 +323,7 @@ class VoiceCalls:
     async def _play(self, target: VoiceResponse | Gather, text: str) -> None:
         """A pre-rendered prompt; if no speech engine can render it, Twilio's own Vietnamese voice says it."""
         try:
-            path = await asyncio.to_thread(self.prompts.audio_file, text)
+            path = await asyncio.to_thread(self.prompts.audio_file, text, personal(text))
         except Exception:  # a prompt we cannot render must not cost the call: Twilio can still speak it
             log.exception("could not render a prompt; Twilio will say it instead")
             target.say(text, language="vi-VN", voice=FALLBACK_VOICE)

@@ -247,6 +247,11 @@ class Settings(BaseSettings):
         description="Speech synthesis engines in order of preference (JSON list); the next takes over when one fails.",
     )
     gtts_timeout_s: float = Field(default=5.0, description="Seconds to wait for Google's speech synthesis.")
+    tts_cloud_hears_names: bool = Field(
+        default=False,
+        description="Let a cloud speech service (gTTS) render lines with a resident's name. Off: the offline engines "
+        "(espeak-ng) render them on this server, and the fixed lines alone go to the cloud.",
+    )
     tts_prompt_key: SecretStr = Field(
         default=SecretStr(""),
         description="Secret that names voice prompt files (HMAC), so no one can guess a greeting's URL. Empty: a "

@@ -50,7 +50,8 @@ from app.worker import plan_follow_ups  # noqa: E402
 from campaigns.dispatch import Dispatcher, contact  # noqa: E402
 from campaigns.lifecycle import new_campaign, transition  # noqa: E402
 from campaigns.rules import CampaignRules  # noqa: E402
-from connectors.twilio_voice import VoiceChannel, ahead_of_calls  # noqa: E402
+from connectors.call_lines import ahead_of_calls  # noqa: E402
+from connectors.twilio_voice import VoiceChannel  # noqa: E402
 from ground.private import engine_token
 from ground.settings import PROJECT_ROOT, Settings  # noqa: E402
 from ground.store import make_engine, make_session_factory  # noqa: E402

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from connectors.twilio_voice import ahead_of_calls
+from connectors.call_lines import ahead_of_calls, personal
 from conversations.engine_project import DOMAIN
 from ground.settings import Settings
 from ground.store import make_engine
@@ -27,6 +27,7 @@ from voice.prompts import (
     KEY_FILE,
     LANGUAGE,
     PromptCache,
+    PromptUnavailable,
     personal_texts,
     prompt_file_name,
     prompt_key,
@@ -297,3 +298,38 @@ def test_a_guessed_greeting_is_404_whether_or_not_it_was_rendered(app):
     never_called = "Xin hỏi có phải anh/chị Trần Thị Bình không ạ?"
     for guess in unkeyed_names(GREETING) + unkeyed_names(never_called):
         assert httpx.get(prompt_url(app.url, guess), timeout=10).status_code == 404, guess
+
+
+class CloudVoice:
+    """Stands in for gTTS: what was sent to Google, and an MP3-named file for each."""
+
+    def __init__(self) -> None:
+        self.heard: list[str] = []
+
+    def __call__(self, text: str, **_options) -> "CloudVoice":
+        self.heard.append(text)
+        return self
+
+    def save(self, path: str) -> None:
+        with open(path, "wb") as out:
+            out.write(b"ID3 rendered in the cloud")
+
+
+def test_a_residents_name_is_never_sent_to_a_cloud_voice_unless_allowed(tmp_path, monkeypatch):
+    google = CloudVoice()
+    monkeypatch.setattr(prompts, "gTTS", google)
+    cache = PromptCache(tmp_path / "kept", ["gtts", "espeak-ng"], 1.0)
+    assert cache.audio_file(GREETING, personal=True).suffix == ".wav", "espeak-ng said the name, on this server"
+    assert cache.render_ahead([GREETING.replace("An", "Bình")], personal=True) == 1
+    assert cache.audio_file(ahead_of_calls()[0]).suffix == ".mp3", "a line said to everyone may go to the cloud"
+    assert google.heard == [speakable(ahead_of_calls()[0])], "and only that one did"
+
+    with pytest.raises(PromptUnavailable, match="OUTREACH_TTS_CLOUD_HEARS_NAMES"):
+        PromptCache(tmp_path / "cloud-only", ["gtts"], 1.0).audio_file(GREETING, personal=True)
+    allowed = PromptCache(tmp_path / "allowed", ["gtts", "espeak-ng"], 1.0, cloud_hears_names=True)
+    assert allowed.audio_file(GREETING, personal=True).suffix == ".mp3"
+
+
+def test_lines_said_to_everyone_are_not_personal_and_greetings_are():
+    assert not any(personal(line) for line in ahead_of_calls())
+    assert personal(GREETING) and personal("Chào chị Lê Thị Hoa")

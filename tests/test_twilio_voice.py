@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from app.platform import outbound_channels
 from campaigns.dispatch import contact
-from connectors.twilio_voice import keypad_hint
+from connectors.call_lines import keypad_hint
 from models import AttemptStatus, Conversation, Declaration, InboundEvent, OutreachAttempt, Speaker, Turn
 from tests import factories
 from tests.conftest import run_public_app

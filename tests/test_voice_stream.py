@@ -3,8 +3,11 @@
 make a declaration; the resident can talk over the bot; a forged stream is refused before any audio flows."""
 
 import io
+import shutil
 import time
 import wave
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,8 +17,8 @@ from websockets.exceptions import InvalidStatus
 from connectors.call_lines import NOT_HEARD
 from connectors.twilio_stream import stream_token
 from models import Conversation, Declaration, Speaker, Turn
-from tests.conftest import run_public_app
-from tests.fakes.twilio import FakeCall
+from tests.conftest import RunningApp, run_public_app
+from tests.fakes.twilio import FakeCall, FakeTwilio
 from tests.fakes.twilio_media import MediaStream
 from tests.support.speech import spoken
 from tests.test_console import _sign_in, _user
@@ -36,20 +39,36 @@ EXPECTED = {
 }
 
 
-@pytest.fixture
-def app(store_url, engine_url, twilio, tmp_path):
+def _platform(store_url: str, engine_url: str, twilio: FakeTwilio, tmp_path: Path) -> Iterator[RunningApp]:
     settings = {"voice_gather_timeout_s": 3, "recordings_dir": tmp_path / "recordings", **twilio.settings()}
     yield from run_public_app(store_url, engine_url, **settings)
 
 
-def streamed_call(app, twilio) -> tuple[int, FakeCall, MediaStream]:
+def _sqlite(migrated_sqlite: Path, tmp_path: Path) -> str:
+    shutil.copyfile(migrated_sqlite, tmp_path / "store.db")
+    return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+@pytest.fixture
+def app(migrated_sqlite, engine_url, twilio, tmp_path):
+    """The platform on SQLite: what a stream does does not depend on the store."""
+    yield from _platform(_sqlite(migrated_sqlite, tmp_path), engine_url, twilio, tmp_path)
+
+
+@pytest.fixture
+def on_each_store(store_url, engine_url, twilio, tmp_path):
+    """The platform on SQLite and on PostgreSQL: for what the store's queries decide (scope, locks)."""
+    yield from _platform(store_url, engine_url, twilio, tmp_path)
+
+
+def streamed_call(app, twilio, speed: float = 4.0) -> tuple[int, FakeCall, MediaStream]:
     attempt_id = new_attempt(app, voice_mode="stream")
     dispatch(app, attempt_id)
     call = twilio.calls[-1]
     connect = call.answer()
     assert connect.stream and not connect.plays and not connect.gather, "stream mode connects the call's audio"
     parameters = {k: v for k, v in connect.stream.items() if k != "url"}
-    return attempt_id, call, MediaStream(connect.stream["url"], parameters, twilio.auth_token, call.sid)
+    return attempt_id, call, MediaStream(connect.stream["url"], parameters, twilio.auth_token, call.sid, speed)
 
 
 def bot_lines(app) -> list[str]:
@@ -63,7 +82,8 @@ def resident_turns(app) -> list[tuple[str, str | None]]:
         return [(t.text, t.engine_text) for t in turns]
 
 
-def test_real_speech_and_keys_over_a_media_stream_make_the_declaration(app, twilio):
+def test_real_speech_and_keys_over_a_media_stream_make_the_declaration(on_each_store, twilio):
+    app = on_each_store
     attempt_id, call, stream = streamed_call(app, twilio)
     assert call.param("Url").endswith("&mode=stream")
     with stream:
@@ -119,7 +139,8 @@ def test_silence_is_asked_again_once_then_the_call_ends_politely_to_be_retried(a
     assert (retried.status, retried.last_outcome) == ("retry_wait", "dropped")
 
 
-def test_a_campaign_that_records_keeps_each_spoken_answer_for_tracers_of_its_province_only(app, twilio, tmp_path):
+def test_a_campaign_that_records_keeps_each_spoken_answer_for_tracers_of_its_province_only(on_each_store, twilio):
+    app = on_each_store
     attempt_id = new_attempt(app, voice_mode="stream", record_voice=True)
     dispatch(app, attempt_id)
     call = twilio.calls[-1]
@@ -141,7 +162,12 @@ def test_a_campaign_that_records_keeps_each_spoken_answer_for_tracers_of_its_pro
 
     _user(app.sessions, "tracer-bac-ninh", province="27")
     _user(app.sessions, "tracer-ha-noi", province="01")
-    heard = _sign_in(app.url, "tracer-bac-ninh").get(url)
+    tracer = _sign_in(app.url, "tracer-bac-ninh")
+    with app.sessions() as session:
+        declaration_id = session.scalar(select(Declaration.id))
+    page = tracer.get(f"/console/declarations/{declaration_id}")
+    assert f'<audio controls preload="none" src="{url}">' in page.text, "the transcript plays the answer"
+    heard = tracer.get(url)
     assert heard.status_code == 200 and heard.headers["content-type"] == "audio/wav"
     with wave.open(io.BytesIO(heard.content)) as recording:
         seconds = recording.getnframes() / recording.getframerate()
@@ -173,13 +199,14 @@ def test_a_forged_token_closes_the_stream_before_the_bot_speaks(app, twilio):
 
 
 @pytest.fixture
-def hotline(store_url, engine_url, twilio, tmp_path):
+def hotline(migrated_sqlite, engine_url, twilio, tmp_path):
     """The platform with its hotline in stream mode."""
     settings = {"voice_inbound_mode": "stream", "recordings_dir": tmp_path / "recordings", **twilio.settings()}
-    yield from run_public_app(store_url, engine_url, **settings)
+    yield from run_public_app(_sqlite(migrated_sqlite, tmp_path), engine_url, **settings)
 
 
-def test_a_resident_with_an_open_follow_up_calls_in_and_answers_it(app, twilio):
+def test_a_resident_with_an_open_follow_up_calls_in_and_answers_it(on_each_store, twilio):
+    app = on_each_store
     attempt_id = new_attempt(app, phone="+84912345678")
     call = twilio.call_in(f"{app.url}/webhooks/twilio/voice/incoming", caller="0912 345 678")
     opening = call.answer()
@@ -196,6 +223,20 @@ def test_a_resident_with_an_open_follow_up_calls_in_and_answers_it(app, twilio):
         declaration = session.scalar(select(Declaration))
         assert (declaration.status, declaration.campaign_id, declaration.follow_up_day) == ("complete", 1, 2)
     assert attempt(app, attempt_id).status == "completed", "the day's follow-up is done: the campaign does not call"
+
+
+def test_a_caller_who_hangs_up_midway_keeps_their_answers_and_is_called_back(app, twilio):
+    attempt_id = new_attempt(app, phone="+84912345678")
+    status = f"{app.url}/webhooks/twilio/voice/status"  # the number's own status callback: no attempt in it
+    call = twilio.call_in(f"{app.url}/webhooks/twilio/voice/incoming", "+84912345678", status_callback=status)
+    call.answer()
+    call.press("1")
+    call.hang_up()
+    assert resident_turns(app) == [("Đúng", "/affirm")]
+    dropped = attempt(app, attempt_id)
+    assert (dropped.status, dropped.last_outcome) == ("retry_wait", "dropped"), "the campaign calls them again"
+    with app.sessions() as session:
+        assert session.scalar(select(Conversation)).ended_at is not None
 
 
 def test_someone_new_calls_the_hotline_is_asked_who_and_where_they_are(hotline, twilio):
@@ -256,10 +297,9 @@ def raw(stream: MediaStream, frame: str | bytes) -> None:
     ids=["text", "binary", "list", "a-second-of-audio-too-much", "huge-message", "huge-frame"],
 )
 def test_a_stream_that_breaks_the_protocol_is_closed_and_keeps_what_was_said(app, twilio, hostile):
-    _, call, stream = streamed_call(app, twilio)
+    _, call, stream = streamed_call(app, twilio, speed=8)
     with stream:
-        stream.wait_for_the_bot()
-        stream.press("1")
+        stream.press("1")  # over the welcome: "it is me"
         stream.wait_for_the_bot()
         raw(stream, hostile)
         assert stream.wait_until_closed(10), "closed, not left hanging"
@@ -268,9 +308,8 @@ def test_a_stream_that_breaks_the_protocol_is_closed_and_keeps_what_was_said(app
 
 
 def test_damaged_fields_and_odd_keys_are_ignored_not_fatal(app, twilio):
-    _, call, stream = streamed_call(app, twilio)
+    _, call, stream = streamed_call(app, twilio, speed=8)
     with stream:
-        stream.wait_for_the_bot()
         for odd in (
             '{"event": "dtmf", "dtmf": "1"}',
             '{"event": "dtmf", "dtmf": {"digit": "١"}}',  # an Arabic-Indic one: a digit to Python, not a key
@@ -287,10 +326,9 @@ def test_damaged_fields_and_odd_keys_are_ignored_not_fatal(app, twilio):
 
 
 def test_a_second_stream_for_a_call_is_refused_while_the_first_is_open(app, twilio):
-    _, call, stream = streamed_call(app, twilio)
+    _, call, stream = streamed_call(app, twilio, speed=8)
     replay = MediaStream(stream.url, dict(stream.parameters), twilio.auth_token, call.sid)
     with stream:
-        stream.wait_for_the_bot()
         with replay:
             assert replay.wait_until_closed(10), "the replayed upgrade is closed"
         assert not replay.lines

@@ -10,6 +10,9 @@ name never changes meaning (Twilio and any proxy may cache it forever) and nobod
 greeting from a guessed name: which residents were called stays unknown, over HTTP and in a listing of the folder.
 The key comes from `OUTREACH_TTS_PROMPT_KEY`, or else from a private file the first process writes into the cache
 folder, so every process sharing the folder names files alike. Personal lines are removed once their call is over.
+
+A personal line (a resident's name in it) is never sent to a cloud engine unless `OUTREACH_TTS_CLOUD_HEARS_NAMES`
+allows it: the offline engines render it on this server.
 """
 
 import hashlib
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 LANGUAGE = "vi"
 ROUTE = "/voice/prompts"  # where the platform serves the cache (outreach/routers/prompts.py)
 EXTENSIONS = {"gtts": ".mp3", "espeak-ng": ".wav"}  # every engine this module can drive
+CLOUD_ENGINES = frozenset({"gtts"})  # engines that send the text to someone else's servers
 MEDIA_TYPES = {".mp3": "audio/mpeg", ".wav": "audio/wav"}
 FILE_NAME = re.compile(r"[0-9a-f]{64}\.(?:mp3|wav)")  # what file_name() gives; nothing else is ever served
 # Names from before keyed names: a plain hash of the text, which anyone can compute. Removed, never served.
@@ -95,10 +99,18 @@ def prompt_url(public_base_url: str, file_name: str) -> str:
 class PromptCache:
     """Rendered prompts on disk: each text rendered once, by the first engine that works; safe across threads."""
 
-    def __init__(self, cache_dir: Path, engines: Iterable[str], gtts_timeout_s: float, key: str = "") -> None:
+    def __init__(
+        self,
+        cache_dir: Path,
+        engines: Iterable[str],
+        gtts_timeout_s: float,
+        key: str = "",
+        cloud_hears_names: bool = False,
+    ) -> None:
         """`key` names the files; empty: the key file in the folder, made by the first cache that needs one."""
         self.cache_dir = Path(cache_dir)
         self.engines = list(engines)
+        self.cloud_hears_names = cloud_hears_names
         self.gtts_timeout_s = gtts_timeout_s
         if not self.engines:
             raise ValueError("no speech synthesis engine given; known: " + ", ".join(EXTENSIONS))
@@ -114,28 +126,43 @@ class PromptCache:
     @classmethod
     def from_settings(cls, settings: Settings) -> "PromptCache":
         key = settings.tts_prompt_key.get_secret_value()
-        return cls(settings.tts_cache_dir, settings.tts_engines, settings.gtts_timeout_s, key)
+        return cls(
+            settings.tts_cache_dir, settings.tts_engines, settings.gtts_timeout_s, key, settings.tts_cloud_hears_names
+        )
 
-    def audio_file(self, text: str) -> Path:
-        """The rendered prompt of `text`, rendered now if no engine has rendered it yet."""
-        return self._ensure(text)[0]
+    def audio_file(self, text: str, personal: bool = False) -> Path:
+        """The rendered prompt of `text`, rendered now if no engine has rendered it yet. `personal`: the text holds a
+        resident's name (only engines allowed to hear names render it)."""
+        return self._ensure(text, personal)[0]
 
-    def file_name(self, text: str) -> str:
+    def file_name(self, text: str, personal: bool = False) -> str:
         """The public name of the rendered prompt of `text` (for `prompt_url`), rendered now if need be."""
-        return self.audio_file(text).name
+        return self.audio_file(text, personal).name
 
-    def render_ahead(self, texts: Iterable[str], stop: threading.Event | None = None) -> int:
+    def render_ahead(self, texts: Iterable[str], stop: threading.Event | None = None, personal: bool = False) -> int:
         """Render every text not cached yet; returns how many were rendered now. Setting `stop` ends it early."""
         rendered = 0
         for text in texts:
             if stop is not None and stop.is_set():
                 break
-            rendered += self._ensure(text)[1]
+            rendered += self._ensure(text, personal)[1]
         return rendered
 
-    def rendered(self, text: str) -> Path | None:
-        """The rendered prompt of `text` if some engine has rendered it, without rendering it."""
-        return self._cached(speakable(text))
+    def rendered(self, text: str, personal: bool = False) -> Path | None:
+        """The rendered prompt of `text` if an engine allowed for it has rendered it, without rendering it."""
+        return self._cached(speakable(text), self._engines_for(personal))
+
+    def _engines_for(self, personal: bool) -> list[str]:
+        """The engines that may render a text: for a personal one, none that sends it to a cloud unless allowed."""
+        if not personal or self.cloud_hears_names:
+            return self.engines
+        offline = [engine for engine in self.engines if engine not in CLOUD_ENGINES]
+        if not offline:
+            raise PromptUnavailable(
+                "a resident's name may not go to a cloud speech service: add espeak-ng to OUTREACH_TTS_ENGINES, or "
+                "allow it with OUTREACH_TTS_CLOUD_HEARS_NAMES=true"
+            )
+        return offline
 
     def forget(self, texts: Iterable[str]) -> int:
         """Remove the renderings of `texts` (personal lines after their call); returns how many files went."""
@@ -152,30 +179,30 @@ class PromptCache:
         path = self.cache_dir / file_name
         return path if path.is_file() else None
 
-    def _ensure(self, text: str) -> tuple[Path, bool]:
+    def _ensure(self, text: str, personal: bool) -> tuple[Path, bool]:
         """The prompt's file, and whether it was rendered by this call."""
-        spoken = speakable(text)
+        spoken, engines = speakable(text), self._engines_for(personal)
         if not spoken:
             raise ValueError(f"nothing to say in the prompt {text!r}")
-        if cached := self._cached(spoken):  # a cached name is always a whole file (renamed into place)
+        if cached := self._cached(spoken, engines):  # a cached name is always a whole file (renamed into place)
             return cached, False
         with self._lock(spoken):
-            if cached := self._cached(spoken):  # rendered by whoever held the lock before us
+            if cached := self._cached(spoken, engines):  # rendered by whoever held the lock before us
                 return cached, False
-            return self._render(spoken), True
+            return self._render(spoken, engines), True
 
-    def _cached(self, spoken: str) -> Path | None:
+    def _cached(self, spoken: str, engines: list[str]) -> Path | None:
         """Any rendering already on disk, the preferred engine's first."""
-        paths = (self.cache_dir / self._name(engine, spoken) for engine in self.engines)
+        paths = (self.cache_dir / self._name(engine, spoken) for engine in engines)
         return next((path for path in paths if path.is_file()), None)
 
     def _name(self, engine: str, spoken: str) -> str:
         return prompt_file_name(self._key, engine, spoken)
 
-    def _render(self, spoken: str) -> Path:
+    def _render(self, spoken: str, engines: list[str]) -> Path:
         failures: list[str] = []
-        for engine in self.engines:
-            if engine != self.engines[-1] and self._resting(engine):
+        for engine in engines:
+            if engine != engines[-1] and self._resting(engine):
                 continue  # it failed a moment ago: do not make every new prompt wait on it again
             try:
                 path = self._render_with(engine, spoken)

@@ -27,7 +27,7 @@ from campaigns.export import begin_export
 from campaigns.lifecycle import TRANSITIONS, transition
 from campaigns.progress import Progress, progress
 from campaigns.rules import CampaignRules
-from connectors import twilio_voice
+from connectors.call_lines import ahead_of_calls
 from models import Campaign, ContactList, ContactListMember, User, utcnow
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
@@ -334,7 +334,7 @@ def change(
     transition(session, campaign, action, utcnow())
     audit(session, signed.user, f"campaign.{action}", "campaign", [campaign.id], ip)
     if action in ("start", "resume"):  # calls begin soon: every fixed prompt is on disk before the first rings
-        background.add_task(platform.prompts.render_ahead, twilio_voice.ahead_of_calls())
+        background.add_task(platform.prompts.render_ahead, ahead_of_calls())
     return RedirectResponse(f"/console/campaigns/{campaign.id}", status_code=303)
 
 

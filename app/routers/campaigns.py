@@ -23,7 +23,7 @@ from campaigns.lifecycle import transition
 from campaigns.outcomes import local_today
 from campaigns.progress import Progress, attempts_by_status, counted_days, progress
 from campaigns.rules import CampaignRules
-from connectors import twilio_voice
+from connectors.call_lines import ahead_of_calls
 from models import Campaign, CampaignStatus, utcnow
 
 router = APIRouter(prefix="/api/v1/campaigns", tags=["campaigns"])
@@ -134,5 +134,5 @@ def change_campaign(
     transition(session, campaign, action, now)
     session.flush()
     if action in ("start", "resume"):  # calls begin soon: every fixed prompt is on disk before the first rings
-        background.add_task(platform.prompts.render_ahead, twilio_voice.ahead_of_calls())
+        background.add_task(platform.prompts.render_ahead, ahead_of_calls())
     return _out(session, campaign, now)

@@ -206,11 +206,12 @@ class FakeTwilio(ServedFake):
                 assert response.status_code == 200, f"{url}: {response.status_code}"
                 self.audio[url] = (response.headers["content-type"], len(response.content))
 
-    def call_in(self, voice_url: str, caller: str) -> FakeCall:
-        """A resident dials the platform's number, whose voice URL is `voice_url` (no status callback set)."""
-        call = FakeCall(
-            self, _sid("CA"), {"Url": [voice_url], "From": [caller], "To": ["+15005550006"]}, direction="inbound"
-        )
+    def call_in(self, voice_url: str, caller: str, status_callback: str | None = None) -> FakeCall:
+        """A resident dials the platform's number, whose voice URL (and status callback) are set on the number."""
+        params = {"Url": [voice_url], "From": [caller], "To": ["+15005550006"]}
+        if status_callback:
+            params["StatusCallback"] = [status_callback]
+        call = FakeCall(self, _sid("CA"), params, direction="inbound")
         with self._lock:
             self.calls.append(call)
         return call
