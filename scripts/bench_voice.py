@@ -375,13 +375,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, help="runs of each recognition measurement (median)")
     parser.add_argument("--no-calls", action="store_true", help="recognition only: no engine, no platform")
+    parser.add_argument("--only-calls", action="store_true", help="the calls through the platform alone (4, 5)")
     args = parser.parse_args()
     print(f"Streaming voice; real speech: {len(SPEAKERS)} sentences and the words {', '.join(WORDS)}")
-    bench_recognition(args.runs)
-    default = recognition.recognizer(None, os.environ.get("OUTREACH_VOSK_MODEL_DIR"))
-    bench_capacity(default, args.runs)
-    bench_memory(default)
-    print(f"(peak memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
+    if not args.only_calls:
+        bench_recognition(args.runs)
+        default = recognition.recognizer(None, os.environ.get("OUTREACH_VOSK_MODEL_DIR"))
+        bench_capacity(default, args.runs)
+        bench_memory(default)
+        print(f"(peak memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
     if args.no_calls:
         return
     workdir = Path(tempfile.mkdtemp(prefix="outreach-voice-bench-"))

@@ -100,7 +100,7 @@ class MediaStream:
         """The resident speaks (mu-law 8 kHz); returns once the speech has gone down the line."""
         with self._lock:
             self._outbound.extend(frames(ulaw))
-        while self._outbound and self._running.is_set():
+        while self._outbound and self._running.is_set() and not self.closed_by_platform.is_set():
             time.sleep(0.005)
 
     def press(self, digit: str) -> None:
