@@ -45,7 +45,7 @@ from connectors.twilio_auth import UNCALLABLE_NUMBER_CODES, TwilioChannel, Twili
 from connectors.twilio_stream import STREAM_PATH, StreamedCalls, connect_stream
 from conversations.engine import BotMessage
 from conversations.engine_project import DOMAIN
-from conversations.service import ConversationService, EngineDown
+from conversations.service import ConversationService, EngineDown, TurnResult
 from ground.phones import InvalidPhone, normalize_phone
 from ground.settings import Settings
 from models import AttemptStatus, Campaign, CampaignStatus, Channel, Conversation, OutreachAttempt, Person, utcnow
@@ -221,12 +221,10 @@ class VoiceCalls:
             hang_up = VoiceResponse()
             hang_up.hangup()
             return hang_up
+        streamed_as = str(attempt_id) if stream else None
         conversation_id = await asyncio.to_thread(self.conversations.conversation_for_ref, call_sid)
-        if conversation_id is not None and stream:  # Twilio retried: the same stream again
-            return connect_stream(self.settings, call_sid, str(attempt_id))
-        if conversation_id is not None:  # Twilio retried: the same opening again
-            opening = await asyncio.to_thread(self.conversations.stored_reply, conversation_id)
-            return await self._speak_and_listen(opening.replies, opening.ended, turn_number=1)
+        if conversation_id is not None:  # Twilio retried
+            return await self._open_again(conversation_id, call_sid, streamed_as)
         outreach = await asyncio.to_thread(self.conversations.outreach.placed, attempt_id, call_sid)
         if outreach is None:  # a call we did not place
             return await self._goodbye(APOLOGY)
@@ -237,20 +235,16 @@ class VoiceCalls:
         except EngineDown:
             return await self._goodbye(APOLOGY)
         await asyncio.to_thread(self._settle_call, attempt_id, call_sid, Outcome.ANSWERED)
-        if stream:
-            return connect_stream(self.settings, call_sid, str(attempt_id))
-        return await self._speak_and_listen(result.replies, result.ended, turn_number=1)
+        return await self._open(result, call_sid, streamed_as)
 
     async def incoming(self, form: dict[str, str]) -> VoiceResponse:
         """A resident called the platform's number: the same dialogue, in the hotline's voice mode. A known caller
         answers their open follow-up; someone new is asked who and where they are; a hidden number cannot be kept."""
-        call_sid, stream = form.get("CallSid", ""), self.settings.voice_inbound_mode == "stream"
+        call_sid = form.get("CallSid", "")
+        streamed_as = INBOUND if self.settings.voice_inbound_mode == "stream" else None
         conversation_id = await asyncio.to_thread(self.conversations.conversation_for_ref, call_sid)
-        if conversation_id is not None and stream:  # Twilio retried
-            return connect_stream(self.settings, call_sid, INBOUND)
-        if conversation_id is not None:
-            opening = await asyncio.to_thread(self.conversations.stored_reply, conversation_id)
-            return await self._speak_and_listen(opening.replies, opening.ended, turn_number=1)
+        if conversation_id is not None:  # Twilio retried
+            return await self._open_again(conversation_id, call_sid, streamed_as)
         try:
             phone = normalize_phone(form.get("From", ""))
         except InvalidPhone:  # "anonymous", a SIP address: nobody to keep a declaration for
@@ -262,9 +256,21 @@ class VoiceCalls:
             )
         except EngineDown:
             return await self._goodbye(APOLOGY)
-        if stream:
-            return connect_stream(self.settings, call_sid, INBOUND)
-        return await self._speak_and_listen(result.replies, result.ended, turn_number=1)
+        return await self._open(result, call_sid, streamed_as)
+
+    async def _open(self, opening: TurnResult, call_sid: str, streamed_as: str | None) -> VoiceResponse:
+        """A call's first TwiML: its media stream (`streamed_as` names the attempt; the stream speaks the opening), or
+        the opening spoken in Gather mode."""
+        if streamed_as is not None:
+            return connect_stream(self.settings, call_sid, streamed_as)
+        return await self._speak_and_listen(opening.replies, opening.ended, turn_number=1)
+
+    async def _open_again(self, conversation_id: int, call_sid: str, streamed_as: str | None) -> VoiceResponse:
+        """Twilio retried a call's first webhook: the same first TwiML again, without reaching the engine."""
+        if streamed_as is not None:
+            return connect_stream(self.settings, call_sid, streamed_as)
+        opening = await asyncio.to_thread(self.conversations.stored_reply, conversation_id)
+        return await self._open(opening, call_sid, None)
 
     async def turn(self, n: int, form: dict[str, str], silences: int) -> VoiceResponse:
         """One answer: speech (with the recogniser's confidence) or a keypad digit; silence is asked again once."""
