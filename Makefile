@@ -50,13 +50,14 @@ $(ENGINE_STAMP): bot/engine-requirements.lock | $(UV)
 	$(UV) pip sync --python .venv-engine/bin/python bot/engine-requirements.lock
 	touch $@
 
-# Debian packages the tests use: a PostgreSQL 15 server, docker-compose (to validate the compose file) and
-# Chromium (the chat page is tested in a real browser).
+# Debian packages the tests use: a PostgreSQL 15 server, docker-compose (to validate the compose file), Chromium (the
+# chat page is tested in a real browser) and Java (the F1 derivation is checked on Spark in local mode).
 system-packages:
 	@missing=""; \
 	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	  command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
 	  command -v chromium >/dev/null || missing="$$missing chromium"; \
+	  command -v java >/dev/null || missing="$$missing default-jre-headless"; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing Debian packages:$$missing"; \
 	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \

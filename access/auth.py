@@ -46,6 +46,13 @@ def check_moves_people(user: User) -> None:
         raise Forbidden("only a national admin or manager moves people between provinces")
 
 
+def check_imports_national_data(user: User) -> None:
+    """Check-ins, test results and vaccination records are the national platforms' data: a national admin or manager
+    imports them (each province then works on what they bring to its lists)."""
+    if user.province_code is not None or user.role not in CAN_MANAGE_LISTS:
+        raise Forbidden("only a national admin or manager imports the national platforms' data")
+
+
 def validate_province_code(code: str | None) -> str | None:
     if code is None:
         return None

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import uvicorn
@@ -30,6 +30,9 @@ from models import Campaign, Role, User, utcnow
 from models.migrate import upgrade
 from voice import recognition, telephony
 
+if TYPE_CHECKING:
+    from campaigns.importer import ImportSummary
+
 app = typer.Typer(help="Chatbot and callbot outreach for epidemic follow-up.", no_args_is_help=True)
 db_app = typer.Typer(help="The declaration store.", no_args_is_help=True)
 user_app = typer.Typer(help="Console users and their API tokens.", no_args_is_help=True)
@@ -47,6 +50,10 @@ app.add_typer(user_app, name="user")
 app.add_typer(engine_app, name="engine")
 voice_app = typer.Typer(help="Calls' speech: check a recognition model.", no_args_is_help=True)
 app.add_typer(voice_app, name="voice")
+checkins_app = typer.Typer(help="QR check-ins from the national health-declaration platform.", no_args_is_help=True)
+app.add_typer(checkins_app, name="checkins")
+f1_app = typer.Typer(help="F1 lists derived from check-ins (co-presence with cases).", no_args_is_help=True)
+app.add_typer(f1_app, name="f1")
 
 err = Console(stderr=True)
 log = logging.getLogger("outreach")
@@ -408,12 +415,87 @@ def contacts_import(
     if as_json:
         print(json.dumps(summary.as_dict(), ensure_ascii=False))
         return
+    _print_list_import(summary)
+
+
+def _print_list_import(summary: "ImportSummary") -> None:
     print(
         f"list {summary.list_id}: {summary.imported} imported, {summary.duplicates} merged duplicates, "
         f"{summary.rejected} rejected"
     )
     if summary.rejects_file:
         print(f"rejected rows and reasons: {summary.rejects_file}")
+
+
+@checkins_app.command("import")
+def checkins_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a .csv or .parquet file of check-ins")],
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")] = False,
+) -> None:
+    """Import check-ins (venue_id, phone, checked_in_at, checked_out_at); unusable rows go to FILE.rejects.csv."""
+    import json
+
+    from tracing.checkins import UnusableFile, import_checkins
+
+    settings = get_settings()
+    try:
+        summary = import_checkins(_store(settings), auth.operator(), file, settings)
+    except UnusableFile as error:
+        raise _fail(str(error)) from None
+    if as_json:
+        print(json.dumps(summary.as_dict(), ensure_ascii=False))
+        return
+    if summary.already_imported:
+        print(f"{file.name} was imported before ({summary.imported:,} check-ins): nothing added")
+        return
+    print(f"{summary.imported:,} check-ins imported, {summary.rejected:,} rejected")
+    if summary.rejects_file:
+        print(f"rejected rows and reasons: {summary.rejects_file}")
+
+
+@f1_app.command("derive")
+def f1_derive(
+    cases: Annotated[
+        Path,
+        typer.Option(exists=True, dir_okay=False, help="CSV or XLSX: phone, infectious_from, infectious_to, case_code"),
+    ],
+    list_name: Annotated[str, typer.Option("--list", help="name of the new contact list of the F1s")],
+    province: Annotated[str | None, typer.Option(help="province code of the list")] = None,
+    dwell_minutes: Annotated[int, typer.Option(help="how long a visit with no check-out lasts")] = 60,
+    out: Annotated[Path | None, typer.Option(help="also write the F1s here as CSV")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")] = False,
+) -> None:
+    """Find the F1s of the cases in the check-ins, and import them as a contact list ready for a campaign."""
+    import json
+
+    from tracing.copresence import UnusableFile, derive_f1
+
+    settings = get_settings()
+    try:
+        province_code = auth.validate_province_code(province)
+        derivation = derive_f1(
+            _store(settings),
+            auth.operator(),
+            settings,
+            cases,
+            list_name,
+            province=province_code,
+            dwell_minutes=dwell_minutes,
+            out=out,
+        )
+    except (UnusableFile, auth.AuthError) as error:
+        raise _fail(str(error)) from None
+    if as_json:
+        print(json.dumps(derivation.as_dict(), ensure_ascii=False))
+        return
+    print(
+        f"{len(derivation.f1s):,} F1s of {derivation.cases} cases in {derivation.seconds:.2f} s "
+        f"({derivation.checkin_files} check-in files)"
+    )
+    if derivation.contact_list:
+        _print_list_import(derivation.contact_list)
+    if derivation.out_file:
+        print(f"written to {derivation.out_file}")
 
 
 @people_app.command("move")

@@ -16,7 +16,17 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import apidocs, console, errors, security
 from app.platform import Platform, build_platform
-from app.routers import alerts, campaigns, contact_lists, conversations, declarations, health, people, prompts
+from app.routers import (
+    alerts,
+    campaigns,
+    contact_lists,
+    conversations,
+    declarations,
+    health,
+    people,
+    prompts,
+    tracing,
+)
 from app.schemas import error_responses
 from connectors import twilio_sms, twilio_voice, webchat
 from connectors.call_lines import ahead_of_calls
@@ -71,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         apidocs.install(app)
     if settings.trusted_proxies:  # the server's own proxy handling is off (serve): this setting alone decides
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
-    for module in (health, declarations, conversations, alerts, contact_lists, people, campaigns):
+    for module in (health, declarations, conversations, alerts, contact_lists, people, campaigns, tracing):
         app.include_router(module.router)
     _include_channels(app, platform)
     console.install(app, platform)

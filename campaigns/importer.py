@@ -33,7 +33,15 @@ from ground.phones import InvalidPhone, normalize_phone
 from ground.settings import get_settings
 from models import ContactList, ContactListMember, Person, User, utcnow
 
-__all__ = ["ImportSummary", "ReadLimits", "UnusableFile", "import_contacts", "map_columns", "parse_contact"]
+__all__ = [
+    "ImportSummary",
+    "ReadLimits",
+    "UnusableFile",
+    "import_contacts",
+    "map_columns",
+    "parse_contact",
+    "parse_date",
+]
 
 FIELDS = ("full_name", "phone", "birth_year", "address", "ward", "district", "province", "exposure_date", "source_case")
 # Headers as provinces write them, compared without diacritics, case or punctuation.
@@ -117,7 +125,9 @@ def _year(value: Any) -> int | None:
     return year
 
 
-def _date(value: Any) -> date:
+def parse_date(value: Any, what: str = "exposure date", *, future: bool = False) -> date:
+    """A date as Vietnamese spreadsheets hold it (a date cell, dd/mm/yyyy, yyyy-mm-dd ...), or ValueError naming
+    `what`; a date after today is an error unless `future`."""
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
@@ -128,10 +138,10 @@ def _date(value: Any) -> date:
             parsed = datetime.strptime(text, pattern).date()
         except ValueError:
             continue
-        if parsed > date.today():
-            raise ValueError(f"exposure date {text} is in the future")
+        if parsed > date.today() and not future:
+            raise ValueError(f"{what} {text} is in the future")
         return parsed
-    raise ValueError(f"exposure date '{text}' is not a date (dd/mm/yyyy)")
+    raise ValueError(f"{what} '{text}' is not a date (dd/mm/yyyy)")
 
 
 def parse_contact(line: int, cells: list[Any], mapping: dict[str, int], scope: str | None = None) -> Contact:
@@ -149,7 +159,7 @@ def parse_contact(line: int, cells: list[Any], mapping: dict[str, int], scope: s
     if "birth_year" in values:
         details["birth_year"] = _year(values["birth_year"])
     if "exposure_date" in values:
-        details["exposure_date"] = _date(values["exposure_date"])
+        details["exposure_date"] = parse_date(values["exposure_date"])
     if "province" in values:
         code = province_code(str(values["province"]))
         if code is None:

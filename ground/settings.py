@@ -206,6 +206,17 @@ class Settings(BaseSettings):
         default=PROJECT_ROOT / "var" / "recordings",
         description="Private folder of residents' recorded answers (campaigns with `record_voice` only).",
     )
+    checkins_dir: Path = Field(
+        default=PROJECT_ROOT / "var" / "checkins",
+        description="Where imported QR check-ins are kept, one Parquet file per imported file (never rewritten).",
+    )
+    checkins_max_upload_bytes: int = Field(
+        default=500 * 1024 * 1024, ge=1, description="Largest check-ins file the API accepts (the CLI takes any size)."
+    )
+    analytics_memory_mb: int = Field(
+        default=1536, ge=256, description="Memory the analytical engine (DuckDB) may use for check-ins and F1 lists."
+    )
+    analytics_threads: int = Field(default=2, ge=1, le=256, description="Threads the analytical engine may use.")
     recording_retention_days: int = Field(
         default=30, ge=1, le=3650, description="Days a recorded answer is kept; then the worker removes it."
     )

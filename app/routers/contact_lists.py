@@ -18,7 +18,7 @@ from app.deps import PlatformDep, SessionDep, UserDep
 from app.schemas import Id, error_responses
 from campaigns.contact_lists import contact_list_in_scope, import_province, people_on, rejects_file
 from campaigns.import_process import ImportCrashed, ImportJob, ImportWorkers, start_fork_server
-from campaigns.importer import FIELDS, ReadLimits, UnusableFile
+from campaigns.importer import FIELDS, ImportSummary, ReadLimits, UnusableFile
 from campaigns.listfile import MAX_COLUMNS
 from ground.settings import PROJECT_ROOT
 from models import User
@@ -44,6 +44,16 @@ class ImportOut(BaseModel):
     duplicates: int
     rejected: int
     rejects_url: str | None
+
+    @classmethod
+    def of(cls, summary: ImportSummary) -> "ImportOut":
+        return cls(
+            list_id=summary.list_id,
+            imported=summary.imported,
+            duplicates=summary.duplicates,
+            rejected=summary.rejected,
+            rejects_url=_rejects_url(summary.list_id, summary.rejects_file),
+        )
 
 
 class ContactListOut(BaseModel):
@@ -149,14 +159,7 @@ async def upload_list(
         raise HTTPException(500, "the import failed on the server; nothing was stored: try again later") from None
     finally:
         saved.unlink(missing_ok=True)
-    rejects_url = _rejects_url(summary.list_id, summary.rejects_file)
-    return ImportOut(
-        list_id=summary.list_id,
-        imported=summary.imported,
-        duplicates=summary.duplicates,
-        rejected=summary.rejected,
-        rejects_url=rejects_url,
-    )
+    return ImportOut.of(summary)
 
 
 @router.get("/{list_id}", responses=ERRORS)
