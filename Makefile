@@ -26,6 +26,7 @@ bench: platform engine model system-packages voice-packages
 	.venv/bin/python scripts/bench_console.py $(BENCH_CONSOLE_ARGS)
 	.venv/bin/python scripts/bench_campaigns.py $(BENCH_CAMPAIGN_ARGS)
 	.venv/bin/python scripts/bench_voice.py $(BENCH_VOICE_ARGS)
+	.venv/bin/python scripts/bench_tracing.py $(BENCH_TRACING_ARGS)
 
 lint: platform
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports --no-cache --no-logo

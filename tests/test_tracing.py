@@ -6,6 +6,8 @@ import os
 import random
 import shutil
 import stat
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,7 +22,7 @@ from access import auth
 from access.auth import operator
 from app.routers.contact_lists import UPLOADS
 from campaigns.importer import ReadLimits
-from ground.settings import Settings
+from ground.settings import PROJECT_ROOT, Settings
 from ground.store import make_engine, make_session_factory
 from models import AuditLog, ContactList, ContactListMember, Person, Role
 from tests import factories
@@ -292,25 +294,31 @@ def test_the_query_finds_what_the_rule_read_plainly_finds(seed, settings, tmp_pa
 
 @pytest.mark.processes
 def test_spark_in_local_mode_finds_the_same_list(settings, tmp_path):
-    """The query written once runs on Spark unchanged (a JVM in local mode here; a cluster in production)."""
-    pyspark_sql = pytest.importorskip("pyspark.sql")
-    from tracing.spark_job import spark_exposures
-
+    """The query written once runs on Spark unchanged: the cluster's job, submitted to a JVM in local mode."""
     visits, cases = random_checkins(7, tmp_path / "checkins.parquet")
     on_duckdb = fold(exposures(settings, cases, 60, [tmp_path / "checkins.parquet"]), HANOI)
-    spark = (
-        pyspark_sql.SparkSession.builder.master("local[2]")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "4")
-        .getOrCreate()
-    )
-    try:
-        on_spark = fold(spark_exposures(spark, [str(tmp_path / "checkins.parquet")], cases, HANOI, 60), HANOI)
-    finally:
-        spark.stop()
+    rows = [[case.phone, str(case.infectious_from), str(case.infectious_to), case.case_code] for case in cases]
+    write_csv(tmp_path / "cases.csv", ["phone", "infectious_from", "infectious_to", "case_code"], rows)
+    submit = [str(PROJECT_ROOT / ".venv" / "bin" / "spark-submit"), "--master", "local[2]"]
+    job = [str(PROJECT_ROOT / "tracing" / "spark_job.py"), "--checkins", str(tmp_path / "checkins.parquet")]
+    environment = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYTHONPATH": str(PROJECT_ROOT)}
+    submitted = subprocess.run(
+        [*submit, "--conf", "spark.ui.enabled=false", *job, "--cases", str(tmp_path / "cases.csv"),
+         "--out", str(tmp_path / "f1.csv")],
+        env=environment, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert submitted.returncode == 0, submitted.stderr[-3000:]
+    with (tmp_path / "f1.csv").open(encoding="utf-8") as written:
+        on_spark = [
+            (row["phone"], row["exposure_date"], row["case_codes"], row["venues"]) for row in csv.DictReader(written)
+        ]
     assert len(on_duckdb) > 10
-    assert on_spark == on_duckdb
+    assert on_spark == [tuple(f1.row()) for f1 in on_duckdb]
+    imported = outreach(
+        "contacts", "import", str(tmp_path / "f1.csv"), "--list", "F1 from Spark",
+        database_url=f"sqlite:///{tmp_path / 'store.db'}",
+    )  # fmt: skip
+    assert f"list 1: {len(on_duckdb)} imported, 0 merged duplicates, 0 rejected" in imported.stdout, imported.stderr
 
 
 # ---- importing check-ins ---------------------------------------------------------------------------------------------

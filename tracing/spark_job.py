@@ -1,12 +1,14 @@
 """The F1 derivation on Spark, for check-ins too many for one machine: the same query (COPRESENCE), run by Spark SQL.
 
-On a cluster, with the check-ins kept as Parquet where the executors read them (HDFS, S3):
+On a cluster, from a driver with the platform installed (the executors run Spark SQL alone, no Python of ours), with
+the check-ins kept as Parquet where the executors read them (HDFS, S3):
 
-    zip -r outreach.zip ground models access campaigns tracing bot/vntext.py
-    spark-submit --py-files outreach.zip tracing/spark_job.py \\
+    spark-submit --master yarn tracing/spark_job.py \\
         --checkins s3a://health-declarations/checkins/ --cases cases.csv --out f1.csv
+    outreach contacts import f1.csv --list "F1 of BN1234" --province 27
 
-`--cases` and `--out` are files of the driver. The cases are a small table Spark broadcasts to every executor.
+`--cases` and `--out` are files of the driver. The cases are a small table Spark broadcasts to every executor. `--out`
+is the list as `outreach contacts import` reads it, with every case code and venue beside.
 """
 
 import argparse
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from campaigns.importer import ReadLimits
-from tracing.copresence import Case, Exposure, cases_table, copresence_sql, fold, read_cases, write_f1_csv
+from tracing.copresence import Case, Exposure, cases_table, copresence_sql, fold, read_cases, write_list_file
 
 if TYPE_CHECKING:  # pyspark is for the cluster (and the tests), not a dependency of the platform
     from pyspark.sql import SparkSession
@@ -50,7 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkins", nargs="+", required=True, help="Parquet files or folders of check-ins")
     parser.add_argument("--cases", type=Path, required=True, help="CSV or XLSX: phone, infectious_from, ...")
-    parser.add_argument("--out", type=Path, required=True, help="the F1 list as CSV")
+    parser.add_argument("--out", type=Path, required=True, help="the F1 list (CSV) to import")
     parser.add_argument("--dwell-minutes", type=int, default=60)
     parser.add_argument("--timezone", default="Asia/Ho_Chi_Minh", help="the zone of the cases' dates")
     options = parser.parse_args()
@@ -58,7 +60,7 @@ def main() -> None:
     zone = ZoneInfo(options.timezone)
     cases = read_cases(options.cases, ReadLimits())
     found = spark_exposures(spark, options.checkins, cases, zone, options.dwell_minutes)
-    write_f1_csv(options.out, fold(found, zone))
+    write_list_file(options.out, fold(found, zone))
     spark.stop()
 
 
