@@ -50,6 +50,8 @@ app.add_typer(user_app, name="user")
 app.add_typer(engine_app, name="engine")
 voice_app = typer.Typer(help="Calls' speech: check a recognition model.", no_args_is_help=True)
 app.add_typer(voice_app, name="voice")
+declarations_app = typer.Typer(help="Health declarations: export them in the national form.", no_args_is_help=True)
+app.add_typer(declarations_app, name="declarations")
 checkins_app = typer.Typer(help="QR check-ins from the national health-declaration platform.", no_args_is_help=True)
 app.add_typer(checkins_app, name="checkins")
 f1_app = typer.Typer(help="F1 lists derived from check-ins (co-presence with cases).", no_args_is_help=True)
@@ -425,6 +427,34 @@ def _print_list_import(summary: "ImportSummary") -> None:
     )
     if summary.rejects_file:
         print(f"rejected rows and reasons: {summary.rejects_file}")
+
+
+@declarations_app.command("export")
+def declarations_export(
+    output: Annotated[Path, typer.Option("-o", "--output", help="the file to write")],
+    file_format: Annotated[str, typer.Option("--format", help="csv or xlsx")] = "csv",
+    created_from: Annotated[str | None, typer.Option("--from", help="first day declared (dd/mm/yyyy)")] = None,
+    created_to: Annotated[str | None, typer.Option("--to", help="last day declared, inclusive")] = None,
+    campaign: Annotated[int | None, typer.Option(help="only this campaign's declarations")] = None,
+) -> None:
+    """Declarations in the national health-declaration form's field order and codes (the export is audited)."""
+    from campaigns.importer import parse_date
+    from conversations.national_form import begin_national_export
+    from conversations.reading import DeclarationFilter
+
+    try:
+        first = parse_date(created_from, "--from") if created_from else None
+        last = parse_date(created_to, "--to", future=True) if created_to else None
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    where = DeclarationFilter(campaign_id=campaign, created_from=first, created_to=last)
+    settings = get_settings()
+    with _as_operator() as (session, operator):
+        via = {"via": "cli", "file": str(output.resolve())}
+        export = begin_national_export(session, operator, where, file_format, settings.timezone, detail=via)
+        with output.open("wb") as sink:
+            export.write(session, sink)
+    print(f"declarations in the national form written to {output}")
 
 
 @checkins_app.command("import")

@@ -8,7 +8,7 @@ also keeps them text, which is what a phone number is.
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -108,12 +108,12 @@ def export_rows(
         yield tuple(cells)
 
 
-def csv_chunks(rows: Iterable[tuple[Any, ...]]) -> Iterator[bytes]:
+def csv_chunks(rows: Iterable[tuple[Any, ...]], header: Sequence[str] = COLUMNS) -> Iterator[bytes]:
     """UTF-8 with a BOM (so Excel reads the Vietnamese letters), a header, then the rows a thousand at a time."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     buffer.write("\ufeff")
-    writer.writerow(COLUMNS)
+    writer.writerow(header)
     for count, row in enumerate(rows, start=1):
         writer.writerow(row)
         if count % CSV_ROWS_PER_CHUNK == 0:
@@ -129,7 +129,11 @@ def _drain(buffer: io.StringIO) -> bytes:
 
 
 def write_xlsx(
-    rows: Iterable[tuple[Any, ...]], target: Path | IO[bytes], rows_per_sheet: int = XLSX_ROWS_PER_SHEET
+    rows: Iterable[tuple[Any, ...]],
+    target: Path | IO[bytes],
+    rows_per_sheet: int = XLSX_ROWS_PER_SHEET,
+    header: Sequence[str] = COLUMNS,
+    sheet_name: str = "follow-up",
 ) -> None:
     """A workbook written row by row (openpyxl's write-only mode keeps memory flat); every sheet starts with the
     header, and a full sheet goes on in the next one."""
@@ -137,14 +141,14 @@ def write_xlsx(
     sheet = None
     for index, row in enumerate(rows):
         if index % (rows_per_sheet - 1) == 0:
-            sheet = _new_sheet(workbook)
+            sheet = _new_sheet(workbook, header, sheet_name)
         sheet.append(row)
     if sheet is None:
-        _new_sheet(workbook)
+        _new_sheet(workbook, header, sheet_name)
     workbook.save(target)
 
 
-def _new_sheet(workbook: Workbook) -> Any:
-    sheet = workbook.create_sheet(f"follow-up {len(workbook.worksheets) + 1}")
-    sheet.append(COLUMNS)
+def _new_sheet(workbook: Workbook, header: Sequence[str], name: str) -> Any:
+    sheet = workbook.create_sheet(f"{name} {len(workbook.worksheets) + 1}")
+    sheet.append(header)
     return sheet

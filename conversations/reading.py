@@ -75,6 +75,11 @@ def _scoped_declarations(user: User) -> Select:
     return stmt.options(contains_eager(Declaration.person), corrections)
 
 
+def scoped_filtered(user: User, where: DeclarationFilter, timezone: str) -> Select:
+    """The declarations of the user's province that match `where`, with their phone's proof."""
+    return _filtered(_scoped_declarations(user), where, timezone)
+
+
 def list_declarations(
     session: Session,
     user: User,
@@ -88,7 +93,7 @@ def list_declarations(
 ) -> DeclarationPage:
     """Oldest change first unless sorted otherwise, so `updated_since` can be used to sync. `count_up_to`: count the
     matching declarations only that far (a page says "more than 10,000"; an exact count of a million costs a second)."""
-    stmt = _filtered(_scoped_declarations(user), where, timezone)
+    stmt = scoped_filtered(user, where, timezone)
     counted = stmt.with_only_columns(Declaration.id)
     if count_up_to is not None:
         counted = counted.limit(count_up_to + 1)

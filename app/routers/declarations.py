@@ -1,14 +1,16 @@
 """Health declarations, filtered and paged, within the reader's province."""
 
-from datetime import datetime
-from typing import Annotated
+from datetime import date, datetime
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from app.client_address import ClientIpDep
 from app.deps import PlatformDep, SessionDep, UserDep
+from app.exports import csv_response, xlsx_response
 from app.schemas import DeclarationRecord, Id, Offset, error_responses
 from conversations import reading
+from conversations.national_form import begin_national_export
 from models import AlertLevel, DeclarationStatus
 
 router = APIRouter(prefix="/api/v1/declarations", tags=["declarations"])
@@ -57,6 +59,43 @@ def list_declarations(
     if links := _page_links(request, offset, limit, page.total):
         response.headers["Link"] = links
     return [DeclarationRecord.of_source(d, verified) for d, verified in page.rows]
+
+
+class NationalFormQuery:
+    """Which declarations go into a national-form export: the reader's province, these filters."""
+
+    def __init__(
+        self,
+        created_from: Annotated[date | None, Query(description="local date, inclusive")] = None,
+        created_to: Annotated[date | None, Query(description="local date, inclusive")] = None,
+        campaign_id: Id | None = None,
+        status: DeclarationStatus | None = None,
+    ) -> None:
+        self.where = reading.DeclarationFilter(
+            campaign_id=campaign_id, status=status, created_from=created_from, created_to=created_to
+        )
+
+
+NationalFormDep = Annotated[NationalFormQuery, Depends()]
+
+
+@router.get(
+    "/national-form.{file_format}",
+    summary="Declarations in the national health-declaration form's field order and codes (CSV or a workbook)",
+    response_class=Response,
+    responses=error_responses(401, 422),
+)
+def national_form(
+    file_format: Literal["csv", "xlsx"],
+    query: NationalFormDep,
+    session: SessionDep,
+    user: UserDep,
+    platform: PlatformDep,
+    ip: ClientIpDep,
+) -> Response:
+    """The reader's province's declarations, oldest first; the mapping is in the README."""
+    export = begin_national_export(session, user, query.where, file_format, platform.settings.timezone, ip)
+    return csv_response(platform.sessions, export) if file_format == "csv" else xlsx_response(session, export)
 
 
 @router.get("/{declaration_id}", responses=error_responses(401, 404))
