@@ -54,6 +54,8 @@ declarations_app = typer.Typer(help="Health declarations: export them in the nat
 app.add_typer(declarations_app, name="declarations")
 checkins_app = typer.Typer(help="QR check-ins from the national health-declaration platform.", no_args_is_help=True)
 app.add_typer(checkins_app, name="checkins")
+results_app = typer.Typer(help="Laboratory test results (the e-testing platform's).", no_args_is_help=True)
+app.add_typer(results_app, name="results")
 f1_app = typer.Typer(help="F1 lists derived from check-ins (co-presence with cases).", no_args_is_help=True)
 app.add_typer(f1_app, name="f1")
 
@@ -483,6 +485,49 @@ def checkins_import(
         print(f"rejected rows and reasons: {summary.rejects_file}")
 
 
+@results_app.command("import")
+def results_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or XLSX: phone, sample_date, ...")],
+    derive_list: Annotated[
+        str | None, typer.Option(help="derive the new cases' F1s from the check-ins into a list of this name")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")] = False,
+) -> None:
+    """Import results (phone, sample_date, result, lab): a positive one makes a confirmed case and an urgent alert."""
+    import json
+
+    from campaigns.importer import ReadLimits
+    from tracing.copresence import derive_f1
+    from tracing.results import UnusableFile, cases_of, derivable, import_results
+
+    settings = get_settings()
+    sessions, operator = _store(settings), auth.operator()
+    try:
+        summary = import_results(sessions, operator, file, limits=ReadLimits.from_settings(settings))
+        derived = None
+        if derive_list and derivable(summary, settings):
+            derived = derive_f1(
+                sessions, operator, settings, cases_of(summary.new_cases), derive_list, source=file.name
+            )
+    except UnusableFile as error:
+        raise _fail(str(error)) from None
+    if as_json:
+        print(json.dumps({**summary.as_dict(), "derived": derived.as_dict() if derived else None}, ensure_ascii=False))
+        return
+    print(
+        f"{summary.imported} results imported ({len(summary.new_cases)} new confirmed cases), "
+        f"{summary.duplicates} already known, {summary.rejected} rejected"
+    )
+    if summary.rejects_file:
+        print(f"rejected rows and reasons: {summary.rejects_file}")
+    if derived:
+        print(f"{len(derived.f1s):,} F1s of the new cases")
+        if derived.contact_list:
+            _print_list_import(derived.contact_list)
+    elif derive_list:
+        print("no list derived: " + ("no check-ins imported yet" if summary.new_cases else "no new cases"))
+
+
 @f1_app.command("derive")
 def f1_derive(
     cases: Annotated[
@@ -498,7 +543,8 @@ def f1_derive(
     """Find the F1s of the cases in the check-ins, and import them as a contact list ready for a campaign."""
     import json
 
-    from tracing.copresence import UnusableFile, derive_f1
+    from campaigns.importer import ReadLimits
+    from tracing.copresence import UnusableFile, derive_f1, read_cases
 
     settings = get_settings()
     try:
@@ -507,8 +553,9 @@ def f1_derive(
             _store(settings),
             auth.operator(),
             settings,
-            cases,
+            read_cases(cases, ReadLimits.from_settings(settings)),
             list_name,
+            source=cases.name,
             province=province_code,
             dwell_minutes=dwell_minutes,
             out=out,

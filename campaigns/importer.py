@@ -40,7 +40,9 @@ __all__ = [
     "import_contacts",
     "map_columns",
     "parse_contact",
+    "after_other_imports",
     "parse_date",
+    "write_rejects",
 ]
 
 FIELDS = ("full_name", "phone", "birth_year", "address", "ward", "district", "province", "exposure_date", "source_case")
@@ -228,7 +230,7 @@ def import_contacts(
     if not contacts and not rejects:
         raise UnusableFile(f"{path.name} has a header but no rows")
     with sessions.begin() as session:  # one transaction: a failure leaves the store as it was
-        _after_other_imports(session)
+        after_other_imports(session)
         contact_list = ContactList(
             name=list_name,
             province_code=province,
@@ -239,13 +241,13 @@ def import_contacts(
         session.flush()
         summary = _store(session, contact_list, contacts, scope, rejects, created_by)
         if rejects:
-            contact_list.rejects_file = summary.rejects_file = str(_write_rejects(path, header, rejects))
+            contact_list.rejects_file = summary.rejects_file = str(write_rejects(path, header, rejects))
         contact_list.imported, contact_list.duplicates = summary.imported, summary.duplicates
         contact_list.rejected = summary.rejected
     return summary
 
 
-def _after_other_imports(session: Session) -> None:
+def after_other_imports(session: Session) -> None:
     """Imports write one at a time: two lists holding one new phone would otherwise both insert that person, and a
     person another import is adding would escape the scope check. PostgreSQL: a transaction-scoped advisory lock;
     SQLite: the list's insert, the first statement, takes the database's write lock before any person is read."""
@@ -353,7 +355,7 @@ def _person_row(contact: Contact, list_province: str | None) -> dict[str, Any]:
     return {**row, "phone": contact.phone, "created_at": now, "updated_at": now}
 
 
-def _write_rejects(path: Path, header: list[Any], rejects: list[Reject]) -> Path:
+def write_rejects(path: Path, header: list[Any], rejects: list[Reject]) -> Path:
     """FILE.rejects.csv beside the file: private to the platform's user, each cell cut to REJECT_CELL_CHARS."""
     target = path.with_name(f"{path.stem}.rejects.csv")
     descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -14,7 +14,7 @@ Planning is per day: starting a campaign plans today's contacts; the daily job p
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, exists, func, insert, literal, select, update
+from sqlalchemy import Date, exists, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from access.errors import Conflict, InvalidValue
@@ -28,6 +28,7 @@ from models import (
     ContactListMember,
     Outcome,
     OutreachAttempt,
+    Person,
     campaign_lists,
 )
 
@@ -74,8 +75,9 @@ def transition(session: Session, campaign: Campaign, action: str, now: datetime)
 def plan_day(session: Session, campaign: Campaign, day: date, now: datetime) -> int:
     """Schedule everyone whose follow-up includes `day` (by their latest exposure date); returns how many.
 
-    People with no exposure date on their lists count from the day the campaign started. Planning twice is
-    harmless: a person already planned for that follow-up day is left alone.
+    People with no exposure date on their lists count from the day the campaign started. A confirmed case (a positive
+    sample on or before `day`) is a case from then on, no longer a contact to follow. Planning twice is harmless: a
+    person already planned for that follow-up day is left alone.
     """
     rules = CampaignRules.model_validate(campaign.rules)
     offsets = set(rules.follow_up_offsets())
@@ -84,7 +86,9 @@ def plan_day(session: Session, campaign: Campaign, day: date, now: datetime) -> 
     members = session.execute(
         select(ContactListMember.person_id, ContactListMember.exposure_date)
         .join(campaign_lists, campaign_lists.c.contact_list_id == ContactListMember.contact_list_id)
+        .join(Person, Person.id == ContactListMember.person_id)
         .where(campaign_lists.c.campaign_id == campaign.id)
+        .where(or_(Person.confirmed_case_on.is_(None), Person.confirmed_case_on > day))
     )
     for person_id, exposure in members:
         exposure = exposure or start_day

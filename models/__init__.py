@@ -17,6 +17,7 @@ from models.conversation import Channel, Conversation, Speaker, Turn
 from models.dashboard import AreaDay, SettledDay
 from models.declaration import Alert, AlertLevel, ChangeSource, Declaration, DeclarationChange, DeclarationStatus
 from models.duty import AlertNotification, NotificationStatus, RosterMember
+from models.national import LabResult, TestResult
 from models.people import ContactList, ContactListMember, Person
 from models.scheduler import JOBS_TABLE, scheduler_jobs
 
@@ -44,10 +45,12 @@ __all__ = [
     "DeclarationChange",
     "DeclarationStatus",
     "InboundEvent",
+    "LabResult",
     "NotificationStatus",
     "Outcome",
     "OutreachAttempt",
     "Person",
+    "TestResult",
     "ProviderToken",
     "Role",
     "RosterMember",

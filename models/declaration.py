@@ -4,13 +4,14 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, CheckConstraint, Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.auth import User
 from models.base import Base, Timestamped, enum_column, utcnow
 from models.conversation import Channel, Conversation
 from models.duty import AlertNotification
+from models.national import LabResult
 from models.people import Person
 
 
@@ -110,9 +111,15 @@ class Alert(Base):
     """Something a tracing team must act on (an urgent one within minutes)."""
 
     __tablename__ = "alerts"
+    __table_args__ = (CheckConstraint("(declaration_id IS NULL) <> (lab_result_id IS NULL)", name="one_source"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    declaration_id: Mapped[int] = mapped_column(ForeignKey("declarations.id", ondelete="CASCADE"), index=True)
+    declaration_id: Mapped[int | None] = mapped_column(
+        ForeignKey("declarations.id", ondelete="CASCADE"), index=True, comment="what the resident said; or"
+    )
+    lab_result_id: Mapped[int | None] = mapped_column(
+        ForeignKey("lab_results.id", ondelete="CASCADE"), index=True, comment="what a laboratory reported"
+    )
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
     level: Mapped[AlertLevel] = mapped_column(enum_column(AlertLevel), index=True)
     reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -125,7 +132,8 @@ class Alert(Base):
     )
     acknowledgement_note: Mapped[str | None] = mapped_column(Text, comment="what the tracer who took it did or will do")
 
-    declaration: Mapped[Declaration] = relationship()
+    declaration: Mapped[Declaration | None] = relationship()
+    lab_result: Mapped[LabResult | None] = relationship()
     person: Mapped[Person] = relationship()
     acknowledged_by: Mapped[User | None] = relationship()
     notifications: Mapped[list["AlertNotification"]] = relationship(order_by="AlertNotification.id", viewonly=True)

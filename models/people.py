@@ -22,6 +22,9 @@ class Person(Timestamped, Base):
     province: Mapped[str | None] = mapped_column(String(100))
     district: Mapped[str | None] = mapped_column(String(100), comment="optional: districts were abolished in 2025")
     ward: Mapped[str | None] = mapped_column(String(100), index=True)
+    confirmed_case_on: Mapped[date | None] = mapped_column(
+        comment="first positive sample's date: a case (F0) since, no longer an F1 to follow"
+    )
 
     memberships: Mapped[list["ContactListMember"]] = relationship(back_populates="person")
 

@@ -43,12 +43,15 @@ from access.auth import operator
 from ground.settings import Settings
 from ground.store import make_engine, make_session_factory
 from models.migrate import upgrade
-from tracing.copresence import derive_f1
+from campaigns.importer import ReadLimits
+from tracing.copresence import derive_f1, read_cases
 settings = Settings(database_url=sys.argv[1], checkins_dir=Path(sys.argv[2]))
 engine = make_engine(settings.database_url)
 upgrade(engine)
 started = time.perf_counter()
-derivation = derive_f1(make_session_factory(engine), operator(), settings, Path(sys.argv[3]), "bench", province="27")
+cases = read_cases(Path(sys.argv[3]), ReadLimits())
+sessions = make_session_factory(engine)
+derivation = derive_f1(sessions, operator(), settings, cases, "bench", source="cases", province="27")
 print(json.dumps({"seconds": time.perf_counter() - started, "query": derivation.seconds,
                   "f1": len(derivation.f1s), "listed": derivation.contact_list.imported}))
 """

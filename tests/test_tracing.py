@@ -79,8 +79,9 @@ class World:
             self.store,
             operator(),
             self.settings,
-            cases_file(self.tmp_path, *cases),
+            read_cases(cases_file(self.tmp_path, *cases), ReadLimits()),
             f"F1 {len(cases)} cases",
+            source="cases.csv",
             dwell_minutes=dwell,
             **options,
         )
@@ -93,6 +94,7 @@ def world(store, settings, tmp_path) -> World:
 
 
 CASE = (CASE_PHONE, "2021-06-01", "2021-06-03", "BN100")
+CASE_OF_BN100 = Case("+84912000001", "BN100", date(2021, 6, 1), date(2021, 6, 3))
 
 
 def test_people_there_at_the_same_time_as_a_case_are_its_f1s_once_each(world):
@@ -182,7 +184,7 @@ def test_the_f1s_become_a_contact_list_ready_for_a_campaign(sessions, settings, 
         ("CHO", "0987000001", "2021-06-02 08:30", ""),
         ("CHO", "0987 000 002", "2021-06-02 08:10", "2021-06-02 08:20"),
     )
-    derivation = derive_f1(sessions, operator(), settings, cases_file(tmp_path, CASE), "F1 của BN100", province="27")
+    derivation = derive_f1(sessions, operator(), settings, [CASE_OF_BN100], "F1 của BN100", source="t", province="27")
     summary = derivation.contact_list
     assert (summary.imported, summary.duplicates, summary.rejected) == (1, 1, 0)
     with sessions() as session:
@@ -210,7 +212,7 @@ def test_a_provincial_users_list_keeps_other_provinces_people_out(store, setting
         ("CHO", "0987000001", "2021-06-02 08:30", ""),
         ("CHO", "0987000002", "2021-06-02 08:30", ""),
     )
-    derivation = derive_f1(store, bac_ninh, settings, cases_file(tmp_path, CASE), "F1 BN100")
+    derivation = derive_f1(store, bac_ninh, settings, [CASE_OF_BN100], "F1 BN100", source="t")
     assert len(derivation.f1s) == 2
     assert (derivation.contact_list.imported, derivation.contact_list.rejected) == (1, 1)
 
@@ -430,7 +432,7 @@ def test_a_cases_file_with_a_bad_row_is_refused_whole(tmp_path, row, message):
 
 def test_deriving_before_any_import_says_what_to_do(store, settings, tmp_path):
     with pytest.raises(ValueError, match="no check-ins have been imported yet"):
-        derive_f1(store, operator(), settings, cases_file(tmp_path, CASE), "F1")
+        derive_f1(store, operator(), settings, [CASE_OF_BN100], "F1", source="t")
 
 
 # ---- the commands and the API ---------------------------------------------------------------------------------------

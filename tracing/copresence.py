@@ -214,21 +214,21 @@ def derive_f1(
     sessions: sessionmaker[Session],
     user: User,
     settings: Settings,
-    cases_file: Path,
+    cases: list[Case],
     list_name: str,
     *,
+    source: str,
     province: str | None = None,
     dwell_minutes: int = 60,
     out: Path | None = None,
 ) -> Derivation:
-    """The F1s of the cases in `cases_file`, written to `out` if given and imported as the contact list `list_name`
-    with the importer's rules (province scope of `user` included)."""
+    """The F1s of `cases`, written to `out` if given and imported as the contact list `list_name` (from `source`, a
+    cases file or a results import) with the importer's rules (province scope of `user` included)."""
     if not 1 <= dwell_minutes <= 24 * 60:
         raise UnusableFile("the dwell time is 1 to 1440 minutes")
     files = stored_checkins(settings)
     if not files:
         raise UnusableFile("no check-ins have been imported yet (outreach checkins import FILE)")
-    cases = read_cases(cases_file, ReadLimits.from_settings(settings))
     started = time.perf_counter()
     f1s = fold(exposures(settings, cases, dwell_minutes, files), ZoneInfo(settings.timezone))
     derivation = Derivation(f1s, len(cases), len(files), time.perf_counter() - started)
@@ -243,7 +243,7 @@ def derive_f1(
             province=province,
             scope=user.province_code,
             created_by=user.id,
-            source_name=f"F1 of {cases_file.name}",
+            source_name=f"F1 of {source}",
         )
     return derivation
 

@@ -44,9 +44,10 @@ def alerts_page(request: Request, signed: SignedDep, session: SessionDep, ip: Cl
 
 @router.get("/alerts/{alert_id}")
 def alert_page(alert_id: Id, signed: SignedDep, session: SessionDep) -> Response:
-    """The link in a duty message: the alert on its declaration's page."""
+    """The link in a duty message: the alert on its declaration's page (a laboratory's: in the alert queue)."""
     alert = alert_queue.get_alert(session, _handler(signed), alert_id)
-    return RedirectResponse(f"/console/declarations/{alert.declaration_id}#alert-{alert.id}", status_code=303)
+    page = f"/console/declarations/{alert.declaration_id}" if alert.declaration_id else "/console/alerts"
+    return RedirectResponse(f"{page}#alert-{alert.id}", status_code=303)
 
 
 @router.post("/alerts/{alert_id}/ack")

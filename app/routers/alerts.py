@@ -23,7 +23,8 @@ class AlertOut(BaseModel):
     id: int
     level: AlertLevel
     reasons: list[str]
-    declaration_id: int
+    declaration_id: int | None = Field(description="the declaration that raised it; or")
+    lab_result_id: int | None = Field(description="the laboratory result that raised it (a positive test)")
     person: PersonOut
     created_at: datetime
     updated_at: datetime
@@ -36,12 +37,13 @@ class AlertOut(BaseModel):
 
     @classmethod
     def of(cls, alert: Alert) -> "AlertOut":
-        conversation = alert.declaration.conversation
+        conversation = alert.declaration.conversation if alert.declaration else None
         return cls(
             id=alert.id,
             level=alert.level,
             reasons=list(alert.reasons),
             declaration_id=alert.declaration_id,
+            lab_result_id=alert.lab_result_id,
             person=PersonOut.of(alert.person),
             created_at=alert.created_at,
             updated_at=alert.updated_at,
