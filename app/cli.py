@@ -56,6 +56,8 @@ checkins_app = typer.Typer(help="QR check-ins from the national health-declarati
 app.add_typer(checkins_app, name="checkins")
 results_app = typer.Typer(help="Laboratory test results (the e-testing platform's).", no_args_is_help=True)
 app.add_typer(results_app, name="results")
+vaccinations_app = typer.Typer(help="Vaccine doses (the vaccination platform's).", no_args_is_help=True)
+app.add_typer(vaccinations_app, name="vaccinations")
 f1_app = typer.Typer(help="F1 lists derived from check-ins (co-presence with cases).", no_args_is_help=True)
 app.add_typer(f1_app, name="f1")
 
@@ -526,6 +528,34 @@ def results_import(
             _print_list_import(derived.contact_list)
     elif derive_list:
         print("no list derived: " + ("no check-ins imported yet" if summary.new_cases else "no new cases"))
+
+
+@vaccinations_app.command("import")
+def vaccinations_import(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="CSV or XLSX: phone, doses, last_dose_date")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")] = False,
+) -> None:
+    """Import vaccine doses; the dialogue then confirms them instead of asking."""
+    import json
+
+    from campaigns.importer import ReadLimits
+    from tracing.vaccinations import UnusableFile, import_vaccinations
+
+    settings = get_settings()
+    try:
+        summary = import_vaccinations(
+            _store(settings), auth.operator(), file, limits=ReadLimits.from_settings(settings)
+        )
+    except UnusableFile as error:
+        raise _fail(str(error)) from None
+    if as_json:
+        print(json.dumps(summary.as_dict(), ensure_ascii=False))
+        return
+    print(f"{summary.imported} records imported, {summary.duplicates} already known, {summary.rejected} rejected")
+    if summary.rejects_file:
+        print(f"rejected rows and reasons: {summary.rejects_file}")
 
 
 @f1_app.command("derive")

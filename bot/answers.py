@@ -32,7 +32,11 @@ QUESTIONS = [
     "staying_at",
     "needs",
 ]
-DIALOGUE_SLOTS = [*QUESTIONS, "callback_at", "outcome", "emergency", "reask_count", "asked", "answered_by", "ask_where"]
+DIALOGUE_SLOTS = [
+    *QUESTIONS,
+    *("callback_at", "outcome", "emergency", "reask_count", "asked", "answered_by", "ask_where"),
+    *("recorded_doses", "dose_check"),
+]
 MAX_ASKS = 2  # a question is asked at most twice (the second time with buttons), then recorded as unknown
 ENDING_OUTCOMES = {"wrong_person", "refused", "ended_early", "complete"}
 CLOSING_RESPONSES = {
@@ -340,6 +344,8 @@ def _answer_to(question: str, turn: Turn, slots: dict[str, Any]) -> Any:
         return result if result else ("not_tested" if _is_no(turn) else None)
     if question == "vaccine_doses":
         doses = _doses(turn, expected=True)
+        if slots.get("dose_check") == "confirm":  # "Hồ sơ ghi ... 2 mũi, đúng không?": a no asks for the number
+            return doses if doses is not None else (int(slots["recorded_doses"]) if _is_yes(turn) else None)
         return doses if doses is not None else (0 if _is_no(turn) else None)
     if question == "at_registered_address":
         if (staying := _staying(turn)) is not None:
@@ -587,6 +593,8 @@ def ask_next(slots: dict[str, Any]) -> dict[str, Any]:
     if question is not None:
         asked[question] = asked.get(question, 0) + 1
     updated.update(asked=asked, reask_count=1 if question and asked[question] > 1 else None, requested_slot=question)
+    if question == "vaccine_doses" and updated.get("recorded_doses") is not None:
+        updated["dose_check"] = "confirm" if asked[question] == 1 else "count"  # on record: confirmed, not asked
     if question is None and updated.get("outcome") is None:
         updated["outcome"] = "complete"
     return updated

@@ -3,12 +3,12 @@ them."""
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from campaigns.provinces import PROVINCES
-from models import AuditLog, Person
+from models import AuditLog, Person, VaccinationRecord
 
 INSERT_OF_DIALECT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
@@ -45,3 +45,10 @@ def claim_province(session: Session, person_id: int, staying_at: Any, conversati
             detail={"by": "resident", "conversation_id": conversation_id, "said": staying_at},
         )
     )
+
+
+def recorded_doses(session: Session, person_id: int) -> int | None:
+    """The most vaccine doses the vaccination platform records for the person (doses only add up), or None when it
+    records none: the dialogue confirms them instead of asking."""
+    doses = session.scalar(select(func.max(VaccinationRecord.doses)).where(VaccinationRecord.person_id == person_id))
+    return doses or None

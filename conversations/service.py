@@ -32,7 +32,7 @@ from conversations.alerts import SYMPTOM_NAMES, assess, raise_alert
 from conversations.engine import BotMessage, Button, EngineClient, EngineError, EngineReply
 from conversations.history import record_answers
 from conversations.outreach import Outreach, OutreachStore
-from conversations.residents import claim_province, person_with_phone
+from conversations.residents import claim_province, person_with_phone, recorded_doses
 from ground.locks import KeyedLocks
 from ground.settings import Settings
 from models import (
@@ -97,10 +97,12 @@ class Transcript:
     with_a_person: bool  # a tracer has taken the conversation over
 
 
-def _opening_message(name: str | None, ask_where: bool = False) -> str:
+def _opening_message(name: str | None, ask_where: bool = False, doses: int | None = None) -> str:
     """The engine's opening: the name to greet; `ask_where` when nobody knows the resident's province yet (the
-    dialogue then asks where they are staying, so that their alerts reach a provincial team)."""
+    dialogue then asks where they are staying, so that their alerts reach a provincial team); the vaccine `doses` on
+    record, which the dialogue confirms instead of asking."""
     entities = ({"name": name} if name else {}) | ({"ask_where": True} if ask_where else {})
+    entities |= {"recorded_doses": doses} if doses else {}
     return "/start_declaration" + json.dumps(entities, ensure_ascii=False)
 
 
@@ -160,7 +162,9 @@ class ConversationService:
             person = session.get(Person, person_id)
             # A web chat or a call to the hotline from someone no province follows: ask where they are staying.
             ask_where = channel in (Channel.WEBCHAT, Channel.VOICE) and person.province_code is None
-            return _opening_message(person.full_name if phone_verified else claimed_name, ask_where)
+            if not phone_verified:  # a typed phone proves nothing: nothing on record is shown to whoever typed it
+                return _opening_message(claimed_name, ask_where)
+            return _opening_message(person.full_name, ask_where, recorded_doses(session, person_id))
 
     def _open(self, conversation: Conversation, follow_up_day: int | None) -> int:
         with self.sessions.begin() as session:

@@ -17,7 +17,7 @@ from models.conversation import Channel, Conversation, Speaker, Turn
 from models.dashboard import AreaDay, SettledDay
 from models.declaration import Alert, AlertLevel, ChangeSource, Declaration, DeclarationChange, DeclarationStatus
 from models.duty import AlertNotification, NotificationStatus, RosterMember
-from models.national import LabResult, TestResult
+from models.national import LabResult, TestResult, VaccinationRecord
 from models.people import ContactList, ContactListMember, Person
 from models.scheduler import JOBS_TABLE, scheduler_jobs
 
@@ -58,6 +58,7 @@ __all__ = [
     "Speaker",
     "Turn",
     "User",
+    "VaccinationRecord",
     "ZaloUser",
     "campaign_lists",
     "scheduler_jobs",

@@ -289,3 +289,19 @@ def test_only_is_not_her_when_a_relative_answers():
 def test_odd_digits_and_marks_never_crash(text):
     for question in [*answers.QUESTIONS, None]:
         apply(START, question, turn(text))
+
+
+def test_doses_on_record_are_confirmed_and_a_no_asks_for_the_number():
+    before = START | {"symptoms": [], "contact_with_case": "no", "test_result": "not_tested", "recorded_doses": 2}
+    asked = ask_next(before)
+    assert (asked["requested_slot"], asked["dose_check"], asked["reask_count"]) == ("vaccine_doses", "confirm", None)
+    assert apply(asked, "vaccine_doses", turn("đúng rồi em", "affirm"))["vaccine_doses"] == 2
+    assert apply(asked, "vaccine_doses", turn("/affirm", "affirm"))["vaccine_doses"] == 2, "the button"
+    assert apply(asked, "vaccine_doses", turn("không, tiêm 3 mũi rồi", "deny"))["vaccine_doses"] == 3
+    denied = apply(asked, "vaccine_doses", turn("không đúng", "deny"))
+    assert denied["vaccine_doses"] is None, "a no to the record is not zero doses"
+    again = ask_next(denied)
+    assert (again["requested_slot"], again["dose_check"], again["reask_count"]) == ("vaccine_doses", "count", 1)
+    assert apply(again, "vaccine_doses", turn("không", "deny"))["vaccine_doses"] == 0, "asked the number: none"
+    nothing_on_record = ask_next(before | {"recorded_doses": None})
+    assert nothing_on_record["dose_check"] is None

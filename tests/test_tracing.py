@@ -508,7 +508,7 @@ def test_national_data_by_api_imports_checkins_and_derives_for_a_province(nation
     big = post(national_api, "/api/v1/checkins", national, {"file": ("big.csv", day * 100)})
     assert big.status_code == 413
     unusable = post(national_api, "/api/v1/checkins", national, {"file": ("day.txt", day)})
-    assert unusable.status_code == 422 and ".csv or .parquet" in unusable.json()["message"]
+    assert unusable.status_code == 422 and unusable.json()["message"].startswith("day.txt: check-ins come as .csv")
     cases = b"phone,infectious_from,infectious_to,case_code\n0912000001,2021-06-01,2021-06-03,BN100\n"
     derived = post(national_api, "/api/v1/f1/derive", provincial, {"cases": ("cases.csv", cases)}, {"name": "F1"})
     assert derived.status_code == 200, derived.text
@@ -521,4 +521,4 @@ def test_national_data_by_api_imports_checkins_and_derives_for_a_province(nation
     )
     assert elsewhere.status_code == 403
     bad = post(national_api, "/api/v1/f1/derive", national, {"cases": ("cases.csv", b"phone\n1\n")}, {"name": "F1"})
-    assert bad.status_code == 422 and "no column infectious_from" in bad.json()["message"]
+    assert bad.status_code == 422 and bad.json()["message"].startswith("cases.csv has no column infectious_from")

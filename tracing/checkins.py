@@ -66,14 +66,15 @@ def import_checkins(
     sessions: sessionmaker[Session], user: User, path: Path, settings: Settings, *, source_name: str | None = None
 ) -> CheckinImport:
     """Import the check-ins at `path` (a national action: the caller checks the user may)."""
-    source = _source(path)
+    name = source_name or path.name
+    source = _source(path, name)
     target = settings.checkins_dir / f"{_digest(path)}.parquet"
     if target.exists():
         with connection(settings) as database:
             (rows,) = database.execute(f"SELECT count(*) FROM read_parquet({quoted(target)})").fetchone()
         return CheckinImport(str(target), imported=rows, rejected=0, already_imported=True)
     with connection(settings) as database:
-        _load(database, source, path.name)
+        _load(database, source, name)
         _read_phones(database)
         database.execute(PARSE)
         (imported,) = database.execute("SELECT count(*) FROM parsed WHERE reason IS NULL").fetchone()
@@ -87,7 +88,7 @@ def import_checkins(
             _store(database, target)
             summary.stored_file = str(target)
     with sessions.begin() as session:
-        detail = {"source": source_name or path.name, **summary.as_dict()}
+        detail = {"source": name, **summary.as_dict()}
         audit(session, user, "checkins.import", "checkins", [], detail=detail)
     return summary
 
@@ -100,10 +101,10 @@ def _digest(path: Path) -> str:
     return digest.hexdigest()[:32]
 
 
-def _source(path: Path) -> str:
+def _source(path: Path, name: str) -> str:
     reader = READERS.get(path.suffix.lower())
     if reader is None:
-        raise UnusableFile(f"{path.name}: check-ins come as .csv or .parquet")
+        raise UnusableFile(f"{name}: check-ins come as .csv or .parquet")
     return reader.format(quoted(path))
 
 

@@ -116,17 +116,18 @@ class Derivation:
         }
 
 
-def read_cases(path: Path, limits: ReadLimits) -> list[Case]:
-    """The cases file (CSV or XLSX), whole: a case left out would leave its contacts out, so any bad row refuses the
-    file, with every reason."""
+def read_cases(path: Path, limits: ReadLimits, name: str | None = None) -> list[Case]:
+    """The cases file (CSV or XLSX; `name`: as uploaded), whole: a case left out would leave its contacts out, so any
+    bad row refuses the file, with every reason."""
+    name = name or path.name
     rows = iter(read_table(path, limits))
     header = next(rows, None)
     if header is None:
-        raise UnusableFile(f"{path.name} is empty")
+        raise UnusableFile(f"{name} is empty")
     names = [re.sub(r"\W+", "_", str(title or "").strip().lower()) for title in header[1]]
     missing = [name for name in CASE_COLUMNS if name not in names]
     if missing:
-        raise UnusableFile(f"{path.name} has no column {', '.join(missing)} (columns: {', '.join(CASE_COLUMNS)})")
+        raise UnusableFile(f"{name} has no column {', '.join(missing)} (columns: {', '.join(CASE_COLUMNS)})")
     index = {name: names.index(name) for name in CASE_COLUMNS}
     cases, problems = [], []
     for line, cells in rows:
@@ -136,9 +137,9 @@ def read_cases(path: Path, limits: ReadLimits) -> list[Case]:
         except ValueError as error:
             problems.append(f"line {line}: {error}")
     if problems:
-        raise UnusableFile(f"{path.name}: {len(problems)} rows cannot be used; " + "; ".join(problems[:20]))
+        raise UnusableFile(f"{name}: {len(problems)} rows cannot be used; " + "; ".join(problems[:20]))
     if not cases:
-        raise UnusableFile(f"{path.name} has a header but no cases")
+        raise UnusableFile(f"{name} has a header but no cases")
     return cases
 
 

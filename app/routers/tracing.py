@@ -1,8 +1,10 @@
-"""The national platforms' data: QR check-ins in, and F1 lists derived from them by co-presence with cases."""
+"""The national platforms' data: QR check-ins, laboratory results and vaccinations in, and F1 lists derived from the
+check-ins by co-presence with cases."""
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
 from pydantic import BaseModel, Field
@@ -14,17 +16,24 @@ from app.schemas import error_responses
 from campaigns.contact_lists import import_province
 from campaigns.importer import ReadLimits
 from models import User
-from tracing.checkins import UnusableFile, import_checkins
+from tracing.checkins import CheckinImport, UnusableFile, import_checkins
 from tracing.copresence import Derivation, derive_f1, read_cases
-from tracing.results import cases_of, derivable, import_results
+from tracing.records import RecordsImport
+from tracing.results import ResultsImport, cases_of, derivable, import_results
+from tracing.vaccinations import import_vaccinations
 
 router = APIRouter(prefix="/api/v1", tags=["national data"])
 ERRORS = error_responses(401, 403, 413, 422)
+T = TypeVar("T")
 
 
 class RejectedRow(BaseModel):
     row: int
     reason: str
+
+
+def _rejected(first: list[tuple[int, str]]) -> list[RejectedRow]:
+    return [RejectedRow(row=row, reason=reason) for row, reason in first]
 
 
 class CheckinImportOut(BaseModel):
@@ -34,13 +43,16 @@ class CheckinImportOut(BaseModel):
     first_rejects: list[RejectedRow]
 
 
-class ResultsImportOut(BaseModel):
+class RecordsImportOut(BaseModel):
     imported: int
     duplicates: int
     rejected: int
-    new_cases: int = Field(description="people the results made confirmed cases (an urgent alert each)")
-    rejects: list[RejectedRow]
-    derived: "DerivationOut | None" = Field(description="the new cases' F1s, when `derive_list` was given")
+    rejects: list[RejectedRow] = Field(description="the first rejected rows, each with its line and reason")
+
+    @classmethod
+    def of(cls, summary: RecordsImport) -> "RecordsImportOut":
+        counts = {"imported": summary.imported, "duplicates": summary.duplicates, "rejected": summary.rejected}
+        return cls(**counts, rejects=_rejected(summary.first_rejects))
 
 
 class DerivationOut(BaseModel):
@@ -49,17 +61,41 @@ class DerivationOut(BaseModel):
     seconds: float
     contact_list: ImportOut | None
 
+    @classmethod
+    def of(cls, derivation: Derivation) -> "DerivationOut":
+        listed = derivation.contact_list
+        return cls(
+            f1=len(derivation.f1s),
+            cases=derivation.cases,
+            seconds=round(derivation.seconds, 3),
+            contact_list=ImportOut.of(listed) if listed else None,
+        )
+
+
+class ResultsImportOut(RecordsImportOut):
+    new_cases: int = Field(description="people the results made confirmed cases (an urgent alert each)")
+    derived: DerivationOut | None = Field(description="the new cases' F1s, when `derive_list` was given")
+
 
 def national_importer(user: UserDep) -> User:
     check_imports_national_data(user)
     return user
 
 
-async def _saved(upload: UploadFile, limit: int) -> Path:
+async def _on_upload(upload: UploadFile, limit: int, work: Callable[[Path], T]) -> T:
+    """`work` on the upload, saved privately, in a thread (an unusable file: 422 and the reason); then the upload
+    and its rejects file are removed: the answer carries the reasons, and the rows stay nowhere else."""
     try:
-        return await asyncio.to_thread(save_upload, upload, limit)
+        saved = await asyncio.to_thread(save_upload, upload, limit)
     except UploadTooLarge as error:
         raise HTTPException(413, str(error)) from None
+    try:
+        return await asyncio.to_thread(work, saved)
+    except UnusableFile as error:
+        raise HTTPException(422, str(error)) from None
+    finally:
+        saved.unlink(missing_ok=True)
+        saved.with_name(f"{saved.stem}.rejects.csv").unlink(missing_ok=True)
 
 
 @router.post("/checkins", summary="Import QR check-ins (multipart: file)", responses=ERRORS)
@@ -71,21 +107,16 @@ async def upload_checkins(
     """Usable rows are stored at once and the same file twice adds nothing; the first rejected rows come back with
     their reason (row numbers count data rows from 1)."""
     settings = platform.settings
-    saved = await _saved(file, settings.checkins_max_upload_bytes)
-    try:
-        summary = await asyncio.to_thread(
-            import_checkins, platform.sessions, user, saved, settings, source_name=file.filename
-        )
-    except UnusableFile as error:
-        raise HTTPException(422, str(error)) from None
-    finally:
-        saved.unlink(missing_ok=True)
-        saved.with_name(f"{saved.stem}.rejects.csv").unlink(missing_ok=True)
+
+    def work(saved: Path) -> CheckinImport:
+        return import_checkins(platform.sessions, user, saved, settings, source_name=file.filename)
+
+    summary = await _on_upload(file, settings.checkins_max_upload_bytes, work)
     return CheckinImportOut(
         imported=summary.imported,
         rejected=summary.rejected,
         already_imported=summary.already_imported,
-        first_rejects=[RejectedRow(row=row, reason=reason) for row, reason in summary.first_rejects],
+        first_rejects=_rejected(summary.first_rejects),
     )
 
 
@@ -100,31 +131,37 @@ async def upload_results(
 ) -> ResultsImportOut:
     """Whole or not at all, within the uploader's province; rejected rows come back with their line and reason."""
     settings = platform.settings
-    saved = await _saved(file, settings.import_max_bytes)
-    limits = ReadLimits.from_settings(settings)
-    try:
-        summary = await asyncio.to_thread(
-            import_results, platform.sessions, user, saved, limits=limits, source_name=file.filename
-        )
-        derived = None
-        if derive_list and derivable(summary, settings):
-            derived = await asyncio.to_thread(
-                derive_f1, platform.sessions, user, settings, cases_of(summary.new_cases), derive_list,
-                source=file.filename or "results", province=user.province_code,
-            )  # fmt: skip
-    except UnusableFile as error:
-        raise HTTPException(422, str(error)) from None
-    finally:
-        saved.unlink(missing_ok=True)
-        saved.with_name(f"{saved.stem}.rejects.csv").unlink(missing_ok=True)
+
+    def work(saved: Path) -> tuple[ResultsImport, Derivation | None]:
+        limits = ReadLimits.from_settings(settings)
+        summary = import_results(platform.sessions, user, saved, limits=limits, source_name=file.filename)
+        if not (derive_list and derivable(summary, settings)):
+            return summary, None
+        cases = cases_of(summary.new_cases)
+        source = file.filename or "results"
+        return summary, derive_f1(platform.sessions, user, settings, cases, derive_list, source=source)
+
+    summary, derived = await _on_upload(file, settings.import_max_bytes, work)
     return ResultsImportOut(
-        imported=summary.imported,
-        duplicates=summary.duplicates,
-        rejected=summary.rejected,
+        **RecordsImportOut.of(summary).model_dump(),
         new_cases=len(summary.new_cases),
-        rejects=[RejectedRow(row=line, reason=reason) for line, reason in summary.first_rejects],
-        derived=_derivation_out(derived) if derived else None,
+        derived=DerivationOut.of(derived) if derived else None,
     )
+
+
+@router.post("/vaccinations", summary="Import vaccine doses (multipart: file)", responses=ERRORS)
+async def upload_vaccinations(
+    platform: PlatformDep,
+    user: Manager,
+    file: Annotated[UploadFile, File(description="CSV or XLSX: phone, doses, last_dose_date")],
+) -> RecordsImportOut:
+    """Whole or not at all, within the uploader's province; rejected rows come back with their line and reason."""
+    limits = ReadLimits.from_settings(platform.settings)
+
+    def work(saved: Path) -> RecordsImport:
+        return import_vaccinations(platform.sessions, user, saved, limits=limits, source_name=file.filename)
+
+    return RecordsImportOut.of(await _on_upload(file, platform.settings.import_max_bytes, work))
 
 
 @router.post("/f1/derive", summary="Derive an F1 list from the check-ins (multipart: cases, name)", responses=ERRORS)
@@ -140,32 +177,19 @@ async def derive(
     province (and new people) only; the others are rejected with the reason."""
     province = import_province(user, province)
     settings = platform.settings
-    saved = await _saved(cases, settings.import_max_bytes)
-    try:
-        found = read_cases(saved, ReadLimits.from_settings(settings))
-        derivation = await asyncio.to_thread(
-            derive_f1,
+
+    def work(saved: Path) -> Derivation:
+        found = read_cases(saved, ReadLimits.from_settings(settings), cases.filename)
+        source = cases.filename or "cases"
+        return derive_f1(
             platform.sessions,
             user,
             settings,
             found,
             name,
-            source=cases.filename or "cases",
+            source=source,
             province=province,
             dwell_minutes=dwell_minutes,
         )
-    except UnusableFile as error:
-        raise HTTPException(422, str(error)) from None
-    finally:
-        saved.unlink(missing_ok=True)
-    return _derivation_out(derivation)
 
-
-def _derivation_out(derivation: Derivation) -> DerivationOut:
-    listed = derivation.contact_list
-    return DerivationOut(
-        f1=len(derivation.f1s),
-        cases=derivation.cases,
-        seconds=round(derivation.seconds, 3),
-        contact_list=ImportOut.of(listed) if listed else None,
-    )
+    return DerivationOut.of(await _on_upload(cases, settings.import_max_bytes, work))

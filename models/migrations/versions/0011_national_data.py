@@ -1,4 +1,4 @@
-"""national data: lab results, confirmed cases, alerts from a laboratory
+"""national data: lab results, confirmed cases, alerts from a laboratory, vaccination records
 
 Revision ID: 0011
 Revises: 0010
@@ -47,6 +47,29 @@ def upgrade() -> None:
     with op.batch_alter_table("lab_results", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_lab_results_person_id"), ["person_id"], unique=False)
 
+    op.create_table(
+        "vaccination_records",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("person_id", sa.Integer(), nullable=False),
+        sa.Column("doses", sa.Integer(), nullable=False),
+        sa.Column("last_dose_date", sa.Date(), nullable=True, comment="none when no dose"),
+        sa.Column("source_file", sa.String(length=500), nullable=True),
+        sa.Column("imported_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("imported_by_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["imported_by_id"],
+            ["users.id"],
+            name=op.f("fk_vaccination_records_imported_by_id_users"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["person_id"], ["people.id"], name=op.f("fk_vaccination_records_person_id_people"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_vaccination_records")),
+    )
+    with op.batch_alter_table("vaccination_records", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_vaccination_records_person_id"), ["person_id"], unique=False)
+
     with op.batch_alter_table("alerts", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("lab_result_id", sa.Integer(), nullable=True, comment="what a laboratory reported")
@@ -86,6 +109,10 @@ def downgrade() -> None:
         batch_op.alter_column("declaration_id", existing_type=sa.INTEGER(), nullable=False, comment=None)
         batch_op.drop_column("lab_result_id")
 
+    with op.batch_alter_table("vaccination_records", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_vaccination_records_person_id"))
+
+    op.drop_table("vaccination_records")
     with op.batch_alter_table("lab_results", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_lab_results_person_id"))
 
