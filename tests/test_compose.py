@@ -67,7 +67,9 @@ def test_platform_services_use_postgres_and_the_engine_service(compose):
     assert compose["services"]["worker"]["command"] == ["outreach", "worker"]
 
 
-def test_api_and_worker_share_the_prompt_folder(compose):
-    """The worker renders greetings before calls and the API serves them: one folder, so one naming key."""
+def test_api_and_worker_share_the_folders_that_must_outlive_them(compose):
+    """The worker renders greetings before calls and the API serves them: one folder, so one naming key. Recorded
+    answers (written by the API, expired by the worker) and imported check-ins outlive a container's replacement."""
+    shared = {"prompts:/app/var/prompts:rw", "recordings:/app/var/recordings:rw", "checkins:/app/var/checkins:rw"}
     mounts = [set(compose["services"][name]["volumes"]) for name in ("api", "worker")]
-    assert mounts == [{"prompts:/app/var/prompts:rw"}] * 2
+    assert mounts == [shared] * 2
