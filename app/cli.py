@@ -499,22 +499,21 @@ def results_import(
     import json
 
     from campaigns.importer import ReadLimits
-    from tracing.copresence import derive_f1
-    from tracing.results import UnusableFile, cases_of, derivable, import_results
+    from models import ContactList
+    from tracing.results import UnusableFile, derive_new_cases, import_results
 
+    if derive_list and len(derive_list) > ContactList.name.type.length:
+        raise _fail(f"--derive-list: a list's name is at most {ContactList.name.type.length} characters")
     settings = get_settings()
     sessions, operator = _store(settings), auth.operator()
     try:
         summary = import_results(sessions, operator, file, limits=ReadLimits.from_settings(settings))
-        derived = None
-        if derive_list and derivable(summary, settings):
-            derived = derive_f1(
-                sessions, operator, settings, cases_of(summary.new_cases), derive_list, source=file.name
-            )
     except UnusableFile as error:
         raise _fail(str(error)) from None
+    derived, why_not = derive_new_cases(sessions, operator, settings, summary, derive_list, file.name)
     if as_json:
-        print(json.dumps({**summary.as_dict(), "derived": derived.as_dict() if derived else None}, ensure_ascii=False))
+        found = {"derived": derived.as_dict() if derived else None, "not_derived": why_not}
+        print(json.dumps({**summary.as_dict(), **found}, ensure_ascii=False))
         return
     print(
         f"{summary.imported} results imported ({len(summary.new_cases)} new confirmed cases), "
@@ -526,8 +525,8 @@ def results_import(
         print(f"{len(derived.f1s):,} F1s of the new cases")
         if derived.contact_list:
             _print_list_import(derived.contact_list)
-    elif derive_list:
-        print("no list derived: " + ("no check-ins imported yet" if summary.new_cases else "no new cases"))
+    if why_not:
+        print(f"no list derived: {why_not}")
 
 
 @vaccinations_app.command("import")

@@ -594,7 +594,10 @@ def ask_next(slots: dict[str, Any]) -> dict[str, Any]:
         asked[question] = asked.get(question, 0) + 1
     updated.update(asked=asked, reask_count=1 if question and asked[question] > 1 else None, requested_slot=question)
     if question == "vaccine_doses" and updated.get("recorded_doses") is not None:
-        updated["dose_check"] = "confirm" if asked[question] == 1 else "count"  # on record: confirmed, not asked
+        # On record: confirmed first, then counted (with buttons). Only one variation may match: the engine picks at
+        # random among matching ones, and "Xin lỗi, tôi chưa rõ" does not answer a clear "không đúng".
+        updated["dose_check"] = "confirm" if asked[question] == 1 else "count"
+        updated["reask_count"] = None
     if question is None and updated.get("outcome") is None:
         updated["outcome"] = "complete"
     return updated

@@ -20,6 +20,7 @@ from datetime import date, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -41,6 +42,7 @@ __all__ = [
     "map_columns",
     "parse_contact",
     "after_other_imports",
+    "local_today",
     "parse_date",
     "write_rejects",
 ]
@@ -127,6 +129,11 @@ def _year(value: Any) -> int | None:
     return year
 
 
+def local_today() -> date:
+    """Today where the residents are (the server's clock may run in UTC: 00:00-07:00 in Hà Nội is yesterday there)."""
+    return datetime.now(ZoneInfo(get_settings().timezone)).date()
+
+
 def parse_date(value: Any, what: str = "exposure date", *, future: bool = False) -> date:
     """A date as Vietnamese spreadsheets hold it (a date cell, dd/mm/yyyy, yyyy-mm-dd ...), or ValueError naming
     `what`; a date after today is an error unless `future`."""
@@ -140,7 +147,7 @@ def parse_date(value: Any, what: str = "exposure date", *, future: bool = False)
             parsed = datetime.strptime(text, pattern).date()
         except ValueError:
             continue
-        if parsed > date.today() and not future:
+        if not future and parsed > local_today():
             raise ValueError(f"{what} {text} is in the future")
         return parsed
     raise ValueError(f"{what} '{text}' is not a date (dd/mm/yyyy)")

@@ -24,6 +24,7 @@ from models import (
     User,
 )
 
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(9998, 12, 31)  # a date filter beyond these filters nothing
 # A declaration without a conversation was made by the platform itself (nobody typed a phone for it).
 PHONE_VERIFIED = func.coalesce(Conversation.phone_verified, true())
 
@@ -145,9 +146,10 @@ def _filtered(stmt: Select, where: DeclarationFilter, timezone: str) -> Select:
     if where.search:
         stmt = stmt.where(_matching(where.search))
     zone = ZoneInfo(timezone)
-    if where.created_from is not None:
+    # Days outside these hold no declaration, and at the calendar's ends a local midnight has no UTC (or next) day.
+    if where.created_from is not None and where.created_from > FIRST_DAY:
         stmt = stmt.where(Declaration.created_at >= datetime.combine(where.created_from, time(), zone))
-    if where.created_to is not None:
+    if where.created_to is not None and where.created_to < LAST_DAY:
         next_day = where.created_to + timedelta(days=1)
         stmt = stmt.where(Declaration.created_at < datetime.combine(next_day, time(), zone))
     return stmt

@@ -116,19 +116,19 @@ def test_danger_signs_call_for_emergency_advice_once():
 def test_a_long_hostile_message_is_read_quickly():
     """The engine reads each turn on its event loop: a 1,000-character message (the web chat's limit) of words that
     start many phrases once took 6 s of CPU, stalling every other conversation. Each pattern gets its own text so
-    nothing read before helps."""
+    nothing read before helps. CPU time, not wall time: another process on the machine is not this test's cost."""
     places.load()  # the engine loads the administrative units at start
     hostile = ["a ", "1 ", "vợ tôi bị ho ", "à nhầm 3 ", "phường 1 quận 3 ", "hôm qua ", "anh ấy ở bệnh viện "]
     for n, pattern in enumerate(hostile):
         text = (pattern * 1000)[:999] + str(n)
         slowest = 0.0
         for question in ["identity_confirmed", "symptoms", "vaccine_doses", "staying_at", None]:
-            started = time.perf_counter()
+            started = time.process_time()
             apply(START, question, turn(text))
-            slowest = max(slowest, time.perf_counter() - started)
-        started = time.perf_counter()
+            slowest = max(slowest, time.process_time() - started)
+        started = time.process_time()
         find_all(text)  # the engine's NLU marks the same text's entities
-        slowest = max(slowest, time.perf_counter() - started)
+        slowest = max(slowest, time.process_time() - started)
         assert slowest < 1.0, f"{pattern!r} x 1000 characters took {slowest:.2f} s"
 
 
@@ -301,7 +301,10 @@ def test_doses_on_record_are_confirmed_and_a_no_asks_for_the_number():
     denied = apply(asked, "vaccine_doses", turn("không đúng", "deny"))
     assert denied["vaccine_doses"] is None, "a no to the record is not zero doses"
     again = ask_next(denied)
-    assert (again["requested_slot"], again["dose_check"], again["reask_count"]) == ("vaccine_doses", "count", 1)
+    assert (again["requested_slot"], again["dose_check"]) == ("vaccine_doses", "count")
+    assert again["reask_count"] is None, "one variation only: 'không đúng' was understood, no 'xin lỗi'"
+    assert again["asked"]["vaccine_doses"] == 2
+    assert ask_next(again)["vaccine_doses"] == UNKNOWN, "never a third time"
     assert apply(again, "vaccine_doses", turn("không", "deny"))["vaccine_doses"] == 0, "asked the number: none"
     nothing_on_record = ask_next(before | {"recorded_doses": None})
     assert nothing_on_record["dose_check"] is None

@@ -71,3 +71,9 @@ def test_national_numbers_read_directly_are_what_phonenumbers_parses():
         valid += phonenumbers.is_valid_number(parsed)
     assert valid > 5_000
     assert national_number("0084912345678") is None and national_number("09x") is None
+
+
+@pytest.mark.parametrize("raw", ["0" + "9" * 5000, "09" + "1" * 20])
+def test_a_number_too_long_to_be_a_phone_is_refused_not_a_crash(raw):
+    with pytest.raises(InvalidPhone, match="too long"):
+        normalize_phone(raw)

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from access import auth
 from access.auth import operator
+from access.errors import Forbidden
 from app.routers.contact_lists import UPLOADS
 from campaigns.importer import ReadLimits
 from ground.settings import PROJECT_ROOT, Settings
@@ -30,7 +31,7 @@ from tests.conftest import run_app
 from tests.support.net import free_port
 from tests.test_cli import outreach
 from tracing.checkins import import_checkins
-from tracing.copresence import Case, derive_f1, exposures, fold, read_cases
+from tracing.copresence import Case, Exposure, derive_f1, exposures, fold, read_cases
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
 CASE_PHONE, OTHER_CASE = "0912000001", "0912000002"
@@ -202,19 +203,36 @@ def test_the_f1s_become_a_contact_list_ready_for_a_campaign(sessions, settings, 
     ]
 
 
-def test_a_provincial_users_list_keeps_other_provinces_people_out(store, settings, tmp_path):
+def test_deriving_is_a_national_action(store, settings, tmp_path):
+    """The check-ins are the whole country's: a province naming anyone a case would learn who they were with."""
     with store.begin() as session:
-        factories.person(session, "+84987000002", province_code="01")  # followed by Hà Nội
         bac_ninh = auth.add_user(session, "manager-27", Role.MANAGER, "27").user
-    world = World(store, settings, tmp_path)
+    World(store, settings, tmp_path).checkins(("CHO", CASE_PHONE, "2021-06-02 08:00", ""))
+    with pytest.raises(Forbidden, match="national"):
+        derive_f1(store, bac_ninh, settings, [CASE_OF_BN100], "F1 BN100", source="t")
+
+
+def test_a_check_out_at_the_check_in_is_none_and_a_stay_of_days_is_a_mistake(world, store, settings, tmp_path):
     world.checkins(
-        ("CHO", CASE_PHONE, "2021-06-02 08:00", "2021-06-02 09:00"),
+        ("CHO", CASE_PHONE, "2021-06-02 08:00", "2021-06-02 08:00"),  # no length: the dwell time instead
         ("CHO", "0987000001", "2021-06-02 08:30", ""),
-        ("CHO", "0987000002", "2021-06-02 08:30", ""),
     )
-    derivation = derive_f1(store, bac_ninh, settings, [CASE_OF_BN100], "F1 BN100", source="t")
-    assert len(derivation.f1s) == 2
-    assert (derivation.contact_list.imported, derivation.contact_list.rejected) == (1, 1)
+    assert set(world.f1(CASE)) == {"+84987000001"}
+    path = write_csv(tmp_path / "typo.csv", CHECKIN_HEADER, [["CHO", "0987000002", "2021-06-02 08:00", "2022-06-02"]])
+    summary = import_checkins(store, operator(), path, settings)
+    assert summary.rejected == 1 and "more than 24 hours" in summary.first_rejects[0][1]
+
+
+def test_exposure_is_today_at_the_latest():
+    tomorrow = datetime.now(UTC) + timedelta(days=1, hours=2)
+    (f1,) = fold([Exposure("+84987000001", "BN1", "CHO", tomorrow)], HANOI)
+    assert f1.exposure_date == datetime.now(HANOI).date()
+
+
+def test_a_file_name_duckdb_would_take_for_a_pattern_is_refused(store, settings, tmp_path):
+    path = write_csv(tmp_path / "day[1].csv", CHECKIN_HEADER, [["CHO", "0912345678", "2021-06-02 08:00", ""]])
+    with pytest.raises(ValueError, match="rename the file"):
+        import_checkins(store, operator(), path, settings)
 
 
 def test_many_case_codes_are_cut_to_what_the_list_keeps_and_all_are_in_the_file(world, tmp_path):
@@ -510,15 +528,14 @@ def test_national_data_by_api_imports_checkins_and_derives_for_a_province(nation
     unusable = post(national_api, "/api/v1/checkins", national, {"file": ("day.txt", day)})
     assert unusable.status_code == 422 and unusable.json()["message"].startswith("day.txt: check-ins come as .csv")
     cases = b"phone,infectious_from,infectious_to,case_code\n0912000001,2021-06-01,2021-06-03,BN100\n"
-    derived = post(national_api, "/api/v1/f1/derive", provincial, {"cases": ("cases.csv", cases)}, {"name": "F1"})
+    refused = post(national_api, "/api/v1/f1/derive", provincial, {"cases": ("cases.csv", cases)}, {"name": "F1"})
+    assert refused.status_code == 403, "who met whom, country-wide, is not a province's to derive"
+    for_bac_ninh = {"name": "F1", "province": "27"}
+    derived = post(national_api, "/api/v1/f1/derive", national, {"cases": ("cases.csv", cases)}, for_bac_ninh)
     assert derived.status_code == 200, derived.text
     body = derived.json()
     assert (body["f1"], body["cases"], body["contact_list"]["imported"]) == (1, 1, 1)
     with national_api.sessions() as session:
         assert session.get(ContactList, body["contact_list"]["list_id"]).province_code == "27"
-    elsewhere = post(
-        national_api, "/api/v1/f1/derive", provincial, {"cases": ("cases.csv", cases)}, {"name": "F1", "province": "01"}
-    )
-    assert elsewhere.status_code == 403
     bad = post(national_api, "/api/v1/f1/derive", national, {"cases": ("cases.csv", b"phone\n1\n")}, {"name": "F1"})
     assert bad.status_code == 422 and bad.json()["message"].startswith("cases.csv has no column infectious_from")

@@ -12,6 +12,7 @@ offset (`2021-06-01T08:30:00+07:00`, `...Z`) or are local times in the configure
 import csv
 import hashlib
 import os
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ __all__ = ["CheckinImport", "UnusableFile", "import_checkins", "stored_checkins"
 
 COLUMNS = ("venue_id", "phone", "checked_in_at", "checked_out_at")
 VENUE_ID_CHARS = 64
+MAX_VISIT_HOURS = 24  # a longer stay is a mistyped date: it would make a case present for days
+GLOB_CHARACTERS = set("*?[]{}")
 LOCAL_FORMATS = ["%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d-%m-%Y %H:%M:%S", "%d-%m-%Y %H:%M", "%Y-%m-%d %Hh%M"]
 FIRST_REJECTS = 20  # shown by the CLI and the API
 REJECTS_KEPT = 100_000  # a file that is wrong throughout needs its first rows shown, not ten million of them
@@ -105,6 +108,8 @@ def _source(path: Path, name: str) -> str:
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         raise UnusableFile(f"{name}: check-ins come as .csv or .parquet")
+    if set(str(path)) & GLOB_CHARACTERS:
+        raise UnusableFile(f"{name}: rename the file without * ? [ ] (DuckDB reads them as a pattern of files)")
     return reader.format(quoted(path))
 
 
@@ -120,7 +125,10 @@ def _load(database: duckdb.DuckDBPyConnection, source: str, file_name: str) -> N
             f'CAST("{given[name]}" AS VARCHAR) AS {name}' if name in given else f"NULL::VARCHAR AS {name}"
             for name in COLUMNS
         )
+        (threads,) = database.execute("SELECT current_setting('threads')").fetchone()
+        database.execute("SET threads = 1")  # rows numbered in the file's order, for the rejects' row numbers
         database.execute(f"CREATE TEMP TABLE raw AS SELECT row_number() OVER () AS row, {cells} FROM {source}")
+        database.execute(f"SET threads = {int(threads)}")
     except duckdb.Error as error:
         raise UnusableFile(f"{file_name} cannot be read: {str(error).splitlines()[0]}") from None
     (rows,) = database.execute("SELECT count(*) FROM raw").fetchone()
@@ -171,6 +179,8 @@ SELECT *, CASE
     WHEN nullif(trim(written_out), '') IS NOT NULL AND checked_out_at IS NULL
         THEN 'checked_out_at is not a time (2021-06-01 09:30, with or without an offset)'
     WHEN checked_out_at < checked_in_at THEN 'checked out before checking in'
+    WHEN checked_out_at > checked_in_at + INTERVAL {MAX_VISIT_HOURS} HOUR
+        THEN 'checked out more than {MAX_VISIT_HOURS} hours after checking in (a mistyped date?)'
     WHEN checked_in_at > now() + INTERVAL 1 DAY THEN 'checked in in the future'
 END AS reason
 FROM read
@@ -179,9 +189,11 @@ FROM read
 
 def _store(database: duckdb.DuckDBPyConnection, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.partial")
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")  # two uploads of one file at once
     database.execute(
-        "COPY (SELECT venue_id, phone, checked_in_at, checked_out_at FROM parsed WHERE reason IS NULL) "
+        # A check-out at the very moment of the check-in is no check-out (a visit of no length meets nobody).
+        "COPY (SELECT venue_id, phone, checked_in_at, nullif(checked_out_at, checked_in_at) AS checked_out_at "
+        "FROM parsed WHERE reason IS NULL) "
         f"TO {quoted(partial)} (FORMAT parquet, COMPRESSION zstd)"
     )
     os.chmod(partial, 0o600)  # who was where and when: personal data

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 from sqlalchemy.orm import Session, sessionmaker
 
+from access.auth import check_imports_national_data
 from campaigns.importer import ImportSummary, ReadLimits, import_contacts, parse_date
 from campaigns.listfile import UnusableFile, read_table
 from ground.phones import InvalidPhone, normalize_phone
@@ -197,11 +198,13 @@ def exposures(settings: Settings, cases: list[Case], dwell_minutes: int, files: 
 
 
 def fold(found: list[Exposure], zone: ZoneInfo) -> list[F1]:
-    """One F1 per person, by phone: every case and venue (sorted), the local date of their last time together."""
+    """One F1 per person, by phone: every case and venue (sorted), the local date of their last time together (today
+    at the latest: a case still infectious and a check-in stamped ahead of the clock are not tomorrow's contact)."""
+    today = datetime.now(zone).date()
     people: dict[str, F1] = {}
     for exposure in found:
         # Together until `last_together`, not at it: the last moment shared is just before.
-        day = (exposure.last_together - timedelta(microseconds=1)).astimezone(zone).date()
+        day = min(today, (exposure.last_together - timedelta(microseconds=1)).astimezone(zone).date())
         person = people.setdefault(exposure.phone, F1(exposure.phone, day))
         person.exposure_date = max(person.exposure_date, day)
         person.case_codes.append(exposure.case_code)
@@ -223,8 +226,10 @@ def derive_f1(
     dwell_minutes: int = 60,
     out: Path | None = None,
 ) -> Derivation:
-    """The F1s of `cases`, written to `out` if given and imported as the contact list `list_name` (from `source`, a
-    cases file or a results import) with the importer's rules (province scope of `user` included)."""
+    """The F1s of `cases`, written to `out` if given and imported as the contact list `list_name` of `province` (from
+    `source`, a cases file or a results import). A national action: the check-ins, and so who was with whom, are the
+    whole country's, and a provincial user could name anyone a case."""
+    check_imports_national_data(user)  # the check-ins are the whole country's: who met whom is not a province's
     if not 1 <= dwell_minutes <= 24 * 60:
         raise UnusableFile("the dwell time is 1 to 1440 minutes")
     files = stored_checkins(settings)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from access.auth import audit
 from bot.vntext import fold
-from campaigns.importer import ReadLimits, Reject, after_other_imports, write_rejects
+from campaigns.importer import CHUNK, ReadLimits, Reject, after_other_imports, write_rejects
 from campaigns.listfile import UnusableFile, read_table
 from ground.phones import InvalidPhone, normalize_phone
 from models import Person, User
@@ -84,7 +84,7 @@ def import_records(
     read, rejects = _read(rows, mapping, kind)
     with sessions.begin() as session:
         after_other_imports(session)
-        people = {p.phone: p for p in session.scalars(select(Person).where(Person.phone.in_({r[1] for r in read})))}
+        people = _people(session, sorted({phone for _, phone, _, _ in read}))
         for line, phone, fields, cells in read:
             person = people.get(phone)
             if person is not None and user.province_code and person.province_code not in (None, user.province_code):
@@ -106,6 +106,15 @@ def import_records(
             summary.first_rejects = [(line, reason) for line, reason, _ in ordered[:FIRST_REJECTS]]
         audit(session, user, f"{kind.name}.import", kind.name, [], detail={"source": source, **summary.as_dict()})
     return summary
+
+
+def _people(session: Session, phones: list[str]) -> dict[str, Person]:
+    """The stored people of these phones, a chunk at a time (a driver binds at most 65,535 parameters)."""
+    people: dict[str, Person] = {}
+    for start in range(0, len(phones), CHUNK):
+        chunk = phones[start : start + CHUNK]
+        people.update((p.phone, p) for p in session.scalars(select(Person).where(Person.phone.in_(chunk))))
+    return people
 
 
 def _mapping(header: list[Any], kind: Kind, name: str) -> dict[str, int]:

@@ -22,10 +22,10 @@ from campaigns.listfile import UnusableFile
 from ground.settings import Settings
 from models import Alert, AlertLevel, AttemptStatus, LabResult, OutreachAttempt, Person, TestResult, User, utcnow
 from tracing.checkins import stored_checkins
-from tracing.copresence import Case
+from tracing.copresence import Case, Derivation, derive_f1
 from tracing.records import Kind, RecordsImport, header_key, import_records
 
-__all__ = ["ResultsImport", "UnusableFile", "cases_of", "derivable", "import_results"]
+__all__ = ["ResultsImport", "UnusableFile", "cases_of", "derive_new_cases", "import_results"]
 
 RESULT_WORDS = {
     TestResult.POSITIVE: ["positive", "pos", "duong tinh", "dt"],
@@ -112,9 +112,27 @@ def _confirmed(session: Session, person: Person, result: LabResult, summary: Res
     )
 
 
-def derivable(summary: ResultsImport, settings: Settings) -> bool:
-    """Whether the import's new cases have contacts to find: some cases, and check-ins to find them in."""
-    return bool(summary.new_cases) and bool(stored_checkins(settings))
+def derive_new_cases(
+    sessions: sessionmaker[Session],
+    user: User,
+    settings: Settings,
+    summary: ResultsImport,
+    list_name: str | None,
+    source: str | None,
+) -> tuple[Derivation | None, str | None]:
+    """The new cases' contacts from the check-ins as the list `list_name`, or why none was derived. The results are
+    stored already: a derivation that cannot be made is said, never taken for a failed import."""
+    if not list_name:
+        return None, None
+    if not summary.new_cases:
+        return None, "no new cases"
+    if not stored_checkins(settings):
+        return None, "no check-ins imported yet"
+    try:
+        cases = cases_of(summary.new_cases)
+        return derive_f1(sessions, user, settings, cases, list_name, source=source or "results"), None
+    except UnusableFile as error:
+        return None, str(error)
 
 
 def cases_of(new_cases: list[tuple[str, date]]) -> list[Case]:

@@ -19,7 +19,7 @@ from models import User
 from tracing.checkins import CheckinImport, UnusableFile, import_checkins
 from tracing.copresence import Derivation, derive_f1, read_cases
 from tracing.records import RecordsImport
-from tracing.results import ResultsImport, cases_of, derivable, import_results
+from tracing.results import ResultsImport, derive_new_cases, import_results
 from tracing.vaccinations import import_vaccinations
 
 router = APIRouter(prefix="/api/v1", tags=["national data"])
@@ -75,6 +75,7 @@ class DerivationOut(BaseModel):
 class ResultsImportOut(RecordsImportOut):
     new_cases: int = Field(description="people the results made confirmed cases (an urgent alert each)")
     derived: DerivationOut | None = Field(description="the new cases' F1s, when `derive_list` was given")
+    not_derived: str | None = Field(description="why no list was derived (the results are stored all the same)")
 
 
 def national_importer(user: UserDep) -> User:
@@ -129,23 +130,24 @@ async def upload_results(
         str | None, Form(max_length=200, description="derive the new cases' F1s into a list of this name")
     ] = None,
 ) -> ResultsImportOut:
-    """Whole or not at all, within the uploader's province; rejected rows come back with their line and reason."""
+    """Whole or not at all, within the uploader's province; rejected rows come back with their line and reason.
+    `derive_list` is a national user's (the check-ins are the whole country's)."""
     settings = platform.settings
+    if derive_list:
+        check_imports_national_data(user)
 
-    def work(saved: Path) -> tuple[ResultsImport, Derivation | None]:
+    def work(saved: Path) -> tuple[ResultsImport, Derivation | None, str | None]:
         limits = ReadLimits.from_settings(settings)
         summary = import_results(platform.sessions, user, saved, limits=limits, source_name=file.filename)
-        if not (derive_list and derivable(summary, settings)):
-            return summary, None
-        cases = cases_of(summary.new_cases)
-        source = file.filename or "results"
-        return summary, derive_f1(platform.sessions, user, settings, cases, derive_list, source=source)
+        derived, why_not = derive_new_cases(platform.sessions, user, settings, summary, derive_list, file.filename)
+        return summary, derived, why_not
 
-    summary, derived = await _on_upload(file, settings.import_max_bytes, work)
+    summary, derived, why_not = await _on_upload(file, settings.import_max_bytes, work)
     return ResultsImportOut(
         **RecordsImportOut.of(summary).model_dump(),
         new_cases=len(summary.new_cases),
         derived=DerivationOut.of(derived) if derived else None,
+        not_derived=why_not,
     )
 
 
@@ -167,14 +169,14 @@ async def upload_vaccinations(
 @router.post("/f1/derive", summary="Derive an F1 list from the check-ins (multipart: cases, name)", responses=ERRORS)
 async def derive(
     platform: PlatformDep,
-    user: Manager,
+    user: Annotated[User, Depends(national_importer)],
     cases: Annotated[UploadFile, File(description="CSV or XLSX: phone, infectious_from, infectious_to, case_code")],
     name: Annotated[str, Form(min_length=1, max_length=200, description="the new contact list's name")],
     province: Annotated[str | None, Form(description="two-digit code; a provincial user's own by default")] = None,
     dwell_minutes: Annotated[int, Form(ge=1, le=1440, description="a visit with no check-out lasts this long")] = 60,
 ) -> DerivationOut:
-    """The F1s become a contact list under the importer's rules: a provincial user's list holds people of their
-    province (and new people) only; the others are rejected with the reason."""
+    """The F1s become a contact list of `province` under the importer's rules. A national action: the check-ins, and
+    so who was with whom, are the whole country's."""
     province = import_province(user, province)
     settings = platform.settings
 
