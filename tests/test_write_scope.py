@@ -115,6 +115,34 @@ def _national_managers(role: Role, relation: str) -> int:
     return 200 if role in (Role.ADMIN, Role.MANAGER) and relation == "national" else 403
 
 
+def _list_managers_anywhere(role: Role, relation: str) -> int:
+    """Results and vaccinations: new people join the uploader's province, the province's own are theirs to update."""
+    return 200 if role in (Role.ADMIN, Role.MANAGER) else 403
+
+
+CHECKINS = b"venue_id,phone,checked_in_at\nCHO,0912000001,2021-06-02 08:00\n"  # the same bytes: stored once
+
+
+def _checkins(client: httpx.Client, ids: dict) -> httpx.Response:
+    return client.post("/api/v1/checkins", files={"file": ("checkins.csv", CHECKINS)})
+
+
+def _derive(client: httpx.Client, ids: dict) -> httpx.Response:
+    _checkins(client, ids)  # a national user's check-ins to derive from (refused like the derivation otherwise)
+    cases = b"phone,infectious_from,infectious_to,case_code\n0912000001,2021-06-01,2021-06-03,BN1\n"
+    return client.post(
+        "/api/v1/f1/derive", files={"cases": ("cases.csv", cases)}, data={"name": "F1", "province": "27"}
+    )
+
+
+def _records(path: str, header: str, row: str) -> Callable[[httpx.Client, dict], httpx.Response]:
+    def request(client: httpx.Client, ids: dict) -> httpx.Response:
+        text = f"{header}\n{next(_phones)},{row}\n"
+        return client.post(path, files={"file": ("records.csv", text.encode())})
+
+    return request
+
+
 CAMPAIGN_ACTION = "/api/v1/campaigns/{campaign_id}/{action}"
 CASES = {
     "upload a list": Case("post", "/api/v1/contact-lists", _upload, lambda session: {}, _managers(200, 403)),
@@ -153,6 +181,22 @@ CASES = {
         lambda client, ids: client.post(f"/api/v1/alerts/{ids['alert']}/ack"),
         _alert,
         _alert_handlers,
+    ),
+    "import check-ins": Case("post", "/api/v1/checkins", _checkins, lambda session: {}, _national_managers),
+    "derive an F1 list": Case("post", "/api/v1/f1/derive", _derive, lambda session: {}, _national_managers),
+    "import test results": Case(
+        "post",
+        "/api/v1/results",
+        _records("/api/v1/results", "phone,sample_date,result,lab", "2021-06-02,negative,CDC"),
+        lambda session: {},
+        _list_managers_anywhere,
+    ),
+    "import vaccinations": Case(
+        "post",
+        "/api/v1/vaccinations",
+        _records("/api/v1/vaccinations", "phone,doses,last_dose_date", "2,15/09/2021"),
+        lambda session: {},
+        _list_managers_anywhere,
     ),
     "move a person": Case(
         "post",
