@@ -12,7 +12,6 @@ gives a stored person is written to the audit log.
 """
 
 import csv
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from campaigns.export import neutralise
 from campaigns.listfile import ReadLimits, UnusableFile, read_table
 from campaigns.provinces import province_code
 from ground.phones import InvalidPhone, normalize_phone
+from ground.private import private_text_file
 from ground.settings import get_settings
 from models import ContactList, ContactListMember, Person, User, utcnow
 
@@ -365,9 +365,7 @@ def _person_row(contact: Contact, list_province: str | None) -> dict[str, Any]:
 def write_rejects(path: Path, header: list[Any], rejects: list[Reject]) -> Path:
     """FILE.rejects.csv beside the file: private to the platform's user, each cell cut to REJECT_CELL_CHARS."""
     target = path.with_name(f"{path.stem}.rejects.csv")
-    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(descriptor, 0o600)  # a file left by an earlier import keeps its mode otherwise
-    with open(descriptor, "w", encoding="utf-8-sig", newline="") as sink:  # with a BOM, so Excel reads the accents
+    with private_text_file(target, "utf-8-sig") as sink:  # with a BOM, so Excel reads the accents
         writer = csv.writer(sink)
         writer.writerow(["line", "reason", *[_shown(h) for h in header]])
         for line, reason, cells in sorted(rejects, key=lambda reject: reject[0]):

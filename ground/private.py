@@ -9,6 +9,7 @@ import os
 import secrets
 import stat
 from pathlib import Path
+from typing import TextIO
 
 from ground.settings import Settings
 
@@ -17,6 +18,14 @@ PRIVATE_UMASK = 0o077
 
 def make_files_private() -> None:
     os.umask(PRIVATE_UMASK)
+
+
+def private_text_file(path: Path, encoding: str = "utf-8") -> TextIO:
+    """`path` opened for writing text (CSV-ready: no newline translation), readable by the platform's user only,
+    whatever the umask; a file left by an earlier run keeps its mode otherwise, hence the fchmod."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)
+    return open(descriptor, "w", encoding=encoding, newline="")
 
 
 def tighten(folder: Path) -> int:

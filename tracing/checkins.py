@@ -25,6 +25,7 @@ from access.auth import audit
 from campaigns.export import neutralise
 from campaigns.listfile import UnusableFile
 from ground.phones import InvalidPhone, normalize_phone
+from ground.private import private_text_file
 from ground.settings import Settings
 from models import User
 from tracing.analytics import connection, quoted
@@ -208,9 +209,7 @@ def _write_rejects(database: duckdb.DuckDBPyConnection, path: Path) -> Path:
         "  SELECT parsed.*, raw.phone AS written_phone FROM parsed JOIN raw USING (row)"
         f") WHERE reason IS NOT NULL ORDER BY row LIMIT {REJECTS_KEPT}"
     )
-    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(descriptor, 0o600)
-    with open(descriptor, "w", encoding="utf-8-sig", newline="") as sink:
+    with private_text_file(target, "utf-8-sig") as sink:
         writer = csv.writer(sink)
         writer.writerow(["row", "reason", *COLUMNS])
         while batch := rejects.fetchmany(10_000):

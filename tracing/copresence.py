@@ -13,13 +13,12 @@ one F1 per person with every case and venue, and their latest exposure date (loc
 """
 
 import csv
-import os
 import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
@@ -29,6 +28,7 @@ from access.auth import check_imports_national_data
 from campaigns.importer import ImportSummary, ReadLimits, import_contacts, parse_date
 from campaigns.listfile import UnusableFile, read_table
 from ground.phones import InvalidPhone, normalize_phone
+from ground.private import private_text_file
 from ground.settings import Settings
 from models import ContactListMember, User
 from tracing.analytics import connection, quoted
@@ -255,7 +255,7 @@ def derive_f1(
 
 
 def write_f1_csv(path: Path, f1s: list[F1]) -> Path:
-    with _private(path) as sink:
+    with private_text_file(path) as sink:
         writer = csv.writer(sink)
         writer.writerow(OUT_COLUMNS)
         writer.writerows(f1.row() for f1 in f1s)
@@ -266,7 +266,7 @@ def write_list_file(path: Path, f1s: list[F1]) -> Path:
     """The F1s as a list the importer reads; the source case is cut to what the store keeps (the full codes are in
     the derived file's `case_codes`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _private(path) as sink:
+    with private_text_file(path) as sink:
         writer = csv.writer(sink)
         writer.writerow(["phone", "exposure_date", "source_case", "case_codes", "venues"])
         for f1 in f1s:
@@ -286,13 +286,6 @@ def _shortened(codes: list[str]) -> str:
             break
         kept.append(code)
     return "; ".join(kept) + f" (+{len(codes) - len(kept)})"
-
-
-def _private(path: Path) -> TextIO:
-    """A text file for writing, readable by the platform's user only (who met whom is personal data)."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(descriptor, 0o600)
-    return open(descriptor, "w", encoding="utf-8", newline="")
 
 
 def _stamp() -> str:
