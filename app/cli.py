@@ -60,6 +60,8 @@ vaccinations_app = typer.Typer(help="Vaccine doses (the vaccination platform's).
 app.add_typer(vaccinations_app, name="vaccinations")
 f1_app = typer.Typer(help="F1 lists derived from check-ins (co-presence with cases).", no_args_is_help=True)
 app.add_typer(f1_app, name="f1")
+teams_app = typer.Typer(help="Community teams and the instructions broadcast to them by Zalo.", no_args_is_help=True)
+app.add_typer(teams_app, name="teams")
 
 err = Console(stderr=True)
 log = logging.getLogger("outreach")
@@ -692,3 +694,86 @@ def campaign_export(
         with output.open("wb") as sink:
             export.write(session, sink)
     print(f"campaign {campaign_id} exported to {output}")
+
+
+@teams_app.command("import")
+def teams_import(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="CSV or XLSX: name, phone, zalo_user_id (optional)")
+    ],
+    name: Annotated[str, typer.Option("--team", help="the team; a new name makes a new team")],
+    province: Annotated[str | None, typer.Option(help="two-digit province code (none: a national team)")] = None,
+) -> None:
+    """Make a team's members those of the file (members not in it leave the team)."""
+    from campaigns.importer import ReadLimits
+    from campaigns.listfile import UnusableFile
+    from campaigns.teams import import_team
+
+    limits = ReadLimits.from_settings(get_settings())
+    with _as_operator() as (session, operator):
+        try:
+            summary = import_team(session, operator, file, name, province, limits=limits)
+        except UnusableFile as error:
+            raise _fail(str(error)) from None
+    print(
+        f"team {summary.team_id}: {summary.members} members ({summary.added} added, {summary.removed} removed), "
+        f"{summary.rejected} rows rejected"
+    )
+    for line, reason in summary.first_rejects:
+        print(f"  row {line}: {reason}")
+
+
+@teams_app.command("list")
+def teams_list() -> None:
+    """The teams, with their member counts."""
+    from campaigns.teams import teams
+
+    with _as_operator() as (session, operator):
+        table = Table("id", "team", "province", "members")
+        for team in teams(session, operator):
+            table.add_row(str(team.id), team.name, team.province_code or "national", str(len(team.members)))
+    Console().print(table)
+
+
+@teams_app.command("broadcast")
+def teams_broadcast(
+    team_id: int,
+    message: Annotated[str | None, typer.Option(help="the instructions, as members will read them")] = None,
+    message_file: Annotated[
+        Path | None, typer.Option("--message-file", exists=True, dir_okay=False, help="read them from a UTF-8 file")
+    ] = None,
+) -> None:
+    """Queue a message for every member of the team; the worker sends it by Zalo (OA message or ZNS)."""
+    from campaigns.teams import start_broadcast
+
+    if (message is None) == (message_file is None):
+        raise _fail("give --message or --message-file")
+    if not get_settings().zalo_app_id:
+        raise _fail("the Zalo OA is not set up (OUTREACH_ZALO_APP_ID): a broadcast could not be sent")
+    text = message if message is not None else message_file.read_text(encoding="utf-8")
+    with _as_operator() as (session, operator):
+        broadcast = start_broadcast(session, operator, team_id, text)
+        print(f"broadcast {broadcast.id} queued for {len(broadcast.deliveries)} members")
+
+
+@teams_app.command("report")
+def teams_report(
+    broadcast_id: int,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")] = False,
+) -> None:
+    """Who received, read and answered a broadcast."""
+    import dataclasses
+    import json
+
+    from campaigns.teams import report
+
+    with _as_operator() as (session, operator):
+        found = report(session, operator, broadcast_id)
+    if as_json:
+        print(json.dumps(dataclasses.asdict(found), ensure_ascii=False, default=str))
+        return
+    print(f"broadcast {found.broadcast_id} to {found.team}: " + ", ".join(f"{k} {v}" for k, v in found.counts.items()))
+    table = Table("member", "phone", "channel", "status", "replies")
+    for row in found.members:
+        table.add_row(row.name, row.phone, row.channel or "-", f"{row.status}: {row.error}" if row.error else row.status, " | ".join(row.replies))
+    Console().print(table)

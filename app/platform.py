@@ -12,6 +12,7 @@ from connectors.twilio_sms import SmsChannel, SmsNotifier
 from connectors.twilio_stream import StreamedCalls
 from connectors.twilio_voice import VoiceChannel
 from connectors.webchat import WebchatLimits
+from connectors.zalo.broadcasts import BroadcastSender
 from connectors.zalo.client import ZaloClient
 from connectors.zalo.conversations import ZaloConversations
 from connectors.zalo.outbound import ZaloChannel, ZaloNotifier, ZnsChannel
@@ -90,6 +91,13 @@ def outbound_channels(platform: Platform) -> dict[str, OutboundChannel]:
         channels[Channel.ZALO] = ZaloChannel(platform.zalo_conversations, settings.zalo_reply_window_hours)
         channels[Channel.ZNS] = ZnsChannel(platform.zalo, platform.conversations.outreach)
     return channels
+
+
+def broadcast_sender(platform: Platform) -> BroadcastSender | None:
+    """Team broadcasts go by Zalo alone (OA message or ZNS); None when the OA is not set up."""
+    if not platform.settings.zalo_app_id:
+        return None
+    return BroadcastSender(platform.zalo, platform.sessions, platform.settings)
 
 
 def duty_notifiers(platform: Platform) -> list[Notifier]:

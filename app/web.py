@@ -25,6 +25,7 @@ from app.routers import (
     health,
     people,
     prompts,
+    teams,
     tracing,
 )
 from app.schemas import error_responses
@@ -81,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         apidocs.install(app)
     if settings.trusted_proxies:  # the server's own proxy handling is off (serve): this setting alone decides
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
-    for module in (health, declarations, conversations, alerts, contact_lists, people, campaigns, tracing):
+    for module in (health, declarations, conversations, alerts, contact_lists, people, campaigns, tracing, teams):
         app.include_router(module.router)
     _include_channels(app, platform)
     console.install(app, platform)

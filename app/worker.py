@@ -24,7 +24,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 
 from app.engine_process import EngineProcess
-from app.platform import build_platform, duty_notifiers, outbound_channels
+from app.platform import broadcast_sender, build_platform, duty_notifiers, outbound_channels
 from campaigns.dashboard import settle_days
 from campaigns.dispatch import Dispatcher
 from campaigns.lifecycle import plan_running_campaigns
@@ -74,6 +74,7 @@ class DispatchLoop:
             claim_timeout=timedelta(seconds=settings.dispatch_claim_timeout_s),
         )
         self.notifiers = duty_notifiers(self.platform)
+        self.broadcasts = broadcast_sender(self.platform)
 
     def tick(self) -> None:
         asyncio.run_coroutine_threadsafe(self.dispatcher.tick(), self.loop).result()
@@ -89,6 +90,13 @@ class DispatchLoop:
         )
         if sent := asyncio.run_coroutine_threadsafe(told, self.loop).result():
             log.info("told the duty roster of urgent alerts: %d message(s)", sent)
+
+    def broadcast_tick(self) -> None:
+        """Send the team broadcasts' queued deliveries."""
+        if self.broadcasts is None:
+            return
+        if sent := asyncio.run_coroutine_threadsafe(self.broadcasts.send_due(), self.loop).result():
+            log.info("sent %d team broadcast message(s)", sent)
 
     def close(self) -> None:
         asyncio.run_coroutine_threadsafe(self.platform.aclose_clients(), self.loop).result(10)
@@ -135,6 +143,7 @@ def build_scheduler(
     if dispatch is not None:
         _add_process_job(scheduler, settings.dispatch_interval_s, "dispatch", dispatch.tick, at_once=True)
         _add_process_job(scheduler, settings.alert_notify_interval_s, "duty", dispatch.notify_tick, at_once=True)
+        _add_process_job(scheduler, settings.dispatch_interval_s, "broadcasts", dispatch.broadcast_tick, at_once=True)
         # Idempotent, so planning every few minutes (and on every worker) costs little and never misses a day.
         scheduler.add_job(
             plan_follow_ups,

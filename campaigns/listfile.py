@@ -8,6 +8,7 @@ every cell is capped in length and every row in width. Whatever breaks a cap ref
 
 import codecs
 import csv
+import re
 import unicodedata
 import zipfile
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from openpyxl.worksheet._reader import ROW_TAG, WorkSheetParser
 from openpyxl.xml.constants import SHEET_MAIN_NS
 from openpyxl.xml.functions import iterparse
 
-from bot.vntext import nfc
+from bot.vntext import fold, nfc
 
 SHEET_DATA_TAG = f"{{{SHEET_MAIN_NS}}}sheetData"
 MAX_COLUMNS = 200  # F1 templates have 10 to 60 columns; a value further right is not a list's
@@ -53,6 +54,11 @@ class ReadLimits:
             settings.import_max_unpacked_bytes,
             settings.import_max_compression_ratio,
         )
+
+
+def header_key(text: Any) -> str:
+    """A header or a word as a plain key: no accents, case or punctuation (no synonyms: "doses" stays "doses")."""
+    return re.sub(r"[^a-z0-9]+", " ", fold(str(text or "")).lower()).strip()
 
 
 def read_table(path: Path, limits: ReadLimits) -> Iterator[tuple[int, list[Any]]]:

@@ -243,6 +243,16 @@ class Settings(BaseSettings):
     zalo_reply_window_hours: int = Field(
         default=48, ge=1, le=168, description="Hours after a resident's last message in which the OA may reply."
     )
+    zalo_broadcast_template_id: str = Field(
+        default="",
+        description="The approved ZNS template that tells a team member of a broadcast outside the reply window "
+        "(empty: those members are marked failed, and the report says why).",
+    )
+    zalo_broadcast_template_data: dict[str, str] = Field(
+        default={"name": "{name}", "team": "{team}", "link": "{link}"},
+        description="The broadcast template's parameters (JSON): each value may use {name}, {team} and {link} "
+        "(the member's personal page with the whole message and a reply box).",
+    )
     zalo_event_max_age_s: int = Field(
         default=900,
         ge=60,

@@ -20,6 +20,7 @@ from models.duty import AlertNotification, NotificationStatus, RosterMember
 from models.national import LabResult, TestResult, VaccinationRecord
 from models.people import ContactList, ContactListMember, Person
 from models.scheduler import JOBS_TABLE, scheduler_jobs
+from models.teams import Broadcast, BroadcastDelivery, BroadcastReply, DeliveryStatus, Team, TeamMember
 
 __all__ = [
     "JOBS_TABLE",
@@ -30,6 +31,9 @@ __all__ = [
     "AreaDay",
     "AttemptStatus",
     "AuditLog",
+    "Broadcast",
+    "BroadcastDelivery",
+    "BroadcastReply",
     "Base",
     "Campaign",
     "CampaignDay",
@@ -44,6 +48,7 @@ __all__ = [
     "Declaration",
     "DeclarationChange",
     "DeclarationStatus",
+    "DeliveryStatus",
     "InboundEvent",
     "LabResult",
     "NotificationStatus",
@@ -56,6 +61,8 @@ __all__ = [
     "RosterMember",
     "SettledDay",
     "Speaker",
+    "Team",
+    "TeamMember",
     "Turn",
     "User",
     "VaccinationRecord",

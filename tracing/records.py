@@ -6,7 +6,6 @@ uploader's province (a phone of a person another province follows is rejected; s
 province, a national uploader's joins none). Records are never changed or removed: a later one is a new row.
 """
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
@@ -17,9 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from access.auth import audit
-from bot.vntext import fold
 from campaigns.importer import CHUNK, ReadLimits, Reject, after_other_imports, write_rejects
-from campaigns.listfile import UnusableFile, read_table
+from campaigns.listfile import UnusableFile, header_key, read_table
 from ground.phones import InvalidPhone, normalize_phone
 from models import Person, User
 
@@ -52,11 +50,6 @@ class Kind:
     columns: dict[str, list[str]]  # column -> headers, compared without accents, case or punctuation
     read: Callable[[dict[str, Any]], dict[str, Any]]  # the row's values (but the phone) -> fields, or ValueError
     keep: Callable[[Session, Person, dict[str, Any], str, User], bool]  # stores one row; False: a duplicate
-
-
-def header_key(text: Any) -> str:
-    """A header or a word as a plain key: no accents, case or punctuation (no synonyms: "doses" stays "doses")."""
-    return re.sub(r"[^a-z0-9]+", " ", fold(str(text or "")).lower()).strip()
 
 
 def import_records(

@@ -18,12 +18,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigns.importer import ReadLimits, parse_date
-from campaigns.listfile import UnusableFile
+from campaigns.listfile import UnusableFile, header_key
 from ground.settings import Settings
 from models import Alert, AlertLevel, AttemptStatus, LabResult, OutreachAttempt, Person, TestResult, User, utcnow
 from tracing.checkins import stored_checkins
 from tracing.copresence import Case, Derivation, derive_f1
-from tracing.records import Kind, RecordsImport, header_key, import_records
+from tracing.records import Kind, RecordsImport, import_records
 
 __all__ = ["ResultsImport", "UnusableFile", "cases_of", "derive_new_cases", "import_results"]
 

@@ -3,7 +3,7 @@ CSRF-checked, every read of a declaration or transcript on the audit log, in the
 
 from fastapi import FastAPI
 
-from app.console import alerts, campaigns, conversations, dashboard, declarations, lists, login, roster
+from app.console import alerts, campaigns, conversations, dashboard, declarations, lists, login, roster, teams
 from app.console.session import LoginLimits
 from app.console.views import Views
 from app.platform import Platform
@@ -24,5 +24,6 @@ def install(app: FastAPI, platform: Platform) -> None:
             storage, "console-login-address", settings.console_login_failures_per_address, FAILURE_WINDOW_MINUTES
         ),
     )
-    for module in (login, alerts, declarations, roster, conversations, dashboard, lists, campaigns):
+    for module in (login, alerts, declarations, roster, conversations, dashboard, lists, campaigns, teams):
         app.include_router(module.router)
+    app.include_router(teams.member_router)

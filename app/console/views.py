@@ -62,6 +62,14 @@ ATTEMPT = {
     "failed": "Không liên lạc được",
     "canceled": "Đã hủy",
 }
+DELIVERY = {
+    "queued": "Chờ gửi",
+    "sent": "Đã gửi",
+    "received": "Đã nhận",
+    "read": "Đã đọc",
+    "answered": "Đã trả lời",
+    "failed": "Không gửi được",
+}
 
 
 def value_label(field: str, value: Any) -> str:
@@ -94,7 +102,7 @@ class Views:
         env.globals.update(
             STATUS=STATUS, LEVEL=LEVEL, SYMPTOM=SYMPTOM, FIELD=FIELD, CHOICES=CHOICES, SPEAKER=SPEAKER, CHANNEL=CHANNEL
         )
-        env.globals["ATTEMPT"] = ATTEMPT
+        env.globals.update(ATTEMPT=ATTEMPT, DELIVERY=DELIVERY)
 
     def fragment(self, template: str, context: dict[str, Any]) -> str:
         """A piece of a page as HTML text (a row pushed to a live page)."""

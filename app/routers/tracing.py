@@ -83,7 +83,7 @@ def national_importer(user: UserDep) -> User:
     return user
 
 
-async def _on_upload(upload: UploadFile, limit: int, work: Callable[[Path], T]) -> T:
+async def on_upload(upload: UploadFile, limit: int, work: Callable[[Path], T]) -> T:
     """`work` on the upload, saved privately, in a thread (an unusable file: 422 and the reason); then the upload
     and its rejects file are removed: the answer carries the reasons, and the rows stay nowhere else."""
     try:
@@ -112,7 +112,7 @@ async def upload_checkins(
     def work(saved: Path) -> CheckinImport:
         return import_checkins(platform.sessions, user, saved, settings, source_name=file.filename)
 
-    summary = await _on_upload(file, settings.checkins_max_upload_bytes, work)
+    summary = await on_upload(file, settings.checkins_max_upload_bytes, work)
     return CheckinImportOut(
         imported=summary.imported,
         rejected=summary.rejected,
@@ -142,7 +142,7 @@ async def upload_results(
         derived, why_not = derive_new_cases(platform.sessions, user, settings, summary, derive_list, file.filename)
         return summary, derived, why_not
 
-    summary, derived, why_not = await _on_upload(file, settings.import_max_bytes, work)
+    summary, derived, why_not = await on_upload(file, settings.import_max_bytes, work)
     return ResultsImportOut(
         **RecordsImportOut.of(summary).model_dump(),
         new_cases=len(summary.new_cases),
@@ -163,7 +163,7 @@ async def upload_vaccinations(
     def work(saved: Path) -> RecordsImport:
         return import_vaccinations(platform.sessions, user, saved, limits=limits, source_name=file.filename)
 
-    return RecordsImportOut.of(await _on_upload(file, platform.settings.import_max_bytes, work))
+    return RecordsImportOut.of(await on_upload(file, platform.settings.import_max_bytes, work))
 
 
 @router.post("/f1/derive", summary="Derive an F1 list from the check-ins (multipart: cases, name)", responses=ERRORS)
@@ -194,4 +194,4 @@ async def derive(
             dwell_minutes=dwell_minutes,
         )
 
-    return DerivationOut.of(await _on_upload(cases, settings.import_max_bytes, work))
+    return DerivationOut.of(await on_upload(cases, settings.import_max_bytes, work))

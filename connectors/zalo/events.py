@@ -75,6 +75,7 @@ class _AboutMessage(_Event):
 
 class Message(_MessageRef):
     text: Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1)]
+    quote_msg_id: EventId | None = None  # the message the user answered with Zalo's "reply"
 
 
 class TextEvent(_SentByResident, _AboutMessage):
@@ -126,14 +127,16 @@ class SubmitInfoEvent(_SentByResident):
 
 
 class Delivery(_MessageRef):
-    tracking_id: EventId
+    tracking_id: EventId | None = None  # ours, on ZNS receipts; an OA message's receipt names its msg_id only
 
 
 class _Recipient(BaseModel):
-    id: EventId  # the phone, or its SHA-256 when sent by hashed phone
+    id: EventId  # a Zalo user; on ZNS receipts the phone, or its SHA-256 when sent by hashed phone
 
 
-class ZnsReceipt(_AboutMessage):
+class Receipt(_AboutMessage):
+    """A message the OA sent reached the user: a ZNS template (with our tracking id) or an OA message."""
+
     event_name: Literal["user_received_message"]
     recipient: _Recipient
     message: Delivery
@@ -142,8 +145,28 @@ class ZnsReceipt(_AboutMessage):
     def user_id(self) -> str:
         return self.recipient.id
 
+    @property
+    def key(self) -> str:
+        return f"received:{self.message.msg_id}"
 
-ZaloEvent = TextEvent | FollowEvent | SubmitInfoEvent | ZnsReceipt
+
+class _Seen(BaseModel):
+    msg_ids: Annotated[list[EventId], Field(min_length=1, max_length=100)]
+
+
+class SeenEvent(_Event):
+    """The user saw the OA's messages (several at once)."""
+
+    event_name: Literal["user_seen_message"]
+    recipient: _Who
+    message: _Seen
+
+    @property
+    def user_id(self) -> str:
+        return self.recipient.id
+
+
+ZaloEvent = TextEvent | FollowEvent | SubmitInfoEvent | Receipt | SeenEvent
 _EVENTS: TypeAdapter[ZaloEvent] = TypeAdapter(Annotated[ZaloEvent, Field(discriminator="event_name")])
 _RESIDENT_EVENTS = ("user_send_text", "user_submit_info", "follow", "unfollow")
 # Events the OA caused itself (its messages echoed, receipts of what it sent) name the OA as their sender.

@@ -9,13 +9,15 @@ from typing import Any
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
 
 from connectors.zalo import store
+from connectors.zalo.broadcasts import THANKS
 from connectors.zalo.conversations import ZaloConversations
 from connectors.zalo.events import (
     FollowEvent,
+    Receipt,
+    SeenEvent,
     SubmitInfoEvent,
     TextEvent,
     ZaloEvent,
-    ZnsReceipt,
     parse_event,
     signed_by,
 )
@@ -55,7 +57,8 @@ class ZaloInbound:
             TextEvent: self._on_text,
             FollowEvent: self._on_follow,
             SubmitInfoEvent: self._on_submit_info,
-            ZnsReceipt: self._on_zns_receipt,
+            Receipt: self._on_receipt,
+            SeenEvent: self._on_seen,
         }
 
     async def receive(self, raw: bytes, signature: str | None) -> ZaloEvent | None:
@@ -106,7 +109,9 @@ class ZaloInbound:
         """A message (or a button tap) goes to the user's live conversation; else one is opened, or their phone
         asked."""
         person_id, conversation_id = await asyncio.to_thread(store.heard_from, self.sessions, event.user_id, event.at)
-        if person_id is None:
+        if team := await self._answer_to_broadcast(event, quoted_only=conversation_id is not None):
+            await self.client.send_text(event.user_id, THANKS.format(team=team))
+        elif person_id is None:
             await self.client.ask_for_phone(event.user_id)
         elif conversation_id is None:
             await self.zalo.open_for_resident(event.user_id, person_id)
@@ -127,5 +132,21 @@ class ZaloInbound:
         if conversation_id is None:
             await self.zalo.open_for_resident(event.user_id, person_id)
 
-    async def _on_zns_receipt(self, event: ZnsReceipt) -> None:
-        await asyncio.to_thread(store.mark_delivered, self.sessions, event.message)
+    async def _answer_to_broadcast(self, event: TextEvent, *, quoted_only: bool) -> str | None:
+        """A team member answering a broadcast (a resident mid-declaration only when they quote it)."""
+        hours = self.settings.zalo_reply_window_hours
+        return await asyncio.to_thread(
+            store.answer_broadcast,
+            self.sessions,
+            event.user_id,
+            event.message,
+            event.at,
+            hours,
+            quoted_only=quoted_only,
+        )
+
+    async def _on_receipt(self, event: Receipt) -> None:
+        await asyncio.to_thread(store.mark_delivered, self.sessions, event.message, event.at)
+
+    async def _on_seen(self, event: SeenEvent) -> None:
+        await asyncio.to_thread(store.mark_seen, self.sessions, event.message.msg_ids, event.at)

@@ -8,16 +8,17 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from campaigns import attempts
+from campaigns import attempts, teams
 from campaigns.attempts import Outcome
 from connectors.events import first_time
-from connectors.zalo.events import Delivery, SharedInfo
+from connectors.zalo.events import Delivery, Message, SharedInfo
 from conversations.residents import person_with_phone
-from models import Conversation, Person, ProviderToken, ZaloUser, utcnow
+from models import BroadcastDelivery, Conversation, Person, ProviderToken, ZaloUser, utcnow
 
 log = logging.getLogger(__name__)
 
 TOKEN_ROW = "zalo_oa"
+TRACKING_PREFIX = "b"  # ZNS tracking ids of broadcasts: "b" + the delivery's id (attempts' are bare numbers)
 
 
 @dataclass(frozen=True)
@@ -105,13 +106,42 @@ def in_reply_window(last_message_at: datetime | None, now: datetime, hours: int)
     return last_message_at is not None and now - last_message_at < timedelta(hours=hours)
 
 
-def mark_delivered(sessions: sessionmaker[Session], delivery: Delivery) -> None:
-    """A ZNS delivery receipt: its tracking id is the outreach attempt's id (see ZnsChannel)."""
-    if not (delivery.tracking_id.isascii() and delivery.tracking_id.isdigit()):
-        log.debug("ZNS receipt of a message this platform did not track: %s", delivery.tracking_id)
-        return
+def mark_delivered(sessions: sessionmaker[Session], delivery: Delivery, at: datetime) -> None:
+    """A delivery receipt. A ZNS tracking id is an outreach attempt's id (ZnsChannel) or "b" and a broadcast
+    delivery's (BroadcastSender); an OA message is known by its msg_id."""
+    tracking_id = delivery.tracking_id
     with sessions.begin() as session:
-        attempts.record_report(session, int(delivery.tracking_id), delivery.msg_id, Outcome.DELIVERED, utcnow())
+        if tracking_id is None:
+            teams.mark_received(session, at, ref=delivery.msg_id)
+        elif _number(tracking_id):
+            attempts.record_report(session, int(tracking_id), delivery.msg_id, Outcome.DELIVERED, utcnow())
+        elif tracking_id.startswith(TRACKING_PREFIX) and _number(tracking_id.removeprefix(TRACKING_PREFIX)):
+            teams.mark_received(session, at, delivery_id=int(tracking_id.removeprefix(TRACKING_PREFIX)))
+        else:
+            log.debug("ZNS receipt of a message this platform did not track: %s", tracking_id)
+
+
+def mark_seen(sessions: sessionmaker[Session], msg_ids: list[str], at: datetime) -> None:
+    with sessions.begin() as session:
+        teams.mark_read(session, msg_ids, at)
+
+
+def answer_broadcast(
+    sessions: sessionmaker[Session], user_id: str, message: Message, at: datetime, hours: int, *, quoted_only: bool
+) -> str | None:
+    """Keep the message as the user's answer to a broadcast, when it is one (it quotes a broadcast, or, unless
+    `quoted_only`, a broadcast reached them by OA message within the reply window); returns the team's name."""
+    since = at - timedelta(hours=hours)
+    with sessions.begin() as session:
+        delivery_id = teams.awaiting_reply(session, user_id, since, message.quote_msg_id, quoted_only=quoted_only)
+        if delivery_id is None:
+            return None
+        teams.record_reply(session, delivery_id, message.text, "zalo", at, external_id=message.msg_id)
+        return session.get(BroadcastDelivery, delivery_id).broadcast.team.name
+
+
+def _number(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) < 19
 
 
 def _zalo_user(session: Session, user_id: str) -> ZaloUser:

@@ -261,8 +261,11 @@ class FakeZalo(ServedFake):
     def _event(self, name: str, **fields: Any) -> dict[str, Any]:
         return {"app_id": self.app_id, "event_name": name, "timestamp": _now_ms(), **fields}
 
-    def text_event(self, user_id: str, text: str) -> dict[str, Any]:
+    def text_event(self, user_id: str, text: str, quote_msg_id: str | None = None) -> dict[str, Any]:
+        """A message; `quote_msg_id` when the user answered one of the OA's with Zalo's reply."""
         message = {"text": text, "msg_id": secrets.token_hex(10)}
+        if quote_msg_id:
+            message["quote_msg_id"] = quote_msg_id
         return self._event(
             "user_send_text",
             user_id_by_app=zalo_id(),
@@ -287,4 +290,22 @@ class FakeZalo(ServedFake):
             sender={"id": self.oa_id},
             recipient={"id": sent.phone},
             message={"delivery_time": _now_ms(), "msg_id": sent.msg_id, "tracking_id": sent.tracking_id},
+        )
+
+    def received_event(self, sent: SentMessage) -> dict[str, Any]:
+        """The receipt of an OA message: the OA as sender, the user as recipient, no tracking id."""
+        return self._event(
+            "user_received_message",
+            sender={"id": self.oa_id},
+            recipient={"id": sent.user_id},
+            message={"msg_id": sent.message_id},
+        )
+
+    def seen_event(self, user_id: str, *sent: SentMessage) -> dict[str, Any]:
+        """The user saw these OA messages (Zalo lists every id seen at once)."""
+        return self._event(
+            "user_seen_message",
+            sender={"id": self.oa_id},
+            recipient={"id": user_id},
+            message={"msg_ids": [m.message_id for m in sent]},
         )
