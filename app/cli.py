@@ -775,5 +775,11 @@ def teams_report(
     print(f"broadcast {found.broadcast_id} to {found.team}: " + ", ".join(f"{k} {v}" for k, v in found.counts.items()))
     table = Table("member", "phone", "channel", "status", "replies")
     for row in found.members:
-        table.add_row(row.name, row.phone, row.channel or "-", f"{row.status}: {row.error}" if row.error else row.status, " | ".join(row.replies))
+        table.add_row(
+            row.name,
+            row.phone,
+            row.channel or "-",
+            f"{row.status}: {row.error}" if row.error else row.status,
+            " | ".join(row.replies),
+        )
     Console().print(table)

@@ -29,6 +29,8 @@ from models import (
     ContactListMember,
     Person,
     Role,
+    Team,
+    TeamMember,
 )
 from tests import factories
 from tests.test_cli import outreach
@@ -143,6 +145,21 @@ def _records(path: str, header: str, row: str) -> Callable[[httpx.Client, dict],
     return request
 
 
+def _team_list(client: httpx.Client, ids: dict) -> httpx.Response:
+    text = f"Họ và tên,Số điện thoại\nNguyễn Văn Tổ,{next(_phones)}\n"
+    return client.post(
+        "/api/v1/teams", files={"file": ("team.csv", text.encode())}, data={"name": "Tổ", "province": "27"}
+    )
+
+
+def _team(session) -> dict:
+    phone = next(_phones)
+    team = Team(name=f"Tổ {phone}", province_code="27", members=[TeamMember(name="An", phone=phone)])
+    session.add(team)
+    session.flush()
+    return {"team": team.id}
+
+
 CAMPAIGN_ACTION = "/api/v1/campaigns/{campaign_id}/{action}"
 CASES = {
     "upload a list": Case("post", "/api/v1/contact-lists", _upload, lambda session: {}, _managers(200, 403)),
@@ -197,6 +214,14 @@ CASES = {
         _records("/api/v1/vaccinations", "phone,doses,last_dose_date", "2,15/09/2021"),
         lambda session: {},
         _list_managers_anywhere,
+    ),
+    "import a team list": Case("post", "/api/v1/teams", _team_list, lambda session: {}, _managers(200, 403)),
+    "broadcast to a team": Case(
+        "post",
+        "/api/v1/teams/{team_id}/broadcasts",
+        lambda client, ids: client.post(f"/api/v1/teams/{ids['team']}/broadcasts", json={"text": "Hướng dẫn mới"}),
+        _team,
+        _managers(409, 404),  # allowed, and refused all the same: this platform has no Zalo OA set up
     ),
     "move a person": Case(
         "post",

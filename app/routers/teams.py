@@ -126,9 +126,9 @@ def get_team(team_id: Id, session: SessionDep, user: UserDep) -> TeamOut:
 def broadcast(team_id: Id, body: BroadcastIn, platform: PlatformDep, session: SessionDep, user: Manager) -> ReportOut:
     """Queued for every member at once; the worker sends each by OA message when the member wrote to the OA within
     the reply window, else by ZNS with a link to the whole message and a reply box."""
-    if not platform.settings.zalo_app_id:
+    started = teams.start_broadcast(session, user, team_id, body.text)  # scope and text first: their refusals
+    if not platform.settings.zalo_app_id:  # a refusal rolls the broadcast back
         raise Conflict("the Zalo OA is not set up (OUTREACH_ZALO_APP_ID): a broadcast could not be sent")
-    started = teams.start_broadcast(session, user, team_id, body.text)
     return ReportOut.of(teams.report(session, user, started.id))
 
 
