@@ -237,10 +237,18 @@ def test_a_broadcast_reaches_every_member_and_the_report_says_who_read_and_answe
     thanks = wait_until(lambda: [m for m in zalo.messages_to(writer) if m.text and "Đã ghi nhận" in m.text], "thanks")
     deliver(zalo, answer)  # Zalo's retry of the same message adds no second reply
 
+    def row_of(name: str) -> dict[str, Any]:
+        found = api(app, "GET", f"/api/v1/broadcasts/{broadcast_id}", tokens["tracer"]).json()["members"]
+        return next(row for row in found if row["name"] == name)
+
+    assert httpx.get(link, timeout=10).status_code == 200  # a link preview's fetch runs no script: not a reading
+    assert row_of("Bình Link")["read_at"] is None
     page = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True).new_page()
     page.goto(link)
     expect(page.get_by_role("heading", name=TEAM)).to_be_visible()
     expect(page.locator("#message")).to_have_text(MESSAGE)
+    expect(page.locator("body")).to_have_attribute("data-read", "yes")
+    assert row_of("Bình Link")["status"] == "read"
     page.get_by_role("button", name="Gửi phản hồi").click()  # empty: the browser asks for text first
     expect(page.locator("#sent")).to_have_count(0)
     page.get_by_label("Phản hồi cho Trung tâm").fill("Đã rõ, tối nay tổ đi từng nhà.")

@@ -123,11 +123,17 @@ def report_page(broadcast_id: Id, request: Request, signed: SignedDep, session: 
 @member_router.get("/b/{key}")
 def member_page(key: str, request: Request, session: SessionDep) -> Response:
     delivery = teams.delivery_of_link(session, key)
-    teams.read_by_link(session, delivery, utcnow())
-    context = {"delivery": delivery, "sent": request.query_params.get("sent") == "1", "max_text": MAX_TEXT}
+    context = {"delivery": delivery, "key": key, "sent": request.query_params.get("sent") == "1", "max_text": MAX_TEXT}
     page = render(request, "team_message.html", context)
     page.headers.update(NO_STORE)
     return page
+
+
+@member_router.post("/b/{key}/read", status_code=204)
+def member_read(key: str, session: SessionDep) -> Response:
+    """Sent by the page's script once a browser shows it (a link preview fetching the page runs none)."""
+    teams.read_by_link(session, teams.delivery_of_link(session, key), utcnow())
+    return Response(status_code=204)
 
 
 @member_router.post("/b/{key}")
@@ -141,7 +147,7 @@ def member_reply(
     try:
         teams.record_reply(session, delivery.id, text, "link", utcnow())
     except InvalidValue as problem:
-        context = {"delivery": delivery, "sent": False, "max_text": MAX_TEXT, "error": problem.problem}
+        context = {"delivery": delivery, "key": key, "sent": False, "max_text": MAX_TEXT, "error": problem.problem}
         page = render(request, "team_message.html", context, status_code=422)
         page.headers.update(NO_STORE)
         return page

@@ -186,3 +186,13 @@
   }
   setInterval(refresh, 3000);
 })();
+
+(function readReceipt() {
+  // A team member's message page says it was read from the browser that shows it: link previews and scanners that
+  // fetch the page run no script, so they do not count as the member reading it.
+  const receipt = document.getElementById("read-receipt");
+  if (!receipt) return;
+  fetch(receipt.dataset.url, { method: "POST", credentials: "omit" })
+    .then((answer) => { if (answer.ok) document.body.dataset.read = "yes"; })
+    .catch(() => { /* offline: the next visit or an answer says it */ });
+})();
