@@ -119,7 +119,8 @@ def _go_data(session: Session, day: date) -> dict[Area, tuple[int, int, int]]:
         )
         areas = {row[0]: tuple(row[1:]) for row in rows}
         for record in person_records(session, campaign, day):
-            counts[areas.get(record.person_id, ("", "", ""))][index[record.final]] += 1
+            if record.final in index:  # a contact who became a case is followed as a case, not counted here
+                counts[areas.get(record.person_id, ("", "", ""))][index[record.final]] += 1
     return {area: tuple(values) for area, values in counts.items()}
 
 

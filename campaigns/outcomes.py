@@ -32,6 +32,10 @@ morning) still counts for its own follow-up day.
 
 Final status, the first that holds:
 
+    BECAME_CASE          a positive sample of theirs (`people.confirmed_case_on`, from the laboratory results) was
+                         taken on or before their last follow-up day: they are a case now, followed as one, no longer
+                         as a contact (Go.Data converts the contact to a case). Their days after the sample are not
+                         follow-up days: they neither count nor show
     LOST_TO_FOLLOW_UP    the last `LOST_AFTER_MISSED_DAYS` days the person was tried on were all MISSED (days never
                          attempted are the campaign's gap, not the resident's: they neither count nor break the run)
     UNDER_FOLLOW_UP      the last follow-up day (exposure + the largest offset) is today or later and the campaign
@@ -108,6 +112,7 @@ class DailyOutcome(StrEnum):
 
 
 class FinalStatus(StrEnum):
+    BECAME_CASE = "BECAME_CASE"
     UNDER_FOLLOW_UP = "UNDER_FOLLOW_UP"
     FOLLOW_UP_COMPLETED = "FOLLOW_UP_COMPLETED"
     LOST_TO_FOLLOW_UP = "LOST_TO_FOLLOW_UP"
@@ -142,9 +147,12 @@ class Record:
     missed_in_a_row: int  # MISSED days after the last day seen
     seen_on_last_day: bool
     over: bool  # the last follow-up day is past, or the campaign ended
+    became_case: bool = False  # a positive sample on or before the last follow-up day
 
 
 def final_status(record: Record) -> FinalStatus:
+    if record.became_case:
+        return FinalStatus.BECAME_CASE
     if record.missed_in_a_row >= LOST_AFTER_MISSED_DAYS:
         return FinalStatus.LOST_TO_FOLLOW_UP
     if not record.over:
@@ -162,6 +170,10 @@ class Standing(NamedTuple):
     tried: int
     missed_in_a_row: int
     seen_on_last_day: int
+    became_case: int
+
+
+PERSON_AT = 8 + len(Standing._fields)  # in a follow-up row: the day's 8 columns, a Standing, then the person's
 
 
 @dataclass(frozen=True)
@@ -334,9 +346,9 @@ def follow_up_rows(
     for (person_id, day), same_day in groupby(rows, key=itemgetter(0, 1)):
         *_, row = same_day  # the latest of the day's declarations that say the most
         exposure, attempt_status, channel, tries, last_outcome, outcome = row[2:8]
-        phone, name, province, ward, declared, phone_verified, temperature, symptoms, alert_level = row[13:]
+        phone, name, province, ward, declared, phone_verified, temperature, symptoms, alert_level = row[PERSON_AT:]
         if person_id != current:
-            current, final = person_id, plan.final(Standing(*row[8:13]))
+            current, final = person_id, plan.final(Standing(*row[8:PERSON_AT]))
         yield FollowUpRow(
             phone,
             name,
@@ -417,8 +429,9 @@ class _Plan:
 
     def final(self, record: Any) -> FinalStatus:
         over = self.ended or record.elapsed > self.offsets[-1]
+        seen_on_last_day, became_case = record.seen_on_last_day > 0, record.became_case > 0
         return final_status(
-            Record(record.seen, record.tried, record.missed_in_a_row, record.seen_on_last_day > 0, over)
+            Record(record.seen, record.tried, record.missed_in_a_row, seen_on_last_day, over, became_case)
         )
 
 
@@ -432,6 +445,11 @@ def _follow_up_days(plan: _Plan) -> CTE:
     if plan.start_day is not None and plan.status != CampaignStatus.CANCELED:
         since_start = days_between(exposures.c.exposure, literal(plan.start_day, Date))
         held = or_(held, offsets.c.day.between(since_start, elapsed))
+    # A confirmed case's follow-up as a contact ends on the day of their positive sample.
+    confirmed = exposures.c.confirmed
+    case_day = days_between(exposures.c.exposure, confirmed)
+    held = and_(held, or_(confirmed.is_(None), offsets.c.day <= case_day))
+    became_case = case((and_(confirmed.is_not(None), case_day <= plan.offsets[-1]), 1), else_=0)
     settled = true() if plan.ended else or_(offsets.c.day < elapsed, OutreachAttempt.status.in_(SETTLED_ATTEMPTS))
     return (
         select(
@@ -445,6 +463,7 @@ def _follow_up_days(plan: _Plan) -> CTE:
             OutreachAttempt.last_outcome,
             OutreachAttempt.verdict,
             _outcome(OutreachAttempt.verdict, settled, func.coalesce(OutreachAttempt.tries, 0) > 0).label("outcome"),
+            became_case.label("became_case"),
         )
         .select_from(exposures)
         .join(offsets, true())
@@ -474,14 +493,17 @@ def _outcome(
 
 
 def _exposures(plan: _Plan) -> Subquery:
-    """Each person's latest exposure date; the campaign's start (or today) stands in for a missing one."""
+    """Each person's latest exposure date (the campaign's start, or today, stands in for a missing one) and the date of
+    their first positive sample, if any."""
     unknown = plan.start_day or plan.today
     return (
         select(
             ContactListMember.person_id,
             func.max(func.coalesce(ContactListMember.exposure_date, literal(unknown, Date))).label("exposure"),
+            func.max(Person.confirmed_case_on).label("confirmed"),
         )
         .join(campaign_lists, campaign_lists.c.contact_list_id == ContactListMember.contact_list_id)
+        .join(Person, Person.id == ContactListMember.person_id)
         .where(campaign_lists.c.campaign_id == plan.campaign_id)
         .group_by(ContactListMember.person_id)
         .subquery("exposures")
@@ -505,6 +527,7 @@ def _records(days: CTE) -> Subquery:
                 "missed_in_a_row"
             ),
             count_where(and_(seen, day.day == day.last_day)).label("seen_on_last_day"),
+            func.max(day.became_case).label("became_case"),
         )
         .group_by(day.person_id)
         .subquery("records")

@@ -22,7 +22,7 @@ from app.routers.campaigns import clock
 from app.web import create_app
 from campaigns.capacity import capacity_plan
 from campaigns.export import COLUMNS, write_xlsx
-from campaigns.outcomes import DailyOutcome, FinalStatus, day_counts, follow_up_rows, keep_verdict
+from campaigns.outcomes import DailyOutcome, FinalStatus, day_counts, follow_up_rows, keep_verdict, person_records
 from campaigns.progress import WAITING, attempts_by_status, counted_days, eta, settle
 from campaigns.rules import CampaignRules
 from ground.settings import Settings
@@ -285,6 +285,34 @@ def test_each_final_status_arises_from_its_follow_up(sessions):
     assert finals == {name: status for name, _, _, status in FINALS}, "no follow-up day before the campaign began"
 
 
+# Exposed, the days held, the date of the first positive sample: the days shown and the final status (today 20 June).
+BECAME_CASES = [
+    ("positive on day 3, after three misses", june(1), "MMMMMMM", june(4), [1, 2, 3], FinalStatus.BECAME_CASE),
+    ("positive on day 2, still followed", june(15), "SSSS", june(17), [1, 2], FinalStatus.BECAME_CASE),
+    ("positive on the last day", june(1), "SSSSSSS", june(8), list(range(1, 8)), FinalStatus.BECAME_CASE),
+    ("positive after the follow-up", june(1), "SSSSSSS", june(12), list(range(1, 8)), FinalStatus.FOLLOW_UP_COMPLETED),
+]
+
+
+def test_a_contact_who_became_a_case_leaves_the_follow_up_on_their_sample_day(sessions):
+    with sessions.begin() as session:
+        campaign = new_campaign(session, 7, at(1, 7))
+        for name, exposure, days, positive, _, _ in BECAME_CASES:
+            follow(session, campaign, name, exposure, days)
+            session.flush()
+            person = session.scalar(select(Person).where(Person.full_name == name))
+            person.confirmed_case_on = positive
+        session.flush()
+        rows = list(follow_up_rows(session, campaign, june(20)))
+        finals = {row.final_status for row in rows}
+        records = {r.person_id: r.final for r in person_records(session, campaign, june(20))}
+    for name, _, _, _, shown, final in BECAME_CASES:
+        assert [row.follow_up_day for row in rows if row.name == name] == shown, name
+        assert {row.final_status for row in rows if row.name == name} == {final}, name
+    assert sorted(records.values()) == sorted(final for *_, final in BECAME_CASES)
+    assert FinalStatus.BECAME_CASE in finals
+
+
 @pytest.mark.parametrize(
     ("days", "expected"), [("MS", FinalStatus.FOLLOW_UP_COMPLETED), ("SM", FinalStatus.LOST_TO_FOLLOW_UP)]
 )
@@ -395,7 +423,12 @@ def test_progress_through_the_api(clocked_api, now, finish, spills):
         "NOT_ATTEMPTED": 0,
         "NOT_PERFORMED": 37,
     }
-    assert progress["final_statuses"] == {"UNDER_FOLLOW_UP": 41, "FOLLOW_UP_COMPLETED": 0, "LOST_TO_FOLLOW_UP": 0}
+    assert progress["final_statuses"] == {
+        "BECAME_CASE": 0,
+        "UNDER_FOLLOW_UP": 41,
+        "FOLLOW_UP_COMPLETED": 0,
+        "LOST_TO_FOLLOW_UP": 0,
+    }
     expected_eta = progress["eta"]
     assert (expected_eta["remaining"], expected_eta["rate_per_second"]) == (31, 0.01), "6 claimed in 600 s"
     assert datetime.fromisoformat(expected_eta["at"]) == finish

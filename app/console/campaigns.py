@@ -57,6 +57,7 @@ OUTCOME = {
     "NOT_PERFORMED": "Chưa tới lượt",
 }
 FINAL = {
+    "BECAME_CASE": "Đã thành ca bệnh",
     "UNDER_FOLLOW_UP": "Đang theo dõi",
     "FOLLOW_UP_COMPLETED": "Hoàn tất theo dõi",
     "LOST_TO_FOLLOW_UP": "Mất dấu",
