@@ -5,9 +5,11 @@ import csv
 import os
 import random
 import shutil
+import signal
 import stat
 import subprocess
 import sys
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -29,8 +31,9 @@ from models import AuditLog, ContactList, ContactListMember, Person, Role
 from tests import factories
 from tests.conftest import run_app
 from tests.support.net import free_port
-from tests.test_cli import outreach
-from tracing.checkins import import_checkins
+from tests.test_cli import OUTREACH, outreach
+from tracing.analytics import connection, quoted
+from tracing.checkins import import_checkins, stored_checkins
 from tracing.copresence import Case, Exposure, derive_f1, exposures, fold, read_cases
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -539,3 +542,39 @@ def test_national_data_by_api_imports_checkins_and_derives_for_a_province(nation
         assert session.get(ContactList, body["contact_list"]["list_id"]).province_code == "27"
     bad = post(national_api, "/api/v1/f1/derive", national, {"cases": ("cases.csv", b"phone\n1\n")}, {"name": "F1"})
     assert bad.status_code == 422 and bad.json()["message"].startswith("cases.csv has no column infectious_from")
+
+
+def test_an_import_killed_while_writing_leaves_nothing_half_and_the_next_one_lands_whole(store, settings, tmp_path):
+    """SIGKILL the import command the moment its Parquet file starts to be written: readers see no check-in of it,
+    the same file imported again lands whole, and the orphaned partial file goes once it is stale."""
+    rows = 3_000_000
+    big = tmp_path / "big.csv"
+    with connection(settings) as database:  # generated fast: 1,000 phones, 5,000 venues, every minute of a day
+        database.execute(
+            f"COPY (SELECT 'V' || (i % 5000) AS venue_id, '0912' || lpad(CAST(i % 1000 AS VARCHAR), 6, '0') AS phone,"
+            f" strftime(TIMESTAMP '2021-06-02 00:00' + to_minutes(CAST(i % 1440 AS BIGINT)), '%Y-%m-%d %H:%M')"
+            f" AS checked_in_at, '' AS checked_out_at FROM range({rows}) t(i)) TO {quoted(big)} (HEADER)"
+        )
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    env = {**os.environ, "OUTREACH_DATABASE_URL": url, "OUTREACH_CHECKINS_DIR": str(settings.checkins_dir)}
+    command = subprocess.Popen([OUTREACH, "checkins", "import", str(big)], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(settings.checkins_dir.glob(".*.partial")):
+            assert command.poll() is None, "the import ended before it began writing: make the file larger"
+            assert time.monotonic() < deadline, "the import never began writing"
+            time.sleep(0.005)
+        command.send_signal(signal.SIGKILL)
+    finally:
+        command.wait(30)
+    assert stored_checkins(settings) == []
+    (orphan,) = settings.checkins_dir.glob(".*.partial")
+
+    summary = import_checkins(store, operator(), big, settings)
+    assert (summary.imported, summary.rejected, summary.already_imported) == (rows, 0, False)
+    assert len(stored_checkins(settings)) == 1 and orphan.exists()  # a fresh partial may be a running import's
+    stale = time.time() - 7 * 3600
+    os.utime(orphan, (stale, stale))
+    small = write_csv(tmp_path / "small.csv", CHECKIN_HEADER, [["CHO", CASE_PHONE, "2021-06-02 08:00", ""]])
+    import_checkins(store, operator(), small, settings)
+    assert not orphan.exists() and len(stored_checkins(settings)) == 2

@@ -9,9 +9,11 @@ offset (`2021-06-01T08:30:00+07:00`, `...Z`) or are local times in the configure
 `01/06/2021 08:30`). Phones come in any common form and are stored in E.164. Stored times are instants (UTC).
 """
 
+import contextlib
 import csv
 import hashlib
 import os
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +40,7 @@ MAX_VISIT_HOURS = 24  # a longer stay is a mistyped date: it would make a case p
 GLOB_CHARACTERS = set("*?[]{}")
 LOCAL_FORMATS = ["%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d-%m-%Y %H:%M:%S", "%d-%m-%Y %H:%M", "%Y-%m-%d %Hh%M"]
 FIRST_REJECTS = 20  # shown by the CLI and the API
+PARTIAL_STALE_S = 6 * 3600
 REJECTS_KEPT = 100_000  # a file that is wrong throughout needs its first rows shown, not ten million of them
 READERS = {".csv": "read_csv({}, all_varchar = true, header = true)", ".parquet": "read_parquet({})"}
 
@@ -190,6 +193,7 @@ FROM read
 
 def _store(database: duckdb.DuckDBPyConnection, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_partials(target.parent)
     partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")  # two uploads of one file at once
     database.execute(
         # A check-out at the very moment of the check-in is no check-out (a visit of no length meets nobody).
@@ -199,6 +203,16 @@ def _store(database: duckdb.DuckDBPyConnection, target: Path) -> None:
     )
     os.chmod(partial, 0o600)  # who was where and when: personal data
     os.replace(partial, target)
+
+
+def _sweep_partials(folder: Path) -> None:
+    """Remove what imports killed while writing left behind (never read: only *.parquet is). A partial file this old
+    is no running import's: the largest file allowed is written in well under that."""
+    stale = time.time() - PARTIAL_STALE_S
+    for partial in folder.glob(".*.partial"):
+        with contextlib.suppress(FileNotFoundError):
+            if partial.stat().st_mtime < stale:
+                partial.unlink()
 
 
 def _write_rejects(database: duckdb.DuckDBPyConnection, path: Path) -> Path:
