@@ -13,8 +13,9 @@ export UV_LINK_MODE := copy
 run: platform engine model voice-packages
 	.venv/bin/outreach serve
 
+# The slowest tests are listed at the end: the full run must stay well inside CI's time.
 test: platform engine model system-packages voice-packages
-	.venv/bin/python -m pytest $(PYTEST_ARGS)
+	.venv/bin/python -m pytest --durations=40 $(PYTEST_ARGS)
 
 # The fast layer for developers (under a minute): pure code and SQLite in this process; no engine, no PostgreSQL, no
 # browser, no child processes, no server. tests/conftest.py marks each test by the parts it uses.
