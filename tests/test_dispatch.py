@@ -28,6 +28,7 @@ from models import AttemptStatus, Campaign, Channel, ContactList, ContactListMem
 from models.migrate import upgrade
 from tests import factories
 from tests.fakes.twilio import FakeTwilio
+from tests.support.waiting import wait_until
 from tests.test_import import MESSY
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -396,11 +397,11 @@ def test_two_workers_and_a_kill_contact_everyone_exactly_once(postgres, tmp_path
     with twilio.running() as twilio.url:
         workers = [worker(store_url, twilio, tmp_path / "beat"), worker(store_url, twilio, tmp_path / "beat")]
         try:
-            wait_until(lambda: len(twilio.calls_made) >= 10, "the workers never started calling")
+            wait_until(lambda: len(twilio.calls_made) >= 10, "the workers to start calling", timeout=60)
             workers[0].send_signal(signal.SIGKILL)  # mid-run: it holds claims whose slots have not come yet
             workers[0].wait()
             workers.append(worker(store_url, twilio, tmp_path / "beat"))  # the restarted worker
-            wait_until(lambda: len(twilio.calls_made) >= len(phones), "someone was forgotten")
+            wait_until(lambda: len(twilio.calls_made) >= len(phones), "everyone to be called", timeout=60)
             time.sleep(4)  # past the claim timeout: any double call would have happened by now
         finally:
             for process in workers:
@@ -411,10 +412,3 @@ def test_two_workers_and_a_kill_contact_everyone_exactly_once(postgres, tmp_path
     assert max(called.values()) == 1, "someone was called twice"
     assert set(statuses(sessions).values()) == {"contacting"}
     db.dispose()
-
-
-def wait_until(condition, message: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, message
-        time.sleep(0.05)

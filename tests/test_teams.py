@@ -5,7 +5,6 @@ answered, by API and CLI."""
 
 import asyncio
 import json
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -27,6 +26,7 @@ from models import BroadcastDelivery, BroadcastReply, DeliveryStatus, Role, Team
 from tests.conftest import RunningApp, run_public_app
 from tests.fakes.zalo import FakeZalo, zalo_id
 from tests.support.net import free_port
+from tests.support.waiting import wait_until
 from tests.test_cli import outreach
 
 TEMPLATE_ID = "a1b2c3d4e5f60718293a"
@@ -35,14 +35,6 @@ PASSWORD = "mật-khẩu-đủ-dài-2021"
 TEAM = "Tổ COVID cộng đồng phường Suối Hoa"
 MESSAGE = "Từ 18h hôm nay, các tổ kiểm tra 100% hộ có F1 trên địa bàn và báo lại số hộ chưa liên lạc được."
 T = TypeVar("T")
-
-
-def wait_until(condition: Callable[[], T], what: str, timeout: float = 20.0) -> T:
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return result
 
 
 def team_file(tmp_path: Path, rows: list[str], name: str = "team.csv") -> Path:

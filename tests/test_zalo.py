@@ -6,7 +6,6 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from itertools import takewhile
 from typing import Any, TypeVar
@@ -39,6 +38,7 @@ from models import (
 from tests import factories
 from tests.conftest import RunningApp, run_public_app
 from tests.fakes.zalo import FakeZalo, SentMessage, SentZns, zalo_id
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.engine
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -60,14 +60,6 @@ def app(store_url, engine_url, zalo):
     for running in run_public_app(store_url, engine_url, **zalo.settings()):
         zalo.webhook_url = f"{running.url}/webhooks/zalo"
         yield running
-
-
-def wait_until(condition: Callable[[], T], what: str, timeout: float = 20.0) -> T:
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return result
 
 
 def today() -> date:
