@@ -783,3 +783,21 @@ def teams_report(
             " | ".join(row.replies),
         )
     Console().print(table)
+
+
+@teams_app.command("cancel")
+def teams_cancel(broadcast_id: int) -> None:
+    """Cancel a broadcast's deliveries not sent yet."""
+    from campaigns.teams import cancel
+
+    with _as_operator() as (session, operator):
+        print(f"{cancel(session, operator, broadcast_id)} deliveries canceled")
+
+
+@teams_app.command("resend")
+def teams_resend(broadcast_id: int) -> None:
+    """Send a broadcast's failed deliveries again (once what made them fail is fixed)."""
+    from campaigns.teams import resend_failed
+
+    with _as_operator() as (session, operator):
+        print(f"{resend_failed(session, operator, broadcast_id)} deliveries queued again")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import false, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from access.auth import audit, operator
@@ -257,9 +257,12 @@ def import_contacts(
 def after_other_imports(session: Session) -> None:
     """Imports write one at a time: two lists holding one new phone would otherwise both insert that person, and a
     person another import is adding would escape the scope check. PostgreSQL: a transaction-scoped advisory lock;
-    SQLite: the list's insert, the first statement, takes the database's write lock before any person is read."""
+    SQLite: a write that changes nothing takes the database's write lock before anything is read (a transaction that
+    read first could not write once another had)."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": IMPORT_LOCK})
+    else:
+        session.execute(update(Person).where(false()).values(id=Person.id).execution_options(synchronize_session=False))
 
 
 def _parse_rows(

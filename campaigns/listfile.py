@@ -28,6 +28,7 @@ SHEET_DATA_TAG = f"{{{SHEET_MAIN_NS}}}sheetData"
 MAX_COLUMNS = 200  # F1 templates have 10 to 60 columns; a value further right is not a list's
 SMALL_ZIP_PART = 1 << 20  # tiny XML parts compress far beyond any ratio and cannot hurt: only larger ones are checked
 CHUNK_CHARS = 1 << 20
+EXACT_FLOATS = 2**53  # past this a number cell has lost digits (an 18-digit id): it stays a float, never a number
 # What Windows-1258 text in Vietnamese is made of beyond ASCII: its letters, tone marks and the punctuation Word and
 # Excel type. Another encoding read as 1258 (Shift-JIS, a binary file) decodes to symbols outside this set.
 VIETNAMESE_1258 = set("ÀÁÂĂÈÉÊÌÍÒÓÔƠÙÚƯÝĐàáâăèéêìíòóôơùúưýđ\u0300\u0301\u0303\u0309\u0323‘’“”–—…•°·«»\u00a0")
@@ -90,7 +91,7 @@ def _cell(value: Any, line: int, column: int, max_chars: int) -> Any:
             )
         value = value.strip()
         return value if value.isascii() else nfc(value)  # NFC leaves ASCII as it is: most cells skip the work
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and abs(value) < EXACT_FLOATS:
         value = int(value)  # Excel keeps phones and years as numbers: 912345678.0
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)

@@ -1,13 +1,20 @@
 """Community teams and the instructions a province broadcasts to them; who received, read and answered each one.
 
 A team's list (CSV or XLSX: name, phone, optional zalo_user_id) is the team: importing it again makes the team what
-the new file says. A broadcast is queued for every member at once; a worker sends each delivery (connectors/zalo:
-by OA message to a member who wrote within the reply window, else by ZNS with a personal link) and Zalo's receipts,
-the member's replies and the link's page fill in the rest. A delivery is claimed before it is sent: a worker that
-dies after its claim leaves it to another worker once the claim is stale (a message may then go twice; never none).
+the new file says. A broadcast is queued for every member at once; workers send each delivery (connectors/zalo: by
+OA message to a member who wrote within the reply window, else by ZNS with a personal link) and Zalo's receipts, the
+member's answer and the link's page fill in the rest.
+
+Deliveries are a state machine (`DeliveryStatus`). A worker claims a few at a time with a conditional UPDATE that
+stamps its claim token; every later write about the delivery needs that token, so a worker that outlived its claim
+changes nothing another worker did. A claim older than `CLAIM_LEASE` is stale (its worker died): another worker takes
+the delivery, and the message may then go twice, never not at all. A failure that may pass (Zalo out of reach, a
+quota, an error of ours) queues the delivery again, later each time, and fails it after `MAX_TRIES`; a failure about
+the member (no Zalo, refuses ZNS) fails it at once. Failed deliveries can be sent again, queued ones canceled.
 """
 
 import secrets
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -15,14 +22,16 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from access.auth import CAN_MANAGE_LISTS, audit, get_in_scope, hash_token
-from access.errors import Forbidden, InvalidValue, NotFound
+from access.auth import CAN_MANAGE_LISTS, CAN_READ_TRANSCRIPTS, audit, hash_token
+from access.errors import Conflict, Forbidden, InvalidValue, NotFound
 from bot.vntext import nfc
 from campaigns.contact_lists import import_province
-from campaigns.listfile import ReadLimits, UnusableFile, header_key, read_table
+from campaigns.importer import after_other_imports
+from campaigns.listfile import EXACT_FLOATS, ReadLimits, UnusableFile, header_key, read_table
 from ground.phones import InvalidPhone, normalize_phone
 from models import Broadcast, BroadcastDelivery, BroadcastReply, DeliveryStatus, Team, TeamMember, User, utcnow
 
@@ -32,9 +41,14 @@ COLUMNS = {
     "zalo_user_id": {"zalo user id", "zalo id", "ma zalo", "zalo"},
 }
 MAX_MEMBERS = 5000
-MAX_TEXT = 4000  # characters; the OA splits past 2,000, ZNS members read it whole on the linked page
+MAX_TEXT = 4000  # characters; members read a long one whole on their page
+MAX_REPLIES = 20  # answers kept per member and broadcast: the public page cannot grow a report without end
 FIRST_REJECTS = 20
 CLAIM_LEASE = timedelta(minutes=2)
+CLAIM_BATCH = 5  # sent within the lease even when every send waits out its timeouts
+RETRY_AFTER = [timedelta(minutes=m) for m in (1, 5, 15, 60, 180)]
+MAX_TRIES = len(RETRY_AFTER) + 1
+KEPT = (DeliveryStatus.SENT, DeliveryStatus.SENDING)  # a receipt may beat the worker's own record of the send
 
 
 @dataclass
@@ -52,6 +66,7 @@ class Outgoing:
     """A claimed delivery, with what the sender needs to reach the member."""
 
     delivery_id: int
+    claim: str
     team: str
     text: str
     name: str
@@ -64,9 +79,10 @@ class MemberReport:
     delivery_id: int
     name: str
     phone: str
-    status: str  # answered, read, received, sent, failed, queued: the furthest the message got
+    status: str  # answered, read, received, sent, failed, queued, canceled: the furthest the message got
     channel: str | None
     error: str | None
+    tries: int
     sent_at: datetime | None
     received_at: datetime | None
     read_at: datetime | None
@@ -75,13 +91,17 @@ class MemberReport:
 
 
 @dataclass(frozen=True)
-class Report:
+class Summary:
     broadcast_id: int
     team_id: int
     team: str
     text: str
     created_at: datetime
-    counts: dict[str, int]  # members, sent, failed, queued, received, read, answered
+    counts: dict[str, int]  # members, queued, sent, failed, canceled, received, read, answered
+
+
+@dataclass(frozen=True)
+class Report(Summary):
     members: list[MemberReport]
 
 
@@ -89,6 +109,26 @@ def check_broadcasts(user: User) -> None:
     """Team lists and broadcasts are a provincial centre's tools: its admins and managers."""
     if user.role not in CAN_MANAGE_LISTS:
         raise Forbidden(f"the {user.role.value} role cannot manage teams or broadcast to them")
+
+
+def check_reads_teams(user: User) -> None:
+    """Members' phones and their free-text answers are read by those who read transcripts (not viewers)."""
+    if user.role not in CAN_READ_TRANSCRIPTS:
+        raise Forbidden(f"the {user.role.value} role does not read teams or their answers")
+
+
+def plain(text: str | None, *, one_line: bool = False) -> str:
+    """Text as people meant it: NFC, without invisible format characters (zero-width, direction marks) or control
+    characters (line breaks are kept in messages, made spaces in names), trimmed."""
+    kept = []
+    for char in nfc(text or ""):
+        kind = unicodedata.category(char)
+        if char in "\n\t":
+            kept.append(" " if one_line else char)
+        elif kind not in ("Cc", "Cf"):
+            kept.append(char)
+    cleaned = "".join(kept)
+    return " ".join(cleaned.split()) if one_line else cleaned.strip()
 
 
 # ---- Teams ------------------------------------------------------------------------------------------------------
@@ -109,14 +149,13 @@ def import_team(
     check_broadcasts(user)
     province = import_province(user, province)
     name = _team_name(name)
-    members, rejects = _read_members(path, limits or ReadLimits(), source_name or path.name)
+    source = source_name or path.name
+    members, rejects = _read_members(path, limits or ReadLimits(), source)
     if not members:
         reasons = "; ".join(f"row {line}: {reason}" for line, reason in rejects[:3])
-        raise UnusableFile(f"{source_name or path.name} has no usable member ({reasons or 'no rows'})")
-    team = session.scalar(select(Team).where(Team.name == name, _province_is(province)))
-    if team is None:
-        team = Team(name=name, province_code=province)
-        session.add(team)
+        raise UnusableFile(f"{source} has no usable member ({reasons or 'no rows'})")
+    after_other_imports(session)  # one import at a time: the same new team twice at once is one team
+    team = _team_named(session, name, province)
     before = {member.phone: member for member in team.members}
     for phone, (member_name, zalo_user_id) in members.items():
         member = before.get(phone) or TeamMember(phone=phone)
@@ -135,20 +174,33 @@ def import_team(
         rejected=len(rejects),
         first_rejects=rejects[:FIRST_REJECTS],
     )
-    detail = {"source": source_name or path.name, "members": summary.members, "rejected": summary.rejected}
+    detail = {"source": source, "members": summary.members, "rejected": summary.rejected}
     audit(session, user, "team.import", "team", [team.id], detail=detail)
     return summary
 
 
+def _team_named(session: Session, name: str, province: str | None) -> Team:
+    scope = Team.province_code == province if province else Team.province_code.is_(None)
+    found = session.scalar(select(Team).where(Team.name == name, scope))
+    if found is not None:
+        return found
+    try:
+        with session.begin_nested():
+            team = Team(name=name, province_code=province)
+            session.add(team)
+        return team
+    except IntegrityError:  # made meanwhile by an import that did not wait (another process's lock)
+        found = session.scalar(select(Team).where(Team.name == name, scope))
+        if found is None:
+            raise Conflict(f"the team {name!r} is being made by another import: try again") from None
+        return found
+
+
 def _team_name(name: str) -> str:
-    name = nfc(name or "").strip()
+    name = plain(name, one_line=True)
     if not 1 <= len(name) <= 200:
         raise InvalidValue("name", "a team's name has 1 to 200 characters")
     return name
-
-
-def _province_is(province: str | None) -> Any:
-    return Team.province_code == province if province else Team.province_code.is_(None)
 
 
 def _read_members(
@@ -168,30 +220,34 @@ def _read_members(
     members: dict[str, tuple[str, str | None]] = {}
     rejects = []
     for line, cells in rows:
-        value = {column: _cell(cells, index) for column, index in where.items()}
         try:
-            members_phone = normalize_phone(value["phone"])
-            zalo_user_id = value["zalo_user_id"] or None
-            if zalo_user_id is not None and not (zalo_user_id.isdigit() and len(zalo_user_id) <= 64):
-                raise ValueError("a Zalo user id is the number the OA knows the member by")
-            if members_phone in members:
+            phone, member = _member(cells, where)
+            if phone in members:
                 raise ValueError("this phone is on an earlier row")
         except (InvalidPhone, ValueError) as error:
             rejects.append((line, str(error)))
             continue
-        members[members_phone] = ((value["name"] or value["phone"])[:100], zalo_user_id)
+        members[phone] = member
     return members, rejects
 
 
-def _cell(cells: list[Any], index: int | None) -> str:
-    if index is None or index >= len(cells) or cells[index] is None:
-        return ""
-    value = cells[index]
-    return nfc(str(int(value) if isinstance(value, float) and value.is_integer() else value)).strip()
+def _member(cells: list[Any], where: dict[str, int | None]) -> tuple[str, tuple[str, str | None]]:
+    value = {column: cells[i] if i is not None and i < len(cells) else None for column, i in where.items()}
+    written_phone = plain(str(value["phone"] or ""), one_line=True)
+    phone = normalize_phone(written_phone)
+    zalo_user_id = value["zalo_user_id"]
+    if isinstance(zalo_user_id, float) and abs(zalo_user_id) >= EXACT_FLOATS:
+        raise ValueError("the Zalo user id lost its last digits in a number cell: format that column as text")
+    zalo_user_id = plain(str(zalo_user_id or ""), one_line=True) or None
+    if zalo_user_id is not None and not (zalo_user_id.isascii() and zalo_user_id.isdigit() and len(zalo_user_id) <= 64):
+        raise ValueError("a Zalo user id is the number the OA knows the member by")
+    name = plain(str(value["name"] or ""), one_line=True) or written_phone
+    return phone, (name[:100], zalo_user_id)
 
 
 def teams(session: Session, user: User) -> list[Team]:
     """The user's province's teams (a national user: every team), with their members."""
+    check_reads_teams(user)
     stmt = select(Team).options(selectinload(Team.members)).order_by(Team.province_code, Team.name)
     if user.province_code:
         stmt = stmt.where(Team.province_code == user.province_code)
@@ -199,19 +255,23 @@ def teams(session: Session, user: User) -> list[Team]:
 
 
 def team(session: Session, user: User, team_id: int) -> Team:
-    return get_in_scope(session, user, Team, team_id, "team")
+    check_reads_teams(user)
+    found = session.get(Team, team_id)
+    if found is None or (user.province_code and found.province_code != user.province_code):
+        raise NotFound.in_scope("team", team_id)
+    return found
 
 
 # ---- Broadcasts ---------------------------------------------------------------------------------------------
 
 
 def start_broadcast(session: Session, user: User, team_id: int, text: str) -> Broadcast:
-    """Queue `text` for every member of the team; the worker sends them."""
+    """Queue `text` for every member of the team; the workers send them."""
     check_broadcasts(user)
     found = team(session, user, team_id)
-    text = nfc(text or "").strip()
+    text = plain(text)
     if not 1 <= len(text) <= MAX_TEXT:
-        raise InvalidValue("text", f"a message has 1 to {MAX_TEXT:,} characters")
+        raise InvalidValue("text", f"a message has 1 to {MAX_TEXT:,} characters (invisible ones not counted)")
     if not found.members:
         raise InvalidValue("team", "the team has no members: import its list first")
     broadcast = Broadcast(team_id=found.id, text=text, created_by_id=user.id)
@@ -225,99 +285,189 @@ def start_broadcast(session: Session, user: User, team_id: int, text: str) -> Br
     return broadcast
 
 
-def broadcasts(session: Session, user: User, team_id: int) -> list[Broadcast]:
-    found = team(session, user, team_id)
-    return list(session.scalars(select(Broadcast).where(Broadcast.team_id == found.id).order_by(Broadcast.id.desc())))
+def _broadcast(session: Session, user: User, broadcast_id: int) -> Broadcast:
+    broadcast = session.get(Broadcast, broadcast_id)
+    if broadcast is None or (user.province_code and broadcast.team.province_code != user.province_code):
+        raise NotFound.in_scope("broadcast", broadcast_id)
+    return broadcast
 
 
-def claim_due(session: Session, now: datetime, limit: int = 100) -> list[Outgoing]:
-    """Queued deliveries (and ones whose claim went stale), each claimed by one worker with a conditional UPDATE."""
+def cancel(session: Session, user: User, broadcast_id: int) -> int:
+    """Cancel the deliveries still waiting to be sent; returns how many."""
+    check_broadcasts(user)
+    broadcast = _broadcast(session, user, broadcast_id)
+    canceled = _move(session, broadcast.id, DeliveryStatus.QUEUED, DeliveryStatus.CANCELED, error="canceled")
+    audit(session, user, "broadcast.cancel", "broadcast", [broadcast.id], detail={"deliveries": canceled})
+    return canceled
+
+
+def resend_failed(session: Session, user: User, broadcast_id: int) -> int:
+    """Queue the failed deliveries again (a setting fixed, Zalo back); returns how many."""
+    check_broadcasts(user)
+    broadcast = _broadcast(session, user, broadcast_id)
+    queued = _move(session, broadcast.id, DeliveryStatus.FAILED, DeliveryStatus.QUEUED, tries=0, next_attempt_at=None)
+    audit(session, user, "broadcast.resend", "broadcast", [broadcast.id], detail={"deliveries": queued})
+    return queued
+
+
+def _move(session: Session, broadcast_id: int, old: DeliveryStatus, new: DeliveryStatus, **values: Any) -> int:
+    return session.execute(
+        update(BroadcastDelivery)
+        .where(BroadcastDelivery.broadcast_id == broadcast_id, BroadcastDelivery.status == old)
+        .values(status=new, **values)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+
+
+def claim_due(session: Session, now: datetime, limit: int = CLAIM_BATCH) -> list[Outgoing]:
+    """Queued deliveries that are due (and ones whose claim went stale), each claimed by one worker."""
     claimable = or_(
-        BroadcastDelivery.status == DeliveryStatus.QUEUED,
+        (BroadcastDelivery.status == DeliveryStatus.QUEUED)
+        & or_(BroadcastDelivery.next_attempt_at.is_(None), BroadcastDelivery.next_attempt_at <= now),
         (BroadcastDelivery.status == DeliveryStatus.SENDING) & (BroadcastDelivery.claimed_at < now - CLAIM_LEASE),
     )
     due = session.scalars(
         select(BroadcastDelivery)
         .options(selectinload(BroadcastDelivery.broadcast).selectinload(Broadcast.team))
         .where(claimable)
-        .order_by(BroadcastDelivery.id)
+        .order_by(BroadcastDelivery.next_attempt_at.is_not(None), BroadcastDelivery.id)  # new ones before retries
         .limit(limit)
     ).all()
     claimed = []
     for delivery in due:
+        claim = secrets.token_hex(16)
         won = session.execute(
             update(BroadcastDelivery)
             .where(BroadcastDelivery.id == delivery.id, claimable)
-            .values(status=DeliveryStatus.SENDING, claimed_at=now)
+            .values(status=DeliveryStatus.SENDING, claimed_at=now, claim_token=claim)
             .execution_options(synchronize_session=False)
         ).rowcount
-        if won:
-            member = session.get(TeamMember, delivery.member_id) if delivery.member_id else None
-            broadcast = delivery.broadcast
-            claimed.append(
-                Outgoing(
-                    delivery.id,
-                    broadcast.team.name,
-                    broadcast.text,
-                    delivery.member_name,
-                    delivery.member_phone,
-                    member.zalo_user_id if member else None,
-                )
+        if not won:
+            continue
+        member = session.get(TeamMember, delivery.member_id) if delivery.member_id else None
+        if member is None or member.team_id != delivery.broadcast.team_id:
+            _write(session, delivery.id, claim, status=DeliveryStatus.CANCELED, error="no longer in the team")
+            continue
+        broadcast = delivery.broadcast
+        claimed.append(
+            Outgoing(
+                delivery.id, claim, broadcast.team.name, broadcast.text, member.name, member.phone, member.zalo_user_id
             )
+        )
     return claimed
 
 
-def new_link(session: Session, delivery_id: int) -> str:
-    """The key of a personal link to the message (sent by ZNS); only its hash is kept."""
+def _write(session: Session, delivery_id: int, claim: str, **values: Any) -> bool:
+    """A write about a claimed delivery, made only while the claim is still the writer's."""
+    return bool(
+        session.execute(
+            update(BroadcastDelivery)
+            .where(
+                BroadcastDelivery.id == delivery_id,
+                BroadcastDelivery.claim_token == claim,
+                BroadcastDelivery.status == DeliveryStatus.SENDING,
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    )
+
+
+def still_mine(session: Session, outgoing: Outgoing) -> bool:
+    """Renew the claim just before sending; False when another worker took the delivery over meanwhile."""
+    return _write(session, outgoing.delivery_id, outgoing.claim, claimed_at=utcnow())
+
+
+def new_link(session: Session, outgoing: Outgoing) -> str | None:
+    """The key of a personal link to the message (only its hash is kept); None when the claim is lost."""
     key = secrets.token_urlsafe(24)
-    session.get(BroadcastDelivery, delivery_id).link_token_hash = hash_token(key)
-    return key
+    return key if _write(session, outgoing.delivery_id, outgoing.claim, link_token_hash=hash_token(key)) else None
 
 
 def record_sent(
-    session: Session, delivery_id: int, channel: str, provider_ref: str, zalo_user_id: str | None = None
+    session: Session, outgoing: Outgoing, channel: str, provider_ref: str, zalo_user_id: str | None = None
 ) -> None:
-    delivery = session.get(BroadcastDelivery, delivery_id)
-    delivery.status, delivery.channel, delivery.provider_ref = DeliveryStatus.SENT, channel, provider_ref[:64]
-    delivery.zalo_user_id, delivery.sent_at, delivery.error = zalo_user_id, utcnow(), None
+    _write(
+        session,
+        outgoing.delivery_id,
+        outgoing.claim,
+        status=DeliveryStatus.SENT,
+        channel=channel,
+        provider_ref=provider_ref[:64],
+        zalo_user_id=zalo_user_id,
+        sent_at=utcnow(),
+        error=None,
+    )
 
 
-def record_failed(session: Session, delivery_id: int, error: str) -> None:
-    delivery = session.get(BroadcastDelivery, delivery_id)
-    delivery.status, delivery.error = DeliveryStatus.FAILED, error[:500]
+def record_failed(session: Session, outgoing: Outgoing, error: str) -> None:
+    """A failure about the member: trying again would not help."""
+    _write(session, outgoing.delivery_id, outgoing.claim, status=DeliveryStatus.FAILED, error=error[:500])
 
 
-def mark_received(session: Session, at: datetime, *, delivery_id: int | None = None, ref: str | None = None) -> bool:
-    """A delivery receipt, by the delivery's id (ZNS tracking id) or Zalo's message id (OA message)."""
-    found = _delivery(session, delivery_id, [ref] if ref else [])
+def retry_later(session: Session, outgoing: Outgoing, error: str, *, counted: bool = True) -> None:
+    """A failure that may pass: queued again, later each time; failed after MAX_TRIES. A delivery the worker never
+    tried (it stopped the batch on an outage) goes back uncounted."""
+    delivery = session.get(BroadcastDelivery, outgoing.delivery_id)
+    tries = delivery.tries + (1 if counted else 0)
+    if tries >= MAX_TRIES:
+        failed = f"gave up after {tries} tries: {error}"[:500]
+        _write(session, outgoing.delivery_id, outgoing.claim, status=DeliveryStatus.FAILED, tries=tries, error=failed)
+        return
+    wait = RETRY_AFTER[tries - 1] if tries else timedelta(0)
+    _write(
+        session,
+        outgoing.delivery_id,
+        outgoing.claim,
+        status=DeliveryStatus.QUEUED,
+        tries=tries,
+        next_attempt_at=utcnow() + wait,
+        error=error[:500] if counted else delivery.error,
+        claim_token=None,
+    )
+
+
+def mark_received(
+    session: Session, at: datetime, *, delivery_id: int | None = None, ref: str | None = None, user_id: str = ""
+) -> bool:
+    """A delivery receipt: by the delivery's id (a ZNS tracking id), or by Zalo's id of the OA message sent to
+    `user_id`."""
+    found = _deliveries(session, delivery_id, [ref] if ref else [], user_id)
     for delivery in found:
         delivery.received_at = delivery.received_at or at
     return bool(found)
 
 
-def mark_read(session: Session, refs: list[str], at: datetime) -> bool:
+def mark_read(session: Session, user_id: str, refs: list[str], at: datetime) -> bool:
     """The member saw these OA messages (a message seen was received, whatever the receipts say)."""
-    found = _delivery(session, None, refs)
+    found = _deliveries(session, None, refs, user_id)
     for delivery in found:
         delivery.received_at = delivery.received_at or at
         delivery.read_at = delivery.read_at or at
     return bool(found)
 
 
-def _delivery(session: Session, delivery_id: int | None, refs: list[str]) -> list[BroadcastDelivery]:
+def _deliveries(session: Session, delivery_id: int | None, refs: list[str], user_id: str) -> list[BroadcastDelivery]:
     if delivery_id is not None:
         found = session.get(BroadcastDelivery, delivery_id)
-        return [found] if found is not None and found.status == DeliveryStatus.SENT else []
+        return [found] if found is not None and found.status in KEPT else []
     if not refs:
         return []
-    return list(session.scalars(select(BroadcastDelivery).where(BroadcastDelivery.provider_ref.in_(refs))))
+    return list(
+        session.scalars(
+            select(BroadcastDelivery).where(
+                BroadcastDelivery.provider_ref.in_(refs), BroadcastDelivery.zalo_user_id == user_id
+            )
+        )
+    )
 
 
 def awaiting_reply(
     session: Session, zalo_user_id: str, since: datetime, quoted: str | None = None, *, quoted_only: bool = False
 ) -> int | None:
-    """The broadcast delivery a Zalo user's message answers: the one it quotes, else (unless `quoted_only`) the
-    latest sent to them by OA message since `since` (the reply window)."""
+    """The broadcast delivery a Zalo user's message answers: the one it quotes; else (unless `quoted_only`) the
+    latest sent to them by OA message since `since` (the reply window) that they have not answered yet. Their
+    messages after that first answer are theirs again (a declaration, a question to the OA)."""
     stmt = select(BroadcastDelivery.id).where(
         BroadcastDelivery.zalo_user_id == zalo_user_id, BroadcastDelivery.status == DeliveryStatus.SENT
     )
@@ -325,7 +475,8 @@ def awaiting_reply(
         return found
     if quoted_only:
         return None
-    return session.scalar(stmt.where(BroadcastDelivery.sent_at >= since).order_by(BroadcastDelivery.id.desc()).limit(1))
+    unanswered = stmt.where(BroadcastDelivery.sent_at >= since, BroadcastDelivery.answered_at.is_(None))
+    return session.scalar(unanswered.order_by(BroadcastDelivery.id.desc()).limit(1))
 
 
 def delivery_of_link(session: Session, key: str) -> BroadcastDelivery:
@@ -339,21 +490,19 @@ def record_reply(
     session: Session, delivery_id: int, text: str, via: str, at: datetime, external_id: str | None = None
 ) -> bool:
     """A member's answer; False when this message was recorded before (a retried webhook)."""
-    text = nfc(text or "").strip()
+    text = plain(text)
     if not text:
         raise InvalidValue("text", "an answer cannot be empty")
     if len(text) > MAX_TEXT:
         raise InvalidValue("text", f"an answer has at most {MAX_TEXT:,} characters")
-    if external_id and session.scalar(
-        select(BroadcastReply.id).where(
-            BroadcastReply.delivery_id == delivery_id, BroadcastReply.external_id == external_id
-        )
-    ):
+    given = select(func.count()).where(BroadcastReply.delivery_id == delivery_id)
+    if external_id and session.scalar(given.where(BroadcastReply.external_id == external_id)):
         return False
+    if session.scalar(given) >= MAX_REPLIES:
+        raise InvalidValue("text", f"{MAX_REPLIES} answers are kept for one message: call the centre for more")
     delivery = session.get(BroadcastDelivery, delivery_id)
     session.add(BroadcastReply(delivery_id=delivery_id, text=text, via=via, external_id=external_id, received_at=at))
-    delivery.received_at = delivery.received_at or at
-    delivery.read_at = delivery.read_at or at
+    read_by_link(session, delivery, at)
     delivery.answered_at = delivery.answered_at or at
     return True
 
@@ -363,38 +512,72 @@ def read_by_link(session: Session, delivery: BroadcastDelivery, at: datetime) ->
     delivery.read_at = delivery.read_at or at
 
 
-# ---- The report -------------------------------------------------------------------------------------------------
+# ---- What became of a broadcast ------------------------------------------------------------------------------
+
+
+def summaries(session: Session, user: User, team_id: int) -> list[Summary]:
+    """A team's broadcasts, newest first, with their counts (counted by the database, however many members)."""
+    found = team(session, user, team_id)
+    d = BroadcastDelivery
+    counted = {
+        "members": func.count(d.id),
+        **{status: _count(d.status == status) for status in ("queued", "sending", "sent", "failed", "canceled")},
+        "received": _count(d.received_at.is_not(None)),
+        "read": _count(d.read_at.is_not(None)),
+        "answered": _count(d.answered_at.is_not(None)),
+    }
+    rows = session.execute(
+        select(Broadcast, *(column.label(name) for name, column in counted.items()))
+        .join(d, d.broadcast_id == Broadcast.id)
+        .where(Broadcast.team_id == found.id)
+        .group_by(Broadcast.id)
+        .order_by(Broadcast.id.desc())
+    )
+    return [_summary(row.Broadcast, _figures({name: getattr(row, name) for name in counted})) for row in rows]
+
+
+def _count(condition: Any) -> Any:
+    return func.count().filter(condition)
+
+
+def _figures(counts: dict[str, int]) -> dict[str, int]:
+    """Counts by status as the report says them: a delivery being sent is still waiting."""
+    figures = dict(counts)
+    figures["queued"] += figures.pop("sending")
+    return figures
+
+
+def _summary(broadcast: Broadcast, counts: dict[str, int]) -> Summary:
+    return Summary(broadcast.id, broadcast.team_id, broadcast.team.name, broadcast.text, broadcast.created_at, counts)
 
 
 def report(session: Session, user: User, broadcast_id: int) -> Report:
-    broadcast = session.get(Broadcast, broadcast_id)
-    if broadcast is None or (user.province_code and broadcast.team.province_code != user.province_code):
-        raise NotFound.in_scope("broadcast", broadcast_id)
-    rows = [_member_report(delivery) for delivery in broadcast.deliveries]
-    counts = Counter(row.status for row in rows)
-    reached = {
+    check_reads_teams(user)
+    broadcast = _broadcast(session, user, broadcast_id)
+    deliveries = session.scalars(
+        select(BroadcastDelivery)
+        .options(selectinload(BroadcastDelivery.replies))
+        .where(BroadcastDelivery.broadcast_id == broadcast.id)
+        .order_by(BroadcastDelivery.member_name, BroadcastDelivery.id)
+    )
+    rows = [_member_report(delivery) for delivery in deliveries]
+    statuses = Counter(row.status for row in rows)
+    counts = {
+        "members": len(rows),
+        **{status: statuses[status] for status in ("queued", "failed", "canceled")},
         "received": sum(1 for row in rows if row.received_at),
         "read": sum(1 for row in rows if row.read_at),
         "answered": sum(1 for row in rows if row.answered_at),
     }
-    figures = {"members": len(rows), "queued": counts["queued"], "failed": counts["failed"]}
-    figures["sent"] = len(rows) - figures["queued"] - figures["failed"]
-    return Report(
-        broadcast.id,
-        broadcast.team_id,
-        broadcast.team.name,
-        broadcast.text,
-        broadcast.created_at,
-        figures | reached,
-        rows,
-    )
+    counts["sent"] = counts["members"] - counts["queued"] - counts["failed"] - counts["canceled"]
+    return Report(**vars(_summary(broadcast, counts)), members=rows)
 
 
 def _member_report(delivery: BroadcastDelivery) -> MemberReport:
     if delivery.status in (DeliveryStatus.QUEUED, DeliveryStatus.SENDING):
         status = "queued"
-    elif delivery.status == DeliveryStatus.FAILED:
-        status = "failed"
+    elif delivery.status in (DeliveryStatus.FAILED, DeliveryStatus.CANCELED):
+        status = delivery.status.value
     else:
         reached = [("answered", delivery.answered_at), ("read", delivery.read_at), ("received", delivery.received_at)]
         status = next((name for name, at in reached if at), "sent")
@@ -405,6 +588,7 @@ def _member_report(delivery: BroadcastDelivery) -> MemberReport:
         status,
         delivery.channel,
         delivery.error,
+        delivery.tries,
         delivery.sent_at,
         delivery.received_at,
         delivery.read_at,

@@ -3,7 +3,7 @@
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, enum_column, utcnow
@@ -13,7 +13,6 @@ class Team(Base):
     """A community team of a province (a ward's COVID team, a village's volunteers)."""
 
     __tablename__ = "teams"
-    __table_args__ = (UniqueConstraint("province_code", "name"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -23,6 +22,10 @@ class Team(Base):
     members: Mapped[list["TeamMember"]] = relationship(
         back_populates="team", order_by="TeamMember.name", cascade="all, delete-orphan"
     )
+
+
+# One team of a name per province, and one national team of a name (NULL provinces would never collide).
+Index("uq_teams_scope_name", func.coalesce(Team.province_code, ""), Team.name, unique=True)
 
 
 class TeamMember(Base):
@@ -58,13 +61,16 @@ class Broadcast(Base):
 
 
 class DeliveryStatus(StrEnum):
-    """Queued -> sending (a worker claimed it) -> sent | failed. What happens after sending is in the timestamps
+    """queued -> sending (a worker claimed it) -> sent | failed, or back to queued to be tried again later (Zalo out
+    of reach, a quota, an error of ours); queued -> canceled (the broadcast canceled, the member left the team).
+    failed -> queued when someone sends the failed ones again. What happens after sending is in the timestamps
     (received_at, read_at, answered_at): Zalo's receipts may arrive in any order, or not at all."""
 
     QUEUED = "queued"
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
+    CANCELED = "canceled"
 
 
 class BroadcastDelivery(Base):
@@ -80,6 +86,9 @@ class BroadcastDelivery(Base):
     member_phone: Mapped[str] = mapped_column(String(16))
     status: Mapped[DeliveryStatus] = mapped_column(enum_column(DeliveryStatus, 16), default=DeliveryStatus.QUEUED)
     claimed_at: Mapped[datetime | None]
+    claim_token: Mapped[str | None] = mapped_column(String(32), comment="the claiming worker's: its writes need it")
+    tries: Mapped[int] = mapped_column(default=0, comment="sends that failed for a reason that may pass")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(comment="a queued delivery waits until then")
     channel: Mapped[str | None] = mapped_column(String(16), comment="zalo (OA message) or zns")
     zalo_user_id: Mapped[str | None] = mapped_column(String(64), index=True, comment="the OA message's recipient")
     provider_ref: Mapped[str | None] = mapped_column(String(64), index=True, comment="Zalo's message_id or msg_id")

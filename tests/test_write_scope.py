@@ -23,10 +23,13 @@ from models import (
     AlertLevel,
     AuditLog,
     Base,
+    Broadcast,
+    BroadcastDelivery,
     Campaign,
     CampaignStatus,
     ContactList,
     ContactListMember,
+    DeliveryStatus,
     Person,
     Role,
     Team,
@@ -160,6 +163,20 @@ def _team(session) -> dict:
     return {"team": team.id}
 
 
+def _broadcast(status: DeliveryStatus) -> Callable[[object], dict]:
+    def setup(session) -> dict:
+        team = session.get(Team, _team(session)["team"])
+        member = team.members[0]
+        delivery = BroadcastDelivery(member_id=member.id, member_name=member.name, member_phone=member.phone)
+        broadcast = Broadcast(team_id=team.id, text="Hướng dẫn", deliveries=[delivery])
+        delivery.status = status
+        session.add(broadcast)
+        session.flush()
+        return {"broadcast": broadcast.id}
+
+    return setup
+
+
 CAMPAIGN_ACTION = "/api/v1/campaigns/{campaign_id}/{action}"
 CASES = {
     "upload a list": Case("post", "/api/v1/contact-lists", _upload, lambda session: {}, _managers(200, 403)),
@@ -223,6 +240,16 @@ CASES = {
         _team,
         _managers(409, 404),  # allowed, and refused all the same: this platform has no Zalo OA set up
     ),
+    **{
+        f"{action} a broadcast": Case(
+            "post",
+            f"/api/v1/broadcasts/{{broadcast_id}}/{action}",
+            lambda client, ids, action=action: client.post(f"/api/v1/broadcasts/{ids['broadcast']}/{action}"),
+            _broadcast(status),
+            _managers(200, 404),
+        )
+        for action, status in [("cancel", DeliveryStatus.QUEUED), ("resend", DeliveryStatus.FAILED)]
+    },
     "move a person": Case(
         "post",
         "/api/v1/people/{person_id}/province",

@@ -83,7 +83,7 @@ def _team_page(request: Request, signed: Signed, session: Session, team_id: int,
     context = {
         "signed": signed,
         "team": found,
-        "reports": [teams.report(session, signed.user, b.id) for b in teams.broadcasts(session, signed.user, team_id)],
+        "summaries": teams.summaries(session, signed.user, team_id),
         "can_manage": _can_manage(signed),
         "rejected": request.query_params.get("rejected"),
         "max_text": MAX_TEXT,
@@ -101,20 +101,35 @@ def broadcast(
     platform: PlatformDep,
     text: Annotated[str, Form(max_length=MAX_TEXT * 2)] = "",
 ) -> Response:
-    if not platform.settings.zalo_app_id:
-        raise Conflict("Chưa cấu hình Zalo OA (OUTREACH_ZALO_APP_ID): không gửi được tin cho tổ.")
     try:
         started = teams.start_broadcast(session, signed.user, team_id, text)
     except InvalidValue as problem:
         session.rollback()
         return _team_page(request, signed, session, team_id, str(problem))
+    if not platform.settings.zalo_app_id:  # after the role and scope checks; the refusal rolls the broadcast back
+        raise Conflict("Chưa cấu hình Zalo OA (OUTREACH_ZALO_APP_ID): không gửi được tin cho tổ.")
     return RedirectResponse(f"/console/broadcasts/{started.id}", status_code=303)
 
 
 @router.get("/broadcasts/{broadcast_id}")
 def report_page(broadcast_id: Id, request: Request, signed: SignedDep, session: SessionDep) -> Response:
-    context = {"signed": signed, "report": teams.report(session, signed.user, broadcast_id)}
+    context = {
+        "signed": signed,
+        "report": teams.report(session, signed.user, broadcast_id),
+        "can_manage": _can_manage(signed),
+        "moved": request.query_params.get("moved"),
+    }
     return render(request, "broadcast.html", context)
+
+
+@router.post("/broadcasts/{broadcast_id}/{action}")
+def change_broadcast(broadcast_id: Id, action: str, signed: FormDep, session: SessionDep) -> Response:
+    """Cancel what is not sent yet, or send the failed deliveries again."""
+    moves = {"cancel": teams.cancel, "resend": teams.resend_failed}
+    if action not in moves:
+        raise InvalidValue("action", "cancel hoặc resend")
+    moved = moves[action](session, signed.user, broadcast_id)
+    return RedirectResponse(f"/console/broadcasts/{broadcast_id}?moved={moved}", status_code=303)
 
 
 # ---- The member's page (public: the link's key is the credential) ----------------------------------------------

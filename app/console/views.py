@@ -69,6 +69,7 @@ DELIVERY = {
     "read": "Đã đọc",
     "answered": "Đã trả lời",
     "failed": "Không gửi được",
+    "canceled": "Đã hủy",
 }
 
 

@@ -35,13 +35,17 @@ class ZaloError(RuntimeError):
         self.code = code
 
 
+class TokenRefused(ZaloError):
+    """The OA has no access token it can use (the refresh token refused, or none set): nothing can be sent."""
+
+
 def _tokens_from(answer: Any) -> TokenPair:
     """The OAuth answer: the new pair and `expires_in` (seconds, as a string), or Zalo's error."""
     if not isinstance(answer, dict) or not {"access_token", "refresh_token", "expires_in"} <= answer.keys():
         error = answer if isinstance(answer, dict) else {}
         reason = error.get("error_description") or error.get("error_name") or error.get("message") or "no token"
         code = error.get("error")
-        raise ZaloError(code if isinstance(code, int) else None, f"refreshing the OA access token: {reason}")
+        raise TokenRefused(code if isinstance(code, int) else None, f"refreshing the OA access token: {reason}")
     expires_at = utcnow() + timedelta(seconds=int(answer["expires_in"]))
     return TokenPair(str(answer["access_token"]), str(answer["refresh_token"]), expires_at)
 
@@ -143,7 +147,7 @@ class ZaloClient:
                 return stored.access_token
             refresh_token = stored.refresh_token if stored else self.settings.zalo_refresh_token.get_secret_value()
             if not refresh_token:
-                raise ZaloError(None, "no OA refresh token: set OUTREACH_ZALO_REFRESH_TOKEN")
+                raise TokenRefused(None, "no OA refresh token: set OUTREACH_ZALO_REFRESH_TOKEN")
             tokens = await self._exchange(refresh_token)
             await asyncio.to_thread(store.store_tokens, self.sessions, tokens)
             return tokens.access_token

@@ -146,7 +146,7 @@ class ZaloInbound:
         )
 
     async def _on_receipt(self, event: Receipt) -> None:
-        await asyncio.to_thread(store.mark_delivered, self.sessions, event.message, event.at)
+        await asyncio.to_thread(store.mark_delivered, self.sessions, event.message, event.user_id, event.at)
 
     async def _on_seen(self, event: SeenEvent) -> None:
-        await asyncio.to_thread(store.mark_seen, self.sessions, event.message.msg_ids, event.at)
+        await asyncio.to_thread(store.mark_seen, self.sessions, event.user_id, event.message.msg_ids, event.at)

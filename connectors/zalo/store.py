@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from access.errors import InvalidValue
 from campaigns import attempts, teams
 from campaigns.attempts import Outcome
 from connectors.events import first_time
@@ -106,13 +107,13 @@ def in_reply_window(last_message_at: datetime | None, now: datetime, hours: int)
     return last_message_at is not None and now - last_message_at < timedelta(hours=hours)
 
 
-def mark_delivered(sessions: sessionmaker[Session], delivery: Delivery, at: datetime) -> None:
+def mark_delivered(sessions: sessionmaker[Session], delivery: Delivery, recipient: str, at: datetime) -> None:
     """A delivery receipt. A ZNS tracking id is an outreach attempt's id (ZnsChannel) or "b" and a broadcast
     delivery's (BroadcastSender); an OA message is known by its msg_id."""
     tracking_id = delivery.tracking_id
     with sessions.begin() as session:
         if tracking_id is None:
-            teams.mark_received(session, at, ref=delivery.msg_id)
+            teams.mark_received(session, at, ref=delivery.msg_id, user_id=recipient)
         elif _number(tracking_id):
             attempts.record_report(session, int(tracking_id), delivery.msg_id, Outcome.DELIVERED, utcnow())
         elif tracking_id.startswith(TRACKING_PREFIX) and _number(tracking_id.removeprefix(TRACKING_PREFIX)):
@@ -121,22 +122,26 @@ def mark_delivered(sessions: sessionmaker[Session], delivery: Delivery, at: date
             log.debug("ZNS receipt of a message this platform did not track: %s", tracking_id)
 
 
-def mark_seen(sessions: sessionmaker[Session], msg_ids: list[str], at: datetime) -> None:
+def mark_seen(sessions: sessionmaker[Session], user_id: str, msg_ids: list[str], at: datetime) -> None:
     with sessions.begin() as session:
-        teams.mark_read(session, msg_ids, at)
+        teams.mark_read(session, user_id, msg_ids, at)
 
 
 def answer_broadcast(
     sessions: sessionmaker[Session], user_id: str, message: Message, at: datetime, hours: int, *, quoted_only: bool
 ) -> str | None:
     """Keep the message as the user's answer to a broadcast, when it is one (it quotes a broadcast, or, unless
-    `quoted_only`, a broadcast reached them by OA message within the reply window); returns the team's name."""
+    `quoted_only`, it is the first message since a broadcast reached them by OA message within the reply window);
+    returns the team's name. One the broadcast cannot keep (too long, too many) goes the usual way."""
     since = at - timedelta(hours=hours)
     with sessions.begin() as session:
         delivery_id = teams.awaiting_reply(session, user_id, since, message.quote_msg_id, quoted_only=quoted_only)
         if delivery_id is None:
             return None
-        teams.record_reply(session, delivery_id, message.text, "zalo", at, external_id=message.msg_id)
+        try:
+            teams.record_reply(session, delivery_id, message.text, "zalo", at, external_id=message.msg_id)
+        except InvalidValue:
+            return None
         return session.get(BroadcastDelivery, delivery_id).broadcast.team.name
 
 

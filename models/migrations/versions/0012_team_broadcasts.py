@@ -2,7 +2,7 @@
 
 Revision ID: 0012
 Revises: 0011
-Create Date: 2026-12-01 17:28:09.316001
+Create Date: 2026-12-01 17:53:45.905012
 """
 
 from collections.abc import Sequence
@@ -26,10 +26,12 @@ def upgrade() -> None:
         sa.Column("province_code", sa.String(length=8), nullable=True, comment="NULL: a national team"),
         sa.Column("created_at", models.base.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_teams")),
-        sa.UniqueConstraint("province_code", "name", name=op.f("uq_teams_province_code_name")),
     )
     with op.batch_alter_table("teams", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_teams_province_code"), ["province_code"], unique=False)
+    # Written by hand: autogenerate cannot compare expression indexes. NULL provinces (national teams) never collide
+    # in a plain unique constraint.
+    op.create_index("uq_teams_scope_name", "teams", [sa.text("coalesce(province_code, '')"), "name"], unique=True)
 
     op.create_table(
         "broadcasts",
@@ -79,10 +81,22 @@ def upgrade() -> None:
         sa.Column("member_phone", sa.String(length=16), nullable=False),
         sa.Column(
             "status",
-            sa.Enum("queued", "sending", "sent", "failed", name="deliverystatus", native_enum=False, length=16),
+            sa.Enum(
+                "queued", "sending", "sent", "failed", "canceled", name="deliverystatus", native_enum=False, length=16
+            ),
             nullable=False,
         ),
         sa.Column("claimed_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "claim_token", sa.String(length=32), nullable=True, comment="the claiming worker's: its writes need it"
+        ),
+        sa.Column("tries", sa.Integer(), nullable=False, comment="sends that failed for a reason that may pass"),
+        sa.Column(
+            "next_attempt_at",
+            models.base.UTCDateTime(timezone=True),
+            nullable=True,
+            comment="a queued delivery waits until then",
+        ),
         sa.Column("channel", sa.String(length=16), nullable=True, comment="zalo (OA message) or zns"),
         sa.Column("zalo_user_id", sa.String(length=64), nullable=True, comment="the OA message's recipient"),
         sa.Column("provider_ref", sa.String(length=64), nullable=True, comment="Zalo's message_id or msg_id"),
@@ -138,7 +152,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_broadcast_replies_delivery_id"), ["delivery_id"], unique=False)
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table("broadcast_replies", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_broadcast_replies_delivery_id"))
@@ -158,6 +171,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_broadcasts_team_id"))
 
     op.drop_table("broadcasts")
+    op.drop_index("uq_teams_scope_name", table_name="teams")
     with op.batch_alter_table("teams", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_teams_province_code"))
 
