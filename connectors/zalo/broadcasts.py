@@ -30,7 +30,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 REPLY_HINT = "Anh/chị trả lời ngay tại đây để báo lại cho Trung tâm."
 READ_ALL = "…\n\nXem toàn bộ và trả lời tại: {link}"
-THANKS = "Đã ghi nhận phản hồi của anh/chị cho {team}. Cảm ơn anh/chị!"
+# The member's next message is theirs again: the thanks says so, for one who wrote about their own health.
+THANKS = (
+    "Đã ghi nhận phản hồi của anh/chị cho {team}. Cảm ơn anh/chị! "
+    "Nếu anh/chị cần khai báo y tế hoặc cần hỗ trợ, xin nhắn tin tiếp cho Trung tâm."
+)
 SHOWN_IN_OA = 1500  # characters of a message too long for one OA message; the link shows the rest
 OUTAGE_REST = timedelta(minutes=1)
 
