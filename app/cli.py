@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
@@ -19,18 +18,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from access import auth, console
 from access.errors import Refused
-from app.engine_process import EngineProcess, EngineUnavailable, ensure_model
 from app.logs import RedactSecrets
-from connectors.twilio_stream import WS_MAX_BYTES
 from conversations import duty
 from ground.private import make_files_private, tighten
 from ground.settings import PROJECT_ROOT, Settings, get_settings
 from ground.store import make_engine, make_session_factory
 from models import Campaign, Role, User, utcnow
 from models.migrate import upgrade
-from voice import recognition, telephony
 
+# The commands import what they alone use (the web app, the engine, the voice stack) when they run: an operator's
+# `outreach contacts import` starts in half the time it took with everything imported up front.
 if TYPE_CHECKING:
+    from app.engine_process import EngineProcess
     from campaigns.importer import ImportSummary
 
 app = typer.Typer(help="Chatbot and callbot outreach for epidemic follow-up.", no_args_is_help=True)
@@ -116,8 +115,12 @@ def serve(
     port: Annotated[int | None, typer.Option(help="default: OUTREACH_PORT")] = None,
 ) -> None:
     """Run the API and the scheduler; start the engine as a child unless OUTREACH_ENGINE_URL is set."""
+    import uvicorn
+
+    from app.engine_process import EngineProcess, EngineUnavailable
     from app.web import create_app
     from app.worker import DispatchLoop, build_scheduler
+    from connectors.twilio_stream import WS_MAX_BYTES
 
     settings = get_settings()
     _configure_logging(settings)
@@ -187,7 +190,9 @@ def worker(
         dispatch.close()
 
 
-def _report_engine_ready(engine: EngineProcess, settings: Settings) -> None:
+def _report_engine_ready(engine: "EngineProcess", settings: Settings) -> None:
+    from app.engine_process import EngineUnavailable
+
     try:
         engine.wait_ready(settings.engine_start_timeout_s)
         log.info("engine ready at %s", engine.url)
@@ -347,6 +352,8 @@ def roster_remove(member_id: int) -> None:
 @engine_app.command("train")
 def engine_train() -> None:
     """Train the engine model if bot/ or config.yml changed since the last one (prints the model path)."""
+    from app.engine_process import EngineUnavailable, ensure_model
+
     settings = get_settings()
     _configure_logging(settings)
     try:
@@ -365,6 +372,8 @@ def voice_transcribe(
     line: Annotated[bool, typer.Option(help="hear it as a call would: mu-law at 8 kHz first")] = False,
 ) -> None:
     """Print what a recogniser hears in a recording (the last line of output), to check a model."""
+    from voice import recognition, telephony
+
     settings = get_settings()
     try:
         samples, rate = telephony.read_audio(file)

@@ -30,6 +30,17 @@ SCHEMA_PATH = PROJECT_ROOT.parent / "shared" / "declaration.schema.json"
 QUALITY_REPORT: list[str] = []  # language-quality scores, printed after the run
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A worker of a parallel run (pytest-xdist) hands its scores to the process that prints the summary."""
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["quality_report"] = list(QUALITY_REPORT)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    QUALITY_REPORT.extend(getattr(node, "workeroutput", {}).get("quality_report", []))
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     if QUALITY_REPORT:
         terminalreporter.section("language quality (held-out data)")
