@@ -13,9 +13,12 @@ export UV_LINK_MODE := copy
 run: platform engine model voice-packages
 	.venv/bin/outreach serve
 
-# The slowest tests are listed at the end: the full run must stay well inside CI's time.
+# Two workers (pytest-xdist; a test file stays on one worker, with its fixtures): the suite waits on engines,
+# browsers and child processes as much as it computes. TEST_WORKERS=0 runs it in this process. The slowest tests
+# are listed at the end: the full run must stay well inside CI's time.
+TEST_WORKERS ?= 2
 test: platform engine model system-packages voice-packages
-	.venv/bin/python -m pytest --durations=40 $(PYTEST_ARGS)
+	.venv/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=40 $(PYTEST_ARGS)
 
 # The fast layer for developers (under a minute): pure code and SQLite in this process; no engine, no PostgreSQL, no
 # browser, no child processes, no server. tests/conftest.py marks each test by the parts it uses.
