@@ -116,20 +116,23 @@ def test_danger_signs_call_for_emergency_advice_once():
 def test_a_long_hostile_message_is_read_quickly():
     """The engine reads each turn on its event loop: a 1,000-character message (the web chat's limit) of words that
     start many phrases once took 6 s of CPU, stalling every other conversation. Each pattern gets its own text so
-    nothing read before helps. CPU time, not wall time: another process on the machine is not this test's cost."""
+    nothing read before helps. This thread's CPU time, not wall time: another process, or another thread of a test
+    worker (a server left from an earlier test), is not this test's cost."""
     places.load()  # the engine loads the administrative units at start
     hostile = ["a ", "1 ", "vợ tôi bị ho ", "à nhầm 3 ", "phường 1 quận 3 ", "hôm qua ", "anh ấy ở bệnh viện "]
     for n, pattern in enumerate(hostile):
         text = (pattern * 1000)[:999] + str(n)
         slowest = 0.0
         for question in ["identity_confirmed", "symptoms", "vaccine_doses", "staying_at", None]:
-            started = time.process_time()
+            started = time.thread_time()
             apply(START, question, turn(text))
-            slowest = max(slowest, time.process_time() - started)
-        started = time.process_time()
+            slowest = max(slowest, time.thread_time() - started)
+        started = time.thread_time()
         find_all(text)  # the engine's NLU marks the same text's entities
-        slowest = max(slowest, time.process_time() - started)
-        assert slowest < 1.0, f"{pattern!r} x 1000 characters took {slowest:.2f} s"
+        slowest = max(slowest, time.thread_time() - started)
+        # An idle machine reads the worst of these in 0.3 to 0.8 s; two test workers sharing its two cores make that
+        # up to 1.1 s. The blow-up this guards against took 6 s.
+        assert slowest < 2.0, f"{pattern!r} x 1000 characters took {slowest:.2f} s"
 
 
 def test_a_plain_yes_is_a_yes_whatever_the_classifier_heard():
