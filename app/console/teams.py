@@ -20,7 +20,7 @@ from campaigns.importer import ReadLimits
 from campaigns.listfile import UnusableFile
 from campaigns.provinces import PROVINCES
 from campaigns.teams import MAX_TEXT
-from models import utcnow
+from models import BroadcastDelivery, utcnow
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 member_router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
@@ -137,9 +137,17 @@ def change_broadcast(broadcast_id: Id, action: str, signed: FormDep, session: Se
 
 @member_router.get("/b/{key}")
 def member_page(key: str, request: Request, session: SessionDep) -> Response:
-    delivery = teams.delivery_of_link(session, key)
-    context = {"delivery": delivery, "key": key, "sent": request.query_params.get("sent") == "1", "max_text": MAX_TEXT}
-    page = render(request, "team_message.html", context)
+    return _member_page(
+        request, teams.delivery_of_link(session, key), key, sent=request.query_params.get("sent") == "1"
+    )
+
+
+def _member_page(
+    request: Request, delivery: BroadcastDelivery, key: str, *, sent: bool = False, error: str | None = None
+) -> Response:
+    """The message, the member's answers and the reply box; never cached (the key is in its address)."""
+    context = {"delivery": delivery, "key": key, "sent": sent, "max_text": MAX_TEXT, "error": error}
+    page = render(request, "team_message.html", context, status_code=422 if error else 200)
     page.headers.update(NO_STORE)
     return page
 
@@ -162,8 +170,5 @@ def member_reply(
     try:
         teams.record_reply(session, delivery.id, text, "link", utcnow())
     except InvalidValue as problem:
-        context = {"delivery": delivery, "key": key, "sent": False, "max_text": MAX_TEXT, "error": problem.problem}
-        page = render(request, "team_message.html", context, status_code=422)
-        page.headers.update(NO_STORE)
-        return page
+        return _member_page(request, delivery, key, error=problem.problem)
     return RedirectResponse(f"/b/{key}?sent=1", status_code=303)
