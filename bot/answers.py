@@ -6,13 +6,14 @@ next, skipping questions that do not apply (temperature without fever, onset wit
 a test).
 """
 
-from dataclasses import asdict, dataclass, field
+import re
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from bot import places, vnparse
 from bot.vnscope import about_someone_else, corrections, others_spans
-from bot.vntext import leading_yes_no, matches, phrase_sounds_at, says, split_phrase, words, yes_no
+from bot.vntext import denied_before, leading_yes_no, matches, phrase_sounds_at, says, split_phrase, words, yes_no
 
 UNKNOWN = "unknown"  # asked twice and still not understood: the form moves on, the store keeps null
 FEVER_FROM_C = 37.5  # a measured temperature this high is a fever even when the word "sốt" was not said
@@ -61,6 +62,12 @@ _AT_HOME = [
     )
 ]
 # "hàng xóm F0, mà em không có qua lại": someone else is a case, and the resident says they did not meet.
+# "ngày đi làm, tối về nhà ngủ": where they sleep is where they stay.
+_SLEEPS_AT_HOME = [
+    split_phrase(p) for p in ("về nhà ngủ", "về ngủ", "ngủ ở nhà", "ngủ nhà", "tối về nhà", "tối vẫn về", "tối về")
+]
+# "chừ tui vô Sài Gòn", "ra Hà Nội ở với con": gone to a place by its name.
+_MOVES = ("vô", "vào", "ra", "lên", "xuống", "về", "đi", "sang", "qua")
 _NO_CONTACT = [
     split_phrase(p)
     for p in (
@@ -75,7 +82,7 @@ _AWAY = [
         *("dọn qua", "dọn sang", "dọn đi", "dọn về", "chuyển qua", "chuyển sang", "chuyển về", "qua nhà", "sang nhà"),
         *("cách ly tập trung", "khu cách ly", "bệnh viện", "nhập viện", "nhà ngoại", "nhà nội", "nhà bạn"),
         *("nhà người quen", "nhà bà con", "nhà họ hàng", "nhà người thân", "nằm viện", "viện dã chiến"),
-        *("sang ở", "qua ở"),
+        *("sang ở", "qua ở", "đi du lịch", "đi chơi xa", "đi trip", "đi phượt", "đi nghỉ mát"),
     )
 ]
 _NO_NEEDS = [
@@ -92,9 +99,11 @@ _NO_NEEDS = [
         "no need",
         "no thanks",
         "nothing",
+        "khỏi",  # "khỏi, cảm ơn": no need
     )
 ]
 _NEEDS = [split_phrase(p) for p in ("cần", "xin", "thiếu", "hết", "mua giúp", "gửi", "nhờ", "need")]
+_NEEDS += [split_phrase(p) for p in ("muốn hỏi", "muốn biết", "cho hỏi", "hỏi giúp", "chỉ giúp", "hướng dẫn")]
 _WRONG_PERSON = [
     split_phrase(p)
     for p in (
@@ -114,6 +123,7 @@ _HEALTHY = [
     for p in (
         *("không sao", "bình thường", "khỏe", "không có gì", "không bị gì", "ổn", "không triệu chứng", "fine"),
         "không có triệu chứng",
+        *("không có dấu hiệu", "không có biểu hiện", "chẳng bị làm sao", "không bị làm sao"),
     )
 ]
 # A relative answering for the resident: "tôi là mẹ cháu, tôi trả lời giúp", "cháu là cháu nội ông, cháu nhắn giúp",
@@ -135,13 +145,16 @@ _FOR_THE_RESIDENT = [
         *("nên bà trả lời", "nên ông trả lời", "nên mẹ trả lời", "nên bố trả lời", "nên tôi trả lời"),
     )
 ]
-_BUSY = [
+# Words of calling back; beside an answer they still ask for a call ("đang họp, 30 phút nữa nhé").
+_CALL_BACK = [
     split_phrase(p)
     for p in (
-        *("bận", "gọi lại", "lúc khác", "để sau", "không rảnh", "đang họp", "đang lái", "đang làm", "đang ngủ"),
-        *("đang chạy", "đang đi", "đang ăn", "chút nữa", "tí nữa", "lát", "busy", "call lại", "sau nhé"),
+        *("bận", "gọi lại", "gọi sau", "lúc khác", "để sau", "không rảnh", "đang họp", "đang lái", "đang ngủ"),
+        *("đang ăn", "chút nữa", "tí nữa", "lát", "busy", "call lại", "sau nhé"),
     )
 ]
+# ...and what keeps someone busy, which beside an answer says where they are ("đang đi Đà Lạt, tuần sau mới về").
+_BUSY = [*_CALL_BACK, *(split_phrase(p) for p in ("đang làm", "đang chạy", "đang đi"))]
 _NOT_MEASURED = [split_phrase(p) for p in ("chưa đo", "không đo", "không có nhiệt kế", "chưa kiểm tra")]
 _NOT_VACCINATED = [
     split_phrase(p)
@@ -247,14 +260,14 @@ def specific_answer(question: str, turn: Turn, leading_yes_no_counts: bool = Tru
     'hom qua' is the onset even if the classifier heard a question about quarantine."""
     if vnparse.is_unknown_answer(turn.text) and question in _UNKNOWABLE:
         return "unknown" if question == "contact_with_case" else UNKNOWN
-    if leading_yes_no_counts and question in _YES_NO_QUESTIONS and (said := leading_yes_no(turn.text)) is not None:
+    if leading_yes_no_counts and (said := _leading_answer(question, turn)) is not None:
         return ("yes" if said else "no") if question == "contact_with_case" else said
     if question == "contact_with_case" and says(turn.text, _NO_CONTACT):
         return "no"
-    if question == "contact_with_case" and vnparse.others_tested_positive(turn.text, turn.proxy):
+    if question == "contact_with_case" and _a_case_told(turn):
         return "yes"  # "ông nội tôi là F0 đó", whatever the classifier heard
-    if question == "symptoms":
-        return symptoms_in(turn) or None
+    if question == "symptoms":  # "không có ho hen gì hết", "không bị gì": an answer, whatever the classifier heard
+        return symptoms_in(turn) or ([] if _denies_symptoms(turn) or says(turn.text, _HEALTHY) else None)
     if question == "temperature":
         return _temperature(turn, expected=True)
     if question in ("symptom_onset", "test_date"):
@@ -271,11 +284,18 @@ def specific_answer(question: str, turn: Turn, leading_yes_no_counts: bool = Tru
         return True  # "dc e, hõi lẹ đj" (ok, ask away) is a yes, not a "say again"
     if question == "staying_at":
         return _place(turn)
-    if question == "needs":
-        if leading_yes_no(turn.text) is False or says(turn.text, _NO_NEEDS):
+    if question == "needs":  # the last question: a goodbye to it needs nothing ("thôi chào em nhé")
+        if leading_yes_no(turn.text) is False or says(turn.text, _NO_NEEDS) or turn.intent == "goodbye":
             return ""
         return turn.text.strip() if says(turn.text, _NEEDS) and "?" not in turn.text else None
     return None
+
+
+def _leading_answer(question: str, turn: Turn) -> bool | None:
+    """Yes or no said first to a yes-no question; "có đi đâu được đâu" (I go nowhere) is no "no" to staying home."""
+    if question not in _YES_NO_QUESTIONS:
+        return None
+    return leading_yes_no(turn.text, rhetorical=question != "at_registered_address")
 
 
 def _after_correction(turn: Turn) -> Turn | None:
@@ -297,7 +317,7 @@ def answer_to(question: str, turn: Turn, slots: dict[str, Any]) -> Any:
 
 
 def _answer_to(question: str, turn: Turn, slots: dict[str, Any]) -> Any:
-    leading = leading_yes_no(turn.text) if question in _YES_NO_QUESTIONS else None
+    leading = _leading_answer(question, turn)
     if leading is not None and not vnparse.is_unknown_answer(turn.text, at_start=True):
         return ("yes" if leading else "no") if question == "contact_with_case" else leading  # "không, ... chưa biết"
     if question in _UNKNOWABLE and vnparse.is_unknown_answer(turn.text):
@@ -318,7 +338,7 @@ def _answer_to(question: str, turn: Turn, slots: dict[str, Any]) -> Any:
             return True  # answering the next question is a yes: "cháu khỏe, không sốt không ho"
         if _is_no(turn):
             return False
-        return True if _is_yes(turn) or turn.intent == "feel_fine" else None
+        return True if _is_yes(turn) or turn.intent == "feel_fine" or _plain_yes(question, turn) else None
     if question == "symptoms":
         found = symptoms_in(turn)
         if found:
@@ -336,7 +356,7 @@ def _answer_to(question: str, turn: Turn, slots: dict[str, Any]) -> Any:
     if question == "contact_with_case":
         if says(turn.text, _NO_CONTACT):
             return "no"
-        if vnparse.others_tested_positive(turn.text, turn.proxy):
+        if _a_case_told(turn):
             return "yes"  # "vợ tôi dương tính hôm kia": living with a case
         return "no" if _is_no(turn) else ("yes" if _is_yes(turn) else None)
     if question == "test_result":
@@ -354,7 +374,7 @@ def _answer_to(question: str, turn: Turn, slots: dict[str, Any]) -> Any:
     if question == "staying_at":
         return _place(turn)
     if question == "needs":
-        if turn.intent in ("deny", "feel_fine") or says(turn.text, _NO_NEEDS):
+        if turn.intent in ("deny", "feel_fine", "goodbye") or says(turn.text, _NO_NEEDS):
             return ""
         if says(turn.text, _NEEDS) and "?" not in turn.text:
             return turn.text.strip()  # "em cần được xét nghiệm": its "được" is not a yes
@@ -370,16 +390,18 @@ def _volunteered(slots: dict[str, Any], requested: str | None, turn: Turn) -> di
         found["symptoms"] = merge_symptoms(slots.get("symptoms"), symptoms)
     if (temperature := _temperature(turn, expected=False)) is not None:
         found["temperature"] = temperature
-    if (result := _test_result(turn, expected=requested == "test_result")) is not None:
-        found["test_result"] = result
+    result = _test_result(turn, expected=requested == "test_result")
+    if result is not None and not (result == "positive" and requested == "contact_with_case"):
+        found["test_result"] = result  # asked about contact with a case, a positive told is the case's
     if (doses := _doses(turn, expected=False)) is not None:
         found["vaccine_doses"] = doses
     if vnparse.others_tested_positive(turn.text, turn.proxy) and not says(turn.text, _NO_CONTACT):
         found["contact_with_case"] = "yes"
     if slots.get("ask_where") and requested in _PLACE_TOLD and (place := _place(turn)):
         found["staying_at"] = place
-    if requested in ("identity_confirmed", "consent") and _denies_symptoms(turn):
-        found["symptoms"] = []  # "được, em không sốt không ho gì"
+    healthy = requested == "consent" and turn.intent == "feel_fine" and not symptoms
+    if requested in ("identity_confirmed", "consent") and (_denies_symptoms(turn) or healthy):
+        found["symptoms"] = []  # "được, em không sốt không ho gì", "dạ được, không có triệu chứng gì"
     day = _day(turn)
     if day and "test_result" in found and found["test_result"] != "not_tested":
         found["test_date"] = day
@@ -389,25 +411,41 @@ def _volunteered(slots: dict[str, Any], requested: str | None, turn: Turn) -> di
 
 
 def _stays_elsewhere(turn: Turn) -> bool:
-    """'về quê rồi', 'em đang ở nhà mẹ đẻ bên Gia Lâm': a home, but someone else's."""
+    """'về quê rồi', 'em đang ở nhà mẹ đẻ bên Gia Lâm', 'vô Sài Gòn rồi': a home, but someone else's, or a place
+    gone to; not 'đâu có dọn đi đâu' (denied)."""
     ws, others = words(turn.text), others_spans(turn.text)
     if any(
-        phrase_sounds_at(ws, i, p) and not about_someone_else(ws[i].start, others)
+        (any(phrase_sounds_at(ws, i, p) for p in _AWAY) or _moved_to_a_place(ws, i))
+        and not about_someone_else(ws[i].start, others)
+        and not denied_before(ws, i)
         for i in range(len(ws))
-        for p in _AWAY
     ):
         return True  # "anh ấy ở bệnh viện, còn tôi vẫn ở nhà": his hospital
     starts = {start for start, _ in others}
     return any(matches(w, "nhà") and i + 1 < len(ws) and ws[i + 1].start in starts for i, w in enumerate(ws))
 
 
+def _moved_to_a_place(ws: list[Any], i: int) -> bool:
+    after = ws[i + 1] if i + 1 < len(ws) else None
+    named = after is not None and not after.after_mark and after.text[:1].isupper() and after.text[1:2].islower()
+    return named and any(matches(ws[i], m) for m in _MOVES)
+
+
 def _staying(turn: Turn) -> bool | None:
+    if says(turn.text, _SLEEPS_AT_HOME):
+        return True
     return False if _stays_elsewhere(turn) else (True if says(turn.text, _AT_HOME) else None)
 
 
 def answers_for_the_resident(turn: Turn) -> bool:
     """A relative answers for the resident (a parent for a child): not the wrong person, not a refusal."""
     return says(turn.text, _FOR_THE_RESIDENT)
+
+
+def _a_case_told(turn: Turn) -> bool:
+    """Asked about contact with a case, the resident tells of one: "vợ tôi dương tính", "chị ngồi cùng phòng em dương
+    tính tuần trước" (a positive told, not asked, not denied: "trong nhà chưa ai dương hết" is no case)."""
+    return vnparse.others_tested_positive(turn.text, turn.proxy) or vnparse.positive_told(turn.text)
 
 
 def _denies_symptoms(turn: Turn) -> bool:
@@ -435,12 +473,27 @@ _REFUSING = [
         "stop",
     )
 ]
+# A refusal says so, with a no or words of refusing: the classifier alone heard refusals in "rứa thì khai" (then I
+# will answer) and "muốn hỏi chỗ chích cho ba má" (a question for the centre).
+_REFUSAL_WORDS = [
+    split_phrase(p)
+    for p in (
+        *("thôi", "khỏi", "phiền", "kệ", "lừa đảo", "đủ rồi", "không liên quan", "chặn", "block", "mệt", "bực"),
+        *("từ chối", "xóa số", "cấm", "công an", "tự lo", "riêng tư", "bí mật", "quyền"),
+    )
+]
+
+
+def _refuses(turn: Turn) -> bool:
+    return says(turn.text, _REFUSING) or says(turn.text, _REFUSAL_WORDS) or yes_no(turn.text) is False
+
+
 _ASKING_WHY = [
     split_phrase(p)
     for p in (
         *("sao hỏi", "sao phải", "tại sao", "vì sao", "làm gì", "để làm gì", "hỏi hoài", "hỏi mãi", "hỏi lắm"),
         *("rồi mà", "nói rồi", "khai rồi", "lại gọi", "gọi hoài", "gọi mãi", "gọi nữa", "hỏi nữa", "why", "lại hỏi"),
-        *("nữa à", "nữa hả", "hoài vậy", "mãi thế"),
+        *("nữa à", "nữa hả", "hoài vậy", "mãi thế", "mấy lần rồi", "bao nhiêu lần", "ngày nào cũng hỏi"),
     )
 ]
 
@@ -460,6 +513,23 @@ def reads_as_a_question(text: str) -> bool:
     return "?" in text or says(text, _QUESTION_WORDS)
 
 
+_QUESTION_CLAUSE = re.compile(r"[^,.;!?\n]*\?+")
+_YES_NO_ASKED = [split_phrase(p) for p in ("không", "chưa", "hả", "à", "chứ")]  # "có phải cách ly không?"
+
+
+def _asked(clause: str) -> bool:
+    return says(clause, _QUESTION_WORDS) or says(clause, _YES_NO_ASKED)
+
+
+def _without_questions(turn: Turn) -> Turn:
+    """The turn without the questions it asks (clauses ending in "?" with a question's words), or the turn itself.
+    "38 độ?" is an answer said doubtfully, and stays."""
+    if "?" not in turn.text:
+        return turn
+    told = _QUESTION_CLAUSE.sub(lambda clause: "" if _asked(clause.group()) else clause.group(), turn.text)
+    return turn if told == turn.text else replace(turn, text=told)
+
+
 def _asks_back(turn: Turn) -> bool:
     return "?" in turn.text and leading_yes_no(turn.text) is None
 
@@ -474,6 +544,7 @@ def is_complaint(turn: Turn) -> bool:
     return says(turn.text, _ASKING_WHY) and ("?" in turn.text or turn.intent in ("refuse", "goodbye", "ask_identity"))
 
 
+_CONSENTING = [split_phrase(p) for p in ("thì khai", "khai đi", "hỏi đi", "hỏi lẹ", "trả lời được", "cứ hỏi")]
 _BYE = [split_phrase(p) for p in ("bye", "tạm biệt", "chào nhé", "cúp máy", "thôi nhé")]
 
 
@@ -484,15 +555,18 @@ def _plain_yes(requested: str | None, turn: Turn) -> bool:
         return False
     if requested == "identity_confirmed":
         return leading_yes_no(turn.text) is True and yes_no(turn.text) is True
-    return requested == "consent" and leading_yes_no(turn.text) is True
+    consenting = says(turn.text, _CONSENTING) and yes_no(turn.text) is not False  # "rứa thì khai"
+    return requested == "consent" and (leading_yes_no(turn.text) is True or consenting)
 
 
 def _asks_a_call_back(turn: Turn, answered: bool) -> bool:
-    """Busy words and a time ("bận, chiều nay gọi lại"); or either of them, when the question asked got no answer.
-    "hmm để xem" is thinking, "trưa nay" asked when the test was is the day, "đang nằm viện dã chiến" says where
-    they stay ("nằm" sounds like the "làm" of "đang làm")."""
-    timed, busy_words = bool(vnparse.find_times(turn.text)), says(turn.text, _BUSY)
-    return (timed and busy_words) or (not answered and (timed or busy_words))
+    """A time and words of calling back ("bận, chiều nay gọi lại") beside an answer to the question asked; busy words
+    or a time when it got none. "hmm để xem" is thinking, "trưa nay" asked when the test was is the day, "đang đi Đà
+    Lạt, tuần sau mới về" and "đang nằm viện dã chiến" say where they stay."""
+    timed = bool(vnparse.find_times(turn.text))
+    if answered:
+        return timed and says(turn.text, _CALL_BACK)
+    return timed or says(turn.text, _BUSY)
 
 
 def _end_or_pause(requested: str | None, turn: Turn) -> dict[str, Any] | None:
@@ -513,7 +587,7 @@ def _end_or_pause(requested: str | None, turn: Turn) -> dict[str, Any] | None:
         return None
     if turn.intent == "wrong_person" and (requested == "identity_confirmed" or says(turn.text, _WRONG_PERSON)):
         return {"identity_confirmed": False, "outcome": "wrong_person"}
-    if turn.intent == "refuse":
+    if turn.intent == "refuse" and (_refuses(turn) or requested not in QUESTIONS):
         return {"outcome": "refused"}
     if turn.intent == "goodbye":
         return {"outcome": "ended_early"}
@@ -531,6 +605,10 @@ def apply(slots: dict[str, Any], requested: str | None, turn: Turn) -> dict[str,
     if requested == "callback_at":
         updated["callback_at"] = _callback(turn) or (turn.now + DEFAULT_CALLBACK_DELAY).isoformat()
         return updated
+    if requested in QUESTIONS and (told := _without_questions(turn)) is not turn:
+        if not words(told.text):
+            return updated  # "có phải đi cách ly tập trung không ạ?": a question back, nothing told
+        turn = told  # "em vẫn ở nhà, có phải cách ly không?": what is told, not what is asked
     if requested in QUESTIONS and _asks_back(turn) and specific_answer(requested, turn) is None:
         return updated  # "F0 là sao? ý là người bị dương tính hả?": a question back, not an answer
     if requested == "identity_confirmed":

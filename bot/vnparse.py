@@ -324,6 +324,7 @@ SYMPTOM_PHRASES = {
         "nhức người",
         "mỏi người",
         "đau mình mẩy",
+        *("mỏi cả người", "mỏi hết người", "mỏi hết cả người", "đau cả người", "đau hết cả người", "nhức cả người"),
         "ê ẩm",
         "đau khớp",
         "nhức mỏi người",
@@ -380,7 +381,7 @@ _SYMPTOM_PATTERNS = sorted(
 # A symptom after one of these, in the same clause, is one the resident does not have.
 _NEGATORS = [
     split_phrase(p)
-    for p in ("không", "chưa", "chẳng", "chả", "hết", "đỡ", "không còn", "không có", "không bị", "hổng", "khỏi")
+    for p in ("không", "chưa", "chẳng", "chả", "hết", "đỡ", "không còn", "không có", "không bị", "hổng", "khỏi", "no")
 ]
 _CORRECTING = ("à", "ơ", "ấy")  # "à không": a correction, not a negation
 _CLAUSE_BREAKS = [split_phrase(p) for p in ("nhưng", "mà", "còn", "với", "và", "thì", "chỉ", "riêng")]
@@ -423,14 +424,21 @@ _NOT_SYMPTOMS = [
         *("mọi người", "lộn người"),  # not "mỏi người", "nóng người": everyone, the wrong person
         *("họ bảo", "họ nói", "họ báo", "họ hẹn", "họ kêu", "họ chưa trả", "họ trả", "họ lấy mẫu"),  # they (the lab)
         "đâu có",  # "dau co" typed bare is "đâu có" (not at all), not "đau cổ"
+        *("đi ngoài chợ", "đi ngoài đường", "đi ngoài phố", "đi ngoài sân", "đi ngoài kia", "đi ngoài quán"),  # out
     )
 ]
+
+
+def _typed_alike(said: list[Word], phrase: tuple[str, ...]) -> bool:
+    """Typed as the phrase is written, or all of it without accents: who types "sơ" with its accent would have typed
+    "hồ sơ" with both ("ho sơ sơ" is a slight cough)."""
+    return all(w.canonical == p for w, p in zip(said, phrase, strict=True)) or not any(w.accented for w in said)
 
 
 def _symptom_at(ws: list[Word], i: int) -> tuple[tuple[str, ...], str] | None:
     """The symptom phrase said from word i: as written first, then as a misspelling would write it ('xốt',
     'sổ mủi', 'trảy nước mũi'); the longest phrase wins ('ho khan' over 'ho')."""
-    if any(phrase_at(ws, i, p) for p in _NOT_SYMPTOMS):
+    if any(phrase_at(ws, i, p) and _typed_alike(ws[i : i + len(p)], p) for p in _NOT_SYMPTOMS):
         return None
     exact = next(((p, code) for p, code in _SYMPTOM_PATTERNS if phrase_at(ws, i, p)), None)
     heard = next(((p, code) for p, code in _SYMPTOM_PATTERNS if phrase_sounds_at(ws, i, p)), None)
@@ -439,7 +447,7 @@ def _symptom_at(ws: list[Word], i: int) -> tuple[tuple[str, ...], str] | None:
     return exact or heard or _after_suffering(ws, i)
 
 
-_SUFFERING = ("bị", "hơi", "còn", "vẫn")
+_SUFFERING = ("bị", "hơi", "còn", "vẫn", "chỉ")  # "hổng sốt, chỉ ho sơ sơ à"
 _ONE_WORD_SYMPTOMS = {"ho": "cough", "sốt": "fever", "mệt": "fatigue"}
 
 
@@ -579,6 +587,15 @@ def others_tested_positive(text: str, proxy: bool = False) -> bool:
     )
 
 
+def positive_told(text: str) -> bool:
+    """A positive result told, not asked ("...dương tính hả?") and not denied ("chưa ai dương hết"), whoever's."""
+    ws = words(text)
+    return any(
+        f.value == "positive" and not _asked(text, f.end) and not _negated(ws, _index_at(ws, f.start), text)
+        for f in _test_result_mentions(text)
+    )
+
+
 def _asked(text: str, at: int) -> bool:
     """Is the clause going on at `at` a question ("ý là người bị dương tính hả?"), not something told?"""
     clause_end = re.search(r"[,.;!?\n]", text[at:])
@@ -685,8 +702,9 @@ NOT_TESTED_PHRASES = [
 
 
 _NEVER = [split_phrase(p) for p in ("chưa", "không", "hổng", "chẳng", "chưa từng")]
-_BETWEEN = ("có", "đi", "làm", "được", "cho", "hề", "bao giờ")  # "chưa có làm xét nghiệm", "chưa đi test"
-_TESTS = [split_phrase(p) for p in ("test", "xét nghiệm", "lấy mẫu", "pcr")]
+# "chưa có làm xét nghiệm", "chưa đi test", "chưa ai lấy mẫu cho tui"
+_BETWEEN = ("có", "đi", "làm", "được", "cho", "hề", "bao giờ", "ai")
+_TESTS = [split_phrase(p) for p in ("test", "xét nghiệm", "lấy mẫu", "pcr", "chọc mũi", "ngoáy mũi", "quẹt mũi")]
 
 
 def says_not_tested(text: str) -> bool:
@@ -730,13 +748,19 @@ _MORE = [
 ]  # "chích Pfizer hai lần, rồi chích thêm Moderna một lần": three
 
 
+# "sổ mũi", "chảy mũi", "nghẹt mũi": the nose, not a dose.
+_NOSE = ("sổ", "chảy", "nghẹt", "ngạt", "tắc", "xổ", "xì")
+
+
 def _names_a_dose(ws: list[Word], i: int) -> bool:
-    """ "mũi", or "lần" / "đợt" told after a word of vaccination ("tiêm lần một, lần hai ở bệnh viện")."""
+    """ "mũi", or "lần" / "đợt" told after a word of vaccination ("tiêm lần một, lần hai ở bệnh viện"; "đợt" anywhere
+    after it: "tiêm đủ rồi, đợt 1 tháng 8, đợt 2 tháng 9")."""
     if phrase_at(ws, i, _DOSE):
-        return True
+        return not (i and any(matches(ws[i - 1], n) for n in _NOSE))
     if not any(phrase_at(ws, i, unit) for unit in (("lần",), ("đợt",))):
         return False
-    return any(phrase_at(ws, k, v) for k in range(max(0, i - 6), i) for v in _VACCINATION)
+    since = 0 if phrase_at(ws, i, ("đợt",)) else max(0, i - 6)
+    return any(phrase_at(ws, k, v) for k in range(since, i) for v in _VACCINATION)
 
 
 def _dose_count_at(ws: list[Word], i: int) -> tuple[int, int] | None:
@@ -1042,8 +1066,8 @@ def _when_at(ws: list[Word], i: int) -> tuple[When, int] | None:
         when = day[0] if day else When(day_offset=0)
         used += day[1] if day else 0
         return When(**{**when.__dict__, "clock": _with_part(clock[0], part), "part_of_day": part}), used
-    # "hồi sáng", "lúc trưa", "hồi chiều": earlier today (Southern "hồi" is "earlier")
-    earlier = any(phrase_at(ws, i, (w,)) for w in ("hồi", "lúc")) and _part_of_day(ws, i + 1)
+    # "hồi sáng", "lúc trưa", "hồi chiều": earlier today (Southern "hồi" is "earlier"); "từ sáng": since this morning
+    earlier = any(phrase_at(ws, i, (w,)) for w in ("hồi", "lúc", "từ")) and _part_of_day(ws, i + 1)
     if earlier and not (i + 2 < len(ws) and (_day_at(ws, i + 2) or phrase_at(ws, i + 2, ("qua",)))):
         return When(day_offset=0, part_of_day=earlier), 2
     # a part of day before a day word: "sáng nay", "tối qua", "chiều mai", "sáng thứ hai"

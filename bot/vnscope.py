@@ -94,6 +94,7 @@ _RELATIVE_MARKS = (
     "ta",
     "xã",
     "kia",
+    *("dâu", "rể", "họ", "út", "cả", "kế", "nuôi"),  # "chị dâu", "anh rể", "em họ", "thằng út", "anh cả"
 )
 _SIDES = ("nội", "ngoại")  # "bà nội", "ông ngoại"; "a noi nham" is "anh nói nhầm"
 # "con em", "con chị", "bà em": the resident's child or grandmother, whatever the resident calls themself.
@@ -227,8 +228,12 @@ def others_spans(text: str, proxy: bool = False) -> list[tuple[int, int]]:
         if used:  # the relative answering speaks of the resident
             i += used
             continue
+        if other_from is None and _subject_of_an_object(ws, i):
+            other_from, named_until = ws[i].start, i + 1  # "chị ngồi cùng phòng em dương tính": she, not I
+            i += 1
+            continue
         joined = i == named_until and not ws[i].after_mark
-        self_named = any(phrase_at(ws, i, p) for p in _SELF) and not joined
+        self_named = (any(phrase_at(ws, i, p) for p in _SELF) or _contrasted_self(ws, i)) and not joined
         if other_from is not None and self_named and not _object_at(ws, i):
             spans.append((other_from, ws[i].start))
             other_from, anyone = None, False
@@ -238,10 +243,29 @@ def others_spans(text: str, proxy: bool = False) -> list[tuple[int, int]]:
     return spans
 
 
+# "còn chị thì sốt", "chứ anh vẫn khỏe": the speaker set against the others just named.
+_CONTRAST = ("còn", "chứ", "riêng")
+
+
+def _contrasted_self(ws: list[Word], i: int) -> bool:
+    kin = i > 0 and ws[i].text.islower() and any(matches(ws[i], k) for k in _SPEAKERS)
+    return kin and any(matches(ws[i - 1], c) for c in _CONTRAST) and _relative_at(ws, i) == 0
+
+
+def _subject_of_an_object(ws: list[Word], i: int) -> bool:
+    """A kinship word starting a clause whose object is the resident ("chị ngồi cùng phòng em", "anh ở chung với
+    tôi"): someone else is speaking of, not the resident."""
+    if not (i == 0 or ws[i].after_mark) or not any(ws[i].canonical == k for k in _SPEAKERS):
+        return False
+    clause = next((k for k in range(i + 1, len(ws)) if ws[k].after_mark), len(ws))
+    selves = [k for k in range(i + 1, clause) if any(phrase_at(ws, k, p) for p in _SELF)]
+    return bool(selves) and all(_object_at(ws, k) for k in selves) and ws[selves[0]].canonical != ws[i].canonical
+
+
 # "ngồi cạnh em", "ở chung với tôi": the resident as an object; the fact that follows is still the other's.
 _BEFORE_AN_OBJECT = ("cạnh", "với", "cùng", "gần", "chung", "cho", "của", "bên", "giúp", "thăm", "gặp", "chăm", "kế")
 # ...and "cùng phòng tôi", "bạn trọ em", "công ty tôi": a place of the resident's, still the other's sentence.
-_BEFORE_AN_OBJECT += ("phòng", "trọ", "lớp", "ty", "quan", "xóm", "xưởng")
+_BEFORE_AN_OBJECT += ("phòng", "trọ", "lớp", "ty", "quan", "xóm", "xưởng", "nhà")  # "thằng út nhà tui"
 
 
 def _object_at(ws: list[Word], i: int) -> bool:

@@ -12,6 +12,7 @@ Three forms of a word matter:
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -134,6 +135,7 @@ TEENCODE = {
     "hôm qua": ["hqua", "hwa", "yesterday"],
     "hôm nay": ["hnay", "today"],
     "hôm": ["hum", "hổm"],
+    "nhật": ["nhựt"],  # Southern: "chủ nhựt"
     "gì": ["j", "ji"],
     "với": ["vs"],
     "rồi": ["r", "rùi", "gòi", "ròi", "dồi", "zồi"],
@@ -195,7 +197,8 @@ def _without_telex_keys(word: str) -> str:
     letters = word.replace("đ", "d")
     if not letters.isascii() and len(word) > 2 and word[-1] in "sfrxj" and is_syllable(fold(word[:-1])):
         return word[:-1]  # a tone key typed after the accents were already in: "đượcj", "rồis"
-    if not letters.isascii() or not letters.isalpha() or word in _NOT_TELEX or len(word) < 3:
+    short = len(word) == 2 and word[0] == "y" and word[1] in "sfrxj"  # "ys": ý (of "đồng ý")
+    if not letters.isascii() or not letters.isalpha() or word in _NOT_TELEX or (len(word) < 3 and not short):
         return word
     bare = letters[:-1] if letters[-1] in "sfrxj" else letters
     bare = re.sub(r"([a-z])\1+", r"\1", bare.replace("uow", "uo").replace("aw", "a").replace("ow", "o"))
@@ -213,20 +216,62 @@ def words(text: str, split_expansions: bool = True) -> list[Word]:
     return list(_words(text, split_expansions))
 
 
+# VNI typing with the keys left in: a digit after the letters it marks ("d9u1ng ro62i" is "đúng rồi", "kho6ng").
+_VNI_WORD = re.compile(r"[a-z]+[1-9][a-z1-9]*")
+_VNI_TONES = {"1": "\u0301", "2": "\u0300", "3": "\u0309", "4": "\u0303", "5": "\u0323"}
+_VNI_SHAPES = {"6": {"a": "â", "e": "ê", "o": "ô"}, "7": {"o": "ơ", "u": "ư"}, "8": {"a": "ă"}, "9": {"d": "đ"}}
+
+
+def _from_vni(word: str) -> str:
+    """The word a VNI typist meant, when its letters make a Vietnamese syllable; else the word as typed."""
+    if not _VNI_WORD.fullmatch(word):
+        return word
+    letters, tone = [], ""
+    for char in word:
+        if char.isalpha():
+            letters.append(char)
+        elif char in _VNI_TONES:
+            tone = _VNI_TONES[char]
+        else:
+            shapes = _VNI_SHAPES[char]
+            marked = next((k for k in range(len(letters) - 1, -1, -1) if letters[k] in shapes), None)
+            if marked is None:
+                return word
+            letters[marked] = shapes[letters[marked]]
+            if letters[marked] == "ơ" and marked and letters[marked - 1] == "u":
+                letters[marked - 1] = "ư"  # "uo7" is ươ
+    base = "".join(letters)
+    return canonical_tones(base + tone) if is_syllable(fold(base)) else word
+
+
+_GLUED = re.compile(r"\d+|\D+")
+
+
+def _typed_words(text: str) -> Iterator[tuple[str, int, int]]:
+    """Each typed word with its offsets; a number glued to an accented word is a word of its own ("tiêm2mũi")."""
+    for match in WORD.finditer(text):
+        typed = match.group()
+        glued = typed.isalnum() and not typed.isascii() and any(c.isdecimal() for c in typed)
+        if not glued:
+            yield typed, match.start(), match.end()
+            continue
+        for piece in _GLUED.finditer(typed):
+            yield piece.group(), match.start() + piece.start(), match.start() + piece.end()
+
+
 @lru_cache(maxsize=256)  # one turn is read by many rules: its words are found once
 def _words(text: str, split_expansions: bool) -> tuple[Word, ...]:
     text = nfc(text)
     result: list[Word] = []
-    for match in WORD.finditer(text):
-        typed = match.group()
-        after_mark = bool(result) and bool(_CLAUSE_MARKS.search(text, result[-1].end, match.start()))
-        lower = typed.lower()
+    for typed, start, end in _typed_words(text):
+        after_mark = bool(result) and bool(_CLAUSE_MARKS.search(text, result[-1].end, start))
+        lower = _from_vni(typed.lower())
         previous_is_number = bool(result) and result[-1].text[:1].isdecimal()
         expanded = lower if lower == "k" and previous_is_number else _SHORTHAND.get(lower, lower)  # "50 k" = 50,000
         expanded = _without_telex_keys(expanded)
         parts = [canonical_tones(part) for part in expanded.split()]
         pieces = parts if split_expansions else [" ".join(parts)]
-        result += [Word(typed, match.start(), match.end(), piece, fold(piece), after_mark) for piece in pieces]
+        result += [Word(typed, start, end, piece, fold(piece), after_mark) for piece in pieces]
     return tuple(result)
 
 
@@ -377,8 +422,46 @@ def _emoji_yes_no(text: str) -> bool | None:
     return True if _YES_EMOJI & set(text) else None
 
 
-def leading_yes_no(text: str) -> bool | None:
-    """Yes or no said first, before anything else ("có, vợ tôi là F0"): an answer whatever follows."""
+# "có gặp ai đâu", "mô có", "đâu có dọn đi đâu", "làm gì có": a yes word that asks "where?" of itself is a no.
+_RHETORICAL_NO = [
+    split_phrase(p) for p in ("đâu có", "mô có", "làm gì có", "làm chi có", "có đâu", "có mô", "đâu mà", "mô mà")
+]
+_WHERE = ("đâu", "mô")
+_TRAILING = ("hết", "cả", "ạ", "à", "nha", "nhé", "đó", "đâu", "mô", "luôn", "nữa", "hà", "hỉ", "nè")
+
+
+def _clause(ws: list[Word], i: int) -> list[Word]:
+    """The words of the clause that starts at word i (up to the next clause mark)."""
+    end = next((k for k in range(i + 1, len(ws)) if ws[k].after_mark), len(ws))
+    return ws[i:end]
+
+
+def rhetorical_no(ws: list[Word], i: int) -> bool:
+    """Does the clause from word i deny by asking "where" ("có gặp ai đâu": met nobody; "mô có": not at all)?"""
+    clause = _clause(ws, i)
+    if any(phrase_at(clause, k, p) for k in range(len(clause)) for p in _RHETORICAL_NO):
+        return True
+    has = next((k for k, w in enumerate(clause) if matches(w, "có")), None)
+    tail = [w for w in clause if not any(matches(w, t) for t in _TRAILING)]
+    ends_asking = bool(clause) and any(matches(clause[-1], w) for w in _WHERE)
+    return has is not None and ends_asking and bool(tail) and tail[-1].start > clause[has].start
+
+
+def _grudging_yes(ws: list[Word], i: int) -> bool:
+    """ "khai thì khai", "hỏi thì hỏi": a verb granted by saying it twice (a yes, however grudging)."""
+    return i + 2 < len(ws) and matches(ws[i + 1], "thì") and ws[i + 2].canonical == ws[i].canonical
+
+
+def denied_before(ws: list[Word], i: int) -> bool:
+    """Is word i said under a no of its clause ("em không về quê", "đâu có dọn đi đâu")?"""
+    start = next((k for k in range(i, -1, -1) if k == 0 or ws[k].after_mark), 0)
+    said_no = any(phrase_at(ws, k, p) for k in range(start, i) for p in _NO)
+    return said_no or rhetorical_no(ws, start)
+
+
+def leading_yes_no(text: str, rhetorical: bool = True) -> bool | None:
+    """Yes or no said first, before anything else ("có, vợ tôi là F0"): an answer whatever follows. `rhetorical`: a
+    "có ... đâu" first is a no ("có gặp ai đâu")."""
     ws = words(text)
     if not ws:
         return _emoji_yes_no(text)
@@ -387,12 +470,15 @@ def leading_yes_no(text: str) -> bool | None:
     first = 0  # "dạ không ạ", "dạ thưa không": after the politeness comes the answer
     while first + 1 < len(ws) and (polite := next((p for p in _POLITE if phrase_at(ws, first, p)), None)):
         first += len(polite)
-    if any(phrase_at(ws, first, p) for p in _NO):  # as written: "trưa" is not "chưa", "lo" not "no"
+    if any(phrase_at(ws, first, p) for p in _NO) or (rhetorical and rhetorical_no(ws, first)):  # "trưa" is no "chưa"
         return False
+    if _grudging_yes(ws, first):
+        return True
     # A yes may be misspelt ("phãi", "fải", "đúg"), not on one or two letters ("ơ..." is not "ờ").
     said = phrase_sounds_at if len(ws[first].folded) > 2 else phrase_at
     if first and not any(said(ws, first, p) for p in _YES):
-        return True  # "dạ, em nghe": the polite yes itself
+        # "dạ, em nghe": the polite yes itself; "dạ ôn không tiếp xúc ai": politeness, then a no
+        return not any(phrase_at(ws, k, p) for k in range(first, len(_clause(ws, first)) + first) for p in _NO)
     return True if any(said(ws, first, p) for p in _YES) else None
 
 
@@ -406,6 +492,10 @@ def yes_no(text: str) -> bool | None:
     ws = words(text)
     if any(phrase_at(ws, i, p) and not _introduces(ws, i + len(p)) for i in range(len(ws)) for p in _NO):
         return False
+    if any(rhetorical_no(ws, i) for i in range(len(ws)) if i == 0 or ws[i].after_mark):
+        return False
+    if _grudging_yes(ws, 0):
+        return True
     if any(phrase_at(ws, i, p) for i in range(len(ws)) for p in _YES):
         return True
     return _emoji_yes_no(text)

@@ -283,6 +283,72 @@ def test_development_set_findings(question, text, intent, expected):
     assert apply({**START, question: None}, question, turn(text, intent))[question] == expected
 
 
+@pytest.mark.parametrize(
+    ("question", "text", "intent", "expected"),
+    [
+        # classes of failure found on the sixth to eighth development sets (written blind), each with new words
+        ("contact_with_case", "có gặp ai đâu", "affirm", "no"),  # "có ... đâu" asks "where?": a no
+        ("contact_with_case", "mô có, tui ở nhà suốt", "affirm", "no"),  # Central "mô có": not at all
+        ("contact_with_case", "dạ bà không gặp ai hết", "affirm", "no"),  # politeness, then a no
+        ("contact_with_case", "anh ngồi cạnh em ở công ty dương tính hôm thứ hai", "inform", "yes"),  # he, not I
+        ("contact_with_case", "không, trong xóm chưa ai dương hết", "inform", "no"),
+        ("at_registered_address", "vẫn ở đó, có chuyển đi đâu", "inform", True),  # "có ... đâu": did not move
+        ("at_registered_address", "sáng đi làm, tối về nhà ngủ", "inform", True),  # where they sleep
+        ("at_registered_address", "tuần trước tui ra Hà Nội ở với con trai rồi", "inform", False),
+        ("at_registered_address", "thế em có phải đi khu cách ly không ạ?", "ask_quarantine", None),  # asked
+        ("at_registered_address", "em vẫn ở nhà, có phải đi cách ly không?", "ask_quarantine", True),
+        ("symptoms", "trời ơi ngày nào cũng hỏi, không có sốt ho gì hết", "goodbye", []),  # a complaint, answered
+        ("symptoms", "dạ không có dấu hiệu gì", "repeat", []),
+        ("symptoms", "no cough, no headache, khỏe", "inform", []),  # English "no" denies
+        ("symptoms", "hổng sốt, chỉ ho sơ sơ à", "inform", ["cough"]),  # "ho sơ sơ": slight cough, not "hồ sơ"
+        ("symptoms", "ông xã chị sổ mũi, còn chị thì đau đầu", "inform", ["headache"]),  # "còn chị": the speaker
+        ("symptoms", "em hơi mệt, thằng cu nhà em thì đau bụng đi ngoài", "inform", ["fatigue"]),
+        ("symptoms", "mỏi hết cả người", "inform", ["body_ache"]),
+        ("symptom_onset", "từ trưa", "inform", "2021-06-03"),
+        ("test_result", "từ hồi dịch tới giờ chưa ai chọc mũi tui", "inform", "not_tested"),
+        ("vaccine_doses", "tiêm đủ rồi, đợt 1 hồi tháng 7, xong đợt 2 tháng 10", "inform", 2),
+        ("vaccine_doses", "tiêm3mũi", "inform", 3),  # a number glued to the words
+        ("consent", "hỏi thì hỏi", "refuse", True),  # granted by saying it twice
+        ("needs", "khỏi, cảm ơn em", "goodbye", ""),  # the last question: a goodbye needs nothing
+        ("identity_confirmed", "d9u1ng ro62i", "nlu_fallback", True),  # VNI keys left in: "đúng rồi"
+        ("consent", "vậy thì khai", "refuse", True),
+        ("at_registered_address", "có đi đâu được đâu, ở nhà suốt", "inform", True),  # going nowhere: at home
+        ("at_registered_address", "đang đi du lịch Phú Quốc, tuần sau mới về", "busy", False),
+        ("needs", "muốn hỏi chỗ tiêm cho bố mẹ", "refuse", "muốn hỏi chỗ tiêm cho bố mẹ"),  # a need, not a refusal
+    ],
+)
+def test_sixth_to_eighth_development_set_findings(question, text, intent, expected):
+    assert apply({**START, question: None}, question, turn(text, intent))[question] == expected
+
+
+def test_a_positive_told_of_the_case_is_not_the_residents_result():
+    slots = apply(START, "contact_with_case", turn("có, em dâu tôi dương tính tuần trước"))
+    assert slots["contact_with_case"] == "yes" and slots["test_result"] is None
+    told_unasked = apply(START, "symptoms", turn("không sao, nhưng vợ tôi dương tính"))
+    assert told_unasked["test_result"] is None and told_unasked["contact_with_case"] == "yes"
+
+
+def test_consent_with_a_healthy_answer_skips_the_symptom_question():
+    slots = apply({**START, "consent": None}, "consent", turn("dạ được, không có triệu chứng gì", "feel_fine"))
+    assert slots["consent"] is True and slots["symptoms"] == [] and next_question(slots) == "contact_with_case"
+
+
+def test_a_refusal_needs_words_of_refusing_not_only_the_classifiers_guess():
+    misheard = apply(START, "test_result", turn("dương tín", "refuse"))
+    assert misheard["outcome"] is None and misheard["test_result"] == "positive"
+    for said in ("tôi từ chối trả lời", "thôi khỏi hỏi", "không khai đâu", "gọi nữa tôi báo công an"):
+        assert apply(START, "symptoms", turn(said, "refuse"))["outcome"] == "refused", said
+    unanswered = apply(START, "symptoms", turn("ờ thì để coi", "refuse"))
+    assert unanswered["outcome"] is None and unanswered["symptoms"] is None  # asked again, with buttons
+
+
+def test_a_trip_told_with_its_return_day_is_an_answer_not_a_call_back():
+    slots = apply(START, "at_registered_address", turn("em đang đi Đà Lạt, tuần sau mới về", "busy"))
+    assert slots["at_registered_address"] is False and slots["outcome"] is None
+    busy = apply(START, "symptoms", turn("không sao, đang họp, 30 phút nữa gọi lại nhé", "busy"))
+    assert busy["outcome"] == "callback_requested"
+
+
 def test_only_is_not_her_when_a_relative_answers():
     slots = apply({**START, "answered_by": "relative"}, "symptoms", Turn("bà chỉ ho khan thôi", "inform", proxy=True))
     assert slots["symptoms"] == ["cough"]  # "chỉ" is "only" here, not Southern "she"

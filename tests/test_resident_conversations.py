@@ -6,7 +6,7 @@ leaves must be exact, field by field.
 - `tests/devset/conversations*.yml`: development sets in the same classes, written blind too (by other writers); the
   team reads their failures and tunes on them (printed with `pytest -s`, and when they fall under their own bar).
   They take minutes (380 conversations), so they run on demand: `OUTREACH_DEVELOPMENT_SETS=1 pytest -s -k
-  development tests/test_resident_conversations.py` (or `=conversations_4` for one set).
+  development tests/test_resident_conversations.py` (or `=conversations_4,conversations_6` for some).
 
 Each resident is on the F1 list of a province (so the web chat does not ask where they stay).
 """
@@ -173,8 +173,8 @@ def test_held_out_conversations_leave_exact_declarations(chat):
 
 @pytest.mark.skipif(not os.environ.get("OUTREACH_DEVELOPMENT_SETS"), reason="on demand: OUTREACH_DEVELOPMENT_SETS=1")
 def test_development_conversations_leave_exact_declarations(chat):
-    chosen = os.environ["OUTREACH_DEVELOPMENT_SETS"]  # "1": every set; a file's stem ("conversations_4"): that one
-    outcomes = run_set(chat, [path for path in DEVELOPMENT if chosen in ("1", path.stem)], 10_000)
+    chosen = os.environ["OUTREACH_DEVELOPMENT_SETS"].split(",")  # "1": every set; stems ("conversations_4,..."): those
+    outcomes = run_set(chat, [path for path in DEVELOPMENT if "1" in chosen or path.stem in chosen], 10_000)
     exact = sum(outcome.exact for outcome in outcomes) / len(outcomes)
     QUALITY_REPORT.append(
         f"Development conversations (web chat): {exact:.1%} exact of {len(outcomes)} ({per_class(outcomes)}); "
