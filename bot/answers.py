@@ -292,9 +292,12 @@ def specific_answer(question: str, turn: Turn, leading_yes_no_counts: bool = Tru
 
 
 def _leading_answer(question: str, turn: Turn) -> bool | None:
-    """Yes or no said first to a yes-no question; "có đi đâu được đâu" (I go nowhere) is no "no" to staying home."""
+    """Yes or no said first to a yes-no question; "có đi đâu được đâu" (I go nowhere) is no "no" to staying home, and
+    a place elsewhere outweighs a polite "dạ" ("dạ em đang nằm ở khu cách ly tập trung")."""
     if question not in _YES_NO_QUESTIONS:
         return None
+    if question == "at_registered_address" and _staying(turn) is False:
+        return False
     return leading_yes_no(turn.text, rhetorical=question != "at_registered_address")
 
 
@@ -405,7 +408,7 @@ def _volunteered(slots: dict[str, Any], requested: str | None, turn: Turn) -> di
     day = _day(turn)
     if day and "test_result" in found and found["test_result"] != "not_tested":
         found["test_date"] = day
-    elif day and (symptoms or "temperature" in found) and requested != "test_date":
+    elif day and (symptoms or "temperature" in found) and requested not in ("test_date", "temperature"):
         found["symptom_onset"] = day
     return found
 
@@ -431,7 +434,14 @@ def _moved_to_a_place(ws: list[Any], i: int) -> bool:
     return named and any(matches(ws[i], m) for m in _MOVES)
 
 
+# "tuần trước có đi Hải Phòng mấy hôm nhưng giờ về nhà rồi": what is true now is said last.
+_NOW_AGAIN = re.compile(r"(?i)\b(?:nhưng|mà giờ|giờ thì|bây giờ|hiện giờ|hiện tại|giờ đã)\b")
+
+
 def _staying(turn: Turn) -> bool | None:
+    parts = _NOW_AGAIN.split(turn.text)
+    if len(parts) > 1 and (now := _staying(replace(turn, text=parts[-1]))) is not None:
+        return now
     if says(turn.text, _SLEEPS_AT_HOME):
         return True
     return False if _stays_elsewhere(turn) else (True if says(turn.text, _AT_HOME) else None)

@@ -336,6 +336,7 @@ SYMPTOM_PHRASES = {
     ],
     "headache": [
         *("đau đầu", "nhức đầu", "nặng đầu", "đau nửa đầu", "choáng đầu", "váng đầu", "headache", "đau cái đầu"),
+        *("đau trốc", "nhức trốc"),  # Nghệ Tĩnh: the head
         "nhức cái đầu",
     ],
     "diarrhea": [
@@ -361,7 +362,7 @@ SYMPTOM_PHRASES = {
 # "ban đầu đau họng" is a sore throat at first).
 _TOPIC_FIRST = {
     "sore_throat": (("họng", "cổ họng"), ("đau", "rát", "ngứa", "khô"), ("", "thì", "hơi", "bị", "cứ", "thấy")),
-    "headache": (("đầu",), ("đau", "nhức"), ("thì", "hơi", "bị", "cứ")),
+    "headache": (("đầu", "trốc"), ("đau", "nhức"), ("thì", "hơi", "bị", "cứ")),
     "chest_pain": (("ngực",), ("đau", "tức"), ("", "thì", "hơi", "bị", "cứ", "thấy")),
     "runny_nose": (("mũi",), ("nghẹt", "ngạt", "tắc", "chảy", "chảy nước"), ("thì", "hơi", "bị", "cứ")),
 }
@@ -374,6 +375,14 @@ _SYMPTOM_PATTERNS = sorted(
             for part in parts
             for feeling in feelings
             for filler in fillers
+        ),
+        *(  # ...the resident's own: "mũi em hơi chảy nước", "họng tui rát"
+            (split_phrase(f"{part} {me} {filler} {feeling}"), code)
+            for code, (parts, feelings, _) in _TOPIC_FIRST.items()
+            for part in parts
+            for feeling in feelings
+            for me in ("em", "tôi", "tui", "mình")
+            for filler in ("", "hơi", "bị")
         ),
     ],
     key=lambda item: -len(item[0]),
@@ -527,7 +536,10 @@ def find_symptoms(text: str, proxy: bool = False) -> list[Found]:
 
 TEST_RESULT_PHRASES = {
     # A rapid test shows one line (vạch) when negative and two when positive; English words come with the tests.
-    "negative": ["âm tính", "âm", "âm tin", "negative", "neg", "1 vạch", "một vạch", "vạch t không lên", "t không lên"],
+    "negative": [
+        *("âm tính", "âm", "âm tin", "negative", "neg", "1 vạch", "một vạch", "vạch t không lên", "t không lên"),
+        *("mỗi vạch c", "vạch c thôi", "lên mỗi vạch", "chỉ lên vạch c"),  # only the control line
+    ],
     "positive": ["dương tính", "dương", "dương tin", "positive", "pos", "2 vạch", "hai vạch"],
     "pending": [
         *("chưa có kết quả", "đang chờ kết quả", "chờ kết quả", "chưa có kết quả xét nghiệm", "đợi kết quả"),
@@ -551,6 +563,7 @@ def find_test_results(text: str, proxy: bool = False, expected: bool = False) ->
     spans = others_spans(text, proxy)
     testers = [(start, end) for start, end in spans if _THE_TESTERS.match(text, start)]
     others = [span for span in spans if span not in testers]
+    testers = [(start, _clause_end(text, start, end)) for start, end in testers]  # "họ test cho em hôm qua, âm tính"
     own = [
         f
         for f in _test_result_mentions(text, expected)
@@ -558,6 +571,11 @@ def find_test_results(text: str, proxy: bool = False, expected: bool = False) ->
         and (f.value == "pending" or not about_someone_else(f.start, testers) or _reported(text, testers, f.start))
     ]
     return corrected(own, text)
+
+
+def _clause_end(text: str, start: int, end: int) -> int:
+    mark = re.compile(r"[,.;!?\n]").search(text, start, end)
+    return mark.start() if mark else end
 
 
 _THE_TESTERS = re.compile(r"(?i)(họ|người ta)\b")  # "họ chưa trả kết quả": the lab, not a contact
@@ -625,6 +643,7 @@ ANSWERS_TO_THE_RESULT_QUESTION = {
             "mới lấy mẫu",
         ),
         *("chưa nghe báo", "chưa nghe", "chưa thấy gì", "chưa thấy kết quả", "hẹn mai trả", "hẹn trả", "mẫu gửi đi"),
+        *("hẹn", "mới trả", "mới báo", "mới gọi báo", "sẽ báo", "sẽ trả"),  # "chiều họ mới gọi báo": not yet
     ],
 }
 _ANSWER_PATTERNS = sorted(
@@ -845,17 +864,20 @@ def dose_mentions(text: str, expected: bool = False, proxy: bool = False) -> lis
 def _added_up(found: list[Found], ws: list[Word], text: str) -> list[Found]:
     """Doses told in parts: 'hai lần, rồi chích thêm một lần', '2 mũi + 1 booster' (their sum); 'mũi đầu AZ, mũi hai
     Pfizer, rồi nhắc lại Moderna' (the doses named one by one, and a booster after them)."""
-    if len(found) == 2:
+    if len(found) >= 2 and _not_done_after(ws, found[-1].end):
+        found = found[:-1]  # "mũi đầu, đến mũi hai thì bị sốt nên hoãn": the second was not given
+    ordinal = [_names_a_dose(ws, _index_at(ws, f.start)) for f in found]
+    if len(found) == 2 and not any(ordinal):  # counts add up; "mũi hai", "lần thứ ba" name the dose reached
         between = [w for w in ws if found[0].end <= w.start < found[1].start]
         plus = "+" in text[found[0].end : found[1].start]
         if plus or any(phrase_at(between, k, m) for k in range(len(between)) for m in _MORE):
             return [replace(found[0], end=found[1].end, value=found[0].value + found[1].value)]
-    if len(found) >= 2 and _not_done_after(ws, found[-1].end):
-        found = found[:-1]  # "mũi đầu, đến mũi hai thì bị sốt nên hoãn": the second was not given
     named_one_by_one = len(found) >= 2 and all(_names_a_dose(ws, _index_at(ws, f.start)) for f in found)
     if named_one_by_one and [f.value for f in found] == list(range(1, len(found) + 1)):
         booster = _booster_after(ws, found[-1].end)
         return [replace(found[0], end=found[-1].end, value=len(found) + booster)]
+    if len(found) == 2 and ordinal[1] and found[1].value > found[0].value:
+        return [replace(found[0], end=found[1].end, value=found[1].value)]  # "một mũi ..., mới tiêm nốt mũi hai"
     if len(found) == 1 and not phrase_at(ws, _index_at(ws, found[0].start), _DOSE) and _booster_after(ws, found[0].end):
         return [replace(found[0], value=found[0].value + 1)]  # "hai mũi, sau đó nhắc thêm Pfizer": three
     return found
@@ -1141,8 +1163,11 @@ def _plain_day_at(ws: list[Word], i: int) -> tuple[When, int] | None:
         return When(
             day_of_month=int(m.group(1)), month=int(m.group(2)), year=int(m.group(3)) if m.group(3) else None
         ), 1 + lead
-    # "ngày 20", "ngày 20 tháng 6"
-    if phrase_at(ws, i, ("ngày",)) and (number := number_at(ws, i + 1)) and 1 <= number[0] <= 31:
+    # "ngày 20", "ngày 20 tháng 6", "hôm 15" (digits: "hôm hai" is not a day of the month)
+    dated = any(phrase_at(ws, i, (w,)) for w in ("ngày", "mồng", "mùng")) or (
+        any(phrase_at(ws, i, (w,)) for w in ("hôm", "bữa")) and i + 1 < len(ws) and ws[i + 1].text.isdecimal()
+    )
+    if dated and (number := number_at(ws, i + 1)) and 1 <= number[0] <= 31:
         used = 1 + number[1]
         month = None
         if phrase_at(ws, i + used, ("tháng",)) and (m := number_at(ws, i + used + 1)) and 1 <= m[0] <= 12:

@@ -58,6 +58,7 @@ _OTHERS = sorted(
             "ai",  # "không gặp ai dương tính": anyone
             "có người",
             "một người",
+            *("mấy người", "nhiều người", "vài người", "người khác", "hấn"),  # "hấn": Nghệ Tĩnh "he"
             "người quen",
             *("bạn cùng", "bạn học", "bạn thân", "bạn của", "có bạn"),  # "bạn cùng công ty", "lớp nó có bạn"
             *("tổ trưởng", "quản lý", "giám đốc", "chủ nhà", "chủ trọ", "tài xế", "cháu nội", "cháu ngoại"),
@@ -140,6 +141,7 @@ def _relative_at(ws: list[Word], i: int) -> int:
     if kin and i + 1 < len(ws) and not ws[i + 1].after_mark and not _looks_alike(ws, i):
         marks = _RELATIVE_MARKS + (_SPEAKERS if kin in _MY_CHILD else ()) + (_SIDES if kin in ("ông", "bà") else ())
         marks += ("nó",) if kin == "con" else ()  # "con nó": his child (but "cháu nó" is the child himself)
+        marks += tuple(p for p in ("anh", "chị", "em") if p != kin) if kin in ("chị", "em", "anh") else ()  # "chị em"
         if any(matches(ws[i + 1], mark) for mark in marks):
             return 2
     return 1 if ws[i].canonical in _ACCENTED_OTHERS else 0

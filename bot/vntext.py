@@ -110,7 +110,7 @@ def canonical_tones(word: str) -> str:
 # Chat shorthand, per whole word (never inside words: "k65", "50k"). Ambiguous ones ("v" = với/vậy) are left out.
 TEENCODE = {
     "không": [
-        *("ko", "k", "kh", "hk", "hok", "hong", "hông", "khum", "kg", "kô", "hem", "hổng", "hỏng", "khg"),
+        *("ko", "k", "kh", "hk", "hok", "hong", "hông", "khum", "kg", "kô", "hem", "hổng", "hỏng", "khg", "nỏ"),
         *(
             "khôg",
             "khog",

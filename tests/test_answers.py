@@ -321,6 +321,34 @@ def test_sixth_to_eighth_development_set_findings(question, text, intent, expect
     assert apply({**START, question: None}, question, turn(text, intent))[question] == expected
 
 
+@pytest.mark.parametrize(
+    ("question", "text", "intent", "expected"),
+    [
+        # classes of failure found on the ninth to eleventh development sets (written blind), each with new words
+        ("test_date", "lấy mẫu bữa 28", "inform", "2021-05-28"),  # "hôm/bữa" and digits: a day of the month
+        ("symptom_onset", "dạ từ mùng hai ạ", "inform", "2021-06-02"),
+        ("test_result", "chiều nay họ mới gọi báo", "ask_testing", "pending"),  # not yet told
+        ("test_result", "ra trạm họ test cho tôi sáng nay, âm tính", "inform", "negative"),  # the testers' clause ends
+        ("test_result", "anh tôi dương tính còn tôi thì âm tính", "inform", "negative"),
+        ("vaccine_doses", "tiêm một mũi rồi nghỉ đẻ, xong mới tiêm nốt mũi hai", "inform", 2),  # the dose reached
+        ("vaccine_doses", "tiêm hai lần với nhau, lần thứ ba thì hoãn vì huyết áp cao", "inform", 2),
+        ("at_registered_address", "hồi tuần trước có về quê nhưng giờ lên lại rồi, ở nhà", "inform", True),
+        ("at_registered_address", "dạ em đang ở khu cách ly tập trung, hổng có ở nhà", "inform", False),
+        ("symptoms", "họng tui hơi rát", "inform", ["sore_throat"]),  # the body part, the resident's, then how
+        ("symptoms", "nhức trốc quá", "inform", ["headache"]),  # Nghệ Tĩnh "trốc": the head
+        ("symptoms", "mấy người cùng phòng ho quá trời, tôi thì vẫn khỏe", "inform", []),
+        ("contact_with_case", "nỏ có ai", "affirm", "no"),  # Nghệ Tĩnh "nỏ": không
+    ],
+)
+def test_ninth_to_eleventh_development_set_findings(question, text, intent, expected):
+    assert apply({**START, question: None}, question, turn(text, intent))[question] == expected
+
+
+def test_a_day_told_with_the_temperature_is_when_it_was_measured_not_the_onset():
+    slots = apply({**START, "symptoms": ["fever"]}, "temperature", turn("đo hồi sáng 38 độ 1"))
+    assert slots["temperature"] == 38.1 and slots["symptom_onset"] is None and next_question(slots) == "symptom_onset"
+
+
 def test_a_positive_told_of_the_case_is_not_the_residents_result():
     slots = apply(START, "contact_with_case", turn("có, em dâu tôi dương tính tuần trước"))
     assert slots["contact_with_case"] == "yes" and slots["test_result"] is None
