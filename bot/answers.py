@@ -126,6 +126,10 @@ _HEALTHY = [
         *("không có dấu hiệu", "không có biểu hiện", "chẳng bị làm sao", "không bị làm sao"),
     )
 ]
+# Said with a yes to the questions, these answer the symptom question too ("ok fine" and "không sao" only say go on).
+_SYMPTOM_FREE = [
+    split_phrase(p) for p in ("không có triệu chứng", "không triệu chứng", "không bị gì", "khỏe", "bình thường")
+]
 # A relative answering for the resident: "tôi là mẹ cháu, tôi trả lời giúp", "cháu là cháu nội ông, cháu nhắn giúp",
 # "tôi là bố nó đây": who they are to the resident, or answering on their behalf.
 _ON_BEHALF = ("giúp", "giùm", "dùm", "hộ", "thay")
@@ -402,7 +406,7 @@ def _volunteered(slots: dict[str, Any], requested: str | None, turn: Turn) -> di
         found["contact_with_case"] = "yes"
     if slots.get("ask_where") and requested in _PLACE_TOLD and (place := _place(turn)):
         found["staying_at"] = place
-    healthy = requested == "consent" and turn.intent == "feel_fine" and not symptoms
+    healthy = requested == "consent" and says(turn.text, _SYMPTOM_FREE) and not symptoms
     if requested in ("identity_confirmed", "consent") and (_denies_symptoms(turn) or healthy):
         found["symptoms"] = []  # "được, em không sốt không ho gì", "dạ được, không có triệu chứng gì"
     day = _day(turn)
@@ -431,7 +435,8 @@ def _stays_elsewhere(turn: Turn) -> bool:
 def _moved_to_a_place(ws: list[Any], i: int) -> bool:
     after = ws[i + 1] if i + 1 < len(ws) else None
     named = after is not None and not after.after_mark and after.text[:1].isupper() and after.text[1:2].islower()
-    return named and any(matches(ws[i], m) for m in _MOVES)
+    merged = i > 0 and matches(ws[i - 1], "nhập")  # "Tam Kỳ giờ nhập về Đà Nẵng": the 2025 merger, not a move
+    return named and not merged and any(matches(ws[i], m) for m in _MOVES)
 
 
 # "tuần trước có đi Hải Phòng mấy hôm nhưng giờ về nhà rồi": what is true now is said last.

@@ -855,10 +855,23 @@ def dose_mentions(text: str, expected: bool = False, proxy: bool = False) -> lis
         count = _dose_count_at(ws, i)
         if count and count[0] <= 6 and not _negated(ws, i, text) and not about_someone_else(ws[i].start, others):
             found.append(Found("doses", ws[i].start, ws[i + count[1] - 1].end, count[0]))
-    if not found and expected:
-        numbers = [(number_at(ws, i), i) for i in range(len(ws))]
+    if not found and expected:  # a bare number, but not of a date ("tháng 3 năm sau": no five, no six)
+        numbers = [(number_at(ws, i), i) for i in range(len(ws)) if not _in_a_date(ws, i)]
         found = [Found("doses", ws[i].start, ws[i + n[1] - 1].end, int(n[0])) for n, i in numbers if n and n[0] <= 6]
     return found
+
+
+_DATE_WORDS = ("tháng", "năm", "ngày", "hôm", "bữa", "mồng", "mùng")
+
+
+def _in_a_date(ws: list[Word], i: int) -> bool:
+    before = i > 0 and any(matches(ws[i - 1], w) for w in _DATE_WORDS)
+    after = ws[i + 1] if i + 1 < len(ws) else None  # "năm sau", "năm 2021": a year, not five
+    year = matches(ws[i], "năm") and after is not None and (after.text.isdecimal() or after.canonical in _YEAR_AFTER)
+    return before or year
+
+
+_YEAR_AFTER = ("sau", "nay", "ngoái", "trước", "kia", "rồi")
 
 
 def _added_up(found: list[Found], ws: list[Word], text: str) -> list[Found]:

@@ -95,7 +95,7 @@ _RELATIVE_MARKS = (
     "ta",
     "xã",
     "kia",
-    *("dâu", "rể", "họ", "út", "cả", "kế", "nuôi"),  # "chị dâu", "anh rể", "em họ", "thằng út", "anh cả"
+    *("dâu", "rể", "út", "kế", "nuôi"),  # "chị dâu", "anh rể", "thằng út" (not "họ", "cả": "em ho", "chi cả")
 )
 _SIDES = ("nội", "ngoại")  # "bà nội", "ông ngoại"; "a noi nham" is "anh nói nhầm"
 # "con em", "con chị", "bà em": the resident's child or grandmother, whatever the resident calls themself.

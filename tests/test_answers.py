@@ -338,6 +338,11 @@ def test_sixth_to_eighth_development_set_findings(question, text, intent, expect
         ("symptoms", "nhức trốc quá", "inform", ["headache"]),  # Nghệ Tĩnh "trốc": the head
         ("symptoms", "mấy người cùng phòng ho quá trời, tôi thì vẫn khỏe", "inform", []),
         ("contact_with_case", "nỏ có ai", "affirm", "no"),  # Nghệ Tĩnh "nỏ": không
+        # ...and what the first of those changes broke on the older sets, mended
+        ("symptoms", "em ho khan, ông xã em thì sốt", "inform", ["cough"]),  # "em ho" is no "em họ" (a cousin)
+        ("symptoms", "khôn ho chi cả, mà ăn khôn thấy mùi chi hết", "inform", ["loss_of_taste_or_smell"]),
+        ("at_registered_address", "vẫn ở Tam Kỳ, giờ nhập về Đà Nẵng rồi", "inform", True),  # merged, not moved
+        ("vaccine_doses", "tiêm tháng 7 năm 2021, rồi tháng 3 năm sau", "inform", None),  # years are no doses
     ],
 )
 def test_ninth_to_eleventh_development_set_findings(question, text, intent, expected):
@@ -359,6 +364,8 @@ def test_a_positive_told_of_the_case_is_not_the_residents_result():
 def test_consent_with_a_healthy_answer_skips_the_symptom_question():
     slots = apply({**START, "consent": None}, "consent", turn("dạ được, không có triệu chứng gì", "feel_fine"))
     assert slots["consent"] is True and slots["symptoms"] == [] and next_question(slots) == "contact_with_case"
+    go_on = apply({**START, "consent": None}, "consent", turn("ok fine", "feel_fine"))  # only "go on"
+    assert go_on["consent"] is True and go_on["symptoms"] is None and next_question(go_on) == "symptoms"
 
 
 def test_a_refusal_needs_words_of_refusing_not_only_the_classifiers_guess():
