@@ -376,14 +376,6 @@ _SYMPTOM_PATTERNS = sorted(
             for feeling in feelings
             for filler in fillers
         ),
-        *(  # ...the resident's own: "mũi em hơi chảy nước", "họng tui rát"
-            (split_phrase(f"{part} {me} {filler} {feeling}"), code)
-            for code, (parts, feelings, _) in _TOPIC_FIRST.items()
-            for part in parts
-            for feeling in feelings
-            for me in ("em", "tôi", "tui", "mình")
-            for filler in ("", "hơi", "bị")
-        ),
     ],
     key=lambda item: -len(item[0]),
 )
@@ -453,7 +445,32 @@ def _symptom_at(ws: list[Word], i: int) -> tuple[tuple[str, ...], str] | None:
     heard = next(((p, code) for p, code in _SYMPTOM_PATTERNS if phrase_sounds_at(ws, i, p)), None)
     if exact and heard and heard[1] == exact[1] and len(heard[0]) > len(exact[0]):
         return heard  # "ho khang", "mệt mõi": the misspelt longer phrase says the same symptom, all of it
-    return exact or heard or _after_suffering(ws, i)
+    return exact or heard or _after_suffering(ws, i) or _body_part_of_mine(ws, i)
+
+
+_MINE = ("em", "tôi", "tui", "mình")
+# The body part, then how it feels, with the resident's word between: "mũi em hơi chảy nước", "họng tui rát".
+_MINE_PATTERNS = sorted(
+    (
+        (split_phrase(f"{part} {filler} {feeling}"), code)
+        for code, (parts, feelings, _) in _TOPIC_FIRST.items()
+        for part in parts
+        for feeling in feelings
+        for filler in ("", "hơi", "bị")
+    ),
+    key=lambda item: -len(item[0]),
+)
+_BODY_PARTS = {phrase[0] for phrase, _ in _MINE_PATTERNS}
+
+
+def _body_part_of_mine(ws: list[Word], i: int) -> tuple[tuple[str, ...], str] | None:
+    """A body part said with the resident's word after it, read without that word and counted with it (only where
+    one is said: the hot path does not try these patterns on every word)."""
+    if i + 2 >= len(ws) or ws[i].canonical not in _BODY_PARTS or ws[i + 1].canonical not in _MINE:
+        return None
+    without = [*ws[: i + 1], *ws[i + 2 :]]
+    found = next(((p, code) for p, code in _MINE_PATTERNS if phrase_at(without, i, p)), None)
+    return ((found[0][0], ws[i + 1].canonical, *found[0][1:]), found[1]) if found else None
 
 
 _SUFFERING = ("bị", "hơi", "còn", "vẫn", "chỉ")  # "hổng sốt, chỉ ho sơ sơ à"
@@ -470,6 +487,11 @@ def _after_suffering(ws: list[Word], i: int) -> tuple[tuple[str, ...], str] | No
 
 def symptom_mentions(text: str) -> list[tuple[Found, bool]]:
     """Every symptom named, with whether it is denied ('không ho'); medicines ('thuốc hạ sốt') left out."""
+    return list(_symptom_mentions(text))
+
+
+@lru_cache(maxsize=256)  # one turn is read for symptoms by many rules (each question, the stops, the volunteered)
+def _symptom_mentions(text: str) -> tuple[tuple[Found, bool], ...]:
     ws, found, i = words(text), [], 0
     while i < len(ws):
         hit = _symptom_at(ws, i)
@@ -482,7 +504,7 @@ def symptom_mentions(text: str) -> list[tuple[Found, bool]]:
             mention = Found("symptom", ws[i].start, ws[i + len(phrase) - 1].end, code)
             found.append((mention, _negated(ws, i, text) or _denied_after(ws, i + len(phrase))))
         i += len(phrase)
-    return _denied_together(found, ws)
+    return tuple(_denied_together(found, ws))
 
 
 # "gọi hoài mệt quá", "mệt lắm không khai nữa": tired of the calls, not a symptom.

@@ -9,6 +9,8 @@
 Pure Python on top of `bot.vntext`; offsets are into the NFC text, like every finder's.
 """
 
+from functools import lru_cache
+
 from bot.vntext import Word, matches, phrase_at, split_phrase, words
 
 # Someone else, whatever follows: spouses, parents, neighbours, "ổng/bả" (Southern he/she), "nó", "họ".
@@ -212,6 +214,11 @@ def others_spans(text: str, proxy: bool = False) -> list[tuple[int, int]]:
     """The stretches of `text` about someone other than the resident, as (start, end) offsets. `proxy`: a relative
     answers for the resident, whose "nó", "cháu", "ông", "anh ấy" are the resident; only the resident's own
     relatives ("bố nó", "mẹ cháu") and people outside the family are someone else."""
+    return list(_others_spans(text, proxy))
+
+
+@lru_cache(maxsize=256)  # every finder asks whose facts a turn tells
+def _others_spans(text: str, proxy: bool) -> tuple[tuple[int, int], ...]:
     ws, spans, i = words(text), [], 0
     other_from: int | None = None
     named_until = -1  # "thằng cháu": a word that would name the resident, right after a naming, is part of it
@@ -242,7 +249,7 @@ def others_spans(text: str, proxy: bool = False) -> list[tuple[int, int]]:
         i += 1
     if other_from is not None:
         spans.append((other_from, len(text)))
-    return spans
+    return tuple(spans)
 
 
 # "còn chị thì sốt", "chứ anh vẫn khỏe": the speaker set against the others just named.
