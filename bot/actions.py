@@ -31,6 +31,8 @@ def _turn(tracker: Tracker) -> Turn:
         entities=message.get("entities") or [],
         now=datetime.now(TIMEZONE),
         proxy=tracker.get_slot("answered_by") == "relative",
+        called=tracker.get_slot("resident_called"),
+        greeted=tracker.get_slot("name"),
     )
 
 
@@ -77,9 +79,12 @@ class ValidateDeclarationForm(Action):
         if not _answering(tracker):
             # Back from answering a question or repeating: ask the pending question again (it counts as asked).
             return _slot_events(slots, answers.ask_next(slots))
-        if requested and answers.is_complaint(turn) and ("?" in turn.text or not _answers_anyway(requested, turn)):
+        if requested and answers.is_complaint(turn):
             dispatcher.utter_message(response="utter_explain_follow_up")
-            return _slot_events(slots, answers.ask_next(slots))
+            told = answers.told_with_a_complaint(requested, turn)
+            if told is None:
+                return _slot_events(slots, answers.ask_next(slots))
+            turn = told  # "lại khai nữa à? ... thôi được, hỏi đi": explained, and the answer taken
         if requested and turn.intent in LEFT_TO_RULES and not _answers_anyway(requested, turn) and _really(turn):
             return []  # the form steps aside; a rule answers, then the form asks again
         updated = answers.apply(slots, requested, turn)

@@ -12,8 +12,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot import places, vnparse
-from bot.vnscope import about_someone_else, corrections, others_spans
-from bot.vntext import denied_before, leading_yes_no, matches, phrase_sounds_at, says, split_phrase, words, yes_no
+from bot.vnscope import Speaker, about_someone_else, called_in, corrections, others_spans
+from bot.vntext import (
+    denied_before,
+    leading_yes_no,
+    matches,
+    phrase_at,
+    phrase_sounds_at,
+    says,
+    split_phrase,
+    words,
+    yes_no,
+)
 
 UNKNOWN = "unknown"  # asked twice and still not understood: the form moves on, the store keeps null
 FEVER_FROM_C = 37.5  # a measured temperature this high is a fever even when the word "sốt" was not said
@@ -35,7 +45,7 @@ QUESTIONS = [
 ]
 DIALOGUE_SLOTS = [
     *QUESTIONS,
-    *("callback_at", "outcome", "emergency", "reask_count", "asked", "answered_by", "ask_where"),
+    *("callback_at", "outcome", "emergency", "reask_count", "asked", "answered_by", "resident_called", "ask_where"),
     *("recorded_doses", "dose_check"),
 ]
 MAX_ASKS = 2  # a question is asked at most twice (the second time with buttons), then recorded as unknown
@@ -58,7 +68,8 @@ _AT_HOME = [
     split_phrase(p)
     for p in (
         *("ở nhà", "vẫn ở", "ở đây", "ở chỗ cũ", "đang cách ly", "ở phòng", "at home", "home", "không đi đâu"),
-        *("không ra khỏi nhà", "còn ở", "ra khỏi cửa đâu", "ra khỏi nhà đâu", "có đi đâu"),
+        *("không ra khỏi nhà", "còn ở", "ra khỏi cửa đâu", "ra khỏi nhà đâu", "có đi đâu", "chỗ cũ", "ở trọ"),
+        *("về lại nhà", "về nhà rồi", "đã về nhà", "bước chân ra", "ra khỏi cổng"),  # "mới về lại nhà hôm qua"
     )
 ]
 # "hàng xóm F0, mà em không có qua lại": someone else is a case, and the resident says they did not meet.
@@ -68,11 +79,15 @@ _SLEEPS_AT_HOME = [
 ]
 # "chừ tui vô Sài Gòn", "ra Hà Nội ở với con": gone to a place by its name.
 _MOVES = ("vô", "vào", "ra", "lên", "xuống", "về", "đi", "sang", "qua")
+# "chưa dìa quê, còn ở trọ", "không đi đâu": a no to moving is a yes to staying.
+_MOVING = (*_MOVES, "dìa", "dọn", "chuyển", "bước")
 _NO_CONTACT = [
     split_phrase(p)
     for p in (
         *("không tiếp xúc", "không có tiếp xúc", "không gặp", "chưa gặp", "không qua lại", "không có qua lại"),
         *("không ở chung", "không đi chung", "không có gặp", "không gần", "hổng có gặp", "no contact"),
+        *("có mình tui", "có mình tôi", "có một mình", "ở một mình"),  # "trên rẫy có mình tui": alone
+        *("ai mà gặp", "gặp ai mà", "gặp ai đâu", "gặp ai mô", "ai mà tiếp xúc"),  # "ai mà gặp F0?": nobody
     )
 ]
 _AWAY = [
@@ -83,6 +98,8 @@ _AWAY = [
         *("cách ly tập trung", "khu cách ly", "bệnh viện", "nhập viện", "nhà ngoại", "nhà nội", "nhà bạn"),
         *("nhà người quen", "nhà bà con", "nhà họ hàng", "nhà người thân", "nằm viện", "viện dã chiến"),
         *("sang ở", "qua ở", "đi du lịch", "đi chơi xa", "đi trip", "đi phượt", "đi nghỉ mát"),
+        *("đi biển", "ra khơi", "ngoài khơi", "ngoài biển", "trên tàu", "trên ghe", "đi tàu", "đánh cá", "đi ghe"),
+        *("dọn vô", "dọn vào", "dọn ra", "trả phòng", "ký túc xá", "ktx", "nhà con gái", "nhà con trai"),
     )
 ]
 _NO_NEEDS = [
@@ -124,6 +141,8 @@ _HEALTHY = [
         *("không sao", "bình thường", "khỏe", "không có gì", "không bị gì", "ổn", "không triệu chứng", "fine"),
         "không có triệu chứng",
         *("không có dấu hiệu", "không có biểu hiện", "chẳng bị làm sao", "không bị làm sao"),
+        *("không thấy gì", "không thấy khác lạ", "không có gì lạ"),  # "không thấy gì khác lạ": nothing unusual
+        *("gì đâu", "chi mô", "gì mô"),  # "ho hen gì đâu": asked where, nothing
     )
 ]
 # Said with a yes to the questions, these answer the symptom question too ("ok fine" and "không sao" only say go on).
@@ -178,6 +197,12 @@ class Turn:
     entities: list[dict[str, Any]] = field(default_factory=list)
     now: datetime | None = None
     proxy: bool = False  # a relative answers for the resident: their "nó", "cháu" is the resident
+    called: str | None = None  # the words the resident is called by ("bà" after "bà đây"): `vnscope.called_in`
+    greeted: str | None = None  # the name the opening asked for ("Đặng Văn Sơn")
+
+    @property
+    def speaker(self) -> Speaker:
+        return Speaker(self.proxy, tuple((self.called or "").split()))
 
     def entity_values(self, name: str) -> list[Any]:
         return [e.get("value") for e in self.entities if e.get("entity") == name]
@@ -192,7 +217,7 @@ def _chosen(turn: Turn, name: str) -> list[Any]:
 
 def symptoms_in(turn: Turn) -> list[str]:
     codes = [v for v in _chosen(turn, "symptom") if v in vnparse.SYMPTOM_PHRASES]
-    codes += [f.value for f in vnparse.find_symptoms(turn.text, turn.proxy)]
+    codes += [f.value for f in vnparse.find_symptoms(turn.text, turn.speaker)]
     return list(dict.fromkeys(codes))
 
 
@@ -202,13 +227,13 @@ def merge_symptoms(current: Any, new: list[str]) -> list[str]:
 
 
 def _temperature(turn: Turn, expected: bool) -> float | None:
-    found = vnparse.find_temperatures(turn.text, expected=expected, proxy=turn.proxy)
+    found = vnparse.find_temperatures(turn.text, expected=expected, speaker=turn.speaker)
     return found[0].value if found else None
 
 
 def _test_result(turn: Turn, expected: bool = False) -> str | None:
     values = [v for v in _chosen(turn, "test_result") if v in ("positive", "negative", "pending")]
-    values += [f.value for f in vnparse.find_test_results(turn.text, turn.proxy, expected)]
+    values += [f.value for f in vnparse.find_test_results(turn.text, turn.speaker, expected)]
     if values:
         return values[0]
     return "not_tested" if vnparse.says_not_tested(turn.text) else None
@@ -216,7 +241,7 @@ def _test_result(turn: Turn, expected: bool = False) -> str | None:
 
 def _doses(turn: Turn, expected: bool) -> int | None:
     chosen = [int(value) for value in _chosen(turn, "doses") if str(value).isdecimal()]
-    found = vnparse.find_doses(turn.text, expected=expected, proxy=turn.proxy)
+    found = vnparse.find_doses(turn.text, expected=expected, speaker=turn.speaker)
     if chosen or found:
         return chosen[0] if chosen else found[0].value
     return 0 if says(turn.text, _NOT_VACCINATED) else None
@@ -282,8 +307,8 @@ def specific_answer(question: str, turn: Turn, leading_yes_no_counts: bool = Tru
         return _doses(turn, expected=False)
     if question == "at_registered_address":
         return _staying(turn)
-    if question == "identity_confirmed" and answers_for_the_resident(turn):
-        return True  # "tôi là con gái bà Ánh, bà nghe không rõ nên tôi trả lời giúp": not a "say again"
+    if question == "identity_confirmed" and (answers_for_the_resident(turn) or _names_themself(turn)):
+        return True  # "tôi là con gái bà Ánh, bà nghe không rõ nên tôi trả lời giúp", "Sơn đây": not a "say again"
     if question in ("identity_confirmed", "consent") and _plain_yes(question, turn):
         return True  # "dc e, hõi lẹ đj" (ok, ask away) is a yes, not a "say again"
     if question == "staying_at":
@@ -295,21 +320,58 @@ def specific_answer(question: str, turn: Turn, leading_yes_no_counts: bool = Tru
     return None
 
 
+_HERE = [split_phrase(p) for p in ("đây", "nè", "nghe", "đang nghe", "đó", "ạ")]
+_ME = ("tôi", "tui", "em", "mình", "tớ", "con", "cháu")
+
+
+def _here_at(ws: list[Any], i: int) -> bool:
+    return any(phrase_at(ws, i, here) for here in _HERE)
+
+
+def _names_themself(turn: Turn) -> bool:
+    """The resident says the name asked for, as who is speaking: "Sơn đây", "toan day", "Bình đây, bác nghe", "em
+    là Sơn". A no anywhere ("không phải Sơn đây") leaves it to the other readers."""
+    if yes_no(turn.text) is False:
+        return False
+    ws = words(turn.text)
+    start = next((k for k, w in enumerate(ws) if not any(matches(w, p) for p in ("dạ", "vâng", "ừ", "phải"))), 0)
+    if start < len(ws) and any(matches(ws[start], me) for me in _ME) and _here_at(ws, start + 1):
+        return True  # "tui nè", "dạ em đây"
+    given = words(turn.greeted or "")[-1:]
+    for i, word in enumerate(ws):
+        if not given or word.folded != given[0].folded or (word.accented and word.canonical != given[0].canonical):
+            continue
+        introduced = i > 0 and matches(ws[i - 1], "là")
+        alone = i + 1 == len(ws) and i <= 1  # "Sơn", "dạ Sơn" (not "gọi lại mai" to Mai)
+        if introduced or alone or _here_at(ws, i + 1):
+            return True
+    return False
+
+
 def _leading_answer(question: str, turn: Turn) -> bool | None:
     """Yes or no said first to a yes-no question; "có đi đâu được đâu" (I go nowhere) is no "no" to staying home, and
     a place elsewhere outweighs a polite "dạ" ("dạ em đang nằm ở khu cách ly tập trung")."""
     if question not in _YES_NO_QUESTIONS:
         return None
-    if question == "at_registered_address" and _staying(turn) is False:
-        return False
+    staying = _staying(turn) if question == "at_registered_address" else None
+    if staying is False or (staying and _no_to_moving(turn)):
+        return staying
     return leading_yes_no(turn.text, rhetorical=question != "at_registered_address")
+
+
+def _no_to_moving(turn: Turn) -> bool:
+    """The first no is said to moving: "chưa dìa quê, còn ở trọ", "hổng có đi đâu", "từ hôm ấy chưa bước chân ra
+    khỏi cổng"."""
+    ws = [w for w in words(turn.text) if not any(matches(w, p) for p in ("dạ", "vâng", "ừ", "có", "hề"))]
+    first_no = next((k for k, w in enumerate(ws) if yes_no(w.text) is False), None)
+    return first_no is not None and first_no + 1 < len(ws) and any(matches(ws[first_no + 1], m) for m in _MOVING)
 
 
 def _after_correction(turn: Turn) -> Turn | None:
     """The part of the turn after a self-correction ("không... à mà có"), as a turn of its own, or None."""
     for _, end in reversed(corrections(turn.text)):  # "có, à không, không có, em nhầm": the "nhầm" ends it
         if rest := turn.text[end:].strip(" ,.;!?…"):
-            return Turn(rest, turn.intent, [], turn.now, turn.proxy)
+            return replace(turn, text=rest, entities=[])
     return None
 
 
@@ -330,7 +392,7 @@ def _answer_to(question: str, turn: Turn, slots: dict[str, Any]) -> Any:
     if question in _UNKNOWABLE and vnparse.is_unknown_answer(turn.text):
         return "unknown" if question == "contact_with_case" else UNKNOWN  # "không nhớ" is not a no
     if question == "identity_confirmed":
-        if answers_for_the_resident(turn):
+        if answers_for_the_resident(turn) or _names_themself(turn):
             return True
         if _plain_yes(question, turn):
             return True
@@ -402,7 +464,7 @@ def _volunteered(slots: dict[str, Any], requested: str | None, turn: Turn) -> di
         found["test_result"] = result  # asked about contact with a case, a positive told is the case's
     if (doses := _doses(turn, expected=False)) is not None:
         found["vaccine_doses"] = doses
-    if vnparse.others_tested_positive(turn.text, turn.proxy) and not says(turn.text, _NO_CONTACT):
+    if vnparse.others_tested_positive(turn.text, turn.speaker) and not says(turn.text, _NO_CONTACT):
         found["contact_with_case"] = "yes"
     if slots.get("ask_where") and requested in _PLACE_TOLD and (place := _place(turn)):
         found["staying_at"] = place
@@ -420,7 +482,7 @@ def _volunteered(slots: dict[str, Any], requested: str | None, turn: Turn) -> di
 def _stays_elsewhere(turn: Turn) -> bool:
     """'về quê rồi', 'em đang ở nhà mẹ đẻ bên Gia Lâm', 'vô Sài Gòn rồi': a home, but someone else's, or a place
     gone to; not 'đâu có dọn đi đâu' (denied)."""
-    ws, others = words(turn.text), others_spans(turn.text)
+    ws, others = words(turn.text), others_spans(turn.text, turn.speaker)
     if any(
         (any(phrase_sounds_at(ws, i, p) for p in _AWAY) or _moved_to_a_place(ws, i))
         and not about_someone_else(ws[i].start, others)
@@ -436,16 +498,25 @@ def _moved_to_a_place(ws: list[Any], i: int) -> bool:
     after = ws[i + 1] if i + 1 < len(ws) else None
     named = after is not None and not after.after_mark and after.text[:1].isupper() and after.text[1:2].islower()
     merged = i > 0 and matches(ws[i - 1], "nhập")  # "Tam Kỳ giờ nhập về Đà Nẵng": the 2025 merger, not a move
-    return named and not merged and any(matches(ws[i], m) for m in _MOVES)
+    meant = i > 0 and any(matches(ws[i - 1], w) for w in _MEANT)  # "định về Thái Bình mà phường không cho đi"
+    return named and not merged and not meant and any(matches(ws[i], m) for m in _MOVES)
 
 
-# "tuần trước có đi Hải Phòng mấy hôm nhưng giờ về nhà rồi": what is true now is said last.
+_MEANT = ("định", "tính", "muốn", "sắp", "sẽ")
+
+
+# "tuần trước có đi Hải Phòng mấy hôm nhưng giờ về nhà rồi": what is true now is said last...
 _NOW_AGAIN = re.compile(r"(?i)\b(?:nhưng|mà giờ|giờ thì|bây giờ|hiện giờ|hiện tại|giờ đã)\b")
+# ...or first, before what came earlier: "mới về lại nhà hôm qua, trước đó vô Sài Gòn thăm con cả tháng".
+_EARLIER = re.compile(r"(?i)\b(?:trước đó|hồi trước|lúc trước|trước đấy)\b")
 
 
 def _staying(turn: Turn) -> bool | None:
     parts = _NOW_AGAIN.split(turn.text)
     if len(parts) > 1 and (now := _staying(replace(turn, text=parts[-1]))) is not None:
+        return now
+    parts = _EARLIER.split(turn.text)
+    if len(parts) > 1 and (now := _staying(replace(turn, text=parts[0]))) is not None:
         return now
     if says(turn.text, _SLEEPS_AT_HOME):
         return True
@@ -460,7 +531,7 @@ def answers_for_the_resident(turn: Turn) -> bool:
 def _a_case_told(turn: Turn) -> bool:
     """Asked about contact with a case, the resident tells of one: "vợ tôi dương tính", "chị ngồi cùng phòng em dương
     tính tuần trước" (a positive told, not asked, not denied: "trong nhà chưa ai dương hết" is no case)."""
-    return vnparse.others_tested_positive(turn.text, turn.proxy) or vnparse.positive_told(turn.text)
+    return vnparse.others_tested_positive(turn.text, turn.speaker) or vnparse.positive_told(turn.text)
 
 
 def _denies_symptoms(turn: Turn) -> bool:
@@ -482,9 +553,9 @@ _REFUSING = [
         "thôi khỏi",
         "khỏi hỏi",
         "không nói",
-        "miễn",
+        *("xin miễn", "miễn đi", "miễn nha", "miễn nhé", "miễn hỏi", "miễn khai", "miễn trả lời"),  # not "miễn là"
         "cúp máy",
-        "dừng",
+        *("dừng lại", "dừng đi", "dừng ngay"),  # a bare "dừng" sounds like "đừng" (don't)
         "stop",
     )
 ]
@@ -532,7 +603,13 @@ _QUESTION_CLAUSE = re.compile(r"[^,.;!?\n]*\?+")
 _YES_NO_ASKED = [split_phrase(p) for p in ("không", "chưa", "hả", "à", "chứ")]  # "có phải cách ly không?"
 
 
+# "ai mà gặp F0?", "có đi đâu đâu mà test?": a question that answers by asking back (a no), not a question asked.
+_RHETORICAL = [split_phrase(p) for p in ("ai mà", "đâu mà", "mô mà", "gì đâu", "chi mô", "làm gì có", "răng mà")]
+
+
 def _asked(clause: str) -> bool:
+    if says(clause, _RHETORICAL):
+        return False
     return says(clause, _QUESTION_WORDS) or says(clause, _YES_NO_ASKED)
 
 
@@ -543,6 +620,36 @@ def _without_questions(turn: Turn) -> Turn:
         return turn
     told = _QUESTION_CLAUSE.sub(lambda clause: "" if _asked(clause.group()) else clause.group(), turn.text)
     return turn if told == turn.text else replace(turn, text=told)
+
+
+_CLAUSE = re.compile(r"[^,.;!?\n]+[,.;!?\n]*")
+
+
+def _complains(clause: str) -> bool:
+    return says(clause, _ASKING_WHY) or (clause.rstrip().endswith("?") and _asked(clause))
+
+
+def after_a_complaint(question: str, turn: Turn) -> Turn | None:
+    """What a message says beside its complaints, as a turn of its own, when it answers the question asked: "lại khai
+    nữa à? khai bao nhiêu lần rồi còn khai. thôi được, hỏi đi", "hỏi chi dzậy? mà thôi hông có sốt", "tiêm 2 mũi rồi,
+    hỏi làm gì nữa?". "sao hỏi hoài? hôm qua khai rồi mà" is all complaint: its "hôm qua" is no onset."""
+    clauses = [clause.group() for clause in _CLAUSE.finditer(turn.text)]
+    if not any(_complains(clause) for clause in clauses):
+        return None
+    rest = "".join(clause for clause in clauses if not _complains(clause)).strip(" ,.;!?…")
+    if not words(rest):
+        return None
+    told = replace(turn, text=rest, entities=[])
+    return told if specific_answer(question, told) is not None else None
+
+
+def told_with_a_complaint(question: str, turn: Turn) -> Turn | None:
+    """The answer a complaint also gives, to read after explaining, or None: then the question is asked again. "trời
+    ơi ngày nào cũng hỏi, không có sốt ho gì hết" answers; "sao hỏi hoài vậy?" does not."""
+    if (rest := after_a_complaint(question, turn)) is not None:
+        return rest
+    answered = "?" not in turn.text and turn.intent != "emergency" and specific_answer(question, turn) is not None
+    return turn if answered else None
 
 
 def _asks_back(turn: Turn) -> bool:
@@ -560,6 +667,7 @@ def is_complaint(turn: Turn) -> bool:
 
 
 _CONSENTING = [split_phrase(p) for p in ("thì khai", "khai đi", "hỏi đi", "hỏi lẹ", "trả lời được", "cứ hỏi")]
+_CONSENTING += [split_phrase(p) for p in ("hỏi nhanh", "thì hỏi", "thôi được", "thôi cũng được", "được thôi")]
 _BYE = [split_phrase(p) for p in ("bye", "tạm biệt", "chào nhé", "cúp máy", "thôi nhé")]
 
 
@@ -627,7 +735,9 @@ def apply(slots: dict[str, Any], requested: str | None, turn: Turn) -> dict[str,
     if requested in QUESTIONS and _asks_back(turn) and specific_answer(requested, turn) is None:
         return updated  # "F0 là sao? ý là người bị dương tính hả?": a question back, not an answer
     if requested == "identity_confirmed":
-        updated["answered_by"] = "relative" if answers_for_the_resident(turn) else "resident"
+        proxy = answers_for_the_resident(turn)
+        updated["answered_by"] = "relative" if proxy else "resident"
+        updated["resident_called"] = called_in(turn.text, proxy)
     for name, value in _volunteered(slots, requested, turn).items():
         if name == "symptoms" and requested == "vaccine_doses":
             continue  # "đến mũi hai thì bị sốt nên hoãn": a reaction to a dose told, not today's health

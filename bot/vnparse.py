@@ -10,7 +10,7 @@ from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 
-from bot.vnscope import about_someone_else, corrected, last_correction, only_corrected, others_spans
+from bot.vnscope import ALONE, Speaker, about_someone_else, corrected, last_correction, only_corrected, others_spans
 from bot.vntext import Word, fold, matches, phrase_at, phrase_sounds_at, says, split_phrase, words
 
 
@@ -184,10 +184,10 @@ def _temperature_at(ws: list[Word], i: int, anywhere: bool) -> Found | None:
     return Found("temperature", ws[i].start, ws[i + used - 1].end, round(value, 1))
 
 
-def find_temperatures(text: str, expected: bool = False, proxy: bool = False) -> list[Found]:
+def find_temperatures(text: str, expected: bool = False, speaker: Speaker = ALONE) -> list[Found]:
     """The resident's body temperatures, a corrected one first ('39 độ, à nhầm, 38 độ 4'); someone else's left out.
     `expected` (the question was about temperature) also accepts a bare '38'."""
-    others = others_spans(text, proxy)
+    others = others_spans(text, speaker)
     found = [f for f in _temperature_mentions(text, expected) if not about_someone_else(f.start, others)]
     return corrected(found, text)
 
@@ -254,6 +254,7 @@ SYMPTOM_PHRASES = {
         "thở khò khè",
     ],
     "sore_throat": [
+        *("cổ đau rát", "cổ rát", "rát cổ", "đau rát cổ"),  # "cổ" alone: the throat, when it burns
         "đau họng",
         "rát họng",
         "viêm họng",
@@ -268,6 +269,7 @@ SYMPTOM_PHRASES = {
         "rát cổ",
     ],
     "fatigue": [
+        *("rã rời", "bã người"),  # "người rã rời"
         "mệt",
         "mệt mỏi",
         "uể oải",
@@ -283,6 +285,7 @@ SYMPTOM_PHRASES = {
         "đuối",
     ],
     "loss_of_taste_or_smell": [
+        *("chẳng thấy mùi", "không thấy mùi vị", "nhạt thếch", "ăn gì cũng nhạt"),  # not "không thấy mùi hôi"
         "mất vị giác",
         "mất khứu giác",
         "không ngửi được mùi",
@@ -336,6 +339,7 @@ SYMPTOM_PHRASES = {
     ],
     "headache": [
         *("đau đầu", "nhức đầu", "nặng đầu", "đau nửa đầu", "choáng đầu", "váng đầu", "headache", "đau cái đầu"),
+        "đầu nhức",  # "người nóng ran, đầu nhức" ("đầu đau" is left out: "ban đầu đau họng")
         *("đau trốc", "nhức trốc"),  # Nghệ Tĩnh: the head
         "nhức cái đầu",
     ],
@@ -389,6 +393,7 @@ _CLAUSE_BREAKS = [split_phrase(p) for p in ("nhưng", "mà", "còn", "với", "v
 
 
 _DENIED_AFTER = [split_phrase(p) for p in ("thì không", "thì chưa", "thì hết", "thì đỡ rồi", "thì không có", "hết rồi")]
+_DENIED_AFTER += [split_phrase(p) for p in ("đâu", "gì đâu", "siếc gì đâu", "mô", "chi mô")]  # "sốt đâu mà sốt"
 
 
 def _denied_after(ws: list[Word], end: int) -> bool:
@@ -398,6 +403,8 @@ def _denied_after(ws: list[Word], end: int) -> bool:
 
 def _negated(ws: list[Word], i: int, text: str) -> bool:
     """Is word i inside the scope of a negation: 'không (bị) sốt', but not 'không sốt, ho' or '... nhưng ho'?"""
+    if i >= 2 and any(phrase_at(ws, i - 2, (where, "mà")) for where in ("đâu", "mô")):
+        return True  # "sốt đâu mà sốt": asked where, denied
     for back in range(i - 1, max(-1, i - 4), -1):
         if re.search(r"[,.;!?]", text[ws[back].end : ws[back + 1].start]):
             return False  # a punctuation mark ends the clause
@@ -436,11 +443,16 @@ def _typed_alike(said: list[Word], phrase: tuple[str, ...]) -> bool:
     return all(w.canonical == p for w, p in zip(said, phrase, strict=True)) or not any(w.accented for w in said)
 
 
+_BEFORE_A_START = ("ban", "lúc", "từ", "hồi", "mũi", "lần", "đợt", "thoạt")
+
+
 def _symptom_at(ws: list[Word], i: int) -> tuple[tuple[str, ...], str] | None:
     """The symptom phrase said from word i: as written first, then as a misspelling would write it ('xốt',
     'sổ mủi', 'trảy nước mũi'); the longest phrase wins ('ho khan' over 'ho')."""
     if any(phrase_at(ws, i, p) and _typed_alike(ws[i : i + len(p)], p) for p in _NOT_SYMPTOMS):
         return None
+    if matches(ws[i], "đầu") and i > 0 and any(matches(ws[i - 1], w) for w in _BEFORE_A_START):
+        return None  # "ban đầu nhức mỏi": at first, not the head
     exact = next(((p, code) for p, code in _SYMPTOM_PATTERNS if phrase_at(ws, i, p)), None)
     heard = next(((p, code) for p, code in _SYMPTOM_PATTERNS if phrase_sounds_at(ws, i, p)), None)
     if exact and heard and heard[1] == exact[1] and len(heard[0]) > len(exact[0]):
@@ -529,10 +541,10 @@ def _index_after(ws: list[Word], end: int) -> int:
     return next((k for k, w in enumerate(ws) if w.start >= end), len(ws))
 
 
-def own_symptom_mentions(text: str, proxy: bool = False) -> list[Found]:
+def own_symptom_mentions(text: str, speaker: Speaker = ALONE) -> list[Found]:
     """Every mention of the resident's own symptoms still standing at the end of the text, in text order (the NLU
     marks each: "mất vị giác với mất khứu giác")."""
-    others = others_spans(text, proxy)
+    others = others_spans(text, speaker)
     own = [(f, denied) for f, denied in symptom_mentions(text) if not about_someone_else(f.start, others)]
     retraction = last_correction(text, retractions_only=True)
     if retraction and any(not denied and f.start >= retraction[1] for f, denied in own):
@@ -543,13 +555,13 @@ def own_symptom_mentions(text: str, proxy: bool = False) -> list[Found]:
     return had
 
 
-def find_symptoms(text: str, proxy: bool = False) -> list[Found]:
+def find_symptoms(text: str, speaker: Speaker = ALONE) -> list[Found]:
     """The resident's own symptoms, each once, where first named: 'không sốt nhưng ho khan' -> cough; 'con tôi ho'
     -> none; 'ho khan, sổ mũi, à không sổ mũi đâu, chỉ ho thôi' -> cough (taken back); 'mất vị giác, à không phải,
-    chỉ sổ mũi' -> runny nose. `proxy`: a relative answers for the resident ("cháu nó khỏe"), so nobody's facts
+    chỉ sổ mũi' -> runny nose. `speaker`: a relative answers for the resident ("cháu nó khỏe"), so nobody's facts
     are left out."""
     first: dict[str, Found] = {}
-    for mention in own_symptom_mentions(text, proxy):
+    for mention in own_symptom_mentions(text, speaker):
         first.setdefault(mention.value, mention)
     return list(first.values())
 
@@ -562,7 +574,7 @@ TEST_RESULT_PHRASES = {
         *("âm tính", "âm", "âm tin", "negative", "neg", "1 vạch", "một vạch", "vạch t không lên", "t không lên"),
         *("mỗi vạch c", "vạch c thôi", "lên mỗi vạch", "chỉ lên vạch c"),  # only the control line
     ],
-    "positive": ["dương tính", "dương", "dương tin", "positive", "pos", "2 vạch", "hai vạch"],
+    "positive": ["dương tính", "dương", "dương tin", "positive", "pos", "2 vạch", "hai vạch", "hai dạch", "2 lines"],
     "pending": [
         *("chưa có kết quả", "đang chờ kết quả", "chờ kết quả", "chưa có kết quả xét nghiệm", "đợi kết quả"),
         *("chưa trả kết quả", "chưa báo kết quả", "chưa biết kết quả", "chưa ra kết quả", "pending"),
@@ -579,16 +591,16 @@ _TEST_CONTEXT = [
 ]
 
 
-def find_test_results(text: str, proxy: bool = False, expected: bool = False) -> list[Found]:
+def find_test_results(text: str, speaker: Speaker = ALONE, expected: bool = False) -> list[Found]:
     """The resident's own test results, a corrected one first: 'vợ tôi dương tính' and 'bố tôi thì đang chờ kết
     quả' are not the resident's; a result pending with the testers ('họ chưa trả kết quả') is."""
-    spans = others_spans(text, proxy)
+    spans = others_spans(text, speaker)
     testers = [(start, end) for start, end in spans if _THE_TESTERS.match(text, start)]
     others = [span for span in spans if span not in testers]
     testers = [(start, _clause_end(text, start, end)) for start, end in testers]  # "họ test cho em hôm qua, âm tính"
     own = [
         f
-        for f in _test_result_mentions(text, expected)
+        for f in _test_result_mentions(text, expected, tuple(others))
         if not about_someone_else(f.start, others)
         and (f.value == "pending" or not about_someone_else(f.start, testers) or _reported(text, testers, f.start))
     ]
@@ -609,13 +621,13 @@ def _reported(text: str, testers: list[tuple[int, int]], start: int) -> bool:
     return any(s <= start < e and _REPORTING.search(text, s, start) for s, e in testers)
 
 
-_A_CASE = [split_phrase(p) for p in ("f0", "nhiễm", "bị covid", "mắc covid", "dính covid", "ca bệnh")]
+_A_CASE = [split_phrase(p) for p in ("f0", "nhiễm", "bị covid", "mắc covid", "dính covid", "ca bệnh", "vì covid")]
 
 
-def others_tested_positive(text: str, proxy: bool = False) -> bool:
+def others_tested_positive(text: str, speaker: Speaker = ALONE) -> bool:
     """Someone else is a case: 'vợ tôi dương tính', 'ổng dương tính bữa thứ năm', 'ông nội tôi là F0' (contact with
     a case)."""
-    others = others_spans(text, proxy)
+    others = others_spans(text, speaker)
     told = [f for f in _test_result_mentions(text) if not _asked(text, f.end)]
     if any(f.value == "positive" and about_someone_else(f.start, others) for f in told):
         return True
@@ -648,6 +660,8 @@ ANSWERS_TO_THE_RESULT_QUESTION = {
         *("không sao", "bình thường", "ổn", "không bị", "không bị gì", "báo không sao", "kết quả ổn"),
         *("không có vấn đề gì", "hổng có sao", "không có sao", "không có gì"),
         *("không phát hiện", "chưa phát hiện", "không thấy virus", "sạch"),  # a lab's wording: not detected
+        *("không có chi", "hổng có gì", "không dính", "hổng dính", "không có bệnh", "không nhiễm", "one line"),
+        *("1 line", "một line"),  # "tự test kit ở nhà hôm qua, 1 line"
     ],
     "pending": [
         *(
@@ -666,6 +680,7 @@ ANSWERS_TO_THE_RESULT_QUESTION = {
         ),
         *("chưa nghe báo", "chưa nghe", "chưa thấy gì", "chưa thấy kết quả", "hẹn mai trả", "hẹn trả", "mẫu gửi đi"),
         *("hẹn", "mới trả", "mới báo", "mới gọi báo", "sẽ báo", "sẽ trả"),  # "chiều họ mới gọi báo": not yet
+        *("mới có", "chưa gọi", "chưa nhắn"),  # "ngoáy mũi sáng nay, chiều mới có", "trạm chưa gọi"
     ],
 }
 _ANSWER_PATTERNS = sorted(
@@ -674,17 +689,20 @@ _ANSWER_PATTERNS = sorted(
 )
 
 
-def _test_result_mentions(text: str, expected: bool = False) -> list[Found]:
+def _test_result_mentions(text: str, expected: bool = False, others: tuple = ()) -> list[Found]:
+    """The results said; asked for the result, also the first answer in other words ("trạm báo không sao") outside
+    `others` (the stretches about someone else): "em tôi dương tính, còn tôi chiều mai mới có kết quả"."""
     found = _test_result_words(text, expected)
-    if found or not expected:
+    if not expected or any(not about_someone_else(f.start, list(others)) for f in found):
         return found
     ws = words(text)
-    return [
+    answers = [
         Found("test_result", ws[i].start, ws[i + len(p) - 1].end, code)
         for i in range(len(ws))
         for p, code in _ANSWER_PATTERNS
-        if phrase_at(ws, i, p)
-    ][:1]
+        if phrase_at(ws, i, p) and not about_someone_else(ws[i].start, list(others))
+    ]
+    return found + answers[:1]
 
 
 _ENGLISH_RESULTS = {"positive", "negative", "pos", "neg"}
@@ -738,13 +756,15 @@ NOT_TESTED_PHRASES = [
         "chưa làm test",
         "chưa được xét nghiệm",
         "chưa lấy mẫu",
+        *("not tested", "not test", "no test", "chưa tested", "never tested", "haven't tested"),
+        *("đâu mà test", "đâu mà xét nghiệm", "mô mà test", "mô mà thử", "đâu mà thử"),  # "có đi đâu đâu mà test"
     )
 ]
 
 
 _NEVER = [split_phrase(p) for p in ("chưa", "không", "hổng", "chẳng", "chưa từng")]
 # "chưa có làm xét nghiệm", "chưa đi test", "chưa ai lấy mẫu cho tui"
-_BETWEEN = ("có", "đi", "làm", "được", "cho", "hề", "bao giờ", "ai")
+_BETWEEN = ("có", "đi", "làm", "được", "cho", "hề", "bao giờ", "ai", "phải")  # "chưa phải chọc mũi lần nào"
 _TESTS = [split_phrase(p) for p in ("test", "xét nghiệm", "lấy mẫu", "pcr", "chọc mũi", "ngoáy mũi", "quẹt mũi")]
 
 
@@ -781,12 +801,13 @@ _BRANDS = [
 _NOT_DONE = [
     split_phrase(p) for p in ("chưa", "không", "hổng", "chờ", "đợi", "sắp", "định", "sẽ", "hẹn", "hoãn", "dời")
 ]
+_MEANT_FOR = [split_phrase(p) for p in ("tính", "định", "sắp", "chờ", "đợi", "hẹn")]
 _VACCINATION = [split_phrase(p) for p in ("tiêm", "chích", "vắc xin", "vaccine", "vacxin", "vaccin", "mũi", "vắc-xin")]
 _ORDINAL = ("thứ",)
 _FIRST = [split_phrase(p) for p in ("đầu", "đầu tiên", "một")]  # "mới tiêm được mũi đầu": one dose
 _MORE = [
-    split_phrase(p) for p in ("thêm", "cộng", "với")
-]  # "chích Pfizer hai lần, rồi chích thêm Moderna một lần": three
+    split_phrase(p) for p in ("thêm", "cộng", "với", "rồi")
+]  # "chích Pfizer hai lần, rồi chích thêm Moderna một lần", "Astra hai lần, rồi Moderna một lần": three
 
 
 # "sổ mũi", "chảy mũi", "nghẹt mũi": the nose, not a dose.
@@ -826,27 +847,34 @@ def _dose_count_at(ws: list[Word], i: int) -> tuple[int, int] | None:
     )
     if vaccination_near and any(phrase_at(ws, after, unit) for unit in _STORY_UNITS):
         return int(number[0]), number[1] + 1
+    if i > 0 and matches(ws[i - 1], "thêm") and _vaccination_before(ws, i):
+        unit = any(phrase_at(ws, after, u) for u in _STORY_UNITS)  # "chích thêm một", "thêm một lần ở nhà văn hóa"
+        return int(number[0]), number[1] + unit
     return None
 
 
-def find_doses(text: str, expected: bool = False, proxy: bool = False) -> list[Found]:
+def _vaccination_before(ws: list[Word], i: int) -> bool:
+    return any(phrase_at(ws, k, v) for k in range(max(0, i - 12), i) for v in _VACCINATION)
+
+
+def find_doses(text: str, expected: bool = False, speaker: Speaker = ALONE) -> list[Found]:
     """The resident's vaccine doses, a corrected count first: '2 mũi', 'hai mũi', 'mũi 3', 'tiêm hai đợt',
     '4 mũi à nhầm 3 mũi'; someone else's ('bố mẹ em thì 4 mũi') left out. With `expected` (the question was about
     doses) also a bare '2', and a story of doses told by vaccine or day ('Sinopharm ngày 5/9 với 3/10, Pfizer ngày
     20/1': three)."""
     ws = words(text)
-    found = corrected(_added_up(dose_mentions(text, expected, proxy), ws, text), text)
+    found = corrected(_added_up(dose_mentions(text, expected, speaker), ws, text), text)
     if not expected:
         return found
-    story = _doses_in_story(text, proxy)
+    story = _doses_in_story(text, speaker)
     if story >= 2 and (not found or found[0].value < story):
         return [Found("doses", 0, len(text), story)]
     return found[:1]
 
 
-def _doses_in_story(text: str, proxy: bool) -> int:
+def _doses_in_story(text: str, speaker: Speaker) -> int:
     """How many doses a story names: each vaccine named is one, and each day of vaccination is one."""
-    ws, others = words(text), others_spans(text, proxy)
+    ws, others = words(text), others_spans(text, speaker)
     named = [i for i in range(len(ws)) if any(phrase_at(ws, i, b) for b in _BRANDS)]
     # One vaccine may have two names in a row ("Sinopharm Vero Cell", "Johnson & Johnson"): counted once.
     brands = [i for i in named if i - 1 not in named and not about_someone_else(ws[i].start, others)]
@@ -867,18 +895,25 @@ def _about_a_test(ws: list[Word], start: int) -> bool:
     return any(phrase_at(clause, k, c) for k in range(len(clause)) for c in _TEST_WORDS)
 
 
-def dose_mentions(text: str, expected: bool = False, proxy: bool = False) -> list[Found]:
+def dose_mentions(text: str, expected: bool = False, speaker: Speaker = ALONE) -> list[Found]:
     """Every count of the resident's doses as said, before corrections and sums (the NLU marks each: "2 mũi Astra
     với 1 mũi Pfizer")."""
-    ws, found, others = words(text), [], others_spans(text, proxy)
+    ws, found, others = words(text), [], others_spans(text, speaker)
     for i in range(len(ws)):
         if found and found[-1].end > ws[i].start:
             continue  # inside the doses just found
         count = _dose_count_at(ws, i)
         if count and count[0] <= 6 and not _negated(ws, i, text) and not about_someone_else(ws[i].start, others):
-            found.append(Found("doses", ws[i].start, ws[i + count[1] - 1].end, count[0]))
+            end = ws[i + count[1] - 1].end
+            meant = i > 1 and any(phrase_at(ws, k, w) for k in (i - 2, i - 1) for w in _MEANT_FOR)  # "tính đi mũi ba"
+            awaited = _names_a_dose(ws, i) and count[0] > 1 and (meant or _not_done_after(ws, end))
+            found.append(Found("doses", ws[i].start, end, count[0] - awaited))  # "mũi 4 hẹn tuần sau": three
     if not found and expected:  # a bare number, but not of a date ("tháng 3 năm sau": no five, no six)
-        numbers = [(number_at(ws, i), i) for i in range(len(ws)) if not _in_a_date(ws, i)]
+        numbers = [
+            (number_at(ws, i), i)
+            for i in range(len(ws))
+            if not _in_a_date(ws, i) and not about_someone_else(ws[i].start, others)
+        ]
         found = [Found("doses", ws[i].start, ws[i + n[1] - 1].end, int(n[0])) for n, i in numbers if n and n[0] <= 6]
     return found
 
@@ -899,9 +934,9 @@ _YEAR_AFTER = ("sau", "nay", "ngoái", "trước", "kia", "rồi")
 def _added_up(found: list[Found], ws: list[Word], text: str) -> list[Found]:
     """Doses told in parts: 'hai lần, rồi chích thêm một lần', '2 mũi + 1 booster' (their sum); 'mũi đầu AZ, mũi hai
     Pfizer, rồi nhắc lại Moderna' (the doses named one by one, and a booster after them)."""
-    if len(found) >= 2 and _not_done_after(ws, found[-1].end):
-        found = found[:-1]  # "mũi đầu, đến mũi hai thì bị sốt nên hoãn": the second was not given
     ordinal = [_names_a_dose(ws, _index_at(ws, f.start)) for f in found]
+    if len(found) >= 2 and not ordinal[-1] and _not_done_after(ws, found[-1].end):
+        found, ordinal = found[:-1], ordinal[:-1]  # "2 mũi, 1 mũi nữa thì hẹn": not given (an ordinal counts less)
     if len(found) == 2 and not any(ordinal):  # counts add up; "mũi hai", "lần thứ ba" name the dose reached
         between = [w for w in ws if found[0].end <= w.start < found[1].start]
         plus = "+" in text[found[0].end : found[1].start]
@@ -953,6 +988,11 @@ def _index_at(ws: list[Word], start: int) -> int:
 # ---------------------------------------------------------------------------------------------- days and times
 
 _WEEKDAYS = {"hai": 0, "ba": 1, "tư": 2, "bốn": 2, "năm": 3, "sáu": 4, "bảy": 5}
+# Whole English names only: typed without accents, "sat", "mon" are sát, món.
+_ENGLISH_WEEKDAYS = {
+    name: weekday
+    for weekday, name in enumerate(("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"))
+}
 _PARTS_OF_DAY = {"sáng": time(9), "trưa": time(12), "chiều": time(15), "tối": time(19), "đêm": time(21)}
 _DAY_OFFSETS = [
     (split_phrase("hôm nay"), 0),
@@ -1185,6 +1225,8 @@ def _plain_day_at(ws: list[Word], i: int) -> tuple[When, int] | None:
         return When(weekday=int(ws[i].text[1]) - 2), 1
     if i < len(ws) and ws[i].text.lower() == "cn":
         return When(weekday=6), 1
+    if i < len(ws) and (weekday := _ENGLISH_WEEKDAYS.get(ws[i].text.lower())) is not None:
+        return When(weekday=weekday), 1  # "từ Sunday"
     if phrase_at(ws, i, ("thứ",)) and i + 1 < len(ws):
         nxt = ws[i + 1]
         if nxt.text.isdecimal() and 2 <= int(nxt.text) <= 7:

@@ -9,9 +9,22 @@
 Pure Python on top of `bot.vntext`; offsets are into the NFC text, like every finder's.
 """
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 from bot.vntext import Word, matches, phrase_at, split_phrase, words
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """Who answers, and the word this conversation calls the resident by: "bà" when a grandmother said "bà đây", "mẹ"
+    when her son said "mẹ đi rẫy, tôi nói giúp mẹ". That word names the resident, not someone else."""
+
+    proxy: bool = False  # a relative answers for the resident: their "nó", "cháu" is the resident
+    called: tuple[str, ...] = ()
+
+
+ALONE = Speaker()
 
 # Someone else, whatever follows: spouses, parents, neighbours, "ổng/bả" (Southern he/she), "nó", "họ".
 _OTHERS = sorted(
@@ -27,6 +40,7 @@ _OTHERS = sorted(
             "bố",
             "mẹ",
             "mạ",  # Central: mother
+            *("bọ tui", "bọ tôi", "bọ em", "bọ hắn", "mụ nhà", "mệ tui", "mệ tôi"),  # Central: father, wife, grandma
             "tía",  # Southern: father
             "ba mẹ",
             "cha mẹ",
@@ -122,6 +136,7 @@ def _someone_else_at(ws: list[Word], i: int) -> int:
 
 # "chỉ" is Southern "she" ("má chỉ": her mother) and "only" ("bà chỉ ho khan thôi": grandma only coughs).
 _AFTER_ONLY = ("bị", "có", "hơi", "mới", "còn", "tiêm", "test", "ho", "sốt", "mệt", "đau", "thấy", "sổ", "nhức", "là")
+_AFTER_ONLY += ("kêu", "than")  # "anh ấy chỉ kêu mỏi người"
 
 
 def _only_at(ws: list[Word], i: int) -> bool:
@@ -143,6 +158,7 @@ def _relative_at(ws: list[Word], i: int) -> int:
     if kin and i + 1 < len(ws) and not ws[i + 1].after_mark and not _looks_alike(ws, i):
         marks = _RELATIVE_MARKS + (_SPEAKERS if kin in _MY_CHILD else ()) + (_SIDES if kin in ("ông", "bà") else ())
         marks += ("nó",) if kin == "con" else ()  # "con nó": his child (but "cháu nó" is the child himself)
+        marks += ("nó", "hắn") if kin in ("ba", "cha", "ông", "bà", "cô", "chú", "bác", "cậu", "dì") else ()  # "ba nó"
         marks += tuple(p for p in ("anh", "chị", "em") if p != kin) if kin in ("chị", "em", "anh") else ()  # "chị em"
         if any(matches(ws[i + 1], mark) for mark in marks):
             return 2
@@ -163,13 +179,60 @@ def _three_at(ws: list[Word], i: int) -> bool:
 _THIRD_PERSON = ("nó", "cháu", "ông", "bà", "ổng", "bả", "ảnh", "chỉ")
 
 
-def _others_for_a_proxy(ws: list[Word], i: int, used: int) -> bool:
-    """Someone else when a relative answers: a relative of the resident ("bố nó", "vợ ông") or anyone outside the
-    family ("đồng nghiệp", "hàng xóm", "ai"); not the resident themself ("nó", "thằng Bảo", "anh ấy", "con tôi")."""
+def _others_for_a_proxy(ws: list[Word], i: int, used: int, called: tuple[str, ...]) -> bool:
+    """Someone else when a relative answers: a relative of the resident ("bố nó", "vợ ông"), anyone outside the
+    family ("đồng nghiệp", "hàng xóm", "ai"), or a kinsman other than the one the relative calls the resident ("bố"
+    when "mẹ" is the resident); not the resident themself ("nó", "thằng Bảo", "anh ấy", "con tôi")."""
     if used >= 2 and any(matches(ws[i + used - 1], p) for p in _THIRD_PERSON):
         return True
+    kinsman = ws[i].canonical in _KIN_NOUNS and not any(matches(ws[i], word) for word in called)
+    if kinsman and any(word in _KIN_NOUNS for word in called):
+        return True  # "mẹ không ho. bố ho thôi", the son answering for his mother
     named = tuple(w.canonical for w in ws[i : i + used])
     return any(named[: len(p)] == p for p in _OUTSIDERS)
+
+
+# Words for a kinsman, which tell one relative from another; "nó", "cháu", "con" may be anyone younger.
+_KIN_NOUNS = ("ông", "bà", "bố", "mẹ", "ba", "má", "mạ", "tía", "cha", "vợ", "chồng", "anh", "chị", "cô", "chú", "bác")
+_KIN_NOUNS += ("cậu", "dì", "mợ", "thím", "dượng")
+_HERE = [split_phrase(p) for p in ("đây", "nè", "nghe", "đang nghe", "đây ạ")]
+
+
+def called_in(text: str, proxy: bool) -> str | None:
+    """The words that name the resident in this conversation, from the answer to who they are: a kinship word the
+    resident calls themself ("ừ bà đây", "chị Lan đây"), or those the relative answering calls them ("mẹ đi rẫy, tôi
+    là con trai", "tui là vợ ảnh", "máy của bố em, ông nghe không rõ": "bố ông"). None when no such word is said."""
+    ws, said = words(text), []
+    for i, word in enumerate(ws):
+        if not word.text.islower() or not any(matches(word, k) for k in (*_KIN_NOUNS, *_THIRD_PERSON, "em", "con")):
+            continue
+        after_is = i > 0 and matches(ws[i - 1], "là")
+        if not proxy:
+            named = i + 1 < len(ws) and ws[i + 1].text[:1].isupper() and not ws[i + 1].after_mark
+            at = i + 2 if named else i + 1  # "chị Lan đây"
+            if any(phrase_at(ws, at, p) for p in _HERE):
+                return word.canonical
+        elif after_is and i + 1 < len(ws) and ws[i + 1].text.islower() and not ws[i + 1].after_mark:
+            if any(matches(ws[i + 1], k) for k in (*_KIN_NOUNS, *_THIRD_PERSON)):  # "tui là vợ ảnh": ảnh
+                said.append(ws[i + 1].canonical)
+        elif not after_is and not any(phrase_at(ws, i, p) for p in _SELF):
+            said.append(word.canonical)
+    return " ".join(dict.fromkeys(said)) or None
+
+
+def _the_resident(ws: list[Word], i: int, used: int, speaker: Speaker) -> bool:
+    """Does the naming at word i name the resident: by the word they are called, or, when a relative answers, as
+    anyone the relative may speak of the resident as?"""
+    if _names_the_resident(ws, i, used, speaker):
+        return True
+    return speaker.proxy and not _others_for_a_proxy(ws, i, used, speaker.called)
+
+
+def _names_the_resident(ws: list[Word], i: int, used: int, speaker: Speaker) -> bool:
+    """The word the resident is called by, alone, or after it only the relative answering ("mẹ em", "mẹ tôi")."""
+    if not any(matches(ws[i], word) for word in speaker.called):
+        return False
+    return used == 1 or (speaker.proxy and all(any(phrase_at(ws, k, p) for p in _SELF) for k in range(i + 1, i + used)))
 
 
 # Typed without accents, a word that names someone can be another word: "chong mat" is chóng mặt (dizzy), "me met"
@@ -210,32 +273,43 @@ def _a_name_at(ws: list[Word], i: int) -> bool:
     return capitalised and not (i + 1 < len(ws) and matches(ws[i + 1], "đây"))
 
 
-def others_spans(text: str, proxy: bool = False) -> list[tuple[int, int]]:
-    """The stretches of `text` about someone other than the resident, as (start, end) offsets. `proxy`: a relative
-    answers for the resident, whose "nó", "cháu", "ông", "anh ấy" are the resident; only the resident's own
-    relatives ("bố nó", "mẹ cháu") and people outside the family are someone else."""
-    return list(_others_spans(text, proxy))
+def others_spans(text: str, speaker: Speaker = ALONE) -> list[tuple[int, int]]:
+    """The stretches of `text` about someone other than the resident, as (start, end) offsets. When a relative
+    answers for the resident (`speaker.proxy`), their "nó", "cháu", "ông", "anh ấy" are the resident; only the
+    resident's own relatives ("bố nó", "mẹ cháu") and people outside the family are someone else."""
+    return list(_others_spans(text, speaker))
 
 
 @lru_cache(maxsize=256)  # every finder asks whose facts a turn tells
-def _others_spans(text: str, proxy: bool) -> tuple[tuple[int, int], ...]:
-    ws, spans, i = words(text), [], 0
+def _others_spans(text: str, speaker: Speaker) -> tuple[tuple[int, int], ...]:
+    proxy, ws, spans, i = speaker.proxy, words(text), [], 0
     other_from: int | None = None
     named_until = -1  # "thằng cháu": a word that would name the resident, right after a naming, is part of it
     anyone = False  # "không gặp ai hết, mà ...": anyone's stretch ends with its clause
+    resident_named = False  # the resident named by a relative answering: "còn" sets another apart from them
     while i < len(ws):
         if other_from is not None and anyone and ws[i].after_mark:
             spans.append((other_from, ws[i].start))
             other_from, anyone = None, False
         used = _someone_else_at(ws, i)
-        if used and (not proxy or _others_for_a_proxy(ws, i, used)):
+        set_apart = proxy and resident_named and i > 0 and any(matches(ws[i - 1], c) for c in _CONTRAST)
+        if used and (set_apart or not _the_resident(ws, i, used, speaker)):  # "ảnh sốt, còn thằng nhỏ nhà tui"
             anyone = (other_from is None or anyone) and any(phrase_at(ws, i, p) for p in _ANYONE)
             other_from = ws[i].start if other_from is None else other_from
             i += used
             named_until = i
             continue
-        if used:  # the relative answering speaks of the resident
+        if used:  # the resident, by the word they are called: what the others did has ended
+            joined = i == named_until and not ws[i].after_mark  # "ông nhà bà": his, whoever "bà" is
+            resident_named = resident_named or not joined
+            if other_from is not None and not joined:
+                spans.append((other_from, ws[i].start))
+                other_from, anyone = None, False
             i += used
+            continue
+        if proxy and _speaker_apart(ws, i):  # "anh ấy chỉ mỏi người, còn tôi thì sổ mũi": the relative's own
+            other_from = ws[i].start if other_from is None else other_from
+            named_until = i = i + 1
             continue
         if other_from is None and _subject_of_an_object(ws, i):
             other_from, named_until = ws[i].start, i + 1  # "chị ngồi cùng phòng em dương tính": she, not I
@@ -261,10 +335,21 @@ def _contrasted_self(ws: list[Word], i: int) -> bool:
     return kin and any(matches(ws[i - 1], c) for c in _CONTRAST) and _relative_at(ws, i) == 0
 
 
+_FIRST_PERSON = ("tôi", "tui", "mình", "tớ", "tao", "em")
+
+
+def _speaker_apart(ws: list[Word], i: int) -> bool:
+    """The relative answering speaks of themself, set apart from the resident: "còn tôi thì ho", "tôi cũng sốt"."""
+    if not any(matches(ws[i], w) for w in _FIRST_PERSON) or _object_at(ws, i):
+        return False
+    contrasted = i > 0 and any(matches(ws[i - 1], c) for c in _CONTRAST)
+    return contrasted or (i + 1 < len(ws) and any(matches(ws[i + 1], w) for w in ("thì", "cũng")))
+
+
 def _subject_of_an_object(ws: list[Word], i: int) -> bool:
     """A kinship word starting a clause whose object is the resident ("chị ngồi cùng phòng em", "anh ở chung với
     tôi"): someone else is speaking of, not the resident."""
-    if not (i == 0 or ws[i].after_mark) or not any(ws[i].canonical == k for k in _SPEAKERS):
+    if not (i == 0 or ws[i].after_mark) or not any(ws[i].canonical == k for k in (*_SPEAKERS, "bạn")):
         return False
     clause = next((k for k in range(i + 1, len(ws)) if ws[k].after_mark), len(ws))
     selves = [k for k in range(i + 1, clause) if any(phrase_at(ws, k, p) for p in _SELF)]

@@ -206,6 +206,17 @@ def _without_telex_keys(word: str) -> str:
     return bare if bare != letters and _SYLLABLE.fullmatch(bare) else word  # "đau" keeps its đ
 
 
+def _unstretched(word: str) -> str:
+    """A word with its last letter held down ("dạaaa", "đúngg", "sốttt", "quaaa") as it is written. Accented words
+    lose any repeat of their last letter; unaccented ones only runs of three, for Telex doubles letters ("khoongg")."""
+    if word.isascii():
+        return re.sub(r"([a-z])\1{2,}$", r"\1", word)
+    kept = len(word)
+    while kept > 2 and word[kept - 1].isascii() and fold(word[kept - 2]) == word[kept - 1]:
+        kept -= 1
+    return word[:kept] if kept < len(word) and is_syllable(fold(word[:kept])) else word
+
+
 def words(text: str, split_expansions: bool = True) -> list[Word]:
     """The words of `text`, each with offsets into `text` and its canonical and folded forms.
 
@@ -268,7 +279,7 @@ def _words(text: str, split_expansions: bool) -> tuple[Word, ...]:
         lower = _from_vni(typed.lower())
         previous_is_number = bool(result) and result[-1].text[:1].isdecimal()
         expanded = lower if lower == "k" and previous_is_number else _SHORTHAND.get(lower, lower)  # "50 k" = 50,000
-        expanded = _without_telex_keys(expanded)
+        expanded = _without_telex_keys(_unstretched(expanded))
         parts = [canonical_tones(part) for part in expanded.split()]
         pieces = parts if split_expansions else [" ".join(parts)]
         result += [Word(typed, start, end, piece, fold(piece), after_mark) for piece in pieces]
@@ -425,7 +436,7 @@ def _emoji_yes_no(text: str) -> bool | None:
 # "có gặp ai đâu", "mô có", "đâu có dọn đi đâu", "làm gì có": a yes word that asks "where?" of itself is a no.
 _RHETORICAL_NO = [
     split_phrase(p) for p in ("đâu có", "mô có", "làm gì có", "làm chi có", "có đâu", "có mô", "đâu mà", "mô mà")
-]
+] + [split_phrase(p) for p in ("răng mà có", "sao mà có", "làm sao có", "răng có", "sao có được")]  # how could there
 _WHERE = ("đâu", "mô")
 _TRAILING = ("hết", "cả", "ạ", "à", "nha", "nhé", "đó", "đâu", "mô", "luôn", "nữa", "hà", "hỉ", "nè")
 

@@ -161,7 +161,8 @@ class Dialogue:
     def send(self, text: str, intent: str) -> None:
         if intent == "emergency" and not vnparse.names_an_emergency(text):
             intent = "inform"  # the NLU's EmergencyNeedsWords: no words of danger, no emergency
-        turn = Turn(text, intent, [], NOW, proxy=self.slots.get("answered_by") == "relative")
+        proxy, called = self.slots.get("answered_by") == "relative", self.slots.get("resident_called")
+        turn = Turn(text, intent, [], NOW, proxy=proxy, called=called)
         self.log.append(f"> {text!r} [{intent}]")
         if self.state == "form":
             self._form(turn)
@@ -174,9 +175,12 @@ class Dialogue:
         """`ValidateDeclarationForm.run` for a resident's turn, and the rule that answers when it steps aside."""
         requested = self.requested
         answers_anyway = turn.intent != "emergency" and answers.specific_answer(requested, turn) is not None
-        if requested and answers.is_complaint(turn) and not answers_anyway:
+        if requested and answers.is_complaint(turn):
             self.log.append("  utter_explain_follow_up")
-            self._asked(answers.ask_next(self.slots))
+            if (told := answers.told_with_a_complaint(requested, turn)) is None:
+                self._asked(answers.ask_next(self.slots))
+            else:
+                self._validate(told, requested)
         elif requested and turn.intent in LEFT_TO_RULES and not answers_anyway:
             if turn.intent == "emergency":
                 self._emergency(turn)

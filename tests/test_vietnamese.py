@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.vnparse import find_all, find_doses, find_symptoms, find_temperatures, find_test_results, find_times
+from bot.vnscope import Speaker
 from bot.vntext import canonical, canonical_tones, fold, leading_yes_no, words, yes_no
 
 NOW = datetime(2021, 6, 3, 10, 0, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))  # a Thursday
@@ -265,7 +266,7 @@ def test_results_told_as_what_someone_said(text, result):
     ],
 )
 def test_doses_told_as_a_story(text, doses):
-    assert [f.value for f in find_doses(text, expected=True, proxy=True)] == [doses]
+    assert [f.value for f in find_doses(text, expected=True, speaker=Speaker(proxy=True))] == [doses]
 
 
 @pytest.mark.parametrize(
@@ -311,11 +312,11 @@ def test_a_word_whose_only_mark_is_d_bar_keeps_it():
     ],
 )
 def test_whose_symptoms_when_a_relative_answers(text, proxy, codes):
-    assert [f.value for f in find_symptoms(text, proxy=proxy)] == codes
+    assert [f.value for f in find_symptoms(text, speaker=Speaker(proxy=proxy))] == codes
 
 
 def test_someone_elses_result_even_when_a_relative_answers():
-    assert find_test_results("bố nó dương tính", proxy=True) == []
+    assert find_test_results("bố nó dương tính", speaker=Speaker(proxy=True)) == []
     assert find_test_results("có, thằng cháu ở cùng dương tính") == []  # the nephew, not the resident
     assert find_test_results("tôi chưa xét nghiệm, bố tôi thì đang chờ kết quả", expected=True) == []
     assert [f.value for f in find_test_results("lấy mẫu rồi mà họ chưa trả kết quả", expected=True)] == ["pending"]
@@ -374,3 +375,15 @@ def test_the_nlu_marks_what_the_annotation_guide_marks(text, marked):
 def test_degrees_celsius_typed_with_the_number(text, value):
     assert [f.value for f in find_temperatures(text)] == [value]
     assert find_temperatures("có 2 c ở nhà") == [] and find_temperatures("test 12C") == []  # "c" is chị; 12 no fever
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [("dạaaa đúngg", "dạ đúng"), ("khônggg sốtttt", "không sốt"), ("hôm quaaa", "hôm qua"), ("nhé", "nhé")],
+)
+def test_a_last_letter_held_down_is_read_once(typed, meant):
+    assert canonical(typed) == meant
+
+
+def test_telex_doubles_are_still_read_as_telex():
+    assert yes_no("khoongg") is False and canonical("đượcccc") == "được"
