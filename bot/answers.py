@@ -69,7 +69,7 @@ _AT_HOME = [
     for p in (
         *("ở nhà", "vẫn ở", "ở đây", "ở chỗ cũ", "đang cách ly", "ở phòng", "at home", "home", "không đi đâu"),
         *("không ra khỏi nhà", "còn ở", "ra khỏi cửa đâu", "ra khỏi nhà đâu", "có đi đâu", "chỗ cũ", "ở trọ"),
-        *("về lại nhà", "về nhà rồi", "đã về nhà", "bước chân ra", "ra khỏi cổng"),  # "mới về lại nhà hôm qua"
+        *("bước chân ra", "ra khỏi cổng", "ở tại nhà", "theo địa chỉ", "đúng địa chỉ", "nhà riêng"),
     )
 ]
 # "hàng xóm F0, mà em không có qua lại": someone else is a case, and the resident says they did not meet.
@@ -77,6 +77,12 @@ _AT_HOME = [
 _SLEEPS_AT_HOME = [
     split_phrase(p) for p in ("về nhà ngủ", "về ngủ", "ngủ ở nhà", "ngủ nhà", "tối về nhà", "tối vẫn về", "tối về")
 ]
+# "mới về lại nhà hôm qua", "hôm bữa có lên Cần Thơ, mà chiều qua dìa lại nhà rồi": back home, whatever trip before.
+_RETURNED = [
+    split_phrase(p) for p in ("về lại nhà", "dìa lại nhà", "về nhà rồi", "dìa nhà rồi", "đã về nhà", "đã dìa nhà")
+]
+# "chắc cuối tháng mới dìa", "tết mới về": back only later, so away now.
+_LATER = ("tháng", "tuần", "mai", "mốt", "tết", "nữa", "sau", "tới", "hè")
 # "chừ tui vô Sài Gòn", "ra Hà Nội ở với con": gone to a place by its name.
 _MOVES = ("vô", "vào", "ra", "lên", "xuống", "về", "đi", "sang", "qua")
 # "chưa dìa quê, còn ở trọ", "không đi đâu": a no to moving is a yes to staying.
@@ -99,7 +105,8 @@ _AWAY = [
         *("nhà người quen", "nhà bà con", "nhà họ hàng", "nhà người thân", "nằm viện", "viện dã chiến"),
         *("sang ở", "qua ở", "đi du lịch", "đi chơi xa", "đi trip", "đi phượt", "đi nghỉ mát"),
         *("đi biển", "ra khơi", "ngoài khơi", "ngoài biển", "trên tàu", "trên ghe", "đi tàu", "đánh cá", "đi ghe"),
-        *("dọn vô", "dọn vào", "dọn ra", "trả phòng", "ký túc xá", "ktx", "nhà con gái", "nhà con trai"),
+        *("dọn vô", "dọn vào", "dọn ra", "trả phòng", "nhà con gái", "nhà con trai"),  # a dorm may be the address
+        *("quarantine hotel", "khách sạn cách ly", "bị chuyển vào", "bị chuyển đi", "chuyển vào khu"),  # not self-
     )
 ]
 _NO_NEEDS = [
@@ -141,8 +148,9 @@ _HEALTHY = [
         *("không sao", "bình thường", "khỏe", "không có gì", "không bị gì", "ổn", "không triệu chứng", "fine"),
         "không có triệu chứng",
         *("không có dấu hiệu", "không có biểu hiện", "chẳng bị làm sao", "không bị làm sao"),
-        *("không thấy gì", "không thấy khác lạ", "không có gì lạ"),  # "không thấy gì khác lạ": nothing unusual
+        *("không thấy gì", "chẳng thấy gì", "không thấy khác lạ", "không có gì lạ"),  # "... gì khác lạ": nothing
         *("gì đâu", "chi mô", "gì mô"),  # "ho hen gì đâu": asked where, nothing
+        *("không có bệnh", "không có bịnh", "hổng có bịnh", "không bệnh gì", "không có symptom"),
     )
 ]
 # Said with a yes to the questions, these answer the symptom question too ("ok fine" and "không sao" only say go on).
@@ -389,6 +397,8 @@ def _answer_to(question: str, turn: Turn, slots: dict[str, Any]) -> Any:
     leading = _leading_answer(question, turn)
     if leading is not None and not vnparse.is_unknown_answer(turn.text, at_start=True):
         return ("yes" if leading else "no") if question == "contact_with_case" else leading  # "không, ... chưa biết"
+    if question == "test_result" and vnparse.says_not_tested(turn.text):
+        return "not_tested"  # "muốn đi test mà hổng biết test ở đâu": not tested, whatever else is unknown
     if question in _UNKNOWABLE and vnparse.is_unknown_answer(turn.text):
         return "unknown" if question == "contact_with_case" else UNKNOWN  # "không nhớ" is not a no
     if question == "identity_confirmed":
@@ -484,7 +494,7 @@ def _stays_elsewhere(turn: Turn) -> bool:
     gone to; not 'đâu có dọn đi đâu' (denied)."""
     ws, others = words(turn.text), others_spans(turn.text, turn.speaker)
     if any(
-        (any(phrase_sounds_at(ws, i, p) for p in _AWAY) or _moved_to_a_place(ws, i))
+        (any(phrase_sounds_at(ws, i, p) for p in _AWAY) or _moved_to_a_place(ws, i) or _back_only_later(ws, i))
         and not about_someone_else(ws[i].start, others)
         and not denied_before(ws, i)
         for i in range(len(ws))
@@ -505,6 +515,11 @@ def _moved_to_a_place(ws: list[Any], i: int) -> bool:
 _MEANT = ("định", "tính", "muốn", "sắp", "sẽ")
 
 
+def _back_only_later(ws: list[Any], i: int) -> bool:
+    later = i > 0 and any(matches(ws[i - 1], w) for w in _LATER)
+    return later and matches(ws[i], "mới") and i + 1 < len(ws) and any(matches(ws[i + 1], w) for w in ("về", "dìa"))
+
+
 # "tuần trước có đi Hải Phòng mấy hôm nhưng giờ về nhà rồi": what is true now is said last...
 _NOW_AGAIN = re.compile(r"(?i)\b(?:nhưng|mà giờ|giờ thì|bây giờ|hiện giờ|hiện tại|giờ đã)\b")
 # ...or first, before what came earlier: "mới về lại nhà hôm qua, trước đó vô Sài Gòn thăm con cả tháng".
@@ -518,7 +533,7 @@ def _staying(turn: Turn) -> bool | None:
     parts = _EARLIER.split(turn.text)
     if len(parts) > 1 and (now := _staying(replace(turn, text=parts[0]))) is not None:
         return now
-    if says(turn.text, _SLEEPS_AT_HOME):
+    if says(turn.text, _SLEEPS_AT_HOME) or says(turn.text, _RETURNED):
         return True
     return False if _stays_elsewhere(turn) else (True if says(turn.text, _AT_HOME) else None)
 

@@ -254,7 +254,8 @@ SYMPTOM_PHRASES = {
         "thở khò khè",
     ],
     "sore_throat": [
-        *("cổ đau rát", "cổ rát", "rát cổ", "đau rát cổ"),  # "cổ" alone: the throat, when it burns
+        *("cổ đau rát", "cổ rát", "rát cổ", "đau rát cổ", "rát trong cổ"),  # "cổ" alone: the throat, when it burns
+        *("nuốt thấy rát", "nuốt thấy đau", "nuốt đau", "nuốt nước miếng thấy rát", "nuốt nước bọt cũng đau"),
         "đau họng",
         "rát họng",
         "viêm họng",
@@ -397,8 +398,18 @@ _DENIED_AFTER += [split_phrase(p) for p in ("đâu", "gì đâu", "siếc gì đ
 
 
 def _denied_after(ws: list[Word], end: int) -> bool:
-    """'đau đầu thì không', 'sốt thì hết rồi': the symptom named, then denied."""
-    return any(phrase_at(ws, end, p) for p in _DENIED_AFTER)
+    """'đau đầu thì không', 'sốt thì hết rồi', 'sốt đâu mà sốt': the symptom named, then denied in its clause ('hơi
+    xốt, đâu họng' is a misspelt 'đau họng' after a comma)."""
+    if end >= len(ws) or ws[end].after_mark:
+        return False
+    said = next((p for p in _DENIED_AFTER if phrase_at(ws, end, p)), None)
+    if said is None or said[-1] not in ("đâu", "mô"):
+        return said is not None
+    after = end + len(said)
+    return after >= len(ws) or ws[after].after_mark or any(matches(ws[after], w) for w in _AFTER_A_WHERE)
+
+
+_AFTER_A_WHERE = ("mà", "có", "hết", "cả", "nha", "ạ", "nè", "luôn")  # "sốt đâu mà sốt", "ho gì đâu hết"
 
 
 def _negated(ws: list[Word], i: int, text: str) -> bool:
@@ -451,7 +462,7 @@ def _symptom_at(ws: list[Word], i: int) -> tuple[tuple[str, ...], str] | None:
     'sổ mủi', 'trảy nước mũi'); the longest phrase wins ('ho khan' over 'ho')."""
     if any(phrase_at(ws, i, p) and _typed_alike(ws[i : i + len(p)], p) for p in _NOT_SYMPTOMS):
         return None
-    if matches(ws[i], "đầu") and i > 0 and any(matches(ws[i - 1], w) for w in _BEFORE_A_START):
+    if ws[i].canonical == "đầu" and i > 0 and ws[i - 1].canonical in _BEFORE_A_START:  # typed bare: "hoi dau hong"
         return None  # "ban đầu nhức mỏi": at first, not the head
     exact = next(((p, code) for p, code in _SYMPTOM_PATTERNS if phrase_at(ws, i, p)), None)
     heard = next(((p, code) for p, code in _SYMPTOM_PATTERNS if phrase_sounds_at(ws, i, p)), None)
@@ -756,8 +767,9 @@ NOT_TESTED_PHRASES = [
         "chưa làm test",
         "chưa được xét nghiệm",
         "chưa lấy mẫu",
-        *("not tested", "not test", "no test", "chưa tested", "never tested", "haven't tested"),
+        *("not tested", "chưa tested", "never tested", "haven't tested"),  # not "no test": "nó test ra dương"
         *("đâu mà test", "đâu mà xét nghiệm", "mô mà test", "mô mà thử", "đâu mà thử"),  # "có đi đâu đâu mà test"
+        *("muốn đi test", "muốn được test", "muốn xét nghiệm", "muốn đi xét nghiệm"),  # wanting a test: none yet
     )
 ]
 
@@ -799,9 +811,9 @@ _BRANDS = [
     )
 ]
 _NOT_DONE = [
-    split_phrase(p) for p in ("chưa", "không", "hổng", "chờ", "đợi", "sắp", "định", "sẽ", "hẹn", "hoãn", "dời")
+    split_phrase(p) for p in ("chưa", "không", "hổng", "chờ", "đợi", "sắp", "định", "sẽ", "hẹn", "hoãn", "dời", "lỡ")
 ]
-_MEANT_FOR = [split_phrase(p) for p in ("tính", "định", "sắp", "chờ", "đợi", "hẹn")]
+_MEANT_FOR = [split_phrase(p) for p in ("tính", "định", "sắp", "chờ", "đợi", "hẹn", "lịch")]  # "tới lịch mũi hai"
 _VACCINATION = [split_phrase(p) for p in ("tiêm", "chích", "vắc xin", "vaccine", "vacxin", "vaccin", "mũi", "vắc-xin")]
 _ORDINAL = ("thứ",)
 _FIRST = [split_phrase(p) for p in ("đầu", "đầu tiên", "một")]  # "mới tiêm được mũi đầu": one dose
@@ -864,12 +876,31 @@ def find_doses(text: str, expected: bool = False, speaker: Speaker = ALONE) -> l
     20/1': three)."""
     ws = words(text)
     found = corrected(_added_up(dose_mentions(text, expected, speaker), ws, text), text)
+    if found and (total := _total_told(ws, found[0])) is not None:
+        return [total]  # "2 mũi + booster Pfizer tháng trước là 3": the sum the resident made
     if not expected:
         return found
     story = _doses_in_story(text, speaker)
     if story >= 2 and (not found or found[0].value < story):
         return [Found("doses", 0, len(text), story)]
     return found[:1]
+
+
+_TOTAL = [split_phrase(p) for p in ("tổng là", "tổng cộng", "tổng cộng là", "tất cả là", "tổng", "là")]
+
+
+def _total_told(ws: list[Word], counted: Found) -> Found | None:
+    """A total said last, in the clause of the doses counted ("2 mũi + booster là 3", "tổng cộng 4 mũi"), and not
+    below them: "2 mũi, vợ là 3" is the wife's."""
+    for i in range(len(ws) - 1, 0, -1):
+        number = number_at(ws, i)
+        if number and number[0] <= 6 and i + number[1] >= len(ws) - 1:
+            said = next((t for t in _TOTAL if phrase_at(ws, i - len(t), t)), None)
+            one_clause = not any(w.after_mark for w in ws if counted.start < w.start <= ws[i].start)
+            if said and one_clause and counted.value <= number[0]:
+                return Found("doses", counted.start, ws[i].end, int(number[0]))
+            return None
+    return None
 
 
 def _doses_in_story(text: str, speaker: Speaker) -> int:
@@ -1384,6 +1415,7 @@ def is_unknown_answer(text: str, at_start: bool = False) -> bool:
             "ai biết",
             "chịu",
             *("không sure", "lúc có lúc không", "lúc ở lúc không", "khi có khi không", "khi ở khi không"),
+            *("đâu có biết", "có biết đâu", "biết đâu được", "làm sao biết", "sao mà biết"),  # "tui đâu có biết được"
         )
     ]
     return any(phrase_sounds_at(ws, i, p) for i in (range(1) if at_start else range(len(ws))) for p in phrases)

@@ -185,16 +185,25 @@ def _others_for_a_proxy(ws: list[Word], i: int, used: int, called: tuple[str, ..
     when "mẹ" is the resident); not the resident themself ("nó", "thằng Bảo", "anh ấy", "con tôi")."""
     if used >= 2 and any(matches(ws[i + used - 1], p) for p in _THIRD_PERSON):
         return True
-    kinsman = ws[i].canonical in _KIN_NOUNS and not any(matches(ws[i], word) for word in called)
-    if kinsman and any(word in _KIN_NOUNS for word in called):
-        return True  # "mẹ không ho. bố ho thôi", the son answering for his mother
+    if _of_the_other_sex(ws[i].canonical, called):
+        return True  # "mẹ không ho. bố ho thôi", the son answering for his mother (who is also "bà" to him)
     named = tuple(w.canonical for w in ws[i : i + used])
     return any(named[: len(p)] == p for p in _OUTSIDERS)
 
 
-# Words for a kinsman, which tell one relative from another; "nó", "cháu", "con" may be anyone younger.
-_KIN_NOUNS = ("ông", "bà", "bố", "mẹ", "ba", "má", "mạ", "tía", "cha", "vợ", "chồng", "anh", "chị", "cô", "chú", "bác")
-_KIN_NOUNS += ("cậu", "dì", "mợ", "thím", "dượng")
+# Words for a kinsman, by sex: a relative calls the same resident "mẹ" and "bà" (as the children do), "bố" and "ông",
+# but never "mẹ" and "bố". "nó", "cháu", "con", "bác" may be anyone.
+_WOMEN = ("bà", "mẹ", "má", "mạ", "chị", "cô", "dì", "mợ", "thím", "vợ", "mệ")
+_MEN = ("ông", "bố", "ba", "tía", "cha", "anh", "chú", "cậu", "dượng", "chồng", "bọ")
+_KIN_NOUNS = (*_WOMEN, *_MEN, "bác")
+
+
+def _of_the_other_sex(word: str, called: tuple[str, ...]) -> bool:
+    """A kinsman of the other sex than every word the resident is called by."""
+    sexes = [_WOMEN if w in _WOMEN else _MEN if w in _MEN else None for w in called]
+    return bool(called) and all(sexes) and not any(word in sex for sex in sexes) and word in (*_WOMEN, *_MEN)
+
+
 _HERE = [split_phrase(p) for p in ("đây", "nè", "nghe", "đang nghe", "đây ạ")]
 
 
@@ -383,6 +392,7 @@ _RETRACTIONS = [
         "ơ nhầm",
         "nhầm",
         "à lộn",
+        *("à khoan", "ấy chết", "ơ khoan"),  # "không... à khoan, có"
         "lộn",
         "sửa lại",
         "ý tôi là",

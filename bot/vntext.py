@@ -135,6 +135,7 @@ TEENCODE = {
     "hôm qua": ["hqua", "hwa", "yesterday"],
     "hôm nay": ["hnay", "today"],
     "hôm": ["hum", "hổm"],
+    "chiều": ["chìu"],
     "nhật": ["nhựt"],  # Southern: "chủ nhựt"
     "gì": ["j", "ji"],
     "với": ["vs"],
@@ -214,7 +215,8 @@ def _unstretched(word: str) -> str:
     kept = len(word)
     while kept > 2 and word[kept - 1].isascii() and fold(word[kept - 2]) == word[kept - 1]:
         kept -= 1
-    return word[:kept] if kept < len(word) and is_syllable(fold(word[:kept])) else word
+    known = is_syllable(fold(word[:kept])) or word[:kept] in _SHORTHAND  # "đcc": đc
+    return word[:kept] if kept < len(word) and known else word
 
 
 def words(text: str, split_expansions: bool = True) -> list[Word]:
@@ -276,10 +278,10 @@ def _words(text: str, split_expansions: bool) -> tuple[Word, ...]:
     result: list[Word] = []
     for typed, start, end in _typed_words(text):
         after_mark = bool(result) and bool(_CLAUSE_MARKS.search(text, result[-1].end, start))
-        lower = _from_vni(typed.lower())
+        lower = _unstretched(_from_vni(typed.lower()))
         previous_is_number = bool(result) and result[-1].text[:1].isdecimal()
         expanded = lower if lower == "k" and previous_is_number else _SHORTHAND.get(lower, lower)  # "50 k" = 50,000
-        expanded = _without_telex_keys(_unstretched(expanded))
+        expanded = _without_telex_keys(expanded)
         parts = [canonical_tones(part) for part in expanded.split()]
         pieces = parts if split_expansions else [" ".join(parts)]
         result += [Word(typed, start, end, piece, fold(piece), after_mark) for piece in pieces]
@@ -399,6 +401,7 @@ _YES = [
         "vâng",
         "dạ",
         "ừ",
+        "ừa",  # Southern
         "ờ",
         "ok",
         "đúng",
@@ -420,7 +423,7 @@ _YES = [
 
 
 _MAYBE = [split_phrase(p) for p in ("có thể", "có lẽ", "chắc là", "hình như", "chắc có", "chắc không")]
-_POLITE = [split_phrase(p) for p in ("dạ", "vâng", "ừ", "ờ", "thưa")]  # before the answer itself
+_POLITE = [split_phrase(p) for p in ("dạ", "vâng", "ừ", "ừa", "ờ", "thưa")]  # before the answer itself
 
 # A thumbs up is a yes in chat; a thumbs down or a cross a no.
 _YES_EMOJI = set("👍👌✅🆗🙆☑✔")

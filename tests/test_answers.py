@@ -461,6 +461,7 @@ def test_a_complaint_alone_is_asked_again(question, text):
         ("vaccine_doses", "vợ tiêm 3, tôi mới được 1", "inform", 1),  # a bare count of someone else's is theirs
         ("at_registered_address", "đang ra khơi, mốt mới vô bờ", "inform", False),  # at sea
         ("at_registered_address", "em dọn vào ký túc xá trường rồi", "inform", False),
+        ("at_registered_address", "em vẫn ở ký túc xá như khai ạ", "inform", True),  # the dorm is the address
         ("at_registered_address", "chưa về quê đâu, vẫn ở trọ", "inform", True),  # a no to moving is staying
         ("at_registered_address", "hôm qua về lại nhà rồi, trước đó ra Hà Nội chơi", "inform", True),  # now, then
         ("symptoms", "cổ rát quá", "inform", ["sore_throat"]),
@@ -475,10 +476,30 @@ def test_a_complaint_alone_is_asked_again(question, text):
         ("contact_with_case", "ngoài đồng có một mình, gặp ai đâu", "inform", "no"),
         # questions that answer by asking back: the class "a question is not a refusal", seen from the other side
         ("symptoms", "ho đâu mà ho", "inform", []),
+        ("symptoms", "hơi xốt, đâu họng", "inform", ["fever", "sore_throat"]),  # misspelt "đau" after a comma
         ("symptoms", "mệt mỏi gì đâu", "inform", []),
         ("contact_with_case", "ai mà tiếp xúc F0?", "ask_quarantine", "no"),
         ("test_result", "có ra khỏi nhà đâu mà xét nghiệm?", "inform", "not_tested"),
         ("consent", "hỏi gì thì hỏi nhanh lên", "refuse", True),
+        # ...and from the fifteenth to seventeenth sets, after they were scored on arrival
+        ("consent", "ừa", "affirm", True),  # Southern yes
+        ("symptoms", "hổng có bịnh gì, chỉ sốt ruột chuyện làm ăn", "ask_quarantine", []),
+        ("symptoms", "nuốt nước bọt thấy rát trong cổ", "inform", ["sore_throat"]),
+        ("contact_with_case", "đi chợ đông thế, ai ốm ai không tôi đâu có biết", "inform", "unknown"),
+        ("contact_with_case", "không... à khoan, có, anh ngồi cạnh tôi báo F0 rồi", "inform", "yes"),
+        ("test_result", "muốn đi xét nghiệm mà chưa biết đi đâu", "inform", "not_tested"),
+        ("vaccine_doses", "2 mũi Astra cộng mũi nhắc là 3", "inform", 3),  # the total the resident made
+        ("vaccine_doses", "tiêm 2 mũi, vợ là 3", "inform", 2),
+        ("vaccine_doses", "một mũi, đến lịch mũi hai thì đi công tác nên lỡ", "inform", 1),
+        ("at_registered_address", "bị chuyển vào khách sạn cách ly từ tối qua", "inform", False),
+        ("at_registered_address", "tuần trước ra Hải Phòng ăn cưới, mà hôm qua về lại nhà rồi", "inform", True),
+        ("at_registered_address", "tôi vẫn ở tại nhà riêng như đã đăng ký", "inform", True),
+        # ...and what those changes broke on the older sets, mended
+        ("at_registered_address", "vẫn ở nhà, đang self-quarantine", "inform", True),  # quarantined at home
+        ("symptoms", "hoi dau hong voi so mui", "inform", ["sore_throat", "runny_nose"]),  # "hoi dau": no "hồi đầu"
+        ("symptoms", "met moi, dau nhuc ng", "inform", ["fatigue", "body_ache"]),  # "dau" after a comma is đau
+        ("test_result", "nó test ra dương tính, còn em âm tính", "inform", "negative"),  # "nó test": no "no test"
+        ("consent", "đcc", "nlu_fallback", True),  # "đc" with its last letter held down
     ],
 )
 def test_twelfth_to_fourteenth_development_set_findings(question, text, intent, expected):
@@ -517,6 +538,12 @@ def test_the_word_a_relative_calls_the_resident_by_tells_them_from_other_relativ
         ("symptoms", "bố không ho. mẹ thì ho"),
     )
     assert (slots["answered_by"], slots["resident_called"], slots["symptoms"]) == ("relative", "bố", [])
+    grandmother = _conversation(
+        ("identity_confirmed", "đúng số mẹ tôi, tôi là con trai, mẹ tôi đang ngủ, tôi khai hộ"),
+        ("consent", "ừ"),
+        ("symptoms", "bà bị ho từ tối qua"),  # the son calls his mother "bà", as his children do
+    )
+    assert grandmother["symptoms"] == ["cough"]
 
 
 def test_a_relative_setting_themself_or_another_apart_is_not_the_resident():
