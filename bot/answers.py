@@ -648,10 +648,10 @@ def after_a_complaint(question: str, turn: Turn) -> Turn | None:
     """What a message says beside its complaints, as a turn of its own, when it answers the question asked: "lại khai
     nữa à? khai bao nhiêu lần rồi còn khai. thôi được, hỏi đi", "hỏi chi dzậy? mà thôi hông có sốt", "tiêm 2 mũi rồi,
     hỏi làm gì nữa?". "sao hỏi hoài? hôm qua khai rồi mà" is all complaint: its "hôm qua" is no onset."""
-    clauses = [clause.group() for clause in _CLAUSE.finditer(turn.text)]
-    if not any(_complains(clause) for clause in clauses):
+    clauses = [(clause.group(), _complains(clause.group())) for clause in _CLAUSE.finditer(turn.text)]
+    if not any(complaint for _, complaint in clauses):
         return None
-    rest = "".join(clause for clause in clauses if not _complains(clause)).strip(" ,.;!?…")
+    rest = "".join(clause for clause, complaint in clauses if not complaint).strip(" ,.;!?…")
     if not words(rest):
         return None
     told = replace(turn, text=rest, entities=[])

@@ -611,7 +611,7 @@ def find_test_results(text: str, speaker: Speaker = ALONE, expected: bool = Fals
     testers = [(start, _clause_end(text, start, end)) for start, end in testers]  # "họ test cho em hôm qua, âm tính"
     own = [
         f
-        for f in _test_result_mentions(text, expected, tuple(others))
+        for f in _test_result_mentions(text, expected, others)
         if not about_someone_else(f.start, others)
         and (f.value == "pending" or not about_someone_else(f.start, testers) or _reported(text, testers, f.start))
     ]
@@ -700,18 +700,20 @@ _ANSWER_PATTERNS = sorted(
 )
 
 
-def _test_result_mentions(text: str, expected: bool = False, others: tuple = ()) -> list[Found]:
+def _test_result_mentions(
+    text: str, expected: bool = False, others: list[tuple[int, int]] | None = None
+) -> list[Found]:
     """The results said; asked for the result, also the first answer in other words ("trạm báo không sao") outside
     `others` (the stretches about someone else): "em tôi dương tính, còn tôi chiều mai mới có kết quả"."""
-    found = _test_result_words(text, expected)
-    if not expected or any(not about_someone_else(f.start, list(others)) for f in found):
+    found, others = _test_result_words(text, expected), others or []
+    if not expected or any(not about_someone_else(f.start, others) for f in found):
         return found
     ws = words(text)
     answers = [
         Found("test_result", ws[i].start, ws[i + len(p) - 1].end, code)
         for i in range(len(ws))
         for p, code in _ANSWER_PATTERNS
-        if phrase_at(ws, i, p) and not about_someone_else(ws[i].start, list(others))
+        if phrase_at(ws, i, p) and not about_someone_else(ws[i].start, others)
     ]
     return found + answers[:1]
 

@@ -195,13 +195,14 @@ def _others_for_a_proxy(ws: list[Word], i: int, used: int, called: tuple[str, ..
 # but never "mẹ" and "bố". "nó", "cháu", "con", "bác" may be anyone.
 _WOMEN = ("bà", "mẹ", "má", "mạ", "chị", "cô", "dì", "mợ", "thím", "vợ", "mệ")
 _MEN = ("ông", "bố", "ba", "tía", "cha", "anh", "chú", "cậu", "dượng", "chồng", "bọ")
-_KIN_NOUNS = (*_WOMEN, *_MEN, "bác")
+_SEXED = (*_WOMEN, *_MEN)
+_KIN_NOUNS = (*_SEXED, "bác")
 
 
 def _of_the_other_sex(word: str, called: tuple[str, ...]) -> bool:
     """A kinsman of the other sex than every word the resident is called by."""
     sexes = [_WOMEN if w in _WOMEN else _MEN if w in _MEN else None for w in called]
-    return bool(called) and all(sexes) and not any(word in sex for sex in sexes) and word in (*_WOMEN, *_MEN)
+    return bool(called) and all(sexes) and not any(word in sex for sex in sexes) and word in _SEXED
 
 
 _HERE = [split_phrase(p) for p in ("đây", "nè", "nghe", "đang nghe", "đây ạ")]
@@ -301,7 +302,7 @@ def _others_spans(text: str, speaker: Speaker) -> tuple[tuple[int, int], ...]:
             spans.append((other_from, ws[i].start))
             other_from, anyone = None, False
         used = _someone_else_at(ws, i)
-        set_apart = proxy and resident_named and i > 0 and any(matches(ws[i - 1], c) for c in _CONTRAST)
+        set_apart = proxy and resident_named and _after_a_contrast(ws, i)
         if used and (set_apart or not _the_resident(ws, i, used, speaker)):  # "ảnh sốt, còn thằng nhỏ nhà tui"
             anyone = (other_from is None or anyone) and any(phrase_at(ws, i, p) for p in _ANYONE)
             other_from = ws[i].start if other_from is None else other_from
@@ -339,9 +340,13 @@ def _others_spans(text: str, speaker: Speaker) -> tuple[tuple[int, int], ...]:
 _CONTRAST = ("còn", "chứ", "riêng")
 
 
+def _after_a_contrast(ws: list[Word], i: int) -> bool:
+    return i > 0 and any(matches(ws[i - 1], c) for c in _CONTRAST)
+
+
 def _contrasted_self(ws: list[Word], i: int) -> bool:
     kin = i > 0 and ws[i].text.islower() and any(matches(ws[i], k) for k in _SPEAKERS)
-    return kin and any(matches(ws[i - 1], c) for c in _CONTRAST) and _relative_at(ws, i) == 0
+    return kin and _after_a_contrast(ws, i) and _relative_at(ws, i) == 0
 
 
 _FIRST_PERSON = ("tôi", "tui", "mình", "tớ", "tao", "em")
@@ -351,8 +356,7 @@ def _speaker_apart(ws: list[Word], i: int) -> bool:
     """The relative answering speaks of themself, set apart from the resident: "còn tôi thì ho", "tôi cũng sốt"."""
     if not any(matches(ws[i], w) for w in _FIRST_PERSON) or _object_at(ws, i):
         return False
-    contrasted = i > 0 and any(matches(ws[i - 1], c) for c in _CONTRAST)
-    return contrasted or (i + 1 < len(ws) and any(matches(ws[i + 1], w) for w in ("thì", "cũng")))
+    return _after_a_contrast(ws, i) or (i + 1 < len(ws) and any(matches(ws[i + 1], w) for w in ("thì", "cũng")))
 
 
 def _subject_of_an_object(ws: list[Word], i: int) -> bool:
